@@ -1,0 +1,125 @@
+"""The ``CIBA = {...}`` settings dict, read through one object: ``ciba_settings``.
+
+Every key, its default and what it is for is documented in ``docs/settings.md``; the
+defaults here are the single source of truth for those values. Keys named in
+``IMPORT_STRINGS`` are dotted paths: they are imported on first access and the class (or
+list of classes) is cached, so a hot path never pays for ``import_string``. Django's
+``setting_changed`` signal clears the cache, so ``override_settings(CIBA=...)`` works in
+tests exactly as it does in DOT and DRF.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+SETTINGS_NAME = "CIBA"
+
+DEFAULTS: dict[str, Any] = {
+    # --- delivery modes and request lifetime (CIBA §5, §7.3) ---
+    "DELIVERY_MODES": ["poll", "ping", "push"],
+    "DEFAULT_EXPIRES_IN": 300,
+    "MAX_EXPIRES_IN": 1800,
+    "DEFAULT_INTERVAL": 5,
+    "SLOW_DOWN_INCREMENT": 5,
+    "AUTH_REQ_ID_BYTES": 32,
+    # --- signed authentication requests (CIBA §7.1.1) ---
+    "REQUEST_SIGNING_ALGS": ["RS256", "PS256", "ES256"],
+    "REQUEST_OBJECT_MAX_LIFETIME": 3600,
+    # --- user code (CIBA §7.1.2) and binding message (CIBA §7.1) ---
+    "USER_CODE_SUPPORTED": False,
+    "BINDING_MESSAGE_MAX_LENGTH": 64,
+    "BINDING_MESSAGE_REQUIRED": False,
+    # --- where the backchannel endpoint is published, when not derivable from the URLconf ---
+    "BACKCHANNEL_AUTHENTICATION_ENDPOINT": "",
+    # --- pluggable parts (dotted paths) ---
+    "USER_RESOLVER_CLASS": "ciba.backends.users.UsernameOrEmailUserResolver",
+    "NOTIFIER_CLASSES": ["ciba.backends.notifiers.LogNotifier"],
+    "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code.UnconfiguredUserCodeVerifier",
+    "BINDING_MESSAGE_VALIDATOR_CLASS": "ciba.backends.binding_message.PlainTextBindingMessageValidator",
+    # --- outbound callbacks to client notification endpoints (CIBA §10.2, §10.3) ---
+    "CALLBACK_CONNECT_TIMEOUT": 3.0,
+    "CALLBACK_READ_TIMEOUT": 10.0,
+    "CALLBACK_MAX_RETRIES": 8,
+    "CALLBACK_RETRY_BACKOFF_MAX": 300,
+    "CALLBACK_ALLOW_HTTP": False,
+    "CALLBACK_ALLOW_PRIVATE_NETWORKS": False,
+}
+
+IMPORT_STRINGS = (
+    "USER_RESOLVER_CLASS",
+    "NOTIFIER_CLASSES",
+    "USER_CODE_VERIFIER_CLASS",
+    "BINDING_MESSAGE_VALIDATOR_CLASS",
+)
+
+
+class CibaSettings:
+    """Attribute access to ``settings.CIBA`` with defaults and resolved import strings.
+
+    Unknown keys in the user's dict are not silently ignored: the system check
+    ``ciba.E010`` reports them, because a typo in a security setting (say
+    ``CALLBACK_ALLOW_HTTPS``) would otherwise leave the default in force unnoticed.
+    """
+
+    def __init__(self, defaults: dict[str, Any] | None = None, import_strings: tuple[str, ...] = ()):
+        self.defaults = defaults if defaults is not None else DEFAULTS
+        self.import_strings = import_strings
+        self._cached: set[str] = set()
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, SETTINGS_NAME, None)
+        return value if isinstance(value, dict) else {}
+
+    def unknown_keys(self) -> list[str]:
+        return sorted(set(self.user_settings) - set(self.defaults))
+
+    def raw(self, name: str) -> Any:
+        """The configured value before import-string resolution (for checks and docs)."""
+        if name not in self.defaults:
+            raise AttributeError(f"Invalid CIBA setting: {name!r}")
+        return self.user_settings.get(name, self.defaults[name])
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self.defaults:
+            raise AttributeError(f"Invalid CIBA setting: {name!r}")
+        value = self.raw(name)
+        if name in self.import_strings and value:
+            value = _import(value, name)
+        self._cached.add(name)
+        setattr(self, name, value)
+        return value
+
+    def reload(self) -> None:
+        for name in self._cached:
+            self.__dict__.pop(name, None)
+        self._cached.clear()
+
+
+def _import(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        return _import_one(value, name)
+    if isinstance(value, (list, tuple)):
+        return [_import_one(item, name) if isinstance(item, str) else item for item in value]
+    return value
+
+
+def _import_one(path: str, name: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImportError(f"Could not import {path!r} for CIBA setting {name!r}: {exc}") from exc
+
+
+ciba_settings = CibaSettings(DEFAULTS, IMPORT_STRINGS)
+
+
+@receiver(setting_changed)
+def _reload_ciba_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTINGS_NAME:
+        ciba_settings.reload()

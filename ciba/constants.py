@@ -1,0 +1,54 @@
+"""Protocol identifiers from CIBA Core 1.0 and the RFCs it builds on.
+
+These are wire values: they never change with settings and are never translated.
+"""
+
+#: CIBA §10.1: the extension grant type clients use at the token endpoint.
+CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
+
+#: CIBA §10.3.1 / §10.1.1: ID token claims binding tokens to the request.
+AUTH_REQ_ID_CLAIM = "urn:openid:params:jwt:claim:auth_req_id"
+RT_HASH_CLAIM = "urn:openid:params:jwt:claim:rt_hash"
+
+MODE_POLL = "poll"
+MODE_PING = "ping"
+MODE_PUSH = "push"
+#: CIBA §5, in the order the spec introduces them.
+DELIVERY_MODES = (MODE_POLL, MODE_PING, MODE_PUSH)
+#: Modes whose clients collect tokens at the token endpoint (CIBA §10.1; push may not, §11).
+TOKEN_ENDPOINT_MODES = (MODE_POLL, MODE_PING)
+#: Modes that call the client's notification endpoint (CIBA §10.2, §10.3).
+NOTIFICATION_MODES = (MODE_PING, MODE_PUSH)
+
+#: OpenID Connect Core §9 client authentication methods a CIBA client may register.
+AUTH_CLIENT_SECRET_BASIC = "client_secret_basic"
+AUTH_CLIENT_SECRET_POST = "client_secret_post"
+AUTH_CLIENT_SECRET_JWT = "client_secret_jwt"
+AUTH_PRIVATE_KEY_JWT = "private_key_jwt"
+TOKEN_ENDPOINT_AUTH_METHODS = (
+    AUTH_CLIENT_SECRET_BASIC,
+    AUTH_CLIENT_SECRET_POST,
+    AUTH_CLIENT_SECRET_JWT,
+    AUTH_PRIVATE_KEY_JWT,
+)
+
+#: Asymmetric JWS algorithms (RFC 7518 §3.1, RFC 8037) a client may register for signed
+#: authentication requests. CIBA §7.1.1 requires asymmetric signatures, so neither ``none``
+#: nor the HMAC family can ever appear here, whatever the settings say.
+ASYMMETRIC_JWS_ALGORITHMS = (
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+
+#: RFC 6750 §2.1 b64token: the syntax a client_notification_token must follow (CIBA §7.1).
+B64TOKEN_PATTERN = r"^[A-Za-z0-9\-._~+/]+=*$"
+#: CIBA §7.1: "The length of the token MUST NOT exceed 1024 characters".
+CLIENT_NOTIFICATION_TOKEN_MAX_LENGTH = 1024
