@@ -1,0 +1,159 @@
+"""One CIBA authentication request (an ``auth_req_id``) and its lifecycle."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.settings import oauth2_settings
+
+from ..conf import ciba_settings
+
+
+def generate_auth_req_id() -> str:
+    """A URL-safe identifier with ``AUTH_REQ_ID_BYTES`` bytes from ``secrets`` (CIBA §7.3).
+
+    The default 32 bytes give 256 bits; the spec requires at least 128 and recommends 160,
+    and ``ciba.E008`` refuses fewer than 20 bytes. The alphabet (``A-Z a-z 0-9 - _``) is a
+    subset of the characters §7.3 allows.
+    """
+    return secrets.token_urlsafe(ciba_settings.AUTH_REQ_ID_BYTES)
+
+
+class AuthenticationRequestQuerySet(models.QuerySet):
+    def transition(self, pk: int, to: str, *, now: datetime | None = None, **fields: Any) -> bool:
+        """Move one request to state ``to`` with a single conditional UPDATE.
+
+        The UPDATE only matches a row that is in one of the states ``to`` may be reached
+        from (and, except for expiry, is not past ``expires_at``), so of two concurrent
+        callers exactly one sees ``True``: two polls cannot both issue, and an approval
+        racing an expiry cannot both win. Returns whether this caller made the transition.
+        """
+        now = now or timezone.now()
+        sources = AuthenticationRequest.TRANSITIONS[to]
+        rows = self.filter(pk=pk, state__in=sources)
+        if to == AuthenticationRequest.State.EXPIRED:
+            rows = rows.filter(expires_at__lte=now)
+        else:
+            rows = rows.filter(expires_at__gt=now)
+        return rows.update(state=to, updated_at=now, **fields) == 1
+
+    def past_expiry(self, now: datetime | None = None) -> AuthenticationRequestQuerySet:
+        """Requests a sweep should mark expired: unfinished and past ``expires_at``."""
+        return self.filter(
+            state__in=AuthenticationRequest.TRANSITIONS[AuthenticationRequest.State.EXPIRED],
+            expires_at__lte=now or timezone.now(),
+        )
+
+
+class AuthenticationRequest(models.Model):
+    """A CIBA authentication request from a client about one user.
+
+    Lifecycle (docs/design): ``pending`` → ``approved`` | ``denied`` | ``expired``;
+    ``approved`` → ``issued`` (tokens handed out once) | ``expired``. ``expires_at`` is
+    authoritative: a request past it behaves as expired (see ``effective_state``) whether
+    or not a sweep has stored that yet.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved")
+        DENIED = "denied", _("Denied")
+        EXPIRED = "expired", _("Expired")
+        ISSUED = "issued", _("Issued")
+
+    #: For each target state, the states it may be reached from.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        State.APPROVED: frozenset({State.PENDING}),
+        State.DENIED: frozenset({State.PENDING}),
+        State.EXPIRED: frozenset({State.PENDING, State.APPROVED}),
+        State.ISSUED: frozenset({State.APPROVED}),
+    }
+
+    class HintKind(models.TextChoices):
+        LOGIN_HINT = "login_hint", "login_hint"
+        LOGIN_HINT_TOKEN = "login_hint_token", "login_hint_token"
+        ID_TOKEN_HINT = "id_token_hint", "id_token_hint"
+
+    id = models.BigAutoField(primary_key=True)
+    auth_req_id = models.CharField(
+        _("auth_req_id"), max_length=255, unique=True, default=generate_auth_req_id, editable=False
+    )
+    client = models.ForeignKey(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ciba_requests",
+        verbose_name=_("client"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ciba_requests",
+        verbose_name=_("user"),
+    )
+    hint_kind = models.CharField(_("hint kind"), max_length=16, choices=HintKind.choices)
+    scope = models.TextField(_("requested scope"))
+    acr_values = models.TextField(_("requested ACR values"), blank=True)
+    binding_message = models.TextField(_("binding message"), blank=True)
+    client_notification_token = models.CharField(_("client notification token"), max_length=1024, blank=True)
+    requested_expiry = models.PositiveIntegerField(_("requested expiry (s)"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    interval = models.PositiveIntegerField(_("poll interval (s)"))
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.PENDING)
+    granted_scope = models.TextField(_("granted scope"), blank=True)
+    acr = models.CharField(_("achieved ACR"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
+    last_polled_at = models.DateTimeField(_("last polled at"), null=True, blank=True)
+
+    objects = AuthenticationRequestQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("CIBA authentication request")
+        verbose_name_plural = _("CIBA authentication requests")
+        indexes = [
+            # The consent API lists a user's pending, unexpired requests, newest first.
+            models.Index(fields=["user", "state", "expires_at"], name="ciba_req_user_state_exp"),
+            # The expiry sweep finds unfinished requests past expires_at.
+            models.Index(fields=["state", "expires_at"], name="ciba_req_state_exp"),
+        ]
+
+    def __str__(self) -> str:
+        # Never the auth_req_id itself: __str__ ends up in the admin, logs and error pages.
+        return f"CIBA request …{self.auth_req_id[-4:]} ({self.state})"
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.scope.split()
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at <= (now or timezone.now())
+
+    def effective_state(self, now: datetime | None = None) -> str:
+        """The state clients and users see: an unfinished request past ``expires_at`` is expired."""
+        if self.state in self.TRANSITIONS[self.State.EXPIRED] and self.is_expired(now):
+            return self.State.EXPIRED
+        return self.state
+
+    def expires_in(self, now: datetime | None = None) -> int:
+        """Whole seconds left, as the ``expires_in`` of CIBA §7.3 (never negative)."""
+        remaining = (self.expires_at - (now or timezone.now())).total_seconds()
+        return max(0, int(remaining))
+
+    def transition_to(self, to: str, *, now: datetime | None = None, **fields: Any) -> bool:
+        """Conditionally move this request to ``to``; on success, mirror the change locally."""
+        now = now or timezone.now()
+        changed = type(self).objects.transition(self.pk, to, now=now, **fields)
+        if changed:
+            self.state = to
+            self.updated_at = now
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return changed

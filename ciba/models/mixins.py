@@ -1,0 +1,226 @@
+"""CIBA client registration metadata as columns of the OAuth application table."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import AbstractApplication
+
+from .. import constants
+from ..conf import ciba_settings
+from ..urls_policy import validate_outbound_url
+from ..validators import validate_public_jwks
+
+
+class CibaClientMixin(models.Model):
+    """Abstract mixin adding the CIBA registration metadata (CIBA §4) to an Application.
+
+    Field names are exactly the registration metadata names, so a registration document
+    maps 1:1 onto a row. Put the mixin **before** ``AbstractApplication`` in the bases:
+    it redeclares ``authorization_grant_type`` to add the CIBA grant to the choices, and
+    Django takes a field from the first base that declares it::
+
+        class Application(CibaClientMixin, AbstractApplication):
+            class Meta(AbstractApplication.Meta):
+                swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+
+    A client takes part in CIBA when ``backchannel_token_delivery_mode`` is set. Its main
+    grant type may be the CIBA grant or another one (a client can also use the
+    authorization code flow, say); ``allows_grant_type`` answers for both.
+    """
+
+    GRANT_CIBA = constants.CIBA_GRANT_TYPE
+    GRANT_TYPES = AbstractApplication.GRANT_TYPES + ((GRANT_CIBA, _("Client-initiated backchannel (CIBA)")),)
+
+    DELIVERY_MODE_CHOICES = (
+        (constants.MODE_POLL, _("Poll")),
+        (constants.MODE_PING, _("Ping")),
+        (constants.MODE_PUSH, _("Push")),
+    )
+    AUTH_METHOD_CHOICES = tuple((method, method) for method in constants.TOKEN_ENDPOINT_AUTH_METHODS)
+    SIGNING_ALG_CHOICES = tuple((alg, alg) for alg in constants.ASYMMETRIC_JWS_ALGORITHMS)
+
+    authorization_grant_type = models.CharField(
+        max_length=44, choices=GRANT_TYPES, verbose_name=_("authorization grant type")
+    )
+    backchannel_token_delivery_mode = models.CharField(
+        max_length=8,
+        choices=DELIVERY_MODE_CHOICES,
+        blank=True,
+        verbose_name=_("backchannel token delivery mode"),
+        help_text=_("How this client receives CIBA results. Leave empty for clients that do not use CIBA."),
+    )
+    backchannel_client_notification_endpoint = models.URLField(
+        max_length=2000,
+        blank=True,
+        verbose_name=_("backchannel client notification endpoint"),
+        help_text=_("HTTPS URL the server calls in ping and push modes."),
+    )
+    backchannel_authentication_request_signing_alg = models.CharField(
+        max_length=8,
+        choices=SIGNING_ALG_CHOICES,
+        blank=True,
+        verbose_name=_("backchannel authentication request signing algorithm"),
+        help_text=_("When set, this client must send signed authentication requests with this algorithm."),
+    )
+    backchannel_user_code_parameter = models.BooleanField(
+        default=False,
+        verbose_name=_("backchannel user code parameter"),
+        help_text=_("Whether this client sends the user_code parameter."),
+    )
+    token_endpoint_auth_method = models.CharField(
+        max_length=32,
+        choices=AUTH_METHOD_CHOICES,
+        default=constants.AUTH_CLIENT_SECRET_BASIC,
+        verbose_name=_("token endpoint authentication method"),
+        help_text=_("How this client authenticates at the backchannel and token endpoints."),
+    )
+    jwks = models.JSONField(
+        null=True,
+        blank=True,
+        verbose_name=_("JWKS"),
+        help_text=_('The client\'s public keys as a JWK Set ({"keys": [...]}).'),
+    )
+    jwks_uri = models.URLField(
+        max_length=2000,
+        blank=True,
+        verbose_name=_("JWKS URI"),
+        help_text=_("HTTPS URL of the client's public JWK Set."),
+    )
+
+    class Meta:
+        abstract = True
+
+    # --- what the client may do -------------------------------------------------------
+
+    @property
+    def is_ciba_client(self) -> bool:
+        return bool(self.backchannel_token_delivery_mode)
+
+    @property
+    def uses_token_endpoint_for_ciba(self) -> bool:
+        """Poll and ping clients collect tokens at the token endpoint; push clients may not (§11)."""
+        return self.backchannel_token_delivery_mode in constants.TOKEN_ENDPOINT_MODES
+
+    @property
+    def receives_notifications(self) -> bool:
+        return self.backchannel_token_delivery_mode in constants.NOTIFICATION_MODES
+
+    def allows_grant_type(self, *grant_types: str) -> bool:
+        """DOT asks this before running a grant; CIBA clients get the CIBA and refresh grants.
+
+        The CIBA grant is allowed to poll and ping clients only: a push-mode client asking
+        for it is ``unauthorized_client`` (CIBA §11). ``"refresh_token"`` is the OAuth grant
+        name; DOT's own validator asks about refresh with a tuple of DOT grant names, which
+        ``ciba.oauth.validators.CibaValidator`` translates.
+        """
+        if self.is_ciba_client:
+            if constants.CIBA_GRANT_TYPE in grant_types and self.uses_token_endpoint_for_ciba:
+                return True
+            if "refresh_token" in grant_types:
+                return True
+        return super().allows_grant_type(*grant_types)
+
+    # --- validation -----------------------------------------------------------------------
+
+    def clean(self) -> None:
+        """Validate DOT's fields and the CIBA metadata, each error keyed by its field."""
+        field_errors: dict[str, list[Any]] = defaultdict(list)
+        try:
+            super().clean()
+        except ValidationError as exc:
+            for field, messages in exc.update_error_dict({}).items():
+                field_errors[field].extend(messages)
+        for field, message in self._ciba_errors():
+            field_errors[field].append(message)
+        if field_errors:
+            raise ValidationError(dict(field_errors))
+
+    def _ciba_errors(self) -> list[tuple[str, Any]]:
+        errors: list[tuple[str, Any]] = []
+        mode = self.backchannel_token_delivery_mode
+        supported_modes = list(ciba_settings.DELIVERY_MODES)
+
+        if self.authorization_grant_type == constants.CIBA_GRANT_TYPE and not mode:
+            errors.append(
+                (
+                    "backchannel_token_delivery_mode",
+                    _("A client using the CIBA grant must register a token delivery mode (CIBA §4)."),
+                )
+            )
+        if mode and mode not in supported_modes:
+            errors.append(
+                (
+                    "backchannel_token_delivery_mode",
+                    _("This server supports the delivery modes %(modes)s only.")
+                    % {"modes": ", ".join(supported_modes) or "-"},
+                )
+            )
+        if mode and self.client_type != AbstractApplication.CLIENT_CONFIDENTIAL:
+            errors.append(
+                ("client_type", _("CIBA clients must be confidential: they authenticate at every request."))
+            )
+
+        endpoint = self.backchannel_client_notification_endpoint
+        if mode in constants.NOTIFICATION_MODES and not endpoint:
+            errors.append(
+                (
+                    "backchannel_client_notification_endpoint",
+                    _("The %(mode)s mode needs a client notification endpoint.") % {"mode": mode},
+                )
+            )
+        if endpoint:
+            errors.extend(_outbound_url_errors("backchannel_client_notification_endpoint", endpoint))
+
+        alg = self.backchannel_authentication_request_signing_alg
+        if alg:
+            supported_algs = [a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in constants.ASYMMETRIC_JWS_ALGORITHMS]
+            if alg not in supported_algs:
+                errors.append(
+                    (
+                        "backchannel_authentication_request_signing_alg",
+                        _("This server accepts signed requests with %(algs)s only.")
+                        % {"algs": ", ".join(supported_algs) or "-"},
+                    )
+                )
+            if not self.jwks and not self.jwks_uri:
+                errors.append(("jwks", _("Signed authentication requests need the client's jwks or jwks_uri.")))
+
+        if self.backchannel_user_code_parameter and not ciba_settings.USER_CODE_SUPPORTED:
+            errors.append(("backchannel_user_code_parameter", _("This server does not support user codes.")))
+
+        method = self.token_endpoint_auth_method
+        if method == constants.AUTH_PRIVATE_KEY_JWT and not self.jwks and not self.jwks_uri:
+            errors.append(("jwks", _("private_key_jwt needs the client's jwks or jwks_uri.")))
+        if method == constants.AUTH_CLIENT_SECRET_JWT and self.hash_client_secret:
+            errors.append(
+                (
+                    "hash_client_secret",
+                    _(
+                        "client_secret_jwt verifies an HMAC keyed with the client secret, so the "
+                        "secret must be stored unhashed."
+                    ),
+                )
+            )
+        if self.jwks and self.jwks_uri:
+            errors.append(("jwks_uri", _("Register either jwks or jwks_uri, not both (RFC 7591 §2).")))
+        if self.jwks:
+            try:
+                validate_public_jwks(self.jwks)
+            except ValidationError as exc:
+                errors.extend(("jwks", message) for message in exc.messages)
+        if self.jwks_uri:
+            errors.extend(_outbound_url_errors("jwks_uri", self.jwks_uri))
+        return errors
+
+
+def _outbound_url_errors(field: str, url: str) -> list[tuple[str, Any]]:
+    try:
+        validate_outbound_url(url)
+    except ValidationError as exc:
+        return [(field, message) for message in exc.messages]
+    return []
