@@ -1,0 +1,94 @@
+"""DOT's request validator, taught the CIBA grant."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Any
+
+from django.db import router, transaction
+from django.db.models import F
+from django.utils import timezone
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
+
+from ..conf import ciba_settings
+from ..constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
+from ..models import AuthenticationRequest
+from .errors import AccessDeniedError, AuthorizationPendingError, ExpiredTokenError, SlowDownError
+
+State = AuthenticationRequest.State
+
+
+class CibaValidator(OAuth2Validator):
+    """Set it as ``OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"]`` (``ciba.E005`` checks this)."""
+
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        # DOT maps grant names to its own application grant types and asserts the name is
+        # known, so the CIBA grant and refresh-by-a-CIBA-client are answered here first.
+        if grant_type == CIBA_GRANT_TYPE:
+            return request.client.allows_grant_type(CIBA_GRANT_TYPE)
+        if grant_type == "refresh_token" and getattr(request.client, "is_ciba_client", False):
+            return request.client.allows_grant_type("refresh_token")
+        return super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
+
+    def ciba_token_transaction(self) -> AbstractContextManager:
+        return transaction.atomic(using=router.db_for_write(AuthenticationRequest))
+
+    def validate_ciba_auth_req_id(self, client_id: str, auth_req_id: str, request: Any) -> None:
+        """Raise the CIBA §11 error for this poll, or attach the approved request.
+
+        A request belonging to another client is indistinguishable from an unknown one
+        (``invalid_grant``), so ids cannot be probed across clients.
+        """
+        now = timezone.now()
+        ar = (
+            AuthenticationRequest.objects.filter(auth_req_id=auth_req_id, client=request.client)
+            .only("pk", "state", "expires_at", "interval", "last_polled_at", "scope", "granted_scope",
+                  "user_id", "decided_at", "acr", "auth_req_id")
+            .first()
+        )
+        if ar is None or ar.state == State.ISSUED:
+            raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
+        state = ar.effective_state(now)
+        if state == State.EXPIRED:
+            raise ExpiredTokenError(request=request)
+        if state == State.DENIED:
+            raise AccessDeniedError(request=request)
+        if state == State.PENDING:
+            self._record_poll(ar, now)
+        request.ciba_request = ar
+        request.user = ar.user
+        request.scopes = (ar.granted_scope or ar.scope).split()
+
+    def _record_poll(self, ar: AuthenticationRequest, now: Any) -> None:
+        """One UPDATE per pending poll; raise ``slow_down`` when it came before the interval.
+
+        CIBA §11: after ``slow_down`` the client must add 5 seconds "for this and all
+        subsequent requests", so the stored interval grows with every early poll.
+        """
+        too_fast = ar.last_polled_at is not None and now - ar.last_polled_at < timedelta(seconds=ar.interval)
+        update: dict[str, Any] = {"last_polled_at": now}
+        if too_fast:
+            update["interval"] = F("interval") + ciba_settings.SLOW_DOWN_INCREMENT
+        AuthenticationRequest.objects.filter(pk=ar.pk).update(**update)
+        raise SlowDownError() if too_fast else AuthorizationPendingError()
+
+    def consume_ciba_request(self, request: Any) -> None:
+        """The race arbiter: only the caller whose conditional UPDATE matched may mint tokens."""
+        if not request.ciba_request.transition_to(State.ISSUED, issued_at=timezone.now()):
+            raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
+
+    def get_id_token_dictionary(self, token: dict, token_handler: Any, request: Any) -> tuple[dict, Any]:
+        claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
+        ar = getattr(request, "ciba_request", None)
+        if ar is not None:
+            claims[AUTH_REQ_ID_CLAIM] = ar.auth_req_id
+            if ar.decided_at is not None:
+                # The user authenticated when approving on their device, not at last_login.
+                claims["auth_time"] = int(ar.decided_at.timestamp())
+            if ar.acr:
+                claims["acr"] = ar.acr
+        return claims, expiration_time
