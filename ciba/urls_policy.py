@@ -40,11 +40,9 @@ def validate_outbound_url(url: str) -> None:
     ``CIBA["CALLBACK_ALLOW_HTTP"]`` and ``CIBA["CALLBACK_ALLOW_PRIVATE_NETWORKS"]`` relax the
     rules for development and tests; ``manage.py check --deploy`` warns when either is on.
     """
-    allow_http = ciba_settings.CALLBACK_ALLOW_HTTP
-    schemes = ["https", "http"] if allow_http else ["https"]
-    URLValidator(schemes=schemes, message=_("Enter a valid URL."))(url)
+    URLValidator(schemes=["https", "http"], message=_("Enter a valid https URL."))(url)
     parts = urlsplit(url)
-    if parts.scheme != "https" and not allow_http:
+    if parts.scheme != "https" and not ciba_settings.CALLBACK_ALLOW_HTTP:
         raise ValidationError(_("The URL must use https."), code="insecure_scheme")
     if parts.username or parts.password:
         raise ValidationError(_("The URL must not contain credentials."), code="credentials")

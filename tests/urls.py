@@ -1,0 +1,8 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("o/", include("ciba.oauth_urls", namespace="oauth2_provider")),
+    path("o/", include("ciba.urls")),
+]
