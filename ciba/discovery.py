@@ -1,0 +1,92 @@
+"""CIBA metadata (CIBA §4) in DOT's OpenID and RFC 8414 discovery documents.
+
+DOT's discovery views have no extension hook, so these subclasses add the CIBA members to
+the document DOT builds. Every value comes from ``CIBA`` settings or DOT's settings, so
+the documents cannot drift from what the endpoints enforce.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
+
+from . import constants
+from .conf import ciba_settings
+
+BACKCHANNEL_URL_NAME = "ciba:backchannel-authentication"
+
+
+def backchannel_authentication_endpoint(request: HttpRequest) -> str:
+    """Absolute URL of the backchannel endpoint, anchored like DOT's own endpoint URLs."""
+    if ciba_settings.BACKCHANNEL_AUTHENTICATION_ENDPOINT:
+        return ciba_settings.BACKCHANNEL_AUTHENTICATION_ENDPOINT
+    path = reverse(BACKCHANNEL_URL_NAME)
+    issuer = oauth2_settings.OIDC_ISS_ENDPOINT
+    if not issuer:
+        return request.build_absolute_uri(path)
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def supported_grant_types() -> list[str]:
+    """DOT's advertised grant types (with its RFC 9700 gates applied) plus the CIBA grant.
+
+    Only poll and ping clients use the CIBA grant at the token endpoint, so a server that
+    only supports push does not advertise it (CIBA §4).
+    """
+    grant_types = list(oauth2_settings.OAUTH2_GRANT_TYPES_SUPPORTED)
+    if oauth2_settings.COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT:
+        grant_types = [g for g in grant_types if g != "implicit"]
+    if oauth2_settings.COMPLIANT_BCP_RFC9700_PASSWORD_GRANT:
+        grant_types = [g for g in grant_types if g != "password"]
+    polls = any(mode in constants.TOKEN_ENDPOINT_MODES for mode in ciba_settings.DELIVERY_MODES)
+    if polls and constants.CIBA_GRANT_TYPE not in grant_types:
+        grant_types.append(constants.CIBA_GRANT_TYPE)
+    return grant_types
+
+
+def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
+    """The CIBA members of the provider metadata."""
+    data: dict[str, Any] = {
+        "backchannel_authentication_endpoint": backchannel_authentication_endpoint(request),
+        "backchannel_token_delivery_modes_supported": list(ciba_settings.DELIVERY_MODES),
+        "backchannel_user_code_parameter_supported": bool(ciba_settings.USER_CODE_SUPPORTED),
+        "grant_types_supported": supported_grant_types(),
+    }
+    algs = [a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in constants.ASYMMETRIC_JWS_ALGORITHMS]
+    if algs:
+        # Omitting the member is how §4 says "signed requests are not supported".
+        data["backchannel_authentication_request_signing_alg_values_supported"] = algs
+    return data
+
+
+def _with_ciba_metadata(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    if response.status_code != 200:
+        return response
+    data = json.loads(response.content)
+    data.update(ciba_metadata(request))
+    extended = JsonResponse(data)
+    for header, value in response.headers.items():
+        if header.lower() not in ("content-length", "content-type"):
+            extended[header] = value
+    return extended
+
+
+class CibaConnectDiscoveryInfoView(ConnectDiscoveryInfoView):
+    """``/.well-known/openid-configuration`` with the CIBA members."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return _with_ciba_metadata(request, super().get(request, *args, **kwargs))
+
+
+class CibaOAuthServerMetadataView(OAuthServerMetadataView):
+    """RFC 8414 ``/.well-known/oauth-authorization-server`` with the CIBA members."""
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return _with_ciba_metadata(request, super().get(request, *args, **kwargs))

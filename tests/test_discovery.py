@@ -1,0 +1,55 @@
+"""Clients discover CIBA support from the OpenID and RFC 8414 metadata documents."""
+
+import pytest
+from django.test import override_settings
+
+from ciba.constants import CIBA_GRANT_TYPE
+
+OIDC = "/o/.well-known/openid-configuration"
+RFC8414 = "/o/.well-known/oauth-authorization-server"
+
+
+@pytest.mark.parametrize("path", [OIDC, RFC8414])
+def test_metadata_carries_the_ciba_members(client, path):
+    data = client.get(path).json()
+    assert data["backchannel_authentication_endpoint"] == "http://testserver/o/backchannel-authentication/"
+    assert data["backchannel_token_delivery_modes_supported"] == ["poll", "ping", "push"]
+    assert data["backchannel_authentication_request_signing_alg_values_supported"] == ["RS256", "PS256", "ES256"]
+    assert data["backchannel_user_code_parameter_supported"] is False
+    assert CIBA_GRANT_TYPE in data["grant_types_supported"]
+    assert "refresh_token" in data["grant_types_supported"]
+
+
+def test_dots_own_members_are_kept(client):
+    response = client.get(OIDC)
+    data = response.json()
+    assert data["token_endpoint"] == "http://testserver/o/token/"
+    assert data["jwks_uri"] == "http://testserver/o/.well-known/jwks.json"
+    assert response["Access-Control-Allow-Origin"] == "*"
+
+
+def test_the_endpoint_url_is_the_one_that_answers(client):
+    url = client.get(OIDC).json()["backchannel_authentication_endpoint"]
+    response = client.post(
+        url.removeprefix("http://testserver"), "scope=openid", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.json()["error"] == "invalid_client"
+
+
+@override_settings(
+    CIBA={"DELIVERY_MODES": ["push"], "REQUEST_SIGNING_ALGS": [], "USER_CODE_SUPPORTED": True}
+)
+@pytest.mark.parametrize("path", [OIDC, RFC8414])
+def test_metadata_follows_the_settings(client, path):
+    data = client.get(path).json()
+    assert data["backchannel_token_delivery_modes_supported"] == ["push"]
+    assert data["backchannel_user_code_parameter_supported"] is True
+    # Omitting the member is how CIBA §4 says signed requests are not supported.
+    assert "backchannel_authentication_request_signing_alg_values_supported" not in data
+    # Push clients never use the CIBA grant at the token endpoint.
+    assert CIBA_GRANT_TYPE not in data["grant_types_supported"]
+
+
+@override_settings(CIBA={"BACKCHANNEL_AUTHENTICATION_ENDPOINT": "https://login.bank.example/ciba"})
+def test_an_explicit_endpoint_url_is_published_as_given(client):
+    assert client.get(OIDC).json()["backchannel_authentication_endpoint"] == "https://login.bank.example/ciba"
