@@ -1,0 +1,260 @@
+"""System checks: configuration mistakes that would break CIBA or weaken it in production.
+
+Ids are stable (``ciba.E0xx`` errors, ``ciba.W0xx`` deploy warnings) and every hint names
+the exact setting to change. None of these checks touch the database: Django 6.1 stops
+running ``Tags.database`` checks by default, and a check that needs a connection would
+fail ``manage.py check`` on a build machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from . import constants
+from .conf import DEFAULTS, IMPORT_STRINGS, ciba_settings
+
+
+class Codes:
+    APPLICATION_MODEL = "ciba.E001"
+    OIDC_DISABLED = "ciba.E002"
+    NO_SIGNING_KEY = "ciba.E003"
+    SERVER_CLASS = "ciba.E004"
+    VALIDATOR_CLASS = "ciba.E005"
+    PUSH_WITHOUT_ISSUER = "ciba.E006"
+    IMPORT_STRING = "ciba.E007"
+    AUTH_REQ_ID_BYTES = "ciba.E008"
+    DELIVERY_MODES = "ciba.E009"
+    UNKNOWN_SETTING = "ciba.E010"
+    USER_CODE_VERIFIER = "ciba.E011"
+    SIGNING_ALGS = "ciba.E012"
+    LIFETIMES = "ciba.E013"
+    CALLBACK_ALLOW_HTTP = "ciba.W001"
+    CALLBACK_ALLOW_PRIVATE = "ciba.W002"
+    CELERY_EAGER = "ciba.W003"
+
+
+def _oauth2_settings() -> Any:
+    from oauth2_provider.settings import oauth2_settings
+
+    return oauth2_settings
+
+
+@checks.register(checks.Tags.models)
+def check_application_model(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from oauth2_provider.models import get_application_model
+
+    from .models import CibaClientMixin
+
+    model = get_application_model()
+    if issubclass(model, CibaClientMixin):
+        return []
+    return [
+        checks.Error(
+            f"The OAuth application model {model._meta.label} does not include CibaClientMixin, "
+            "so clients cannot register CIBA metadata.",
+            hint='Set OAUTH2_PROVIDER_APPLICATION_MODEL = "ciba.Application" (before the first migrate), '
+            "or add ciba.models.CibaClientMixin before AbstractApplication in your own model's bases.",
+            id=Codes.APPLICATION_MODEL,
+        )
+    ]
+
+
+@checks.register(checks.Tags.security)
+def check_oauth2_provider(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    from .oauth.server import CibaServerMixin
+    from .oauth.validators import CibaValidator
+
+    dot = _oauth2_settings()
+    messages: list[checks.CheckMessage] = []
+    if not dot.OIDC_ENABLED:
+        messages.append(
+            checks.Error(
+                "OpenID Connect is disabled; CIBA is an OpenID Connect flow and issues ID tokens.",
+                hint='Set OAUTH2_PROVIDER["OIDC_ENABLED"] = True.',
+                id=Codes.OIDC_DISABLED,
+            )
+        )
+    if not dot.OIDC_RSA_PRIVATE_KEY:
+        messages.append(
+            checks.Error(
+                "No OpenID Connect signing key is configured, so ID tokens cannot be signed.",
+                hint='Set OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"] to a PEM RSA private key '
+                "(read it from the environment or a file, never from source control).",
+                id=Codes.NO_SIGNING_KEY,
+            )
+        )
+    try:
+        server_class = dot.OAUTH2_SERVER_CLASS
+        validator_class = dot.OAUTH2_VALIDATOR_CLASS
+    except ImportError as exc:
+        return messages + [
+            checks.Error(str(exc), hint="Fix the dotted path in OAUTH2_PROVIDER.", id=Codes.IMPORT_STRING)
+        ]
+    if not (isinstance(server_class, type) and issubclass(server_class, CibaServerMixin)):
+        messages.append(
+            checks.Error(
+                f"DOT's server class {_name(server_class)} does not register the CIBA grant.",
+                hint='Set OAUTH2_PROVIDER["OIDC_SERVER_CLASS"] = "ciba.oauth.server.CibaServer", or mix '
+                "ciba.oauth.server.CibaServerMixin into your own server class.",
+                id=Codes.SERVER_CLASS,
+            )
+        )
+    if not (isinstance(validator_class, type) and issubclass(validator_class, CibaValidator)):
+        messages.append(
+            checks.Error(
+                f"DOT's validator class {_name(validator_class)} does not understand the CIBA grant.",
+                hint='Set OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"] = "ciba.oauth.validators.CibaValidator" '
+                "or subclass it.",
+                id=Codes.VALIDATOR_CLASS,
+            )
+        )
+    if constants.MODE_PUSH in _as_list(ciba_settings.raw("DELIVERY_MODES")) and not dot.OIDC_ISS_ENDPOINT:
+        messages.append(
+            checks.Error(
+                "Push mode mints tokens in a Celery worker, where there is no HTTP request to derive "
+                "the issuer from.",
+                hint='Set OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"] to the issuer URL, or remove "push" from '
+                'CIBA["DELIVERY_MODES"].',
+                id=Codes.PUSH_WITHOUT_ISSUER,
+            )
+        )
+    return messages
+
+
+@checks.register(checks.Tags.security)
+def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    for key in ciba_settings.unknown_keys():
+        messages.append(
+            checks.Error(
+                f'CIBA["{key}"] is not a CIBA setting and has no effect.',
+                hint=f"Remove it or correct the name; known settings: {', '.join(sorted(DEFAULTS))}.",
+                id=Codes.UNKNOWN_SETTING,
+            )
+        )
+    for key in IMPORT_STRINGS:
+        try:
+            getattr(ciba_settings, key)
+        except ImportError as exc:
+            messages.append(checks.Error(str(exc), hint=f'Fix CIBA["{key}"].', id=Codes.IMPORT_STRING))
+
+    id_bytes = ciba_settings.raw("AUTH_REQ_ID_BYTES")
+    if not isinstance(id_bytes, int) or id_bytes < 20:
+        messages.append(
+            checks.Error(
+                "auth_req_id values must carry at least 160 bits of randomness (CIBA §7.3 requires 128, "
+                "recommends 160).",
+                hint='Set CIBA["AUTH_REQ_ID_BYTES"] to 20 or more (default 32).',
+                id=Codes.AUTH_REQ_ID_BYTES,
+            )
+        )
+
+    modes = _as_list(ciba_settings.raw("DELIVERY_MODES"))
+    unknown_modes = [m for m in modes if m not in constants.DELIVERY_MODES]
+    if not modes or unknown_modes:
+        messages.append(
+            checks.Error(
+                f"CIBA delivery modes {modes!r} are not a non-empty subset of poll, ping, push.",
+                hint='Set CIBA["DELIVERY_MODES"] to a list such as ["poll", "ping"].',
+                id=Codes.DELIVERY_MODES,
+            )
+        )
+
+    algs = _as_list(ciba_settings.raw("REQUEST_SIGNING_ALGS"))
+    bad_algs = [a for a in algs if a not in constants.ASYMMETRIC_JWS_ALGORITHMS]
+    if bad_algs:
+        messages.append(
+            checks.Error(
+                f"CIBA request signing algorithms {bad_algs!r} are not asymmetric JWS algorithms; "
+                "CIBA §7.1.1 forbids 'none' and shared-secret signatures.",
+                hint='Limit CIBA["REQUEST_SIGNING_ALGS"] to values such as "PS256", "ES256", "RS256", '
+                "or use [] to refuse signed requests.",
+                id=Codes.SIGNING_ALGS,
+            )
+        )
+
+    default, maximum = ciba_settings.raw("DEFAULT_EXPIRES_IN"), ciba_settings.raw("MAX_EXPIRES_IN")
+    interval = ciba_settings.raw("DEFAULT_INTERVAL")
+    if not all(isinstance(v, int) and v > 0 for v in (default, maximum, interval)) or default > maximum:
+        messages.append(
+            checks.Error(
+                "CIBA request lifetimes must be positive whole seconds with DEFAULT_EXPIRES_IN <= MAX_EXPIRES_IN "
+                "and a positive DEFAULT_INTERVAL.",
+                hint='Fix CIBA["DEFAULT_EXPIRES_IN"], CIBA["MAX_EXPIRES_IN"] and CIBA["DEFAULT_INTERVAL"].',
+                id=Codes.LIFETIMES,
+            )
+        )
+
+    if ciba_settings.raw("USER_CODE_SUPPORTED"):
+        from .backends.user_code import UnconfiguredUserCodeVerifier
+
+        try:
+            verifier = ciba_settings.USER_CODE_VERIFIER_CLASS
+        except ImportError:
+            verifier = None  # already reported above
+        if verifier is UnconfiguredUserCodeVerifier:
+            messages.append(
+                checks.Error(
+                    "User codes are enabled but no user-code verifier is configured, so every code "
+                    "would be refused.",
+                    hint='Set CIBA["USER_CODE_VERIFIER_CLASS"] to a class that checks codes against your '
+                    'user data, or set CIBA["USER_CODE_SUPPORTED"] = False.',
+                    id=Codes.USER_CODE_VERIFIER,
+                )
+            )
+    return messages
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    if ciba_settings.raw("CALLBACK_ALLOW_HTTP"):
+        messages.append(
+            checks.Warning(
+                "Client notification endpoints and jwks_uri may use plain http: tokens and notification "
+                "bearer tokens would cross the network unencrypted (CIBA §10.2 requires TLS).",
+                hint='Set CIBA["CALLBACK_ALLOW_HTTP"] = False in production.',
+                id=Codes.CALLBACK_ALLOW_HTTP,
+            )
+        )
+    if ciba_settings.raw("CALLBACK_ALLOW_PRIVATE_NETWORKS"):
+        messages.append(
+            checks.Warning(
+                "Callbacks may target loopback, private and link-local addresses, which lets a client "
+                "make this server call internal services (SSRF).",
+                hint='Set CIBA["CALLBACK_ALLOW_PRIVATE_NETWORKS"] = False in production.',
+                id=Codes.CALLBACK_ALLOW_PRIVATE,
+            )
+        )
+    if _celery_is_eager():
+        messages.append(
+            checks.Warning(
+                "Celery runs tasks eagerly: device notifications and client callbacks would run inside "
+                "web requests, without retries with backoff or durability.",
+                hint="Set CELERY_TASK_ALWAYS_EAGER = False (or task_always_eager on your Celery app) and "
+                "run Celery workers with a broker.",
+                id=Codes.CELERY_EAGER,
+            )
+        )
+    return messages
+
+
+def _celery_is_eager() -> bool:
+    if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        return True
+    try:
+        from celery import current_app
+    except ImportError:  # pragma: no cover - celery is a dependency
+        return False
+    return bool(current_app.conf.task_always_eager)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _name(obj: Any) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}" if isinstance(obj, type) else repr(obj)

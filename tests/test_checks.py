@@ -1,0 +1,111 @@
+"""`manage.py check` tells operators what to fix, naming the setting."""
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from ciba import checks as ciba_checks
+
+DOT = {
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": "set-in-tests",
+    "OIDC_ISS_ENDPOINT": "https://login.example.com/o",
+    "OIDC_SERVER_CLASS": "ciba.oauth.server.CibaServer",
+    "OAUTH2_VALIDATOR_CLASS": "ciba.oauth.validators.CibaValidator",
+}
+
+
+def ids(messages):
+    return [m.id for m in messages]
+
+
+def run(deploy=False):
+    return checks.run_checks(include_deployment_checks=deploy, tags=[checks.Tags.security, checks.Tags.models])
+
+
+def test_the_test_configuration_is_clean():
+    assert [m for m in run() if m.id.startswith("ciba.")] == []
+
+
+@pytest.mark.parametrize(
+    "change, code, hint_names",
+    [
+        ({"OIDC_ENABLED": False}, "ciba.E002", "OIDC_ENABLED"),
+        ({"OIDC_RSA_PRIVATE_KEY": ""}, "ciba.E003", "OIDC_RSA_PRIVATE_KEY"),
+        ({"OIDC_SERVER_CLASS": "oauthlib.openid.Server"}, "ciba.E004", "OIDC_SERVER_CLASS"),
+        (
+            {"OAUTH2_VALIDATOR_CLASS": "oauth2_provider.oauth2_validators.OAuth2Validator"},
+            "ciba.E005",
+            "OAUTH2_VALIDATOR_CLASS",
+        ),
+        ({"OIDC_ISS_ENDPOINT": ""}, "ciba.E006", "OIDC_ISS_ENDPOINT"),
+    ],
+)
+def test_dot_misconfiguration_is_reported(change, code, hint_names):
+    with override_settings(OAUTH2_PROVIDER={**DOT, **change}):
+        messages = [m for m in ciba_checks.check_oauth2_provider() if m.id == code]
+    assert len(messages) == 1
+    assert hint_names in messages[0].hint
+
+
+def test_push_without_issuer_is_fine_when_push_is_disabled():
+    with override_settings(OAUTH2_PROVIDER={**DOT, "OIDC_ISS_ENDPOINT": ""}, CIBA={"DELIVERY_MODES": ["poll"]}):
+        assert "ciba.E006" not in ids(ciba_checks.check_oauth2_provider())
+
+
+@pytest.mark.parametrize(
+    "ciba, code",
+    [
+        ({"NOTIFIER_CLASSES": ["nowhere.Notifier"]}, "ciba.E007"),
+        ({"AUTH_REQ_ID_BYTES": 16}, "ciba.E008"),
+        ({"DELIVERY_MODES": ["poll", "carrier-pigeon"]}, "ciba.E009"),
+        ({"DELIVERY_MODES": []}, "ciba.E009"),
+        ({"CALLBACK_ALLOW_HTTPS": True}, "ciba.E010"),
+        ({"USER_CODE_SUPPORTED": True}, "ciba.E011"),
+        ({"REQUEST_SIGNING_ALGS": ["RS256", "none"]}, "ciba.E012"),
+        ({"REQUEST_SIGNING_ALGS": ["HS256"]}, "ciba.E012"),
+        ({"DEFAULT_EXPIRES_IN": 600, "MAX_EXPIRES_IN": 300}, "ciba.E013"),
+        ({"DEFAULT_INTERVAL": 0}, "ciba.E013"),
+    ],
+)
+def test_bad_ciba_settings_are_reported(ciba, code):
+    with override_settings(CIBA=ciba):
+        messages = [m for m in ciba_checks.check_ciba_settings() if m.id == code]
+    assert len(messages) == 1
+    assert "CIBA[" in messages[0].hint or "CIBA" in messages[0].msg
+
+
+def test_an_application_model_without_the_mixin_is_reported(monkeypatch):
+    from oauth2_provider import models as dot_models
+
+    monkeypatch.setattr(dot_models, "get_application_model", lambda: dot_models.Application)
+    messages = ciba_checks.check_application_model()
+    assert ids(messages) == ["ciba.E001"]
+    assert "OAUTH2_PROVIDER_APPLICATION_MODEL" in messages[0].hint
+
+
+@pytest.mark.parametrize(
+    "ciba, eager, code",
+    [
+        ({"CALLBACK_ALLOW_HTTP": True}, False, "ciba.W001"),
+        ({"CALLBACK_ALLOW_PRIVATE_NETWORKS": True}, False, "ciba.W002"),
+        ({}, True, "ciba.W003"),
+    ],
+)
+def test_deploy_checks_warn_about_development_posture(ciba, eager, code):
+    with override_settings(CIBA=ciba, CELERY_TASK_ALWAYS_EAGER=eager):
+        assert code in ids(ciba_checks.check_deploy())
+
+
+def test_deploy_checks_are_quiet_for_a_production_posture(monkeypatch):
+    from celery import current_app
+
+    monkeypatch.setitem(current_app.conf, "task_always_eager", False)
+    with override_settings(CIBA={}, CELERY_TASK_ALWAYS_EAGER=False):
+        assert ciba_checks.check_deploy() == []
+
+
+def test_deploy_checks_only_run_with_deploy():
+    with override_settings(CIBA={"CALLBACK_ALLOW_HTTP": True}):
+        assert "ciba.W001" not in ids(run(deploy=False))
+        assert "ciba.W001" in ids(run(deploy=True))
