@@ -1,0 +1,145 @@
+"""Django admin: CIBA client registration and read-only request browsing.
+
+Enable the client admin through DOT's own setting rather than by re-registering the model
+(re-registering depends on ``INSTALLED_APPS`` order)::
+
+    OAUTH2_PROVIDER = {..., "APPLICATION_ADMIN_CLASS": "ciba.admin.CibaApplicationAdmin"}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db import models
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.admin import ApplicationAdmin, mask_credential
+
+from .models import AuthenticationRequest
+
+CIBA_FIELDS = (
+    "backchannel_token_delivery_mode",
+    "backchannel_client_notification_endpoint",
+    "token_endpoint_auth_method",
+    "backchannel_authentication_request_signing_alg",
+    "backchannel_user_code_parameter",
+    "jwks",
+    "jwks_uri",
+)
+
+
+class CibaApplicationAdmin(ApplicationAdmin):
+    """DOT's application admin with the CIBA registration metadata in its own fieldset.
+
+    Validation lives in the model's ``clean()``, which keys each error by field, so the
+    form shows every problem next to the field to fix.
+    """
+
+    list_display = ApplicationAdmin.list_display + ("backchannel_token_delivery_mode",)
+    list_filter = ApplicationAdmin.list_filter + ("backchannel_token_delivery_mode",)
+    radio_fields = {**ApplicationAdmin.radio_fields, "backchannel_token_delivery_mode": admin.HORIZONTAL}
+    search_fields = ApplicationAdmin.search_fields + ("client_id",)
+    # A URL typed without a scheme is an https URL: the endpoints must be https anyway.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "user",
+                    "client_id",
+                    "client_type",
+                    "authorization_grant_type",
+                    "client_secret",
+                    "hash_client_secret",
+                    "algorithm",
+                    "skip_authorization",
+                )
+            },
+        ),
+        (
+            _("CIBA"),
+            {
+                "fields": CIBA_FIELDS,
+                "description": _(
+                    "Client-initiated backchannel authentication. Leave the delivery mode empty for "
+                    "clients that do not use CIBA."
+                ),
+            },
+        ),
+        (
+            _("Redirects and origins"),
+            {
+                "fields": ("redirect_uris", "post_logout_redirect_uris", "allowed_origins"),
+                "classes": ("collapse",),
+            },
+        ),
+        (_("Registration"), {"fields": ("registration_source", "cimd_expires_at")}),
+    )
+
+
+def _user_search_fields() -> tuple[str, ...]:
+    user_model = get_user_model()
+    fields = (f"user__{user_model.USERNAME_FIELD}",)
+    email = user_model.get_email_field_name()
+    if email != user_model.USERNAME_FIELD and any(f.name == email for f in user_model._meta.get_fields()):
+        fields += (f"user__{email}",)
+    return fields
+
+
+@admin.register(AuthenticationRequest)
+class AuthenticationRequestAdmin(admin.ModelAdmin):
+    """Read-only: requests change state only through the protocol and consent API.
+
+    ``auth_req_id`` and ``client_notification_token`` are credentials, so they are never
+    shown whole nor searchable (a search would put them in URLs and access logs).
+    """
+
+    list_display = ("masked_auth_req_id", "client", "user", "state", "created_at", "expires_at")
+    list_filter = ("state", "hint_kind", "client__backchannel_token_delivery_mode")
+    list_select_related = ("client", "user")
+    search_fields = ("client__name", "client__client_id") + _user_search_fields()
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    fields = (
+        "masked_auth_req_id",
+        "client",
+        "user",
+        "state",
+        "hint_kind",
+        "scope",
+        "granted_scope",
+        "acr_values",
+        "acr",
+        "binding_message",
+        "masked_client_notification_token",
+        "requested_expiry",
+        "interval",
+        "created_at",
+        "expires_at",
+        "decided_at",
+        "issued_at",
+        "last_polled_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_("auth_req_id"))
+    def masked_auth_req_id(self, obj: AuthenticationRequest) -> str:
+        return mask_credential(obj.auth_req_id)
+
+    @admin.display(description=_("client notification token"))
+    def masked_client_notification_token(self, obj: AuthenticationRequest) -> str:
+        return mask_credential(obj.client_notification_token) or "-"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
