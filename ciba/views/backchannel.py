@@ -1,0 +1,173 @@
+"""The backchannel authentication endpoint (CIBA §7): a client starts a CIBA request."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.http import QueryDict
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+from oauth2_provider.scopes import get_scopes_backend
+from rest_framework.parsers import FormParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import constants
+from ..client_auth import authenticate_client
+from ..conf import ciba_settings
+from ..errors import (
+    InvalidBindingMessage,
+    InvalidRequest,
+    InvalidScope,
+    InvalidUserCode,
+    MissingUserCode,
+    UnauthorizedClient,
+)
+from ..models import AuthenticationRequest
+from ..tasks import enqueue_device_notification
+from .errors import OAuthErrorMixin
+
+HINTS = ("login_hint", "login_hint_token", "id_token_hint")
+_B64TOKEN = re.compile(constants.B64TOKEN_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@method_decorator(
+    sensitive_post_parameters(
+        "client_secret", "client_assertion", "client_notification_token", "user_code", "login_hint_token",
+        "id_token_hint", "request",
+    ),
+    name="dispatch",
+)
+class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
+    """``POST /o/backchannel-authentication/`` → ``{auth_req_id, expires_in, interval}``.
+
+    Only ``application/x-www-form-urlencoded`` bodies are parsed (§7.1); any other content
+    type, a repeated parameter, or a wrong method is an OAuth ``invalid_request``, never
+    DRF's ``{"detail": ...}``. Client authentication is done here rather than by DRF so
+    that it can answer with the OAuth error shape and the registered-method rule.
+    """
+
+    authentication_classes: list[Any] = []
+    permission_classes: list[Any] = []
+    parser_classes = [FormParser]
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        params = _single_valued(request.data)
+        client = authenticate_client(request._request, params)
+        if not client.is_ciba_client or client.backchannel_token_delivery_mode not in ciba_settings.DELIVERY_MODES:
+            raise UnauthorizedClient("This client is not registered for CIBA.")
+        if "request" in params:
+            raise InvalidRequest("Signed authentication requests are not accepted by this server yet.")
+        if client.backchannel_authentication_request_signing_alg:
+            raise InvalidRequest("This client registered a signing algorithm and must send a signed request.")
+
+        scopes = _scopes(params, client)
+        hint_kind, hint = _one_hint(params)
+        notification_token = _notification_token(params, client)
+        expires_in = _expires_in(params)
+        binding_message = _binding_message(params, client)
+        acr_values = _plain("acr_values", params.get("acr_values", ""))
+        user = ciba_settings.USER_RESOLVER_CLASS().resolve(client=client, **{hint_kind: hint})
+        _check_user_code(params, user, client)
+
+        now = timezone.now()
+        mode = client.backchannel_token_delivery_mode
+        with transaction.atomic():
+            ar = AuthenticationRequest.objects.create(
+                client=client,
+                user=user,
+                hint_kind=hint_kind,
+                scope=" ".join(scopes),
+                acr_values=acr_values,
+                binding_message=binding_message,
+                client_notification_token=notification_token,
+                requested_expiry=int(params["requested_expiry"]) if "requested_expiry" in params else None,
+                expires_at=now + timedelta(seconds=expires_in),
+                interval=ciba_settings.DEFAULT_INTERVAL,
+                created_at=now,
+                updated_at=now,
+            )
+            enqueue_device_notification(ar)
+        body: dict[str, Any] = {"auth_req_id": ar.auth_req_id, "expires_in": expires_in}
+        if mode in constants.TOKEN_ENDPOINT_MODES:
+            # §7.3: interval only for clients that may poll.
+            body["interval"] = ar.interval
+        return Response(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _single_valued(data: QueryDict) -> dict[str, str]:
+    repeated = sorted(key for key, values in data.lists() if len(values) > 1)
+    if repeated:
+        raise InvalidRequest(f"Repeated parameter: {', '.join(repeated)}.")
+    return {key: values[0] for key, values in data.lists()}
+
+
+def _scopes(params: dict[str, str], client: Any) -> list[str]:
+    scopes = params.get("scope", "").split()
+    if "openid" not in scopes:
+        raise InvalidScope("scope must contain openid (CIBA §7.1).")
+    available = set(get_scopes_backend().get_available_scopes(application=client))
+    unknown = [s for s in scopes if s not in available]
+    if unknown:
+        raise InvalidScope(f"Unknown scope: {' '.join(unknown)}.")
+    return list(dict.fromkeys(scopes))
+
+
+def _one_hint(params: dict[str, str]) -> tuple[str, str]:
+    present = [h for h in HINTS if params.get(h)]
+    if len(present) != 1:
+        raise InvalidRequest("Send exactly one of login_hint, login_hint_token and id_token_hint.")
+    return present[0], params[present[0]]
+
+
+def _notification_token(params: dict[str, str], client: Any) -> str:
+    token = params.get("client_notification_token", "")
+    if not client.receives_notifications:
+        return ""  # poll clients get no callbacks; a token they send is ignored.
+    if not token:
+        raise InvalidRequest("client_notification_token is required for ping and push clients.")
+    if len(token) > constants.CLIENT_NOTIFICATION_TOKEN_MAX_LENGTH:
+        raise InvalidRequest("client_notification_token is longer than 1024 characters.")
+    if not _B64TOKEN.match(token):
+        raise InvalidRequest("client_notification_token is not a valid bearer token (RFC 6750 §2.1).")
+    return token
+
+
+def _expires_in(params: dict[str, str]) -> int:
+    if "requested_expiry" not in params:
+        return ciba_settings.DEFAULT_EXPIRES_IN
+    raw = params["requested_expiry"]
+    if not raw.isascii() or not raw.isdigit() or int(raw) <= 0:
+        raise InvalidRequest("requested_expiry must be a positive integer.")
+    return min(int(raw), ciba_settings.MAX_EXPIRES_IN)
+
+
+def _binding_message(params: dict[str, str], client: Any) -> str:
+    message = params.get("binding_message")
+    if message is None:
+        if ciba_settings.BINDING_MESSAGE_REQUIRED:
+            raise InvalidBindingMessage("binding_message is required by this server.")
+        return ""
+    return ciba_settings.BINDING_MESSAGE_VALIDATOR_CLASS().validate(message, client)
+
+
+def _plain(name: str, value: str) -> str:
+    if _CONTROL.search(value):
+        raise InvalidRequest(f"{name} contains control characters.")
+    return value
+
+
+def _check_user_code(params: dict[str, str], user: Any, client: Any) -> None:
+    if not (ciba_settings.USER_CODE_SUPPORTED and client.backchannel_user_code_parameter):
+        return
+    code = params.get("user_code")
+    if not code:
+        raise MissingUserCode("user_code is required for this client.")
+    if not ciba_settings.USER_CODE_VERIFIER_CLASS().verify(user, code, client):
+        raise InvalidUserCode("user_code is not correct.")
