@@ -1,0 +1,88 @@
+"""Create or update the demo users and CIBA clients, and print how to use them.
+
+Idempotent: running it again keeps the same rows and client ids but issues fresh secrets
+and passwords (only hashes are stored, so the old ones cannot be printed again).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from oauth2_provider.models import get_application_model
+from oauth2_provider.settings import oauth2_settings
+
+from ciba.constants import CIBA_GRANT_TYPE, DELIVERY_MODES
+
+USERS = ("alice", "bob")
+
+
+class Command(BaseCommand):
+    help = "Create or update the demo users (admin, alice, bob) and one CIBA client per delivery mode."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="Print the demo data as JSON.")
+        parser.add_argument(
+            "--notification-base-url",
+            default="http://127.0.0.1:8000/demo/callbacks",
+            help="Base URL of the ping/push clients' notification endpoints (the mode is appended).",
+        )
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        User = get_user_model()
+        Application = get_application_model()
+        data: dict[str, Any] = {"issuer": oauth2_settings.OIDC_ISS_ENDPOINT, "users": {}, "clients": {}}
+
+        admin_password = secrets.token_urlsafe(12)
+        admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(admin_password)
+        admin.save()
+        data["users"]["admin"] = {"password": admin_password, "admin_url": "/admin/"}
+
+        for name in USERS:
+            password = secrets.token_urlsafe(12)
+            user, _ = User.objects.get_or_create(username=name, defaults={"email": f"{name}@example.com"})
+            user.set_password(password)
+            user.save()
+            data["users"][name] = {"password": password, "login_hint": name}
+
+        base = options["notification_base_url"].rstrip("/")
+        for mode in DELIVERY_MODES:
+            secret = secrets.token_urlsafe(32)
+            app, _ = Application.objects.get_or_create(
+                client_id=f"demo-{mode}",
+                defaults={"client_type": Application.CLIENT_CONFIDENTIAL},
+            )
+            app.name = f"Demo kiosk ({mode})"
+            app.client_type = Application.CLIENT_CONFIDENTIAL
+            app.authorization_grant_type = CIBA_GRANT_TYPE
+            app.algorithm = Application.RS256_ALGORITHM
+            app.client_secret = secret
+            app.hash_client_secret = True
+            app.backchannel_token_delivery_mode = mode
+            app.backchannel_client_notification_endpoint = f"{base}/{mode}/" if mode != "poll" else ""
+            app.full_clean()
+            app.save()
+            data["clients"][mode] = {
+                "client_id": app.client_id,
+                "client_secret": secret,
+                "mode": mode,
+                "notification_endpoint": app.backchannel_client_notification_endpoint or None,
+            }
+
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2))
+            return
+        self.stdout.write(self.style.SUCCESS("Demo data ready (passwords and secrets are new on every run):"))
+        self.stdout.write(f"  admin  / {admin_password}   -> http://127.0.0.1:8000/admin/")
+        for name in USERS:
+            self.stdout.write(f"  {name:<6} / {data['users'][name]['password']}")
+        for mode, client in data["clients"].items():
+            self.stdout.write(f"  client {client['client_id']:<10} secret {client['client_secret']}")
+        self.stdout.write("Discovery: http://127.0.0.1:8000/o/.well-known/openid-configuration")

@@ -1,0 +1,98 @@
+"""Reading deployment choices from the environment, shared by the example and test settings.
+
+The variable names (``DATABASE_URL``, ``CELERY_BROKER_URL``, ``CACHE_URL``,
+``OIDC_ISS_ENDPOINT``, ``OIDC_RSA_PRIVATE_KEY``) are what operators and scripts use; see
+docs/deployment-settings in docs/integration.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dj_database_url
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+def database(default_sqlite_path: str) -> dict[str, Any]:
+    """``DATABASE_URL`` (any URL dj-database-url understands), else a local SQLite file."""
+    return dj_database_url.config(default=f"sqlite:///{default_sqlite_path}", conn_max_age=0)
+
+
+def cache() -> dict[str, Any]:
+    """``CACHE_URL``: ``redis://``/``rediss://`` → Django's Redis cache; unset → local memory.
+
+    The cache holds the replay caches (client-assertion and request-object ``jti``) and poll
+    bookkeeping, so a deployment with several processes must point every one at the same Redis.
+    """
+    url = os.environ.get("CACHE_URL", "")
+    scheme = urlsplit(url).scheme
+    if scheme in ("redis", "rediss"):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if scheme in ("", "locmem"):
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ciba"}
+    raise ValueError(f"CACHE_URL scheme {scheme!r} is not supported; use redis://, rediss:// or locmem://")
+
+
+def celery_settings() -> dict[str, Any]:
+    """``CELERY_BROKER_URL`` set → real workers; unset → tasks run eagerly in-process.
+
+    Eager mode never propagates task exceptions: a failing notifier must not turn a client's
+    request into a 500 (task failures are recorded, not raised).
+    """
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    return {
+        "CELERY_BROKER_URL": broker or "memory://",
+        "CELERY_TASK_ALWAYS_EAGER": not broker,
+        "CELERY_TASK_EAGER_PROPAGATES": False,
+        "CELERY_TASK_ACKS_LATE": True,
+        "CELERY_TASK_REJECT_ON_WORKER_LOST": True,
+        "CELERY_WORKER_PREFETCH_MULTIPLIER": 1,
+        "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+    }
+
+
+def rsa_private_key(path: Path) -> str:
+    """The OIDC signing key: ``OIDC_RSA_PRIVATE_KEY`` if set, else a PEM file created on first use.
+
+    The file is created with mode 0600 and lives outside version control (``var/`` is in
+    ``.gitignore``); a private key is never committed.
+    """
+    from_env = os.environ.get("OIDC_RSA_PRIVATE_KEY", "")
+    if from_env:
+        return from_env
+    if path.exists():
+        return path.read_text()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = generate_rsa_private_key_pem()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(pem)
+    return pem
+
+
+def generate_rsa_private_key_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def secret_key(path: Path) -> str:
+    """``DJANGO_SECRET_KEY`` if set, else a random key kept beside the signing key."""
+    from_env = os.environ.get("DJANGO_SECRET_KEY", "")
+    if from_env:
+        return from_env
+    if path.exists():
+        return path.read_text().strip()
+    import secrets
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(50)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    return value

@@ -1,0 +1,105 @@
+"""Settings of the example authorization server.
+
+Embedded default: SQLite and eager Celery, so ``./scripts/demo`` needs no other server.
+Production parts are chosen by environment variables (see ``example_project/env.py``):
+``DATABASE_URL``, ``CELERY_BROKER_URL``, ``CACHE_URL``, ``OIDC_ISS_ENDPOINT``.
+"""
+
+import os
+from pathlib import Path
+
+from example_project import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("CIBA_EXAMPLE_VAR_DIR", BASE_DIR / "var"))
+
+SECRET_KEY = env.secret_key(VAR_DIR / "django_secret_key")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "oauth2_provider",
+    "rest_framework",
+    "ciba",
+    "example_project.demo",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example_project.urls"
+WSGI_APPLICATION = "example_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": env.database(str(VAR_DIR / "db.sqlite3"))}
+CACHES = {"default": env.cache()}
+globals().update(env.celery_settings())
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "/admin/login/"
+
+# --- django-oauth-toolkit, with the CIBA application model, server and validator ---
+OAUTH2_PROVIDER_APPLICATION_MODEL = "ciba.Application"
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": env.rsa_private_key(VAR_DIR / "oidc_rsa_private_key.pem"),
+    # Push mode mints tokens in a worker, which needs a fixed issuer (ciba.E006).
+    "OIDC_ISS_ENDPOINT": os.environ.get("OIDC_ISS_ENDPOINT", "http://127.0.0.1:8000/o"),
+    "OIDC_SERVER_CLASS": "ciba.oauth.server.CibaServer",
+    "OAUTH2_VALIDATOR_CLASS": "ciba.oauth.validators.CibaValidator",
+    "APPLICATION_ADMIN_CLASS": "ciba.admin.CibaApplicationAdmin",
+    "SCOPES": {
+        "openid": "Confirm your identity",
+        "profile": "See your name",
+        "email": "See your email address",
+        "payments": "Make a payment on your behalf",
+    },
+    "DEFAULT_SCOPES": ["openid"],
+}
+
+# --- CIBA: development posture. The kiosk's callback receiver runs on this machine over
+# plain http, which production must never allow (manage.py check --deploy warns). ---
+CIBA = {
+    "CALLBACK_ALLOW_HTTP": True,
+    "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"ciba": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    # DOT's endpoints with CIBA-aware discovery, under DOT's namespace, then CIBA's own.
+    path("o/", include("ciba.oauth_urls", namespace="oauth2_provider")),
+    path("o/", include("ciba.urls")),
+]
