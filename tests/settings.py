@@ -47,6 +47,9 @@ TEMPLATES = [
 DATABASES = {"default": env.database(":memory:")}
 CACHES = {"default": env.cache()}
 globals().update(env.celery_settings())
+# Tests run tasks eagerly even when CELERY_BROKER_URL names a real broker: the integration
+# tier's worker fixture switches this test process to the broker for the tests that use it.
+CELERY_TASK_ALWAYS_EAGER = True
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
@@ -78,3 +81,5 @@ CIBA = {
     "CALLBACK_ALLOW_HTTP": True,
     "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
 }
+if os.environ.get("CIBA_TEST_NOTIFIERS"):
+    CIBA["NOTIFIER_CLASSES"] = os.environ["CIBA_TEST_NOTIFIERS"].split(",")
