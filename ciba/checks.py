@@ -181,8 +181,8 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     if not all(isinstance(v, int) and v > 0 for v in (default, maximum, interval)) or default > maximum:
         messages.append(
             checks.Error(
-                "CIBA request lifetimes must be positive whole seconds with DEFAULT_EXPIRES_IN <= MAX_EXPIRES_IN "
-                "and a positive DEFAULT_INTERVAL.",
+                "CIBA request lifetimes must be positive whole seconds, with DEFAULT_EXPIRES_IN <= "
+                "MAX_EXPIRES_IN and a positive DEFAULT_INTERVAL.",
                 hint='Fix CIBA["DEFAULT_EXPIRES_IN"], CIBA["MAX_EXPIRES_IN"] and CIBA["DEFAULT_INTERVAL"].',
                 id=Codes.LIFETIMES,
             )

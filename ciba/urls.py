@@ -1,6 +1,6 @@
 """CIBA's own endpoints. Include under the same prefix as ``ciba.oauth_urls``::
 
-    path("o/", include("ciba.urls")),
+path("o/", include("ciba.urls")),
 """
 
 from django.urls import path

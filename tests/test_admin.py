@@ -52,11 +52,15 @@ def test_the_add_form_has_a_ciba_fieldset(staff):
 
 
 def test_a_ping_client_without_endpoint_is_refused_next_to_the_field(staff):
-    response = staff.post(ADD_URL, form_data(backchannel_token_delivery_mode="ping",
-                                             backchannel_client_notification_endpoint=""))
+    response = staff.post(
+        ADD_URL,
+        form_data(backchannel_token_delivery_mode="ping", backchannel_client_notification_endpoint=""),
+    )
     assert response.status_code == 200
     form = response.context["adminform"].form
-    assert "needs a client notification endpoint" in " ".join(form.errors["backchannel_client_notification_endpoint"])
+    assert "needs a client notification endpoint" in " ".join(
+        form.errors["backchannel_client_notification_endpoint"]
+    )
     assert not Application.objects.exists()
     page = response.content.decode()
     assert 'class="errorlist' in page and "needs a client notification endpoint" in page
@@ -73,7 +77,11 @@ def test_a_valid_push_client_saves(staff):
 def test_the_request_admin_is_read_only_and_masks_credentials(staff, alice, make_client):
     client, _ = make_client("ping")
     ar = AuthenticationRequest.objects.create(
-        client=client, user=alice, hint_kind="login_hint", scope="openid", interval=5,
+        client=client,
+        user=alice,
+        hint_kind="login_hint",
+        scope="openid",
+        interval=5,
         client_notification_token="notification-token-that-is-secret",
         expires_at=timezone.now() + timedelta(minutes=5),
     )
@@ -84,13 +92,19 @@ def test_the_request_admin_is_read_only_and_masks_credentials(staff, alice, make
         assert "notification-token-that-is-secret" not in page
     assert f"…{ar.auth_req_id[-4:]}" in listing
     assert staff.get("/admin/ciba/authenticationrequest/add/").status_code == 403
-    assert staff.post(f"/admin/ciba/authenticationrequest/{ar.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert (
+        staff.post(f"/admin/ciba/authenticationrequest/{ar.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
 
 
 def test_requests_can_be_filtered_by_state_and_searched_by_user(staff, alice, make_client):
     client, _ = make_client()
     AuthenticationRequest.objects.create(
-        client=client, user=alice, hint_kind="login_hint", scope="openid", interval=5,
+        client=client,
+        user=alice,
+        hint_kind="login_hint",
+        scope="openid",
+        interval=5,
         expires_at=timezone.now() + timedelta(minutes=5),
     )
     assert staff.get("/admin/ciba/authenticationrequest/?state=pending").context["cl"].result_count == 1

@@ -32,8 +32,11 @@ def assert_error(response, status, code):
 
 def test_a_valid_request_is_acknowledged_and_stored(client, alice, poll_client):
     app, secret = poll_client
-    response = post(client, "scope=openid+profile&login_hint=alice&binding_message=W4SCT",
-                    basic_auth(app.client_id, secret))
+    response = post(
+        client,
+        "scope=openid+profile&login_hint=alice&binding_message=W4SCT",
+        basic_auth(app.client_id, secret),
+    )
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     body = response.json()
@@ -41,7 +44,11 @@ def test_a_valid_request_is_acknowledged_and_stored(client, alice, poll_client):
     assert body["expires_in"] == 300 and body["interval"] == 5
     ar = AuthenticationRequest.objects.get(auth_req_id=body["auth_req_id"])
     assert (ar.client, ar.user, ar.scope, ar.binding_message, ar.state) == (
-        app, alice, "openid profile", "W4SCT", "pending"
+        app,
+        alice,
+        "openid profile",
+        "W4SCT",
+        "pending",
     )
 
 
@@ -85,13 +92,20 @@ def test_unauthenticated_clients_get_401_invalid_client(client, alice, auth):
 
 def test_a_wrong_secret_is_invalid_client(client, alice, poll_client):
     app, _ = poll_client
-    assert_error(post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, "wrong")), 401, "invalid_client")
+    assert_error(
+        post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, "wrong")),
+        401,
+        "invalid_client",
+    )
 
 
 def test_a_client_not_registered_for_ciba_is_unauthorized(client, alice, make_client):
     app, secret = make_client("", authorization_grant_type="client-credentials")
-    assert_error(post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)), 400,
-                 "unauthorized_client")
+    assert_error(
+        post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)),
+        400,
+        "unauthorized_client",
+    )
 
 
 @pytest.mark.parametrize(
@@ -122,12 +136,17 @@ def test_bad_parameters_get_the_spec_error(client, alice, poll_client, body, sta
 
 def test_scope_order_does_not_matter(client, alice, poll_client):
     app, secret = poll_client
-    assert post(client, "scope=profile+openid&login_hint=alice", basic_auth(app.client_id, secret)).status_code == 200
+    assert (
+        post(client, "scope=profile+openid&login_hint=alice", basic_auth(app.client_id, secret)).status_code
+        == 200
+    )
 
 
 def test_requested_expiry_is_capped_by_settings(client, alice, poll_client):
     app, secret = poll_client
-    body = post(client, "scope=openid&login_hint=alice&requested_expiry=999999", basic_auth(app.client_id, secret)).json()
+    body = post(
+        client, "scope=openid&login_hint=alice&requested_expiry=999999", basic_auth(app.client_id, secret)
+    ).json()
     assert body["expires_in"] == 1800
 
 
@@ -135,7 +154,11 @@ def test_an_inactive_user_is_unknown(client, alice, poll_client):
     alice.is_active = False
     alice.save()
     app, secret = poll_client
-    assert_error(post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)), 400, "unknown_user_id")
+    assert_error(
+        post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)),
+        400,
+        "unknown_user_id",
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +167,9 @@ def test_an_inactive_user_is_unknown(client, alice, poll_client):
 )
 def test_ping_and_push_clients_must_send_a_valid_notification_token(client, alice, make_client, token, ok):
     app, secret = make_client("push")
-    body = "scope=openid&login_hint=alice" + (f"&client_notification_token={token.replace('+', '%2B')}" if token else "")
+    body = "scope=openid&login_hint=alice" + (
+        f"&client_notification_token={token.replace('+', '%2B')}" if token else ""
+    )
     response = post(client, body, basic_auth(app.client_id, secret))
     if ok:
         assert response.status_code == 200
@@ -155,41 +180,58 @@ def test_ping_and_push_clients_must_send_a_valid_notification_token(client, alic
 
 def test_a_poll_clients_notification_token_is_ignored(client, alice, poll_client):
     app, secret = poll_client
-    body = post(client, "scope=openid&login_hint=alice&client_notification_token=abc", basic_auth(app.client_id, secret)).json()
+    body = post(
+        client,
+        "scope=openid&login_hint=alice&client_notification_token=abc",
+        basic_auth(app.client_id, secret),
+    ).json()
     assert AuthenticationRequest.objects.get(auth_req_id=body["auth_req_id"]).client_notification_token == ""
 
 
 @override_settings(CIBA={"BINDING_MESSAGE_REQUIRED": True})
 def test_a_required_binding_message_must_be_sent(client, alice, poll_client):
     app, secret = poll_client
-    assert_error(post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)), 400,
-                 "invalid_binding_message")
+    assert_error(
+        post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)),
+        400,
+        "invalid_binding_message",
+    )
 
 
 def test_a_client_that_registered_a_signing_alg_may_not_send_unsigned_requests(client, alice, make_client):
     from tests.test_client_registration import RSA_PUBLIC_JWK
 
-    app, secret = make_client("poll", backchannel_authentication_request_signing_alg="RS256",
-                              jwks={"keys": [RSA_PUBLIC_JWK]})
-    body = assert_error(post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)), 400,
-                        "invalid_request")
+    app, secret = make_client(
+        "poll", backchannel_authentication_request_signing_alg="RS256", jwks={"keys": [RSA_PUBLIC_JWK]}
+    )
+    body = assert_error(
+        post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)),
+        400,
+        "invalid_request",
+    )
     assert "signed" in body["error_description"]
 
 
 def test_only_form_encoded_posts_are_accepted(client, alice, poll_client):
     app, secret = poll_client
     auth = basic_auth(app.client_id, secret)
-    assert_error(post(client, '{"scope": "openid"}', auth, content_type="application/json"), 400, "invalid_request")
+    assert_error(
+        post(client, '{"scope": "openid"}', auth, content_type="application/json"), 400, "invalid_request"
+    )
     response = client.get(URL, HTTP_AUTHORIZATION=auth)
     assert_error(response, 405, "invalid_request")
 
 
-def test_the_device_notification_runs_after_commit_and_logs_no_secrets(client, alice, make_client, caplog,
-                                                                      django_capture_on_commit_callbacks):
+def test_the_device_notification_runs_after_commit_and_logs_no_secrets(
+    client, alice, make_client, caplog, django_capture_on_commit_callbacks
+):
     app, secret = make_client("ping")
     with caplog.at_level(logging.INFO, logger="ciba"), django_capture_on_commit_callbacks(execute=True):
-        body = post(client, "scope=openid&login_hint=alice&binding_message=W4SCT&client_notification_token=nt-secret",
-                    basic_auth(app.client_id, secret)).json()
+        body = post(
+            client,
+            "scope=openid&login_hint=alice&binding_message=W4SCT&client_notification_token=nt-secret",
+            basic_auth(app.client_id, secret),
+        ).json()
     assert "W4SCT" in caplog.text
     assert body["auth_req_id"] not in caplog.text
     assert "nt-secret" not in caplog.text

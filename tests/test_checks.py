@@ -20,7 +20,9 @@ def ids(messages):
 
 
 def run(deploy=False):
-    return checks.run_checks(include_deployment_checks=deploy, tags=[checks.Tags.security, checks.Tags.models])
+    return checks.run_checks(
+        include_deployment_checks=deploy, tags=[checks.Tags.security, checks.Tags.models]
+    )
 
 
 def test_the_test_configuration_is_clean():
@@ -49,7 +51,9 @@ def test_dot_misconfiguration_is_reported(change, code, hint_names):
 
 
 def test_push_without_issuer_is_fine_when_push_is_disabled():
-    with override_settings(OAUTH2_PROVIDER={**DOT, "OIDC_ISS_ENDPOINT": ""}, CIBA={"DELIVERY_MODES": ["poll"]}):
+    with override_settings(
+        OAUTH2_PROVIDER={**DOT, "OIDC_ISS_ENDPOINT": ""}, CIBA={"DELIVERY_MODES": ["poll"]}
+    ):
         assert "ciba.E006" not in ids(ciba_checks.check_oauth2_provider())
 
 

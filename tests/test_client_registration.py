@@ -12,7 +12,12 @@ Application = get_application_model()
 RSA_PUBLIC_JWK = {
     "kty": "RSA",
     "kid": "k1",
-    "n": "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw",
+    "n": (
+        "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRRO"
+        "SBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJ"
+        "Q4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrN"
+        "hZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw"
+    ),
     "e": "AQAB",
 }
 
@@ -49,14 +54,21 @@ def test_the_ciba_grant_needs_a_delivery_mode():
 @pytest.mark.django_db
 @override_settings(CIBA={"DELIVERY_MODES": ["poll", "ping"]})
 def test_a_mode_the_server_does_not_support_is_refused():
-    app = ciba_client(backchannel_token_delivery_mode="push", backchannel_client_notification_endpoint="https://c.example/cb")
-    assert "supports the delivery modes poll, ping only" in " ".join(errors_of(app)["backchannel_token_delivery_mode"])
+    app = ciba_client(
+        backchannel_token_delivery_mode="push",
+        backchannel_client_notification_endpoint="https://c.example/cb",
+    )
+    assert "supports the delivery modes poll, ping only" in " ".join(
+        errors_of(app)["backchannel_token_delivery_mode"]
+    )
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", ["ping", "push"])
 def test_ping_and_push_need_a_notification_endpoint(mode):
-    assert "backchannel_client_notification_endpoint" in errors_of(ciba_client(backchannel_token_delivery_mode=mode))
+    assert "backchannel_client_notification_endpoint" in errors_of(
+        ciba_client(backchannel_token_delivery_mode=mode)
+    )
 
 
 @pytest.mark.django_db
@@ -83,14 +95,16 @@ def test_notification_endpoints_must_be_public_https(url, reason):
 @override_settings(CIBA={"CALLBACK_ALLOW_HTTP": True, "CALLBACK_ALLOW_PRIVATE_NETWORKS": True})
 def test_development_settings_allow_plain_http_to_loopback():
     ciba_client(
-        backchannel_token_delivery_mode="ping", backchannel_client_notification_endpoint="http://127.0.0.1:9000/cb"
+        backchannel_token_delivery_mode="ping",
+        backchannel_client_notification_endpoint="http://127.0.0.1:9000/cb",
     ).full_clean()
 
 
 @pytest.mark.django_db
 def test_a_valid_push_client_saves():
     app = ciba_client(
-        backchannel_token_delivery_mode="push", backchannel_client_notification_endpoint="https://client.example.com/cb"
+        backchannel_token_delivery_mode="push",
+        backchannel_client_notification_endpoint="https://client.example.com/cb",
     )
     app.full_clean()
     app.save()

@@ -14,7 +14,11 @@ def test_metadata_carries_the_ciba_members(client, path):
     data = client.get(path).json()
     assert data["backchannel_authentication_endpoint"] == "http://testserver/o/backchannel-authentication/"
     assert data["backchannel_token_delivery_modes_supported"] == ["poll", "ping", "push"]
-    assert data["backchannel_authentication_request_signing_alg_values_supported"] == ["RS256", "PS256", "ES256"]
+    assert data["backchannel_authentication_request_signing_alg_values_supported"] == [
+        "RS256",
+        "PS256",
+        "ES256",
+    ]
     assert data["backchannel_user_code_parameter_supported"] is False
     assert CIBA_GRANT_TYPE in data["grant_types_supported"]
     assert "refresh_token" in data["grant_types_supported"]
@@ -31,14 +35,14 @@ def test_dots_own_members_are_kept(client):
 def test_the_endpoint_url_is_the_one_that_answers(client):
     url = client.get(OIDC).json()["backchannel_authentication_endpoint"]
     response = client.post(
-        url.removeprefix("http://testserver"), "scope=openid", content_type="application/x-www-form-urlencoded"
+        url.removeprefix("http://testserver"),
+        "scope=openid",
+        content_type="application/x-www-form-urlencoded",
     )
     assert response.json()["error"] == "invalid_client"
 
 
-@override_settings(
-    CIBA={"DELIVERY_MODES": ["push"], "REQUEST_SIGNING_ALGS": [], "USER_CODE_SUPPORTED": True}
-)
+@override_settings(CIBA={"DELIVERY_MODES": ["push"], "REQUEST_SIGNING_ALGS": [], "USER_CODE_SUPPORTED": True})
 @pytest.mark.parametrize("path", [OIDC, RFC8414])
 def test_metadata_follows_the_settings(client, path):
     data = client.get(path).json()

@@ -22,12 +22,12 @@ def test_dotted_paths_resolve_to_classes_once_and_follow_overrides():
 def test_a_wrong_dotted_path_names_the_setting():
     with override_settings(CIBA={"USER_RESOLVER_CLASS": "nowhere.Resolver"}):
         with pytest.raises(ImportError, match="USER_RESOLVER_CLASS"):
-            ciba_settings.USER_RESOLVER_CLASS
+            _ = ciba_settings.USER_RESOLVER_CLASS
 
 
 def test_asking_for_a_setting_that_does_not_exist_is_an_error():
     with pytest.raises(AttributeError, match="Invalid CIBA setting"):
-        ciba_settings.NOT_A_SETTING
+        _ = ciba_settings.NOT_A_SETTING
 
 
 def test_misspelt_user_keys_are_listed():

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import jwt
-import pytest
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_id_token_model
 
@@ -16,15 +15,23 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def start(client, app, secret, body="scope=openid+profile&login_hint=alice"):
-    response = client.post("/o/backchannel-authentication/", body, content_type=FORM,
-                           HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+    response = client.post(
+        "/o/backchannel-authentication/",
+        body,
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
     assert response.status_code == 200, response.content
     return response.json()["auth_req_id"]
 
 
 def poll(client, app, secret, auth_req_id):
-    return client.post("/o/token/", f"grant_type={CIBA_GRANT_TYPE}&auth_req_id={auth_req_id}",
-                       content_type=FORM, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+    return client.post(
+        "/o/token/",
+        f"grant_type={CIBA_GRANT_TYPE}&auth_req_id={auth_req_id}",
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
 
 
 def approve(auth_req_id, **fields):
@@ -55,8 +62,9 @@ def test_the_poll_flow_ends_with_tokens_a_client_can_verify(client, alice, make_
     jwks = client.get(discovery["jwks_uri"].removeprefix("http://testserver")).json()
     header = jwt.get_unverified_header(tokens["id_token"])
     key = next(jwt.PyJWK(k) for k in jwks["keys"] if k["kid"] == header["kid"])
-    claims = jwt.decode(tokens["id_token"], key, algorithms=["RS256"], audience=app.client_id,
-                        issuer=discovery["issuer"])
+    claims = jwt.decode(
+        tokens["id_token"], key, algorithms=["RS256"], audience=app.client_id, issuer=discovery["issuer"]
+    )
     assert claims["sub"] == str(alice.pk)
     assert claims[AUTH_REQ_ID_CLAIM] == auth_req_id
     assert claims["auth_time"] == int(ar.decided_at.timestamp())
@@ -86,7 +94,9 @@ def test_polling_faster_than_the_interval_slows_the_client_down(client, alice, m
 
 
 def test_a_denied_request_answers_access_denied(client, alice, make_client):
-    app, secret = make_client("ping", )
+    app, secret = make_client(
+        "ping",
+    )
     auth_req_id = start(client, app, secret, "scope=openid&login_hint=alice&client_notification_token=nt")
     AuthenticationRequest.objects.get(auth_req_id=auth_req_id).transition_to(State.DENIED)
     assert error_of(poll(client, app, secret, auth_req_id)) == "access_denied"
@@ -96,7 +106,8 @@ def test_an_expired_request_answers_expired_token_without_a_sweep(client, alice,
     app, secret = make_client("poll")
     auth_req_id = start(client, app, secret)
     AuthenticationRequest.objects.filter(auth_req_id=auth_req_id).update(
-        expires_at=timezone.now() - timedelta(seconds=1))
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert error_of(poll(client, app, secret, auth_req_id)) == "expired_token"
 
 
@@ -122,7 +133,11 @@ def test_refresh_tokens_from_ciba_keep_working(client, alice, make_client):
     auth_req_id = start(client, app, secret)
     approve(auth_req_id)
     refresh_token = poll(client, app, secret, auth_req_id).json()["refresh_token"]
-    response = client.post("/o/token/", f"grant_type=refresh_token&refresh_token={refresh_token}",
-                           content_type=FORM, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+    response = client.post(
+        "/o/token/",
+        f"grant_type=refresh_token&refresh_token={refresh_token}",
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
     assert response.status_code == 200, response.content
     assert "access_token" in response.json()

@@ -180,7 +180,9 @@ class CibaClientMixin(models.Model):
 
         alg = self.backchannel_authentication_request_signing_alg
         if alg:
-            supported_algs = [a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in constants.ASYMMETRIC_JWS_ALGORITHMS]
+            supported_algs = [
+                a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in constants.ASYMMETRIC_JWS_ALGORITHMS
+            ]
             if alg not in supported_algs:
                 errors.append(
                     (
@@ -190,7 +192,9 @@ class CibaClientMixin(models.Model):
                     )
                 )
             if not self.jwks and not self.jwks_uri:
-                errors.append(("jwks", _("Signed authentication requests need the client's jwks or jwks_uri.")))
+                errors.append(
+                    ("jwks", _("Signed authentication requests need the client's jwks or jwks_uri."))
+                )
 
         if self.backchannel_user_code_parameter and not ciba_settings.USER_CODE_SUPPORTED:
             errors.append(("backchannel_user_code_parameter", _("This server does not support user codes.")))

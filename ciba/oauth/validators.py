@@ -46,8 +46,19 @@ class CibaValidator(OAuth2Validator):
         now = timezone.now()
         ar = (
             AuthenticationRequest.objects.filter(auth_req_id=auth_req_id, client=request.client)
-            .only("pk", "state", "expires_at", "interval", "last_polled_at", "scope", "granted_scope",
-                  "user_id", "decided_at", "acr", "auth_req_id")
+            .only(
+                "pk",
+                "state",
+                "expires_at",
+                "interval",
+                "last_polled_at",
+                "scope",
+                "granted_scope",
+                "user_id",
+                "decided_at",
+                "acr",
+                "auth_req_id",
+            )
             .first()
         )
         if ar is None or ar.state == State.ISSUED:

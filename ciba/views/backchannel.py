@@ -39,8 +39,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 @method_decorator(
     sensitive_post_parameters(
-        "client_secret", "client_assertion", "client_notification_token", "user_code", "login_hint_token",
-        "id_token_hint", "request",
+        "client_secret",
+        "client_assertion",
+        "client_notification_token",
+        "user_code",
+        "login_hint_token",
+        "id_token_hint",
+        "request",
     ),
     name="dispatch",
 )
@@ -60,7 +65,10 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         params = _single_valued(request.data)
         client = authenticate_client(request._request, params)
-        if not client.is_ciba_client or client.backchannel_token_delivery_mode not in ciba_settings.DELIVERY_MODES:
+        if (
+            not client.is_ciba_client
+            or client.backchannel_token_delivery_mode not in ciba_settings.DELIVERY_MODES
+        ):
             raise UnauthorizedClient("This client is not registered for CIBA.")
         if "request" in params:
             raise InvalidRequest("Signed authentication requests are not accepted by this server yet.")

@@ -33,7 +33,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def production_parts(db: Any) -> None:
     if connection.vendor != "postgresql":
-        pytest.fail("The integration tier runs on PostgreSQL: set DATABASE_URL (./scripts/test --production).")
+        pytest.fail(
+            "The integration tier runs on PostgreSQL: set DATABASE_URL (./scripts/test --production)."
+        )
     if "Redis" not in type(caches["default"]).__name__:
         pytest.fail("The integration tier uses the Redis cache: set CACHE_URL=redis://... .")
     cache.set("ciba-integration-probe", 1, 5)  # raises if Redis is unreachable
@@ -62,9 +64,24 @@ def celery_worker_process(transactional_db: Any) -> Iterator[subprocess.Popen]:
         "PYTHONPATH": str(ROOT),
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "example_project", "worker", "--pool=solo",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "example_project",
+            "worker",
+            "--pool=solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     ready = threading.Event()
     output: list[str] = []

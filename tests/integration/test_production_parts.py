@@ -19,8 +19,12 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def start(app, secret, body):
-    response = Client().post("/o/backchannel-authentication/", body, content_type=FORM,
-                             HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+    response = Client().post(
+        "/o/backchannel-authentication/",
+        body,
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
     assert response.status_code == 200, response.content
     return response.json()["auth_req_id"]
 
@@ -39,8 +43,12 @@ def test_concurrent_polls_on_an_approved_request_issue_tokens_exactly_once(alice
     def poll():
         try:
             barrier.wait()
-            response = Client().post("/o/token/", f"grant_type={CIBA_GRANT_TYPE}&auth_req_id={auth_req_id}",
-                                     content_type=FORM, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+            response = Client().post(
+                "/o/token/",
+                f"grant_type={CIBA_GRANT_TYPE}&auth_req_id={auth_req_id}",
+                content_type=FORM,
+                HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+            )
             results.append(response.status_code if response.status_code == 200 else response.json()["error"])
         finally:
             connection.close()

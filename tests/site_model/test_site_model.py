@@ -22,9 +22,12 @@ def test_the_sites_model_is_the_application_model_and_ciba_points_at_it(db):
 @pytest.mark.django_db
 def test_a_ciba_request_works_with_the_sites_model(client, alice, make_client):
     app, secret = make_client("poll", department="payments")
-    response = client.post("/o/backchannel-authentication/", "scope=openid&login_hint=alice",
-                           content_type="application/x-www-form-urlencoded",
-                           HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+    response = client.post(
+        "/o/backchannel-authentication/",
+        "scope=openid&login_hint=alice",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
     assert response.status_code == 200, response.content
     assert AuthenticationRequest.objects.get().client == app
 

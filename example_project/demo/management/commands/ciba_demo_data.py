@@ -83,6 +83,6 @@ class Command(BaseCommand):
         self.stdout.write(f"  admin  / {admin_password}   -> http://127.0.0.1:8000/admin/")
         for name in USERS:
             self.stdout.write(f"  {name:<6} / {data['users'][name]['password']}")
-        for mode, client in data["clients"].items():
+        for client in data["clients"].values():
             self.stdout.write(f"  client {client['client_id']:<10} secret {client['client_secret']}")
         self.stdout.write("Discovery: http://127.0.0.1:8000/o/.well-known/openid-configuration")
