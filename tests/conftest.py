@@ -50,6 +50,20 @@ def basic_auth(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 
 
+def start_request(
+    client: Any, app: Any, secret: str, body: str = "scope=openid+profile&login_hint=alice"
+) -> str:
+    """Start a CIBA request as ``app`` over HTTP and return its auth_req_id."""
+    response = client.post(
+        "/o/backchannel-authentication/",
+        body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["auth_req_id"]
+
+
 # The site-model suite runs under its own settings (tests.settings_site_model), in CI.
 if os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings") != "tests.settings_site_model":
     collect_ignore = ["site_model"]

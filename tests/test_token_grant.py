@@ -8,21 +8,10 @@ from oauth2_provider.models import get_access_token_model, get_id_token_model
 
 from ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest
-from tests.conftest import basic_auth
+from tests.conftest import basic_auth, start_request
 
 State = AuthenticationRequest.State
 FORM = "application/x-www-form-urlencoded"
-
-
-def start(client, app, secret, body="scope=openid+profile&login_hint=alice"):
-    response = client.post(
-        "/o/backchannel-authentication/",
-        body,
-        content_type=FORM,
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
-    assert response.status_code == 200, response.content
-    return response.json()["auth_req_id"]
 
 
 def poll(client, app, secret, auth_req_id):
@@ -48,7 +37,7 @@ def error_of(response):
 
 def test_the_poll_flow_ends_with_tokens_a_client_can_verify(client, alice, make_client):
     app, secret = make_client("poll")
-    auth_req_id = start(client, app, secret)
+    auth_req_id = start_request(client, app, secret)
     assert error_of(poll(client, app, secret, auth_req_id)) == "authorization_pending"
     ar = approve(auth_req_id, acr="urn:acr:high")
 
@@ -76,7 +65,7 @@ def test_the_poll_flow_ends_with_tokens_a_client_can_verify(client, alice, make_
 
 def test_tokens_are_issued_once(client, alice, make_client):
     app, secret = make_client("poll")
-    auth_req_id = start(client, app, secret)
+    auth_req_id = start_request(client, app, secret)
     approve(auth_req_id)
     assert poll(client, app, secret, auth_req_id).status_code == 200
     assert error_of(poll(client, app, secret, auth_req_id)) == "invalid_grant"
@@ -86,7 +75,7 @@ def test_tokens_are_issued_once(client, alice, make_client):
 
 def test_polling_faster_than_the_interval_slows_the_client_down(client, alice, make_client):
     app, secret = make_client("poll")
-    auth_req_id = start(client, app, secret)
+    auth_req_id = start_request(client, app, secret)
     assert error_of(poll(client, app, secret, auth_req_id)) == "authorization_pending"
     assert error_of(poll(client, app, secret, auth_req_id)) == "slow_down"
     assert error_of(poll(client, app, secret, auth_req_id)) == "slow_down"
@@ -97,14 +86,16 @@ def test_a_denied_request_answers_access_denied(client, alice, make_client):
     app, secret = make_client(
         "ping",
     )
-    auth_req_id = start(client, app, secret, "scope=openid&login_hint=alice&client_notification_token=nt")
+    auth_req_id = start_request(
+        client, app, secret, "scope=openid&login_hint=alice&client_notification_token=nt"
+    )
     AuthenticationRequest.objects.get(auth_req_id=auth_req_id).transition_to(State.DENIED)
     assert error_of(poll(client, app, secret, auth_req_id)) == "access_denied"
 
 
 def test_an_expired_request_answers_expired_token_without_a_sweep(client, alice, make_client):
     app, secret = make_client("poll")
-    auth_req_id = start(client, app, secret)
+    auth_req_id = start_request(client, app, secret)
     AuthenticationRequest.objects.filter(auth_req_id=auth_req_id).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -114,7 +105,7 @@ def test_an_expired_request_answers_expired_token_without_a_sweep(client, alice,
 def test_another_clients_or_an_unknown_auth_req_id_is_invalid_grant(client, alice, make_client):
     app, secret = make_client("poll")
     other, other_secret = make_client("poll")
-    auth_req_id = start(client, app, secret)
+    auth_req_id = start_request(client, app, secret)
     approve(auth_req_id)
     assert error_of(poll(client, other, other_secret, auth_req_id)) == "invalid_grant"
     assert error_of(poll(client, app, secret, "not-an-id")) == "invalid_grant"
@@ -123,14 +114,16 @@ def test_another_clients_or_an_unknown_auth_req_id_is_invalid_grant(client, alic
 
 def test_push_clients_may_not_use_the_ciba_grant(client, alice, make_client):
     app, secret = make_client("push")
-    auth_req_id = start(client, app, secret, "scope=openid&login_hint=alice&client_notification_token=nt")
+    auth_req_id = start_request(
+        client, app, secret, "scope=openid&login_hint=alice&client_notification_token=nt"
+    )
     approve(auth_req_id)
     assert error_of(poll(client, app, secret, auth_req_id)) == "unauthorized_client"
 
 
 def test_refresh_tokens_from_ciba_keep_working(client, alice, make_client):
     app, secret = make_client("poll")
-    auth_req_id = start(client, app, secret)
+    auth_req_id = start_request(client, app, secret)
     approve(auth_req_id)
     refresh_token = poll(client, app, secret, auth_req_id).json()["refresh_token"]
     response = client.post(

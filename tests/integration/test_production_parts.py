@@ -12,27 +12,16 @@ from oauth2_provider.models import get_access_token_model, get_id_token_model, g
 
 from ciba.constants import CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest
-from tests.conftest import basic_auth
+from tests.conftest import basic_auth, start_request
 from tests.integration.conftest import wait_for
 
 FORM = "application/x-www-form-urlencoded"
 
 
-def start(app, secret, body):
-    response = Client().post(
-        "/o/backchannel-authentication/",
-        body,
-        content_type=FORM,
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
-    assert response.status_code == 200, response.content
-    return response.json()["auth_req_id"]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_polls_on_an_approved_request_issue_tokens_exactly_once(alice, make_client):
     app, secret = make_client("poll")
-    auth_req_id = start(app, secret, "scope=openid&login_hint=alice")
+    auth_req_id = start_request(Client(), app, secret, "scope=openid&login_hint=alice")
     AuthenticationRequest.objects.get(auth_req_id=auth_req_id).transition_to(
         AuthenticationRequest.State.APPROVED, decided_at=timezone.now()
     )
@@ -72,5 +61,5 @@ def test_the_cache_is_redis():
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_notifies_the_authentication_device(celery_worker_process, alice, make_client):
     app, secret = make_client("poll")
-    auth_req_id = start(app, secret, "scope=openid&login_hint=alice&binding_message=W4SCT")
+    auth_req_id = start_request(Client(), app, secret, "scope=openid&login_hint=alice&binding_message=W4SCT")
     assert wait_for(lambda: cache.get(f"ciba-test-notified:{auth_req_id}")) == "W4SCT"
