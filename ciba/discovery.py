@@ -9,29 +9,14 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
 
 from . import constants
 from .conf import ciba_settings
-
-BACKCHANNEL_URL_NAME = "ciba:backchannel-authentication"
-
-
-def backchannel_authentication_endpoint(request: HttpRequest) -> str:
-    """Absolute URL of the backchannel endpoint, anchored like DOT's own endpoint URLs."""
-    if ciba_settings.BACKCHANNEL_AUTHENTICATION_ENDPOINT:
-        return ciba_settings.BACKCHANNEL_AUTHENTICATION_ENDPOINT
-    path = reverse(BACKCHANNEL_URL_NAME)
-    issuer = oauth2_settings.OIDC_ISS_ENDPOINT
-    if not issuer:
-        return request.build_absolute_uri(path)
-    parts = urlsplit(issuer)
-    return f"{parts.scheme}://{parts.netloc}{path}"
+from .endpoints import backchannel_authentication_endpoint
 
 
 def supported_grant_types() -> list[str]:
