@@ -23,6 +23,7 @@ CIBA_FIELDS = (
     "backchannel_token_delivery_mode",
     "backchannel_client_notification_endpoint",
     "token_endpoint_auth_method",
+    "token_endpoint_auth_signing_alg",
     "backchannel_authentication_request_signing_alg",
     "backchannel_user_code_parameter",
     "jwks",

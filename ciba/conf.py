@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     "USER_CODE_SUPPORTED": False,
     "BINDING_MESSAGE_MAX_LENGTH": 64,
     "BINDING_MESSAGE_REQUIRED": False,
+    # --- client authentication (CIBA §7.1, RFC 7523) ---
+    "CLIENT_SECRET_CACHE_SECONDS": 300,
+    "CLIENT_ASSERTION_MAX_LIFETIME": 3600,
+    # --- per-client rate limit of the backchannel endpoint (DRF rate syntax, None = off) ---
+    "BACKCHANNEL_THROTTLE_RATE": "600/minute",
     # --- where the backchannel endpoint is published, when not derivable from the URLconf ---
     "BACKCHANNEL_AUTHENTICATION_ENDPOINT": "",
     # --- pluggable parts (dotted paths) ---

@@ -48,6 +48,12 @@ ASYMMETRIC_JWS_ALGORITHMS = (
     "EdDSA",
 )
 
+#: HMAC algorithms, usable only for client_secret_jwt assertions (keyed with the client secret).
+HMAC_JWS_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+#: RFC 7523 §2.2: the client_assertion_type of a JWT client assertion.
+JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 #: RFC 6750 §2.1 b64token: the syntax a client_notification_token must follow (CIBA §7.1).
 B64TOKEN_PATTERN = r"^[A-Za-z0-9\-._~+/]+=*$"
 #: CIBA §7.1: "The length of the token MUST NOT exceed 1024 characters".

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -44,6 +47,38 @@ def make_client(db: Any) -> Callable[..., tuple[Any, str]]:
         return app, secret
 
     return factory
+
+
+@pytest.fixture
+def json_server() -> Any:
+    """A real HTTP server on loopback that serves JSON documents set by the test.
+
+    ``server.documents[path] = {...}`` publishes a document; ``server.url(path)`` is its URL;
+    ``server.hits[path]`` counts the GETs it answered.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            server.hits[self.path] = server.hits.get(self.path, 0) + 1
+            document = server.documents.get(self.path)
+            body = json.dumps(document).encode() if document is not None else b"{}"
+            self.send_response(200 if document is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.documents, server.hits = {}, {}
+    server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 def basic_auth(client_id: str, secret: str) -> str:

@@ -195,3 +195,30 @@ def test_a_non_ciba_client_keeps_its_own_grant():
     app = ciba_client(authorization_grant_type="client-credentials", backchannel_token_delivery_mode="")
     assert app.allows_grant_type("client-credentials")
     assert not app.allows_grant_type(CIBA_GRANT_TYPE)
+
+
+@pytest.mark.django_db
+def test_the_assertion_algorithm_must_fit_the_method():
+    hs_for_keys = ciba_client(
+        token_endpoint_auth_method="private_key_jwt",
+        token_endpoint_auth_signing_alg="HS256",
+        jwks={"keys": [RSA_PUBLIC_JWK]},
+    )
+    assert "token_endpoint_auth_signing_alg" in errors_of(hs_for_keys)
+    rs_for_secret = ciba_client(
+        token_endpoint_auth_method="client_secret_jwt",
+        token_endpoint_auth_signing_alg="RS256",
+        hash_client_secret=False,
+    )
+    assert "token_endpoint_auth_signing_alg" in errors_of(rs_for_secret)
+
+
+def test_the_assertion_algorithm_defaults_by_method():
+    assert ciba_client(token_endpoint_auth_method="private_key_jwt").client_assertion_alg == "RS256"
+    assert ciba_client(token_endpoint_auth_method="client_secret_jwt").client_assertion_alg == "HS256"
+    assert (
+        ciba_client(
+            token_endpoint_auth_method="private_key_jwt", token_endpoint_auth_signing_alg="PS256"
+        ).client_assertion_alg
+        == "PS256"
+    )

@@ -43,6 +43,14 @@ class CibaClientMixin(models.Model):
     )
     AUTH_METHOD_CHOICES = tuple((method, method) for method in constants.TOKEN_ENDPOINT_AUTH_METHODS)
     SIGNING_ALG_CHOICES = tuple((alg, alg) for alg in constants.ASYMMETRIC_JWS_ALGORITHMS)
+    AUTH_SIGNING_ALG_CHOICES = tuple(
+        (alg, alg) for alg in constants.HMAC_JWS_ALGORITHMS + constants.ASYMMETRIC_JWS_ALGORITHMS
+    )
+    #: The assertion algorithm used when ``token_endpoint_auth_signing_alg`` is left empty.
+    DEFAULT_AUTH_SIGNING_ALGS = {
+        constants.AUTH_CLIENT_SECRET_JWT: "HS256",
+        constants.AUTH_PRIVATE_KEY_JWT: "RS256",
+    }
 
     authorization_grant_type = models.CharField(
         max_length=44, choices=GRANT_TYPES, verbose_name=_("authorization grant type")
@@ -79,6 +87,16 @@ class CibaClientMixin(models.Model):
         verbose_name=_("token endpoint authentication method"),
         help_text=_("How this client authenticates at the backchannel and token endpoints."),
     )
+    token_endpoint_auth_signing_alg = models.CharField(
+        max_length=8,
+        choices=AUTH_SIGNING_ALG_CHOICES,
+        blank=True,
+        verbose_name=_("token endpoint authentication signing algorithm"),
+        help_text=_(
+            "The only algorithm accepted for this client's JWT assertions. Empty: HS256 for "
+            "client_secret_jwt, RS256 for private_key_jwt."
+        ),
+    )
     jwks = models.JSONField(
         null=True,
         blank=True,
@@ -109,6 +127,12 @@ class CibaClientMixin(models.Model):
     @property
     def receives_notifications(self) -> bool:
         return self.backchannel_token_delivery_mode in constants.NOTIFICATION_MODES
+
+    @property
+    def client_assertion_alg(self) -> str:
+        """The pinned JWS algorithm of this client's client assertions (RFC 7523)."""
+        method = self.token_endpoint_auth_method
+        return self.token_endpoint_auth_signing_alg or self.DEFAULT_AUTH_SIGNING_ALGS.get(method, "")
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         """DOT asks this before running a grant; CIBA clients get the CIBA and refresh grants.
@@ -210,6 +234,29 @@ class CibaClientMixin(models.Model):
                         "client_secret_jwt verifies an HMAC keyed with the client secret, so the "
                         "secret must be stored unhashed."
                     ),
+                )
+            )
+        auth_alg = self.token_endpoint_auth_signing_alg
+        if (
+            auth_alg
+            and method == constants.AUTH_CLIENT_SECRET_JWT
+            and auth_alg not in constants.HMAC_JWS_ALGORITHMS
+        ):
+            errors.append(
+                (
+                    "token_endpoint_auth_signing_alg",
+                    _("client_secret_jwt assertions use HS256, HS384 or HS512."),
+                )
+            )
+        if (
+            auth_alg
+            and method == constants.AUTH_PRIVATE_KEY_JWT
+            and auth_alg in constants.HMAC_JWS_ALGORITHMS
+        ):
+            errors.append(
+                (
+                    "token_endpoint_auth_signing_alg",
+                    _("private_key_jwt assertions use an asymmetric algorithm."),
                 )
             )
         if self.jwks and self.jwks_uri:

@@ -12,8 +12,10 @@ from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
+from .. import client_auth
 from ..conf import ciba_settings
 from ..constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
+from ..errors import InvalidClient
 from ..models import AuthenticationRequest
 from .errors import AccessDeniedError, AuthorizationPendingError, ExpiredTokenError, SlowDownError
 
@@ -33,6 +35,36 @@ class CibaValidator(OAuth2Validator):
         if grant_type == "refresh_token" and getattr(request.client, "is_ciba_client", False):
             return request.client.allows_grant_type("refresh_token")
         return super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
+
+    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """Token-endpoint client authentication, shared with the backchannel endpoint.
+
+        CIBA clients must use the method they registered, and JWT assertions (RFC 7523) are
+        verified here for every client; other clients keep DOT's own behaviour (which also
+        covers public device-flow clients and client metadata documents).
+        """
+        authorization = request.headers.get("HTTP_AUTHORIZATION") or request.headers.get("Authorization", "")
+        params = dict(request.decoded_body or [])
+        try:
+            credentials = client_auth.read_credentials(authorization, params)
+        except InvalidClient:
+            return False
+        client = client_auth.load_client(credentials.client_id) if credentials else None
+        uses_jwt = credentials is not None and credentials.method in client_auth.JWT_METHODS
+        if not uses_jwt and not getattr(client, "is_ciba_client", False):
+            return super().authenticate_client(request, *args, **kwargs)
+        try:
+            client = client_auth.verify_credentials(credentials, client, request)
+        except InvalidClient:
+            return False
+        if not client.is_usable(request):
+            return False
+        request.client = client
+        return True
+
+    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
+        # DOT's own secret check, made cheap for repeat authentications (see ciba.client_auth).
+        return client_auth.check_secret(provided_secret, stored_secret)
 
     def ciba_token_transaction(self) -> AbstractContextManager:
         return transaction.atomic(using=router.db_for_write(AuthenticationRequest))
