@@ -43,6 +43,11 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
         "backchannel_token_delivery_modes_supported": list(ciba_settings.DELIVERY_MODES),
         "backchannel_user_code_parameter_supported": bool(ciba_settings.USER_CODE_SUPPORTED),
         "grant_types_supported": supported_grant_types(),
+        # ciba.client_auth serves both endpoints (CIBA §7.1: the token endpoint's methods).
+        "token_endpoint_auth_methods_supported": list(constants.TOKEN_ENDPOINT_AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(
+            constants.HMAC_JWS_ALGORITHMS + constants.ASYMMETRIC_JWS_ALGORITHMS
+        ),
     }
     algs = [a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in constants.ASYMMETRIC_JWS_ALGORITHMS]
     if algs:

@@ -22,8 +22,12 @@ class JoseError(Exception):
     """A JWT or key problem; the message says what, and is safe to return to the client."""
 
 
-def client_keys(client: Any) -> list[jwt.PyJWK]:
-    """The client's public keys, from ``jwks`` or (cached for 5 minutes) its ``jwks_uri``."""
+def client_keys(client: Any) -> list[dict[str, Any]]:
+    """The client's public signing JWKs, from ``jwks`` or (cached for 5 minutes) its ``jwks_uri``.
+
+    Keys stay JWK dicts until a JWT is verified: only then is the algorithm known, and an
+    RSA key may verify RS256 as well as PS256 unless the JWK itself declares an ``alg``.
+    """
     if client.jwks:
         document = client.jwks
     elif client.jwks_uri:
@@ -37,14 +41,12 @@ def client_keys(client: Any) -> list[jwt.PyJWK]:
             cache.set(cache_key, document, JWKS_CACHE_SECONDS)
     else:
         raise JoseError("The client has registered no keys (jwks or jwks_uri).")
-    keys = []
-    for entry in (document or {}).get("keys", []) if isinstance(document, dict) else []:
-        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
-            continue
-        try:
-            keys.append(jwt.PyJWK(entry))
-        except jwt.PyJWTError:
-            continue
+    entries = document.get("keys") if isinstance(document, dict) else None
+    keys = [
+        entry
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict) and entry.get("use", "sig") == "sig" and entry.get("kty") != "oct"
+    ]
     if not keys:
         raise JoseError("The client's key set holds no usable signing key.")
     return keys
@@ -86,9 +88,10 @@ def verify(
 ) -> dict[str, Any]:
     """Verify signature and claims with PyJWT, trying the key named by ``kid`` (or each key).
 
-    ``keys`` are ``PyJWK`` objects or raw HMAC secrets. The algorithm is pinned by the
-    caller: the header's ``alg`` must be one of ``algorithms``, so an attacker cannot switch
-    an RSA key to HMAC or to ``none``.
+    ``keys`` are public JWK dicts or raw HMAC secrets (bytes). The algorithm is pinned by
+    the caller: the header's ``alg`` must be one of ``algorithms``, so an attacker cannot
+    switch an RSA key to HMAC or to ``none``; a JWK that declares its own ``alg`` is used
+    with that algorithm only.
     """
     header = header_of(token)
     alg = header["alg"]
@@ -97,8 +100,14 @@ def verify(
     candidates = _candidates(keys, header.get("kid"))
     options = {"require": list(require), "verify_exp": verify_exp, "verify_aud": audience is not None}
     last_error: Exception | None = None
-    for key in candidates:
+    for candidate in candidates:
         try:
+            if isinstance(candidate, dict):
+                if candidate.get("alg", alg) != alg:
+                    continue
+                key: Any = jwt.PyJWK(candidate, algorithm=alg)
+            else:
+                key = candidate
             return jwt.decode(
                 token, key, algorithms=[alg], audience=audience, issuer=issuer, options=options, leeway=LEEWAY
             )
@@ -129,11 +138,11 @@ def _candidates(keys: list[Any], kid: Any) -> list[Any]:
     """Keys named by ``kid``; failing that, keys without a kid (and raw HMAC secrets)."""
     if kid is None:
         return keys
-    named = [k for k in keys if isinstance(k, jwt.PyJWK) and k.key_id == kid]
-    return named or [k for k in keys if not isinstance(k, jwt.PyJWK) or k.key_id is None]
+    named = [k for k in keys if isinstance(k, dict) and k.get("kid") == kid]
+    return named or [k for k in keys if not isinstance(k, dict) or "kid" not in k]
 
 
-def server_keys() -> list[jwt.PyJWK]:
+def server_keys() -> list[dict[str, Any]]:
     """Public halves of this server's ID-token signing keys (active and inactive)."""
     keys = []
     pems = [oauth2_settings.OIDC_RSA_PRIVATE_KEY, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE]
@@ -141,7 +150,7 @@ def server_keys() -> list[jwt.PyJWK]:
         key = jwk_from_pem(pem)
         data = json.loads(key.export_public())
         data.update({"kid": key.thumbprint(), "alg": "RS256", "use": "sig"})
-        keys.append(jwt.PyJWK(data))
+        keys.append(data)
     return keys
 
 

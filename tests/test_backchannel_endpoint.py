@@ -235,3 +235,25 @@ def test_the_device_notification_runs_after_commit_and_logs_no_secrets(
     assert "W4SCT" in caplog.text
     assert body["auth_req_id"] not in caplog.text
     assert "nt-secret" not in caplog.text
+
+
+@override_settings(CIBA={"BACKCHANNEL_THROTTLE_RATE": "2/minute"})
+def test_each_client_is_throttled_on_its_own_in_the_oauth_shape(client, alice, make_client):
+    from django.core.cache import cache
+
+    cache.clear()
+    app, secret = make_client("poll")
+    other, other_secret = make_client("poll")
+    for _ in range(2):
+        assert (
+            post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)).status_code
+            == 200
+        )
+    response = post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret))
+    body = assert_error(response, 429, "slow_down")
+    assert "error_description" in body
+    assert int(response["Retry-After"]) > 0
+    assert (
+        post(client, "scope=openid&login_hint=alice", basic_auth(other.client_id, other_secret)).status_code
+        == 200
+    )

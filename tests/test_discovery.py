@@ -22,6 +22,14 @@ def test_metadata_carries_the_ciba_members(client, path):
     assert data["backchannel_user_code_parameter_supported"] is False
     assert CIBA_GRANT_TYPE in data["grant_types_supported"]
     assert "refresh_token" in data["grant_types_supported"]
+    assert data["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+    ]
+    assert "none" not in data["token_endpoint_auth_signing_alg_values_supported"]
+    assert {"PS256", "ES256", "HS256"} <= set(data["token_endpoint_auth_signing_alg_values_supported"])
 
 
 def test_dots_own_members_are_kept(client):

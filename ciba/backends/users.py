@@ -2,60 +2,75 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q
 
-from ..errors import InvalidRequest, UnknownUserId
+from ..constants import ASYMMETRIC_JWS_ALGORITHMS
+from ..endpoints import audiences, issuer
+from ..errors import ExpiredLoginHintToken, InvalidRequest, UnknownUserId
+from ..jose import JoseError, client_keys, header_of, server_keys, verify
+from ..replay import LEEWAY
 
 
 class BaseUserResolver:
     """Interface: turn the one hint a client sent into an active user, or raise.
 
     ``resolve`` receives exactly one of the three hints (the endpoint enforces "one and only
-    one", §7.1) and the authenticated client. It returns the user or raises
-    ``ciba.errors.UnknownUserId`` (or ``ExpiredLoginHintToken`` / ``InvalidRequest`` for a
-    bad ``login_hint_token``). Resolvers must not reveal through timing or error text
-    whether an identifier exists beyond what ``unknown_user_id`` already says.
+    one", §7.1), the authenticated client and the Django request. It returns the user or
+    raises ``ciba.errors.UnknownUserId`` (or ``ExpiredLoginHintToken`` / ``InvalidRequest``
+    for a bad ``login_hint_token``). Resolvers must not reveal through error text whether an
+    identifier exists beyond what ``unknown_user_id`` already says.
     """
 
     def resolve(
         self,
         *,
         client: Any,
+        request: Any,
         login_hint: str | None = None,
         login_hint_token: str | None = None,
         id_token_hint: str | None = None,
     ) -> AbstractBaseUser:
         if login_hint is not None:
-            return self.resolve_login_hint(login_hint, client=client)
+            return self.resolve_login_hint(login_hint, client=client, request=request)
         if login_hint_token is not None:
-            return self.resolve_login_hint_token(login_hint_token, client=client)
+            return self.resolve_login_hint_token(login_hint_token, client=client, request=request)
         if id_token_hint is not None:
-            return self.resolve_id_token_hint(id_token_hint, client=client)
+            return self.resolve_id_token_hint(id_token_hint, client=client, request=request)
         raise InvalidRequest("One of login_hint, login_hint_token or id_token_hint is required.")
 
-    def resolve_login_hint(self, login_hint: str, *, client: Any) -> AbstractBaseUser:
+    def resolve_login_hint(self, login_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
         raise UnknownUserId("login_hint is not accepted by this server.")
 
-    def resolve_login_hint_token(self, login_hint_token: str, *, client: Any) -> AbstractBaseUser:
+    def resolve_login_hint_token(
+        self, login_hint_token: str, *, client: Any, request: Any
+    ) -> AbstractBaseUser:
         raise UnknownUserId("login_hint_token is not accepted by this server.")
 
-    def resolve_id_token_hint(self, id_token_hint: str, *, client: Any) -> AbstractBaseUser:
+    def resolve_id_token_hint(self, id_token_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
         raise UnknownUserId("id_token_hint is not accepted by this server.")
 
 
 class UsernameOrEmailUserResolver(BaseUserResolver):
-    """Default: a ``login_hint`` is the user's ``USERNAME_FIELD`` value or email address.
+    """Default resolver; the policy each hint kind follows is documented in docs/hints.md.
 
-    Inactive users are treated as unknown: a disabled account must not receive
-    authentication requests. An email shared by several accounts is ambiguous and so
-    identifies nobody.
+    - ``login_hint``: the user's ``USERNAME_FIELD`` value, or their email address.
+    - ``id_token_hint``: an ID token this server signed (RS256, a current or inactive key)
+      for this client (``aud``), with this server's ``iss``; expired tokens are accepted, as
+      §7.1 allows; ``sub`` names the user.
+    - ``login_hint_token``: a JWT the client signed with its registered keys, ``iss`` = the
+      client id, ``aud`` naming this server, ``exp`` required (expired →
+      ``expired_login_hint_token``); its ``sub`` is resolved like a ``login_hint``.
+
+    Inactive users are unknown: a disabled account must not receive authentication
+    requests. An email shared by several accounts is ambiguous and so identifies nobody.
     """
 
-    def resolve_login_hint(self, login_hint: str, *, client: Any) -> AbstractBaseUser:
+    def resolve_login_hint(self, login_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
         User = get_user_model()
         lookup = Q(**{User.USERNAME_FIELD: login_hint})
         email_field = User.get_email_field_name()
@@ -65,3 +80,57 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
         if len(users) != 1:
             raise UnknownUserId("The login_hint does not identify a user of this server.")
         return users[0]
+
+    def resolve_id_token_hint(self, id_token_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
+        try:
+            claims = verify(
+                id_token_hint,
+                server_keys(),
+                algorithms=["RS256"],
+                audience=[client.client_id],
+                issuer=issuer(request),
+                require=("iss", "sub", "aud"),
+                verify_exp=False,
+            )
+        except JoseError as exc:
+            raise InvalidRequest(f"id_token_hint: {exc}") from None
+        return self.user_for_subject(str(claims["sub"]))
+
+    def resolve_login_hint_token(
+        self, login_hint_token: str, *, client: Any, request: Any
+    ) -> AbstractBaseUser:
+        try:
+            alg = header_of(login_hint_token)["alg"]
+            if alg not in ASYMMETRIC_JWS_ALGORITHMS:
+                raise JoseError(f"must be signed with an asymmetric algorithm, not {alg}.")
+            # The signature is checked before expiry, so that only a genuine token the
+            # client signed earns the specific expired_login_hint_token error.
+            claims = verify(
+                login_hint_token,
+                client_keys(client),
+                algorithms=[alg],
+                audience=audiences(request),
+                issuer=client.client_id,
+                require=("iss", "aud", "exp", "sub"),
+                verify_exp=False,
+            )
+        except JoseError as exc:
+            raise InvalidRequest(f"login_hint_token: {exc}") from None
+        if isinstance(claims["exp"], bool) or not isinstance(claims["exp"], (int, float)):
+            raise InvalidRequest("login_hint_token: exp must be a number.")
+        if claims["exp"] + LEEWAY < time.time():
+            raise ExpiredLoginHintToken("The login_hint_token has expired.")
+        if not isinstance(claims["sub"], str):
+            raise InvalidRequest("login_hint_token: sub must be a string.")
+        return self.resolve_login_hint(claims["sub"], client=client, request=request)
+
+    def user_for_subject(self, subject: str) -> AbstractBaseUser:
+        """The user an ID token's ``sub`` names. DOT's ``sub`` is the user's primary key."""
+        User = get_user_model()
+        try:
+            user = User._default_manager.filter(pk=subject, is_active=True).first()
+        except (ValueError, TypeError):
+            user = None
+        if user is None:
+            raise UnknownUserId("The id_token_hint does not identify a user of this server.")
+        return user

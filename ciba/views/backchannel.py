@@ -29,7 +29,9 @@ from ..errors import (
     UnauthorizedClient,
 )
 from ..models import AuthenticationRequest
+from ..request_object import parameters_from_request_object
 from ..tasks import enqueue_device_notification
+from ..throttling import ClientRateThrottle
 from .errors import OAuthErrorMixin
 
 HINTS = ("login_hint", "login_hint_token", "id_token_hint")
@@ -62,6 +64,12 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
     permission_classes: list[Any] = []
     parser_classes = [FormParser]
 
+    def throttle_client(self, request: Request, client: Any) -> None:
+        """DRF throttling keyed on the authenticated client (known only after authentication)."""
+        throttle = ClientRateThrottle()
+        if not throttle.allow_client(client):
+            self.throttled(request, throttle.wait())
+
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         params = _single_valued(request.data)
         client = authenticate_client(request._request, params)
@@ -70,9 +78,10 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
             or client.backchannel_token_delivery_mode not in ciba_settings.DELIVERY_MODES
         ):
             raise UnauthorizedClient("This client is not registered for CIBA.")
+        self.throttle_client(request, client)
         if "request" in params:
-            raise InvalidRequest("Signed authentication requests are not accepted by this server yet.")
-        if client.backchannel_authentication_request_signing_alg:
+            params = parameters_from_request_object(params["request"], params, client, request._request)
+        elif client.backchannel_authentication_request_signing_alg:
             raise InvalidRequest("This client registered a signing algorithm and must send a signed request.")
 
         scopes = _scopes(params, client)
@@ -81,7 +90,8 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
         expires_in = _expires_in(params)
         binding_message = _binding_message(params, client)
         acr_values = _plain("acr_values", params.get("acr_values", ""))
-        user = ciba_settings.USER_RESOLVER_CLASS().resolve(client=client, **{hint_kind: hint})
+        resolver = ciba_settings.USER_RESOLVER_CLASS()
+        user = resolver.resolve(client=client, request=request._request, **{hint_kind: hint})
         _check_user_code(params, user, client)
 
         now = timezone.now()

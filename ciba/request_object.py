@@ -1,0 +1,104 @@
+"""Signed authentication requests (CIBA §7.1.1): the parameters as claims of a client-signed JWT.
+
+Every violation is ``invalid_request`` (§13 has no request-object error) with a description
+that says what was wrong, except a ``client_id`` outside the JWT that differs from its
+``iss``, which is a client-authentication failure (``invalid_client``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .conf import ciba_settings
+from .constants import ASYMMETRIC_JWS_ALGORITHMS
+from .endpoints import audiences
+from .errors import InvalidClient, InvalidRequest
+from .jose import JoseError, client_keys, header_of, verify
+from .replay import LEEWAY, first_use
+
+#: Authentication request parameters: inside a signed request they may only be claims (§7.1.1).
+REQUEST_PARAMETERS = (
+    "scope",
+    "client_notification_token",
+    "acr_values",
+    "login_hint_token",
+    "id_token_hint",
+    "login_hint",
+    "binding_message",
+    "user_code",
+    "requested_expiry",
+    "request_context",
+    "authorization_details",
+)
+_STRING_CLAIMS = tuple(
+    p for p in REQUEST_PARAMETERS if p not in ("requested_expiry", "request_context", "authorization_details")
+)
+
+
+def parameters_from_request_object(
+    token: str, form: Mapping[str, str], client: Any, request: Any
+) -> dict[str, str]:
+    """Verify the ``request`` JWT of ``client`` and return the authentication parameters in it."""
+    outside = [p for p in REQUEST_PARAMETERS if p in form]
+    if outside:
+        raise InvalidRequest(f"With a signed request, {', '.join(outside)} must be inside the JWT only.")
+    registered = client.backchannel_authentication_request_signing_alg
+    if not registered:
+        raise InvalidRequest(
+            "This client has not registered backchannel_authentication_request_signing_alg, "
+            "so it may not send signed requests."
+        )
+    accepted = [a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in ASYMMETRIC_JWS_ALGORITHMS]
+    try:
+        alg = header_of(token)["alg"]
+        if alg not in accepted:
+            raise InvalidRequest(
+                f"Signed requests must use one of {', '.join(accepted) or 'no algorithm'}, not {alg}."
+            )
+        if alg != registered:
+            raise InvalidRequest(f"This client registered {registered} for signed requests, not {alg}.")
+        claims = verify(
+            token,
+            client_keys(client),
+            algorithms=[registered],
+            audience=audiences(request),
+            require=("aud", "iss", "exp", "iat", "nbf", "jti"),
+        )
+    except JoseError as exc:
+        raise InvalidRequest(f"request: {exc}") from None
+    if claims["iss"] != client.client_id:
+        raise InvalidClient("The signed request's iss is not the authenticated client.")
+    if "client_id" in form and form["client_id"] != claims["iss"]:
+        raise InvalidClient("client_id differs from the signed request's iss.")
+    _check_lifetime(claims)
+    if not isinstance(claims["jti"], str) or not first_use(
+        "request_object", client.client_id, claims["jti"], claims["exp"]
+    ):
+        raise InvalidRequest("request: the jti has been used before.")
+    return _as_parameters(claims)
+
+
+def _check_lifetime(claims: dict[str, Any]) -> None:
+    for name in ("exp", "nbf", "iat"):
+        if isinstance(claims[name], bool) or not isinstance(claims[name], (int, float)):
+            raise InvalidRequest(f"request: {name} must be a number.")
+    limit = ciba_settings.REQUEST_OBJECT_MAX_LIFETIME
+    if claims["exp"] - claims["nbf"] > limit + LEEWAY:
+        raise InvalidRequest(f"request: exp - nbf exceeds {limit} seconds.")
+
+
+def _as_parameters(claims: dict[str, Any]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for name in _STRING_CLAIMS:
+        if name in claims:
+            if not isinstance(claims[name], str):
+                raise InvalidRequest(f"request: the {name} claim must be a string.")
+            params[name] = claims[name]
+    if "requested_expiry" in claims:
+        value = claims["requested_expiry"]
+        # §7.1.1: "MUST accept either" a JSON number or a string.
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise InvalidRequest("request: requested_expiry must be a number or a string.")
+        params["requested_expiry"] = str(value)
+    return params
