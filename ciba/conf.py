@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "NOTIFIER_CLASSES": ["ciba.backends.notifiers.LogNotifier"],
     "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code.UnconfiguredUserCodeVerifier",
     "BINDING_MESSAGE_VALIDATOR_CLASS": "ciba.backends.binding_message.PlainTextBindingMessageValidator",
+    "REQUEST_POLICY_CLASS": "ciba.backends.policy.AllowAllRequestPolicy",
     # --- outbound callbacks to client notification endpoints (CIBA §10.2, §10.3) ---
     "CALLBACK_CONNECT_TIMEOUT": 3.0,
     "CALLBACK_READ_TIMEOUT": 10.0,
@@ -60,6 +61,7 @@ IMPORT_STRINGS = (
     "NOTIFIER_CLASSES",
     "USER_CODE_VERIFIER_CLASS",
     "BINDING_MESSAGE_VALIDATOR_CLASS",
+    "REQUEST_POLICY_CLASS",
 )
 
 

@@ -257,3 +257,49 @@ def test_each_client_is_throttled_on_its_own_in_the_oauth_shape(client, alice, m
         post(client, "scope=openid&login_hint=alice", basic_auth(other.client_id, other_secret)).status_code
         == 200
     )
+
+
+USER_CODE_SETTINGS = {
+    "USER_CODE_SUPPORTED": True,
+    "USER_CODE_VERIFIER_CLASS": "tests.backends.PinUserCodeVerifier",
+    "CALLBACK_ALLOW_HTTP": True,
+    "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
+}
+
+
+@override_settings(CIBA=USER_CODE_SETTINGS)
+@pytest.mark.parametrize(
+    "extra, status, code",
+    [
+        ("", 400, "missing_user_code"),
+        ("&user_code=0000", 400, "invalid_user_code"),
+        ("&user_code=pin-alice", 200, None),
+    ],
+)
+def test_user_codes_are_required_and_checked_for_clients_that_registered_them(
+    client, alice, make_client, extra, status, code
+):
+    app, secret = make_client("poll", backchannel_user_code_parameter=True)
+    response = post(client, "scope=openid&login_hint=alice" + extra, basic_auth(app.client_id, secret))
+    if code:
+        assert_error(response, status, code)
+    else:
+        assert response.status_code == 200
+
+
+@override_settings(CIBA=USER_CODE_SETTINGS)
+def test_clients_that_did_not_register_user_codes_need_none(client, alice, make_client):
+    app, secret = make_client("poll")
+    assert post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)).status_code == 200
+
+
+@override_settings(CIBA={"REQUEST_POLICY_CLASS": "tests.backends.NoBobPolicy"})
+def test_a_site_policy_can_deny_before_any_user_interaction(client, alice, make_client):
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_user("bob")
+    app, secret = make_client("poll")
+    assert_error(
+        post(client, "scope=openid&login_hint=bob", basic_auth(app.client_id, secret)), 403, "access_denied"
+    )
+    assert post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)).status_code == 200

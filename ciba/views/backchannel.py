@@ -93,6 +93,9 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
         resolver = ciba_settings.USER_RESOLVER_CLASS()
         user = resolver.resolve(client=client, request=request._request, **{hint_kind: hint})
         _check_user_code(params, user, client)
+        ciba_settings.REQUEST_POLICY_CLASS().check(
+            client=client, user=user, scopes=scopes, acr_values=acr_values
+        )
 
         now = timezone.now()
         mode = client.backchannel_token_delivery_mode
