@@ -18,8 +18,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 
 def database(default_sqlite_path: str) -> dict[str, Any]:
-    """``DATABASE_URL`` (any URL dj-database-url understands), else a local SQLite file."""
-    return dj_database_url.config(default=f"sqlite:///{default_sqlite_path}", conn_max_age=0)
+    """``DATABASE_URL`` (any URL dj-database-url understands), else a local SQLite file.
+
+    Connections persist for ``DATABASE_CONN_MAX_AGE`` seconds (default 60, with Django's
+    health check before reuse): opening a PostgreSQL connection per request would cost more
+    than the whole CIBA request it serves.
+    """
+    return dj_database_url.config(
+        default=f"sqlite:///{default_sqlite_path}",
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
+    )
 
 
 def cache() -> dict[str, Any]:
