@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     results = {
-        "command": "python -m bench.backchannel " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m bench.backchannel", *sys.argv[1:]]),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -56,7 +56,7 @@ class BaseUserResolver:
 
 
 class UsernameOrEmailUserResolver(BaseUserResolver):
-    """Default resolver; the policy each hint kind follows is documented in docs/hints.md.
+    """Default resolver; the policy each hint kind follows is documented in docs/security.md.
 
     - ``login_hint``: the user's ``USERNAME_FIELD`` value, or their email address.
     - ``id_token_hint``: an ID token this server signed (RS256, a current or inactive key)
