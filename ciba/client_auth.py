@@ -66,6 +66,8 @@ def read_credentials(authorization: str, params: Mapping[str, str]) -> Credentia
     if len(used) > 1:
         raise InvalidClient("Use exactly one client authentication method.")
     body_client_id = params.get("client_id")
+    if body_client_id is not None and not _plausible_id(body_client_id):
+        raise InvalidClient("Malformed client_id.")
     if basic is not None:
         client_id, secret = basic
         if body_client_id is not None and body_client_id != client_id:
@@ -86,7 +88,7 @@ def read_credentials(authorization: str, params: Mapping[str, str]) -> Credentia
         except JoseError as exc:
             raise InvalidClient(f"client_assertion: {exc}") from None
         iss, sub = claims.get("iss"), claims.get("sub")
-        if not isinstance(sub, str) or not sub or iss != sub:
+        if not isinstance(sub, str) or not sub or iss != sub or not _plausible_id(sub):
             raise InvalidClient(
                 "client_assertion must have iss and sub equal to the client_id (RFC 7523 §3)."
             )
@@ -195,10 +197,15 @@ def _basic(authorization: str) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         raise InvalidClient("Malformed Basic credentials.") from None
     client_id, sep, secret = decoded.partition(":")
-    if not sep:
+    client_id = unquote_plus(client_id)  # RFC 6749 §2.3.1: both parts are form-urlencoded
+    if not sep or not _plausible_id(client_id):
         raise InvalidClient("Malformed Basic credentials.")
-    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-    return unquote_plus(client_id), unquote_plus(secret)
+    return client_id, unquote_plus(secret)
+
+
+def _plausible_id(client_id: str) -> bool:
+    """Client ids are at most 255 characters (DOT's column) without NUL (PostgreSQL refuses it)."""
+    return len(client_id) <= 255 and "\x00" not in client_id
 
 
 _DUMMY: list[str] = []

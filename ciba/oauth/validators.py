@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from ..models import AuthenticationRequest
 from .errors import AccessDeniedError, AuthorizationPendingError, ExpiredTokenError, SlowDownError
 
 State = AuthenticationRequest.State
+AUTH_REQ_ID_SYNTAX = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 
 
 class CibaValidator(OAuth2Validator):
@@ -76,6 +78,10 @@ class CibaValidator(OAuth2Validator):
         (``invalid_grant``), so ids cannot be probed across clients.
         """
         now = timezone.now()
+        if not AUTH_REQ_ID_SYNTAX.match(auth_req_id):
+            # CIBA §7.3's alphabet; anything else (NUL, which PostgreSQL cannot even compare,
+            # or a megabyte of text) was never issued by this server.
+            raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
         ar = (
             AuthenticationRequest.objects.filter(auth_req_id=auth_req_id, client=request.client)
             .only(

@@ -37,6 +37,8 @@ from .errors import OAuthErrorMixin
 HINTS = ("login_hint", "login_hint_token", "id_token_hint")
 _B64TOKEN = re.compile(constants.B64TOKEN_PATTERN)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: The largest requested_expiry stored as asked (it is then capped by MAX_EXPIRES_IN).
+MAX_REQUESTED_EXPIRY = 2**31 - 1
 
 
 @method_decorator(
@@ -126,7 +128,12 @@ def _single_valued(data: QueryDict) -> dict[str, str]:
     repeated = sorted(key for key, values in data.lists() if len(values) > 1)
     if repeated:
         raise InvalidRequest(f"Repeated parameter: {', '.join(repeated)}.")
-    return {key: values[0] for key, values in data.lists()}
+    params = {key: values[0] for key, values in data.lists()}
+    # No parameter of this endpoint may hold a NUL; PostgreSQL could not even store it.
+    bad = sorted(key for key, value in params.items() if "\x00" in key or "\x00" in value)
+    if bad:
+        raise InvalidRequest(f"Parameter contains a NUL character: {', '.join(bad)}.")
+    return params
 
 
 def _scopes(params: dict[str, str], client: Any) -> list[str]:
@@ -164,8 +171,10 @@ def _expires_in(params: dict[str, str]) -> int:
     if "requested_expiry" not in params:
         return ciba_settings.DEFAULT_EXPIRES_IN
     raw = params["requested_expiry"]
-    if not raw.isascii() or not raw.isdigit() or int(raw) <= 0:
-        raise InvalidRequest("requested_expiry must be a positive integer.")
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_REQUESTED_EXPIRY:
+        raise InvalidRequest(
+            f"requested_expiry must be a whole number of seconds from 1 to {MAX_REQUESTED_EXPIRY}."
+        )
     return min(int(raw), ciba_settings.MAX_EXPIRES_IN)
 
 
