@@ -94,6 +94,8 @@ def _as_parameters(claims: dict[str, Any]) -> dict[str, str]:
         if name in claims:
             if not isinstance(claims[name], str):
                 raise InvalidRequest(f"request: the {name} claim must be a string.")
+            if "\x00" in claims[name]:
+                raise InvalidRequest(f"request: the {name} claim contains a NUL character.")
             params[name] = claims[name]
     if "requested_expiry" in claims:
         value = claims["requested_expiry"]

@@ -83,6 +83,7 @@ def test_requested_expiry_may_be_a_json_number(client, alice, signer):
         ({"nbf": None}, "nbf"),
         ({"jti": None}, "jti"),
         ({"login_hint": 42}, "must be a string"),
+        ({"login_hint": "ali\x00ce"}, "NUL"),
         ({"requested_expiry": True}, "requested_expiry"),
     ],
 )
