@@ -71,6 +71,8 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
     """
 
     def resolve_login_hint(self, login_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
+        if "\x00" in login_hint or len(login_hint) > 254:
+            raise UnknownUserId("The login_hint does not identify a user of this server.")
         User = get_user_model()
         lookup = Q(**{User.USERNAME_FIELD: login_hint})
         email_field = User.get_email_field_name()
