@@ -1,4 +1,5 @@
-"""DOT's URLconf with the discovery views replaced by CIBA-aware ones.
+"""DOT's URLconf with the discovery views replaced by CIBA-aware ones, and the token view
+replaced by one that keeps CIBA credentials out of error reports.
 
 Include it *instead of* ``oauth2_provider.urls``, under DOT's namespace, so that DOT's
 own ``reverse("oauth2_provider:...")`` calls keep working::
@@ -13,12 +14,19 @@ from django.urls import path, re_path
 from oauth2_provider import urls as dot_urls
 
 from .discovery import CibaConnectDiscoveryInfoView, CibaOAuthServerMetadataView
+from .views.token import CibaTokenView
 
 app_name = "oauth2_provider"
 
-_OVERRIDDEN = {"oidc-connect-discovery-info", "oauth-server-metadata", "oauth-server-metadata-issuer"}
+_OVERRIDDEN = {
+    "oidc-connect-discovery-info",
+    "oauth-server-metadata",
+    "oauth-server-metadata-issuer",
+    "token",
+}
 
 urlpatterns = [
+    path("token/", CibaTokenView.as_view(), name="token"),
     re_path(
         r"^\.well-known/openid-configuration/?$",
         CibaConnectDiscoveryInfoView.as_view(),

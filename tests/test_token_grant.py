@@ -134,3 +134,60 @@ def test_refresh_tokens_from_ciba_keep_working(client, alice, make_client):
     )
     assert response.status_code == 200, response.content
     assert "access_token" in response.json()
+
+
+def test_a_pending_poll_costs_three_queries_and_one_write(
+    client, alice, make_client, django_assert_max_num_queries
+):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)
+    poll(client, app, secret, auth_req_id)  # warm-up: the secret check is remembered after this
+    with django_assert_max_num_queries(3):
+        assert error_of(poll(client, app, secret, auth_req_id)) == "slow_down"
+
+
+def test_a_client_not_registered_for_ciba_is_unauthorized(client, alice, make_client):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)
+    other, other_secret = make_client("", authorization_grant_type="client-credentials")
+    response = poll(client, other, other_secret, auth_req_id)
+    assert error_of(response) == "unauthorized_client"
+
+
+def test_the_tokens_carry_the_scopes_the_user_approved(client, alice, make_client):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret, "scope=openid+profile+email&login_hint=alice")
+    approve(auth_req_id, granted_scope="openid email")
+    tokens = poll(client, app, secret, auth_req_id).json()
+    assert set(tokens["scope"].split()) == {"openid", "email"}
+    assert get_access_token_model().objects.get().scope == "openid email"
+
+
+def test_an_acr_is_only_claimed_when_the_approval_recorded_one(client, alice, make_client):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(
+        client, app, secret, "scope=openid&login_hint=alice&acr_values=urn%3Aacr%3Ahigh"
+    )
+    approve(auth_req_id)
+    claims = jwt.decode(
+        poll(client, app, secret, auth_req_id).json()["id_token"], options={"verify_signature": False}
+    )
+    assert "acr" not in claims
+
+
+def test_auth_req_id_and_assertions_are_hidden_from_error_reports(rf, alice, make_client):
+    from django.urls import resolve
+    from django.views.debug import SafeExceptionReporterFilter
+
+    app, secret = make_client("poll")
+    request = rf.post(
+        "/o/token/",
+        f"grant_type={CIBA_GRANT_TYPE}&auth_req_id=secret-id&client_assertion=a.b.c",
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    resolve("/o/token/").func(request)
+    shown = SafeExceptionReporterFilter().get_post_parameters(request)
+    assert shown["auth_req_id"] != "secret-id"
+    assert shown["client_assertion"] != "a.b.c"
+    assert shown["grant_type"] == CIBA_GRANT_TYPE

@@ -1,0 +1,34 @@
+"""DOT's token endpoint, with every credential the CIBA grant carries hidden from error reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from oauth2_provider.views import TokenView
+
+#: Credentials that can appear in a token request body (CIBA grant, RFC 7523, refresh, code).
+SENSITIVE = (
+    "auth_req_id",
+    "client_secret",
+    "client_assertion",
+    "password",
+    "refresh_token",
+    "code",
+    "code_verifier",
+)
+
+
+class CibaTokenView(TokenView):
+    """DOT marks only ``password`` and ``client_secret`` sensitive; an ``auth_req_id`` or a
+    client assertion in a Django error report is a usable credential, so hide them too."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return super().post(request, *args, **kwargs)
+        finally:
+            # DOT's post() sets its own, shorter list when it runs; Django reads the list
+            # only when it reports an error, after the view returned or raised.
+            current = getattr(request, "sensitive_post_parameters", ())
+            if current != "__ALL__":
+                request.sensitive_post_parameters = sorted(set(current) | set(SENSITIVE))
