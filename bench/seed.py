@@ -1,0 +1,45 @@
+"""Create N pending CIBA requests for the demo poll client (run with the benchmark's environment).
+
+python -m bench.seed N OUTPUT.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from oauth2_provider.models import get_application_model
+
+    from ciba.models import AuthenticationRequest
+
+    count, output = int(sys.argv[1]), sys.argv[2]
+    client = get_application_model().objects.get(client_id="demo-poll")
+    user = get_user_model().objects.get(username="alice")
+    now = timezone.now()
+    rows = [
+        AuthenticationRequest(
+            client=client,
+            user=user,
+            hint_kind="login_hint",
+            scope="openid",
+            binding_message="BENCH",
+            expires_at=now + timedelta(hours=1),
+            interval=5,
+        )
+        for _ in range(count)
+    ]
+    AuthenticationRequest.objects.bulk_create(rows, batch_size=1000)
+    with open(output, "w") as handle:
+        json.dump([row.auth_req_id for row in rows], handle)
+
+
+if __name__ == "__main__":
+    main()
