@@ -122,6 +122,7 @@ class AuthenticationRequestAdmin(admin.ModelAdmin):
         "created_at",
         "expires_at",
         "decided_at",
+        "decided_by",
         "issued_at",
         "last_polled_at",
         "updated_at",

@@ -6,6 +6,7 @@ import jwt
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_id_token_model
 
+from ciba import services
 from ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest
 from tests.conftest import basic_auth, start_request
@@ -23,10 +24,9 @@ def poll(client, app, secret, auth_req_id):
     )
 
 
-def approve(auth_req_id, **fields):
-    ar = AuthenticationRequest.objects.get(auth_req_id=auth_req_id)
-    assert ar.transition_to(State.APPROVED, decided_at=timezone.now(), **fields)
-    return ar
+def approve(auth_req_id, **kwargs):
+    ar = AuthenticationRequest.objects.select_related("user").get(auth_req_id=auth_req_id)
+    return services.approve(ar, user=ar.user, **kwargs)
 
 
 def error_of(response):
@@ -157,7 +157,7 @@ def test_a_client_not_registered_for_ciba_is_unauthorized(client, alice, make_cl
 def test_the_tokens_carry_the_scopes_the_user_approved(client, alice, make_client):
     app, secret = make_client("poll")
     auth_req_id = start_request(client, app, secret, "scope=openid+profile+email&login_hint=alice")
-    approve(auth_req_id, granted_scope="openid email")
+    approve(auth_req_id, scopes=["openid", "email"])
     tokens = poll(client, app, secret, auth_req_id).json()
     assert set(tokens["scope"].split()) == {"openid", "email"}
     assert get_access_token_model().objects.get().scope == "openid email"

@@ -110,6 +110,14 @@ class AuthenticationRequest(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
     issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
     last_polled_at = models.DateTimeField(_("last polled at"), null=True, blank=True)
 

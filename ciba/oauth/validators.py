@@ -13,7 +13,7 @@ from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
-from .. import client_auth
+from .. import client_auth, services
 from ..conf import ciba_settings
 from ..constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
 from ..errors import InvalidClient
@@ -127,7 +127,7 @@ class CibaValidator(OAuth2Validator):
 
     def consume_ciba_request(self, request: Any) -> None:
         """The race arbiter: only the caller whose conditional UPDATE matched may mint tokens."""
-        if not request.ciba_request.transition_to(State.ISSUED, issued_at=timezone.now()):
+        if not services.mark_issued(request.ciba_request):
             raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
 
     def get_id_token_dictionary(self, token: dict, token_handler: Any, request: Any) -> tuple[dict, Any]:

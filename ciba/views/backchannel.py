@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
 from django.http import QueryDict
-from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.scopes import get_scopes_backend
@@ -17,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import constants
+from .. import constants, services
 from ..client_auth import authenticate_client
 from ..conf import ciba_settings
 from ..errors import (
@@ -28,7 +26,6 @@ from ..errors import (
     MissingUserCode,
     UnauthorizedClient,
 )
-from ..models import AuthenticationRequest
 from ..request_object import parameters_from_request_object
 from ..tasks import enqueue_device_notification
 from ..throttling import ClientRateThrottle
@@ -99,10 +96,10 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
             client=client, user=user, scopes=scopes, acr_values=acr_values
         )
 
-        now = timezone.now()
         mode = client.backchannel_token_delivery_mode
         with transaction.atomic():
-            ar = AuthenticationRequest.objects.create(
+            ar = services.create_request(
+                expires_in=expires_in,
                 client=client,
                 user=user,
                 hint_kind=hint_kind,
@@ -111,10 +108,7 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
                 binding_message=binding_message,
                 client_notification_token=notification_token,
                 requested_expiry=int(params["requested_expiry"]) if "requested_expiry" in params else None,
-                expires_at=now + timedelta(seconds=expires_in),
                 interval=ciba_settings.DEFAULT_INTERVAL,
-                created_at=now,
-                updated_at=now,
             )
             enqueue_device_notification(ar)
         body: dict[str, Any] = {"auth_req_id": ar.auth_req_id, "expires_in": expires_in}

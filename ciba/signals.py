@@ -1,0 +1,27 @@
+"""Signals fired by ``ciba.services`` after a request changes state (and the change committed).
+
+Receivers run after the transaction commits, so they never see a state that is rolled back,
+and an exception in a receiver cannot undo a decision.
+"""
+
+from django.dispatch import Signal
+
+#: A client started a CIBA request.
+#: provides args: request (ciba.AuthenticationRequest)
+auth_request_created = Signal()
+
+#: The user approved a request.
+#: provides args: request, user (who decided)
+auth_request_approved = Signal()
+
+#: The user denied a request.
+#: provides args: request, user (who decided)
+auth_request_denied = Signal()
+
+#: A request passed expires_at undecided (or decided but never collected) and was marked expired.
+#: provides args: request
+auth_request_expired = Signal()
+
+#: Tokens were issued for a request (handed out once, at the token endpoint or by push).
+#: provides args: request
+tokens_issued = Signal()
