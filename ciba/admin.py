@@ -15,9 +15,10 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
-from .models import AuthenticationRequest
+from .models import AuthenticationRequest, Device
 
 CIBA_FIELDS = (
     "backchannel_token_delivery_mode",
@@ -99,8 +100,21 @@ class AuthenticationRequestAdmin(admin.ModelAdmin):
     shown whole nor searchable (a search would put them in URLs and access logs).
     """
 
-    list_display = ("masked_auth_req_id", "client", "user", "state", "created_at", "expires_at")
-    list_filter = ("state", "hint_kind", "client__backchannel_token_delivery_mode")
+    list_display = (
+        "masked_auth_req_id",
+        "client",
+        "user",
+        "state",
+        "device_notification_status",
+        "created_at",
+        "expires_at",
+    )
+    list_filter = (
+        "state",
+        "device_notification_status",
+        "hint_kind",
+        "client__backchannel_token_delivery_mode",
+    )
     list_select_related = ("client", "user")
     search_fields = ("client__name", "client__client_id") + _user_search_fields()
     date_hierarchy = "created_at"
@@ -126,8 +140,33 @@ class AuthenticationRequestAdmin(admin.ModelAdmin):
         "issued_at",
         "last_polled_at",
         "updated_at",
+        "device_notification_status",
+        "device_notification_attempts",
+        "device_notification_error",
+        "device_notified_at",
     )
     readonly_fields = fields
+    actions = ("resend_device_notification",)
+
+    @admin.action(description=_("Re-send the device notification (pending requests only)"))
+    def resend_device_notification(self, request: HttpRequest, queryset: Any) -> None:
+        from .tasks import enqueue_device_notification
+
+        pending = [ar for ar in queryset if ar.effective_state() == AuthenticationRequest.State.PENDING]
+        for ar in pending:
+            AuthenticationRequest.objects.filter(pk=ar.pk).update(
+                device_notification_status=AuthenticationRequest.NotificationStatus.QUEUED
+            )
+            enqueue_device_notification(ar)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d notification re-sent; %(skipped)d request(s) no longer pending were skipped.",
+                "%(count)d notifications re-sent; %(skipped)d request(s) no longer pending were skipped.",
+                len(pending),
+            )
+            % {"count": len(pending), "skipped": queryset.count() - len(pending)},
+        )
 
     @admin.display(description=_("auth_req_id"))
     def masked_auth_req_id(self, obj: AuthenticationRequest) -> str:
@@ -144,4 +183,22 @@ class AuthenticationRequestAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    """Devices are registered by their users; staff may look and remove, never read tokens."""
+
+    list_display = ("public_id", "user", "kind", "label", "created_at", "last_seen_at")
+    list_filter = ("kind",)
+    search_fields = _user_search_fields() + ("label",)
+    list_select_related = ("user",)
+    fields = ("public_id", "user", "kind", "label", "created_at", "last_seen_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -47,6 +47,16 @@ DEFAULTS: dict[str, Any] = {
     "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code.UnconfiguredUserCodeVerifier",
     "BINDING_MESSAGE_VALIDATOR_CLASS": "ciba.backends.binding_message.PlainTextBindingMessageValidator",
     "REQUEST_POLICY_CLASS": "ciba.backends.policy.AllowAllRequestPolicy",
+    # --- device notifications (CIBA §8): retries, and the shipped notifiers' settings ---
+    "NOTIFY_MAX_RETRIES": 5,
+    "WEBHOOK_NOTIFIER_URL": "",
+    "WEBHOOK_NOTIFIER_SECRET": "",
+    "FCM_APP_NAME": "[DEFAULT]",
+    "WEBPUSH_VAPID_PRIVATE_KEY": "",
+    "WEBPUSH_VAPID_SUBJECT": "",
+    # --- the consent API (the authentication device's side) ---
+    "CONSENT_SCOPE": "ciba:consent",
+    "APPROVAL_POLICY_CLASS": "ciba.backends.policy.AllowAllApprovalPolicy",
     # --- outbound callbacks to client notification endpoints (CIBA §10.2, §10.3) ---
     "CALLBACK_CONNECT_TIMEOUT": 3.0,
     "CALLBACK_READ_TIMEOUT": 10.0,
@@ -62,6 +72,7 @@ IMPORT_STRINGS = (
     "USER_CODE_VERIFIER_CLASS",
     "BINDING_MESSAGE_VALIDATOR_CLASS",
     "REQUEST_POLICY_CLASS",
+    "APPROVAL_POLICY_CLASS",
 )
 
 

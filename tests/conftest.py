@@ -81,6 +81,39 @@ def json_server() -> Any:
     server.server_close()
 
 
+@pytest.fixture
+def recorder() -> Any:
+    """A real HTTP server on loopback that records every POST and answers queued statuses.
+
+    ``server.statuses`` is a list of status codes to answer in order (then 204);
+    ``server.received`` holds ``(path, headers, body)`` of every POST.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            with lock:
+                server.received.append((self.path, dict(self.headers), body))
+                status = server.statuses.pop(0) if server.statuses else 204
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    lock = threading.Lock()
+    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.statuses, server.received = [], []
+    server.url = lambda path="/": f"http://127.0.0.1:{server.server_address[1]}{path}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 def basic_auth(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
 

@@ -111,3 +111,42 @@ def test_requests_can_be_filtered_by_state_and_searched_by_user(staff, alice, ma
     assert staff.get("/admin/ciba/authenticationrequest/?state=denied").context["cl"].result_count == 0
     assert staff.get("/admin/ciba/authenticationrequest/?q=alice").context["cl"].result_count == 1
     assert staff.get("/admin/ciba/authenticationrequest/?q=nobody").context["cl"].result_count == 0
+
+
+def test_staff_can_resend_the_device_notification_of_pending_requests(
+    staff, alice, make_client, django_capture_on_commit_callbacks, caplog
+):
+    import logging
+
+    from ciba import services
+
+    client, _ = make_client("poll")
+    pending = services.create_request(
+        expires_in=60, client=client, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    decided = services.create_request(
+        expires_in=60, client=client, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    services.deny(decided, user=alice)
+    AuthenticationRequest.objects.filter(pk=pending.pk).update(device_notification_status="failed")
+    with (
+        caplog.at_level(logging.INFO, logger="ciba.notifiers"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = staff.post(
+            "/admin/ciba/authenticationrequest/",
+            {"action": "resend_device_notification", "_selected_action": [pending.pk, decided.pk]},
+            follow=True,
+        )
+    assert "1 notification re-sent; 1 request(s) no longer pending were skipped." in response.content.decode()
+    assert caplog.text.count("awaits a decision") == 1
+    assert AuthenticationRequest.objects.get(pk=pending.pk).device_notification_status == "sent"
+
+
+def test_device_admin_never_shows_push_tokens(staff, alice):
+    from ciba.models import Device
+
+    device = Device.objects.create(user=alice, kind="fcm", token="very-secret-push-token")
+    page = staff.get(f"/admin/ciba/device/{device.pk}/change/").content.decode()
+    assert "very-secret-push-token" not in page
+    assert str(device.public_id) in page

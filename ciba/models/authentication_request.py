@@ -75,6 +75,12 @@ class AuthenticationRequest(models.Model):
         State.ISSUED: frozenset({State.APPROVED}),
     }
 
+    class NotificationStatus(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RETRYING = "retrying", _("Retrying")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+
     class HintKind(models.TextChoices):
         LOGIN_HINT = "login_hint", "login_hint"
         LOGIN_HINT_TOKEN = "login_hint_token", "login_hint_token"
@@ -120,6 +126,16 @@ class AuthenticationRequest(models.Model):
     )
     issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
     last_polled_at = models.DateTimeField(_("last polled at"), null=True, blank=True)
+    # The device notification's outcome, so a failure is visible (API, admin) without logs.
+    device_notification_status = models.CharField(
+        _("device notification"),
+        max_length=16,
+        choices=NotificationStatus.choices,
+        default=NotificationStatus.QUEUED,
+    )
+    device_notification_attempts = models.PositiveSmallIntegerField(_("notification attempts"), default=0)
+    device_notification_error = models.TextField(_("last notification error"), blank=True)
+    device_notified_at = models.DateTimeField(_("device notified at"), null=True, blank=True)
 
     objects = AuthenticationRequestQuerySet.as_manager()
 

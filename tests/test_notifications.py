@@ -1,0 +1,345 @@
+"""Device notifications: signed webhooks, FCM, Web Push, retries, and failures that never lose a request."""
+
+import base64
+import inspect
+import json
+import logging
+import os
+
+import pytest
+import requests
+from django.test import Client, override_settings
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from ciba import services
+from ciba.models import AuthenticationRequest, Device
+from tests.conftest import basic_auth
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+WEBHOOK = "ciba.backends.notifiers.WebhookNotifier"
+LOG = "ciba.backends.notifiers.LogNotifier"
+
+
+def start(client, app, secret, body="scope=openid&login_hint=alice&binding_message=W4SCT"):
+    response = client.post(
+        "/o/backchannel-authentication/",
+        body,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    assert response.status_code == 200, response.content
+    return AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
+
+
+def webhook_settings(recorder, **extra):
+    return {
+        "NOTIFIER_CLASSES": [WEBHOOK],
+        "WEBHOOK_NOTIFIER_URL": recorder.url("/ciba-events"),
+        "WEBHOOK_NOTIFIER_SECRET": SECRET,
+        **extra,
+    }
+
+
+def test_the_webhook_is_signed_per_standard_webhooks_and_carries_the_request(
+    client, alice, make_client, recorder, django_capture_on_commit_callbacks
+):
+    Device.objects.create(user=alice, kind="apns", token="apns-token", label="iPhone")
+    app, secret = make_client("poll", name="Corner Shop")
+    with override_settings(CIBA=webhook_settings(recorder)), django_capture_on_commit_callbacks(execute=True):
+        ar = start(client, app, secret)
+    assert len(recorder.received) == 1
+    path, headers, body = recorder.received[0]
+    event = Webhook(SECRET).verify(body, {k.lower(): v for k, v in headers.items()})
+    assert event["type"] == "ciba.authentication_requested"
+    data = event["data"]
+    assert data["auth_req_id"] == ar.auth_req_id
+    assert data["client_name"] == "Corner Shop" and data["binding_message"] == "W4SCT"
+    assert data["expires_at"] == ar.expires_at.isoformat()
+    assert data["devices"] == [
+        {"id": str(Device.objects.get().public_id), "kind": "apns", "label": "iPhone", "token": "apns-token"}
+    ]
+    with pytest.raises(WebhookVerificationError):
+        Webhook("whsec_" + base64.b64encode(b"another-secret-another-secret-12").decode()).verify(
+            body, headers
+        )
+    ar.refresh_from_db()
+    assert (ar.device_notification_status, ar.device_notification_attempts) == ("sent", 1)
+
+
+def test_transient_failures_are_retried_with_the_same_message_id(
+    client, alice, make_client, recorder, django_capture_on_commit_callbacks
+):
+    recorder.statuses = [503, 429]
+    app, secret = make_client("poll")
+    with override_settings(CIBA=webhook_settings(recorder)), django_capture_on_commit_callbacks(execute=True):
+        ar = start(client, app, secret)
+    assert len(recorder.received) == 3
+    assert len({headers["webhook-id"] for _, headers, _ in recorder.received}) == 1
+    ar.refresh_from_db()
+    assert (ar.device_notification_status, ar.device_notification_attempts, ar.device_notification_error) == (
+        "sent",
+        3,
+        "",
+    )
+
+
+def test_a_permanent_failure_is_recorded_and_the_request_survives(
+    client, alice, make_client, recorder, django_capture_on_commit_callbacks
+):
+    recorder.statuses = [400]
+    app, secret = make_client("poll")
+    with override_settings(CIBA=webhook_settings(recorder)), django_capture_on_commit_callbacks(execute=True):
+        ar = start(client, app, secret)
+    assert len(recorder.received) == 1  # a 4xx is not retried
+    ar.refresh_from_db()
+    assert ar.state == "pending"
+    assert ar.device_notification_status == "failed"
+    assert "HTTP 400" in ar.device_notification_error
+    ar.user.set_password("pw")
+    device_app = Client()
+    device_app.force_login(alice)
+    listed = device_app.get("/o/ciba/requests/").json()
+    assert [(r["auth_req_id"], r["device_notification_status"]) for r in listed] == [
+        (ar.auth_req_id, "failed")
+    ]
+
+
+def test_an_unreachable_gateway_is_retried_then_recorded_as_failed(
+    client, alice, make_client, django_capture_on_commit_callbacks
+):
+    app, secret = make_client("poll")
+    unreachable = {
+        "NOTIFIER_CLASSES": [WEBHOOK],
+        "WEBHOOK_NOTIFIER_URL": "http://127.0.0.1:9/nothing-listens-here",
+        "WEBHOOK_NOTIFIER_SECRET": SECRET,
+        "NOTIFY_MAX_RETRIES": 2,
+    }
+    with override_settings(CIBA=unreachable), django_capture_on_commit_callbacks(execute=True):
+        ar = start(client, app, secret)
+    ar.refresh_from_db()
+    assert (ar.device_notification_status, ar.device_notification_attempts) == ("failed", 3)
+    assert "ConnectionError" in ar.device_notification_error
+
+
+def test_only_the_failed_notifier_is_retried(
+    client, alice, make_client, recorder, caplog, django_capture_on_commit_callbacks
+):
+    recorder.statuses = [503]
+    app, secret = make_client("poll")
+    settings = webhook_settings(recorder, NOTIFIER_CLASSES=[LOG, WEBHOOK])
+    with caplog.at_level(logging.INFO, logger="ciba.notifiers"):
+        with override_settings(CIBA=settings), django_capture_on_commit_callbacks(execute=True):
+            start(client, app, secret)
+    assert len(recorder.received) == 2
+    assert caplog.text.count("awaits a decision") == 1  # the log notifier ran once
+
+
+def test_a_broken_notifier_never_fails_the_client_request(
+    client, alice, make_client, django_capture_on_commit_callbacks
+):
+    app, secret = make_client("poll")
+    with (
+        override_settings(CIBA={"NOTIFIER_CLASSES": [WEBHOOK]}),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        ar = start(client, app, secret)  # the webhook notifier is not configured: ImproperlyConfigured
+    ar.refresh_from_db()
+    assert ar.state == "pending" and ar.device_notification_status == "failed"
+    assert "WEBHOOK_NOTIFIER_URL" in ar.device_notification_error
+
+
+def test_a_request_decided_before_the_worker_ran_is_not_notified(alice, make_client, recorder):
+    from ciba.tasks import notify_authentication_device
+
+    app, _ = make_client("poll")
+    ar = services.create_request(
+        expires_in=60, client=app, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    services.deny(ar, user=alice)
+    with override_settings(CIBA=webhook_settings(recorder)):
+        assert notify_authentication_device.apply(args=[ar.pk]).get() == "skipped"
+    assert recorder.received == []
+
+
+# --- FCM: the library builds the message; only its HTTP call is stubbed ---------------------------
+
+
+@pytest.fixture
+def firebase_app(monkeypatch):
+    firebase_admin = pytest.importorskip("firebase_admin", reason="the fcm extra is not installed")
+    from firebase_admin import _http_client, credentials
+    from google.auth.credentials import AnonymousCredentials
+
+    class Anonymous(credentials.Base):
+        def get_credential(self):
+            return AnonymousCredentials()
+
+    sent = []
+
+    def body(self, method, url, **kwargs):
+        sent.append((method, url, kwargs["json"]))
+        return {"name": "projects/ciba-test/messages/1"}
+
+    monkeypatch.setattr(_http_client.JsonHttpClient, "body", body)
+    app = firebase_admin.initialize_app(
+        Anonymous(), {"projectId": "ciba-test"}, name=f"ciba-test-{os.getpid()}-{id(sent)}"
+    )
+    yield app, sent
+    firebase_admin.delete_app(app)
+
+
+def test_fcm_addresses_installation_ids_as_fid(alice, make_client, firebase_app):
+    from firebase_admin import messaging
+
+    from ciba.backends.fcm import FcmNotifier
+
+    assert "fid" in inspect.signature(messaging.Message).parameters  # firebase-admin >= 7.7 (the fcm extra)
+    app, sent = firebase_app
+    Device.objects.create(user=alice, kind="fcm", token="cH2xK9fLq3Vw7ZtY1bN4aQ")
+    client, _ = make_client("poll")
+    ar = services.create_request(
+        expires_in=60, client=client, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    with override_settings(CIBA={"FCM_APP_NAME": app.name}):
+        FcmNotifier().notify(ar, list(Device.objects.all()))
+    assert sent[0][2]["message"]["fid"] == "cH2xK9fLq3Vw7ZtY1bN4aQ"
+
+
+def test_fcm_sends_a_high_priority_data_message_to_each_fcm_device(alice, make_client, firebase_app):
+    from ciba.backends.fcm import FcmNotifier
+
+    app, sent = firebase_app
+    Device.objects.create(user=alice, kind="fcm", token="fcm-token-1")
+    Device.objects.create(user=alice, kind="webpush", subscription={"endpoint": "https://x", "keys": {}})
+    client, _ = make_client("poll", name="Corner Shop")
+    ar = services.create_request(
+        expires_in=120,
+        client=client,
+        user=alice,
+        hint_kind="login_hint",
+        scope="openid",
+        interval=5,
+        binding_message="W4SCT",
+    )
+    with override_settings(CIBA={"FCM_APP_NAME": app.name}):
+        FcmNotifier().notify(ar, list(Device.objects.all()))
+    assert len(sent) == 1
+    method, url, payload = sent[0]
+    assert method == "post" and url.endswith("/projects/ciba-test/messages:send")
+    message = payload["message"]
+    assert message["token"] == "fcm-token-1"  # a registration token
+    assert message["data"]["auth_req_id"] == ar.auth_req_id
+    assert message["data"]["binding_message"] == "W4SCT"
+    assert message["data"]["client_name"] == "Corner Shop"
+    assert json.loads(message["data"]["scopes"])[0]["scope"] == "openid"
+    assert message["android"]["priority"] == "high"
+    assert 100 <= int(message["android"]["ttl"].rstrip("s")) <= 120
+
+
+# --- Web Push: the library encrypts and signs; only the HTTP transport is stubbed ---------------------
+
+
+class RecordingAdapter(requests.adapters.BaseAdapter):
+    def __init__(self, status=201):
+        super().__init__()
+        self.status, self.requests = status, []
+
+    def send(self, request, **kwargs):
+        self.requests.append(request)
+        response = requests.Response()
+        response.status_code, response.request, response._content = self.status, request, b""
+        return response
+
+    def close(self):
+        pass
+
+
+def test_web_push_sends_an_encrypted_vapid_signed_message(alice, make_client, monkeypatch):
+    pytest.importorskip("pywebpush", reason="the webpush extra is not installed")
+    import http_ece
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from py_vapid import Vapid
+
+    from ciba.backends.webpush import WebPushNotifier
+
+    receiver = ec.generate_private_key(ec.SECP256R1())
+    auth = os.urandom(16)
+    public = receiver.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")  # noqa: E731
+    Device.objects.create(
+        user=alice,
+        kind="webpush",
+        subscription={
+            "endpoint": "https://push.example.net/send/abc",
+            "keys": {"p256dh": b64(public), "auth": b64(auth)},
+        },
+    )
+    vapid = Vapid()
+    vapid.generate_keys()
+    key_pem = vapid.private_pem().decode()
+    adapter = RecordingAdapter()
+    monkeypatch.setattr(WebPushNotifier, "session", lambda self: _session_with(adapter))
+    client, _ = make_client("poll")
+    ar = services.create_request(
+        expires_in=60, client=client, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    with override_settings(
+        CIBA={"WEBPUSH_VAPID_PRIVATE_KEY": key_pem, "WEBPUSH_VAPID_SUBJECT": "mailto:ops@example.com"}
+    ):
+        WebPushNotifier().notify(ar, list(Device.objects.all()))
+    (request,) = adapter.requests
+    assert request.url == "https://push.example.net/send/abc"
+    assert request.headers["content-encoding"] == "aes128gcm"
+    assert request.headers["Authorization"].startswith("vapid t=")
+    assert 50 <= int(request.headers["ttl"]) <= 60
+    plain = http_ece.decrypt(request.body, private_key=receiver, auth_secret=auth, version="aes128gcm")
+    assert json.loads(plain)["auth_req_id"] == ar.auth_req_id
+
+
+def test_a_gone_web_push_subscription_is_a_permanent_failure(alice, make_client, monkeypatch):
+    pytest.importorskip("pywebpush", reason="the webpush extra is not installed")
+    from py_vapid import Vapid
+
+    from ciba.backends.notifiers import NotificationError
+    from ciba.backends.webpush import WebPushNotifier
+
+    vapid = Vapid()
+    vapid.generate_keys()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    receiver = ec.generate_private_key(ec.SECP256R1())
+    public = receiver.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")  # noqa: E731
+    Device.objects.create(
+        user=alice,
+        kind="webpush",
+        subscription={
+            "endpoint": "https://push.example.net/gone",
+            "keys": {"p256dh": b64(public), "auth": b64(os.urandom(16))},
+        },
+    )
+    monkeypatch.setattr(WebPushNotifier, "session", lambda self: _session_with(RecordingAdapter(status=410)))
+    client, _ = make_client("poll")
+    ar = services.create_request(
+        expires_in=60, client=client, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    settings = {
+        "WEBPUSH_VAPID_PRIVATE_KEY": vapid.private_pem().decode(),
+        "WEBPUSH_VAPID_SUBJECT": "mailto:o@example.com",
+    }
+    with override_settings(CIBA=settings), pytest.raises(NotificationError) as exc:
+        WebPushNotifier().notify(ar, list(Device.objects.all()))
+    assert exc.value.transient is False and "410" in str(exc.value)
+
+
+def _session_with(adapter):
+    session = requests.Session()
+    session.mount("https://", adapter)
+    return session
