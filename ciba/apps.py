@@ -11,4 +11,7 @@ class CibaConfig(AppConfig):
     def ready(self) -> None:
         # Registering the system checks is the only start-up work: everything else is
         # resolved lazily so that importing ciba never touches the database or the network.
-        from . import checks  # noqa: F401
+        from . import (
+            checks,  # noqa: F401
+            schema,  # noqa: F401  (registers the OpenAPI extension)
+        )

@@ -34,6 +34,7 @@ class Codes:
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
+    CONSENT_SCOPE = "ciba.W004"
 
 
 def _oauth2_settings() -> Any:
@@ -205,6 +206,17 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                     id=Codes.USER_CODE_VERIFIER,
                 )
             )
+    consent_scope = ciba_settings.raw("CONSENT_SCOPE")
+    if consent_scope not in _oauth2_settings().SCOPES:
+        messages.append(
+            checks.Warning(
+                f"The consent scope {consent_scope!r} is not one of DOT's SCOPES, so no access token can "
+                "carry it: authentication-device apps can only use the consent API with a session.",
+                hint=f'Add "{consent_scope}" to OAUTH2_PROVIDER["SCOPES"], or set CIBA["CONSENT_SCOPE"] to '
+                "a scope you define.",
+                id=Codes.CONSENT_SCOPE,
+            )
+        )
     return messages
 
 

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "oauth2_provider",
     "rest_framework",
+    "drf_spectacular",
     "ciba",
     "example_project.demo",
 ]
@@ -72,6 +73,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/admin/login/"
 
 # --- django-oauth-toolkit, with the CIBA application model, server and validator ---
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CIBA consent and device API",
+    "DESCRIPTION": "The authentication device side of CIBA: see and decide requests, register devices.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
 OAUTH2_PROVIDER_APPLICATION_MODEL = "ciba.Application"
 OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
@@ -86,6 +95,7 @@ OAUTH2_PROVIDER = {
         "profile": "See your name",
         "email": "See your email address",
         "payments": "Make a payment on your behalf",
+        "ciba:consent": "Approve or deny sign-in requests on this device",
     },
     "DEFAULT_SCOPES": ["openid"],
 }

@@ -16,3 +16,16 @@ class NoBobPolicy(BaseRequestPolicy):
     def check(self, *, client, user, scopes, acr_values):
         if user.get_username() == "bob":
             raise AccessDenied("Requests for this account are blocked.")
+
+
+class SecondFactorForHighAcr:
+    """Approving a request that asked for urn:acr:high needs a (stand-in) second factor."""
+
+    def authorize(self, *, http_request, auth_request, user):
+        from ciba.backends.policy import StepUpRequired
+
+        if "urn:acr:high" not in auth_request.acr_values.split():
+            return ""
+        if http_request.headers.get("X-Second-Factor") != "123456":
+            raise StepUpRequired("Confirm with your second factor to approve this request.")
+        return "urn:acr:high"

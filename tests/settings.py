@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "oauth2_provider",
     "rest_framework",
+    "drf_spectacular",
     "ciba",
 ]
 MIDDLEWARE = [
@@ -59,6 +60,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # benchmarks in bench/, not by the tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CIBA consent and device API",
+    "DESCRIPTION": "The authentication device side of CIBA: see and decide requests, register devices.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
 OAUTH2_PROVIDER_APPLICATION_MODEL = "ciba.Application"
 OAUTH2_PROVIDER = {
     "OIDC_ENABLED": True,
@@ -72,6 +81,7 @@ OAUTH2_PROVIDER = {
         "profile": "See your name",
         "email": "See your email address",
         "payments": "Make a payment on your behalf",
+        "ciba:consent": "Approve or deny sign-in requests on this device",
     },
     "DEFAULT_SCOPES": ["openid"],
     # Tests change the server and validator settings; DOT caches the server per view class.

@@ -79,6 +79,12 @@ def test_bad_ciba_settings_are_reported(ciba, code):
     assert "CIBA[" in messages[0].hint or "CIBA" in messages[0].msg
 
 
+def test_a_consent_scope_missing_from_dot_scopes_is_reported():
+    with override_settings(CIBA={"CONSENT_SCOPE": "device:approve"}):
+        messages = [m for m in ciba_checks.check_ciba_settings() if m.id == "ciba.W004"]
+    assert len(messages) == 1 and "OAUTH2_PROVIDER" in messages[0].hint
+
+
 def test_an_application_model_without_the_mixin_is_reported(monkeypatch):
     from oauth2_provider import models as dot_models
 

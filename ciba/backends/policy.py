@@ -26,3 +26,38 @@ class AllowAllRequestPolicy(BaseRequestPolicy):
 
     def check(self, *, client: Any, user: AbstractBaseUser, scopes: list[str], acr_values: str) -> None:
         return None
+
+
+class BaseApprovalPolicy:
+    """Interface: ``authorize(http_request=, auth_request=, user=) -> acr``.
+
+    Runs when the user approves, before the approval is recorded. Return the ACR the user's
+    authentication achieved (``""`` for none: the ID token then carries no ``acr``), or raise
+    ``ciba.backends.policy.StepUpRequired`` when this approval needs more than a tap — for
+    example a recent login or a second factor because the client asked for a high
+    ``acr_values``. The consent API answers 403 ``step_up_required`` with the policy's
+    message, and the request stays pending so the device can authenticate and approve again.
+    """
+
+    def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> str:
+        raise NotImplementedError
+
+
+class StepUpRequired(Exception):
+    """The approval needs stronger authentication first; ``detail`` says what to do."""
+
+    def __init__(self, detail: str, *, acr: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.acr = acr
+
+
+class AllowAllApprovalPolicy(BaseApprovalPolicy):
+    """Default: a tap by the authenticated owner approves; no ``acr`` is claimed.
+
+    Claiming an ``acr`` would be a statement about how strongly the user authenticated, which
+    ciba cannot know: a site that can vouch for it plugs in its own policy (docs/integration.md).
+    """
+
+    def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> str:
+        return ""

@@ -9,7 +9,9 @@ from django.db import transaction
 from django.http import QueryDict
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
+from drf_spectacular.utils import extend_schema, inline_serializer
 from oauth2_provider.scopes import get_scopes_backend
+from rest_framework import serializers
 from rest_framework.parsers import FormParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -38,6 +40,49 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_REQUESTED_EXPIRY = 2**31 - 1
 
 
+BACKCHANNEL_REQUEST = inline_serializer(
+    "BackchannelAuthenticationRequest",
+    {
+        "scope": serializers.CharField(help_text="Space-separated; must contain openid."),
+        "login_hint": serializers.CharField(required=False),
+        "login_hint_token": serializers.CharField(required=False),
+        "id_token_hint": serializers.CharField(required=False),
+        "binding_message": serializers.CharField(required=False),
+        "acr_values": serializers.CharField(required=False),
+        "client_notification_token": serializers.CharField(
+            required=False, help_text="Required for ping and push."
+        ),
+        "user_code": serializers.CharField(required=False),
+        "requested_expiry": serializers.IntegerField(required=False, min_value=1),
+        "request": serializers.CharField(required=False, help_text="A signed request object (CIBA §7.1.1)."),
+    },
+)
+BACKCHANNEL_RESPONSE = inline_serializer(
+    "BackchannelAuthenticationResponse",
+    {
+        "auth_req_id": serializers.CharField(),
+        "expires_in": serializers.IntegerField(),
+        "interval": serializers.IntegerField(required=False),
+    },
+)
+OAUTH_ERROR = inline_serializer(
+    "OAuthError",
+    {"error": serializers.CharField(), "error_description": serializers.CharField(required=False)},
+)
+
+
+@extend_schema(
+    tags=["ciba"],
+    summary="Start a CIBA request (CIBA §7); authenticate as the client",
+    request={"application/x-www-form-urlencoded": BACKCHANNEL_REQUEST},
+    responses={
+        200: BACKCHANNEL_RESPONSE,
+        400: OAUTH_ERROR,
+        401: OAUTH_ERROR,
+        403: OAUTH_ERROR,
+        429: OAUTH_ERROR,
+    },
+)
 @method_decorator(
     sensitive_post_parameters(
         "client_secret",
@@ -70,6 +115,7 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
             self.throttled(request, throttle.wait())
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Validate and store a CIBA request; answer ``{auth_req_id, expires_in, interval}``."""
         params = _single_valued(request.data)
         client = authenticate_client(request._request, params)
         if (
@@ -138,6 +184,10 @@ def _scopes(params: dict[str, str], client: Any) -> list[str]:
     unknown = [s for s in scopes if s not in available]
     if unknown:
         raise InvalidScope(f"Unknown scope: {' '.join(unknown)}.")
+    if ciba_settings.CONSENT_SCOPE in scopes:
+        # A token with the consent scope approves CIBA requests; a client must never obtain
+        # one through CIBA itself.
+        raise InvalidScope(f"The {ciba_settings.CONSENT_SCOPE} scope cannot be requested through CIBA.")
     return list(dict.fromkeys(scopes))
 
 

@@ -1,0 +1,31 @@
+"""Who may use the consent API: the user themself, by session or by a consent-scoped token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+
+from .conf import ciba_settings
+
+
+class IsConsentingUser(BasePermission):
+    """An authenticated user, by Django session (CSRF enforced by DRF's SessionAuthentication) or
+    by a DOT access token that carries ``CIBA["CONSENT_SCOPE"]``.
+
+    The scope keeps ordinary API tokens — say, one a third-party app holds for the user —
+    from approving CIBA requests in the user's name: only the user's own authentication-device
+    app, which asked for the consent scope at login, can.
+    """
+
+    message = "Authenticate as the user, with a session or a token carrying the consent scope."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        token = request.auth
+        if token is None:
+            return True  # session authentication
+        is_valid = getattr(token, "is_valid", None)
+        return bool(is_valid and is_valid([ciba_settings.CONSENT_SCOPE]))
