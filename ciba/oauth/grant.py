@@ -10,6 +10,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
 from ..constants import CIBA_GRANT_TYPE
+from .tokens import mint
 
 
 class CibaGrant(GrantTypeBase):
@@ -36,12 +37,7 @@ class CibaGrant(GrantTypeBase):
             except errors.OAuth2Error as exc:
                 headers.update(exc.headers)
                 return headers, exc.json, exc.status_code
-            token = token_handler.create_token(
-                request, refresh_token=request.client.allows_grant_type("refresh_token")
-            )
-            for modifier in self._token_modifiers:
-                token = modifier(token, token_handler, request)
-            self.request_validator.save_token(token, request)
+            token = mint(request, token_handler, self._token_modifiers, self.request_validator)
         return headers, json.dumps(token), 200
 
     def validate_token_request(self, request: Any) -> None:

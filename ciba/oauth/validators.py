@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from contextlib import AbstractContextManager
 from datetime import timedelta
@@ -15,7 +17,7 @@ from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from .. import client_auth, services
 from ..conf import ciba_settings
-from ..constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
+from ..constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from ..errors import InvalidClient
 from ..models import AuthenticationRequest
 from .errors import AccessDeniedError, AuthorizationPendingError, ExpiredTokenError, SlowDownError
@@ -140,4 +142,17 @@ class CibaValidator(OAuth2Validator):
                 claims["auth_time"] = int(ar.decided_at.timestamp())
             if ar.acr:
                 claims["acr"] = ar.acr
+        if "refresh_token" in token:
+            # CIBA §10.3.1: required in push mode, where the ID token binds the refresh token
+            # the client receives unsolicited; harmless (and useful) in poll and ping.
+            claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
         return claims, expiration_time
+
+
+def token_hash(value: str) -> str:
+    """``at_hash``-style hash (OIDC Core §3.3.2.11): left half of SHA-256, base64url.
+
+    SHA-256 matches the RS256 and HS256 signatures DOT produces.
+    """
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode().rstrip("=")

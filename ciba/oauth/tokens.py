@@ -1,0 +1,45 @@
+"""Minting the tokens of an approved CIBA request: one routine for the token endpoint and push.
+
+Both paths use DOT's own machinery (oauthlib's bearer token generator with DOT's lifetimes,
+the OpenID ID-token modifier, ``save_token`` into DOT's models and signals), so a pushed token
+is indistinguishable from a polled one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from oauth2_provider.oauth2_backends import get_oauthlib_core
+from oauthlib.common import Request
+
+from ..constants import CIBA_GRANT_TYPE
+
+
+def mint(request: Any, token_handler: Any, modifiers: Iterable[Callable], validator: Any) -> dict[str, Any]:
+    """Create, decorate (ID token) and save the tokens for ``request``; return the response dict."""
+    token = token_handler.create_token(
+        request, refresh_token=request.client.allows_grant_type("refresh_token")
+    )
+    for modifier in modifiers:
+        token = modifier(token, token_handler, request)
+    validator.save_token(token, request)
+    return token
+
+
+def mint_for_push(ar: Any) -> dict[str, Any]:
+    """Mint tokens for an approved request outside any HTTP request (a Celery worker).
+
+    Needs ``OIDC_ISS_ENDPOINT`` (system check ``ciba.E006``): there is no request to derive the
+    issuer from. The caller must already have won ``services.mark_issued`` in the same
+    transaction.
+    """
+    server = get_oauthlib_core().server
+    request = Request("", http_method="POST")
+    request.client = ar.client
+    request.client_id = ar.client.client_id
+    request.user = ar.user
+    request.scopes = (ar.granted_scope or ar.scope).split()
+    request.grant_type = CIBA_GRANT_TYPE
+    request.ciba_request = ar
+    return mint(request, server.bearer, server.ciba_grant._token_modifiers, server.request_validator)
