@@ -1,6 +1,14 @@
 from .application import Application
 from .authentication_request import AuthenticationRequest, generate_auth_req_id
+from .callback import CallbackDelivery
 from .device import Device
 from .mixins import CibaClientMixin
 
-__all__ = ["Application", "AuthenticationRequest", "CibaClientMixin", "Device", "generate_auth_req_id"]
+__all__ = [
+    "Application",
+    "AuthenticationRequest",
+    "CallbackDelivery",
+    "CibaClientMixin",
+    "Device",
+    "generate_auth_req_id",
+]
