@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
-from .models import AuthenticationRequest, Device
+from .models import AuthenticationRequest, CallbackDelivery, Device
 
 CIBA_FIELDS = (
     "backchannel_token_delivery_mode",
@@ -196,6 +196,73 @@ class DeviceAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     fields = ("public_id", "user", "kind", "label", "created_at", "last_seen_at")
     readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CallbackDelivery)
+class CallbackDeliveryAdmin(admin.ModelAdmin):
+    """Ping and push callbacks: their delivery state, and a way to retry failed ones.
+
+    The sealed push payload (tokens) is never shown.
+    """
+
+    list_display = (
+        "pk",
+        "request",
+        "kind",
+        "state",
+        "attempts",
+        "last_status",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("state", "kind")
+    list_select_related = ("request",)
+    search_fields = ("request__client__name", "request__client__client_id")
+    fields = (
+        "request",
+        "kind",
+        "error_code",
+        "state",
+        "attempts",
+        "last_status",
+        "last_error",
+        "next_attempt_at",
+        "lease_until",
+        "delivered_at",
+        "created_at",
+    )
+    readonly_fields = fields
+    actions = ("retry_deliveries",)
+
+    @admin.action(description=_("Retry the selected failed callbacks now"))
+    def retry_deliveries(self, request: HttpRequest, queryset: Any) -> None:
+        from django.utils import timezone
+
+        from .tasks import deliver_callback
+
+        # A failed tokens push is final: its tokens were revoked, and tokens are never minted
+        # twice for one request, so the client must start a new request.
+        failed = list(
+            queryset.filter(state=CallbackDelivery.State.FAILED)
+            .exclude(kind=CallbackDelivery.Kind.PUSH_TOKENS)
+            .values_list("pk", flat=True)
+        )
+        CallbackDelivery.objects.filter(pk__in=failed).update(
+            state=CallbackDelivery.State.PENDING, next_attempt_at=timezone.now(), lease_until=None, attempts=0
+        )
+        for pk in failed:
+            deliver_callback.delay(pk)
+        self.message_user(
+            request,
+            _("%(count)d failed callback(s) queued again; failed token pushes are final and were skipped.")
+            % {"count": len(failed)},
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

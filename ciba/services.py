@@ -7,6 +7,7 @@ cannot both win), records when (and by whom) it happened, and fires its signal a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,10 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from . import signals
-from .models import AuthenticationRequest
+from .constants import MODE_PUSH, NOTIFICATION_MODES
+from .models import AuthenticationRequest, CallbackDelivery
+
+logger = logging.getLogger("ciba.services")
 
 State = AuthenticationRequest.State
 
@@ -59,14 +63,23 @@ def approve(
         raise InvalidApproval(f"Scopes that were not requested: {' '.join(extra)}")
     now = timezone.now()
     fields = {"decided_at": now, "decided_by": user, "granted_scope": " ".join(granted), "acr": acr}
-    _transition(ar, State.APPROVED, now, fields)
+    with transaction.atomic(using=_db()):
+        _transition(ar, State.APPROVED, now, fields)
+        _queue_callback(
+            ar, CallbackDelivery.Kind.PUSH_TOKENS if _mode(ar) == MODE_PUSH else CallbackDelivery.Kind.PING
+        )
     _after_commit(signals.auth_request_approved, request=ar, user=user)
     return ar
 
 
 def deny(ar: AuthenticationRequest, *, user: Any) -> AuthenticationRequest:
     now = timezone.now()
-    _transition(ar, State.DENIED, now, {"decided_at": now, "decided_by": user})
+    with transaction.atomic(using=_db()):
+        _transition(ar, State.DENIED, now, {"decided_at": now, "decided_by": user})
+        if _mode(ar) == MODE_PUSH:
+            _queue_callback(ar, CallbackDelivery.Kind.PUSH_ERROR, "access_denied")
+        else:
+            _queue_callback(ar, CallbackDelivery.Kind.PING)
     _after_commit(signals.auth_request_denied, request=ar, user=user)
     return ar
 
@@ -80,11 +93,91 @@ def mark_issued(ar: AuthenticationRequest) -> bool:
 
 
 def expire(ar: AuthenticationRequest, now: datetime | None = None) -> bool:
-    """Mark one request past ``expires_at`` as expired; False if it was finished meanwhile."""
-    if not ar.transition_to(State.EXPIRED, now=now or timezone.now()):
-        return False
+    """Mark one request past ``expires_at`` as expired; False if it was finished meanwhile.
+
+    A push client is told with the §12 ``expired_token`` error — unless its tokens callback is
+    already queued, which then carries that error itself. Ping clients are not pinged on
+    expiry: they know ``expires_in`` and a ping would only make them poll for
+    ``expired_token`` (CIBA §10.2 leaves it to the OP; docs/conformance.md).
+    """
+    with transaction.atomic(using=_db()):
+        if not ar.transition_to(State.EXPIRED, now=now or timezone.now()):
+            return False
+        if (
+            _mode(ar) == MODE_PUSH
+            and not ar.callbacks.filter(kind=CallbackDelivery.Kind.PUSH_TOKENS).exists()
+        ):
+            _queue_callback(ar, CallbackDelivery.Kind.PUSH_ERROR, "expired_token")
     _after_commit(signals.auth_request_expired, request=ar)
     return True
+
+
+def expire_due(*, now: datetime | None = None, batch_size: int = 500, limit: int | None = None) -> int:
+    """Expire every unfinished request past ``expires_at``, in batches; return how many.
+
+    Safe to run concurrently with polls, approvals and another sweep: each request changes
+    state through its own conditional UPDATE, so whoever loses simply skips it.
+    """
+    now = now or timezone.now()
+    done = 0
+    while limit is None or done < limit:
+        size = batch_size if limit is None else min(batch_size, limit - done)
+        batch = list(
+            AuthenticationRequest.objects.past_expiry(now).select_related("client").order_by("pk")[:size]
+        )
+        if not batch:
+            break
+        done += sum(1 for ar in batch if expire(ar, now))
+        if len(batch) < size:
+            break
+    return done
+
+
+def delete_finished(*, older_than: timedelta, batch_size: int = 1000, now: datetime | None = None) -> int:
+    """Delete finished requests (denied, expired, issued) last changed before ``now - older_than``.
+
+    In batches, so a large backlog never holds one long transaction. Their callback rows go
+    with them (only finished requests are deleted, so no callback is still owed).
+    """
+    cutoff = (now or timezone.now()) - older_than
+    finished = [State.DENIED, State.EXPIRED, State.ISSUED]
+    deleted = 0
+    while True:
+        pks = list(
+            AuthenticationRequest.objects.filter(state__in=finished, updated_at__lt=cutoff)
+            .exclude(callbacks__state=CallbackDelivery.State.PENDING)
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not pks:
+            return deleted
+        AuthenticationRequest.objects.filter(pk__in=pks).delete()
+        deleted += len(pks)
+
+
+def _mode(ar: AuthenticationRequest) -> str:
+    return ar.client.backchannel_token_delivery_mode
+
+
+def _queue_callback(ar: AuthenticationRequest, kind: str, error_code: str = "") -> CallbackDelivery | None:
+    """Write the outbox row in the caller's transaction; hand it to a worker after commit."""
+    if _mode(ar) not in NOTIFICATION_MODES:
+        return None
+    delivery = CallbackDelivery.objects.create(request=ar, kind=kind, error_code=error_code)
+
+    def _enqueue() -> None:
+        from .tasks import deliver_callback
+
+        try:
+            deliver_callback.delay(delivery.pk)
+        except Exception as exc:  # noqa: BLE001 - the outbox row survives; the sweeper re-sends
+            logger.error("Could not enqueue CIBA callback %s: %s", delivery.pk, type(exc).__name__)
+
+    transaction.on_commit(_enqueue, using=_db())
+    return delivery
+
+
+def _db() -> str:
+    return router.db_for_write(AuthenticationRequest)
 
 
 def _transition(ar: AuthenticationRequest, to: str, now: datetime, fields: dict[str, Any]) -> None:

@@ -25,3 +25,11 @@ auth_request_expired = Signal()
 #: Tokens were issued for a request (handed out once, at the token endpoint or by push).
 #: provides args: request
 tokens_issued = Signal()
+
+#: A ping or push callback reached the client's notification endpoint.
+#: provides args: request, delivery (ciba.CallbackDelivery)
+client_notified = Signal()
+
+#: A ping or push callback failed for good (a final HTTP error, or retries exhausted).
+#: provides args: request, delivery
+client_notification_failed = Signal()

@@ -98,3 +98,33 @@ def notify_authentication_device(
             countdown=_backoff(self.request.retries),
         )
     return status
+
+
+@shared_task(name="ciba.deliver_callback", acks_late=True, ignore_result=True)
+def deliver_callback(delivery_pk: int) -> str:
+    """Attempt one ping or push callback (see ``ciba.delivery``); idempotent."""
+    from .delivery import deliver
+
+    return deliver(delivery_pk)
+
+
+@shared_task(name="ciba.sweep_callbacks", ignore_result=True)
+def sweep_callbacks() -> int:
+    """Re-enqueue callbacks that are due but not in flight (broker outage, killed worker).
+
+    Run it from Celery beat every minute or so (docs/integration.md).
+    """
+    from .delivery import due
+
+    pks = due()
+    for pk in pks:
+        deliver_callback.delay(pk)
+    return len(pks)
+
+
+@shared_task(name="ciba.expire_requests", ignore_result=True)
+def expire_requests() -> int:
+    """Mark requests past ``expires_at`` expired and send push expiry callbacks (Celery beat)."""
+    from .services import expire_due
+
+    return expire_due()

@@ -1,0 +1,183 @@
+"""Delivering the callback outbox: claim a row, build its payload once, send it, record the result.
+
+Called by the ``ciba.deliver_callback`` task and by the sweeper; safe to call twice for the
+same row (the second caller finds it leased or finished and does nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import router, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, revoke_access_token
+
+from . import callbacks, services, signals
+from .conf import ciba_settings
+from .crypto import seal, unseal
+from .models import AuthenticationRequest, CallbackDelivery
+
+logger = logging.getLogger("ciba.delivery")
+Kind, DState = CallbackDelivery.Kind, CallbackDelivery.State
+
+ERROR_DESCRIPTIONS = {
+    "access_denied": "The end-user denied the authentication request.",
+    "expired_token": "The auth_req_id expired before the end-user decided.",
+    "transaction_failed": "The authorization server could not complete the request.",
+}
+
+
+def lease_duration() -> timedelta:
+    """Long enough for one attempt (connect + read timeouts) with room to record the result."""
+    return timedelta(
+        seconds=ciba_settings.CALLBACK_CONNECT_TIMEOUT + ciba_settings.CALLBACK_READ_TIMEOUT + 10
+    )
+
+
+def deliver(delivery_pk: int) -> str:
+    """Attempt one delivery; return ``delivered``, ``retrying``, ``failed`` or ``skipped``."""
+    now = timezone.now()
+    claimed = (
+        CallbackDelivery.objects.filter(pk=delivery_pk, state=DState.PENDING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(lease_until=now + lease_duration(), attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        return "skipped"  # finished, or another worker holds the lease
+    delivery = CallbackDelivery.objects.select_related("request__client", "request__user").get(pk=delivery_pk)
+    ar = delivery.request
+    body = payload(delivery)
+    outcome = callbacks.post(
+        ar.client.backchannel_client_notification_endpoint, ar.client_notification_token, body
+    )
+    return _record(delivery, outcome)
+
+
+def payload(delivery: CallbackDelivery) -> dict[str, Any]:
+    """The JSON body of a callback; push tokens are minted on first use and stored sealed."""
+    ar = delivery.request
+    if delivery.kind == Kind.PING:
+        return {"auth_req_id": ar.auth_req_id}  # §10.2: only auth_req_id
+    if delivery.kind == Kind.PUSH_ERROR:
+        return _error_body(ar, delivery.error_code)
+    if delivery.payload:
+        return unseal(delivery.payload)
+    return _mint_once(delivery)
+
+
+def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
+    ar = delivery.request
+    using = router.db_for_write(CallbackDelivery)
+    try:
+        with transaction.atomic(using=using):
+            locked = CallbackDelivery.objects.select_for_update().get(pk=delivery.pk)
+            if locked.payload:
+                return unseal(locked.payload)
+            if services.mark_issued(ar):
+                from .oauth.tokens import mint_for_push
+
+                body = {"auth_req_id": ar.auth_req_id, **mint_for_push(ar)}
+            else:
+                # Expired (or otherwise no longer approved) before the tokens were minted.
+                body = _error_body(ar, "expired_token")
+            locked.payload = seal(body)
+            locked.save(update_fields=["payload"])
+            delivery.payload = locked.payload
+            return body
+    except Exception:  # noqa: BLE001 - a minting failure must still reach the client (§12)
+        logger.exception("Could not mint push tokens for CIBA callback %s", delivery.pk)
+        body = _error_body(ar, "transaction_failed")
+        sealed = seal(body)
+        CallbackDelivery.objects.filter(pk=delivery.pk, payload__isnull=True).update(payload=sealed)
+        return body
+
+
+def _error_body(ar: AuthenticationRequest, code: str) -> dict[str, str]:
+    """CIBA §12: error, error_description and auth_req_id."""
+    return {"error": code, "error_description": ERROR_DESCRIPTIONS[code], "auth_req_id": ar.auth_req_id}
+
+
+def _record(delivery: CallbackDelivery, outcome: callbacks.Outcome) -> str:
+    now = timezone.now()
+    ar = delivery.request
+    fields: dict[str, Any] = {"lease_until": None, "last_status": outcome.status, "last_error": outcome.error}
+    if outcome.delivered:
+        fields.update(state=DState.DELIVERED, delivered_at=now)
+        result = "delivered"
+    else:
+        delay = retry_delay(delivery.attempts, outcome.retry_after)
+        can_retry = (
+            outcome.retry
+            and delivery.attempts <= ciba_settings.CALLBACK_MAX_RETRIES
+            and now + timedelta(seconds=delay) < _retry_deadline(ar)
+        )
+        if can_retry:
+            fields.update(next_attempt_at=now + timedelta(seconds=delay))
+            result = "retrying"
+        else:
+            fields.update(state=DState.FAILED)
+            result = "failed"
+    CallbackDelivery.objects.filter(pk=delivery.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(delivery, name, value)
+    if result == "delivered":
+        signals.client_notified.send(sender=CallbackDelivery, delivery=delivery, request=ar)
+    elif result == "failed":
+        _revoke_pushed_tokens(delivery)
+        logger.warning(
+            "CIBA callback %s to client %s failed: %s", delivery.pk, ar.client.client_id, outcome.error
+        )
+        signals.client_notification_failed.send(sender=CallbackDelivery, delivery=delivery, request=ar)
+    else:
+        from .tasks import deliver_callback
+
+        _enqueue_later(deliver_callback, delivery.pk, delay)
+    return result
+
+
+def retry_delay(attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter; a server's ``Retry-After`` is honoured (within the cap)."""
+    cap = ciba_settings.CALLBACK_RETRY_BACKOFF_MAX
+    backoff = ciba_settings.CALLBACK_RETRY_BACKOFF_BASE * 2 ** max(0, attempts - 1) * random.uniform(0.5, 1.0)
+    return min(cap, max(backoff, retry_after or 0.0))
+
+
+def _retry_deadline(ar: AuthenticationRequest) -> datetime:
+    """Retries stop when the request expires: after that the client has moved on (§10.2)."""
+    return ar.expires_at
+
+
+def _revoke_pushed_tokens(delivery: CallbackDelivery) -> None:
+    """Tokens that never reached the client must not stay usable (they were minted for it alone)."""
+    if delivery.kind != Kind.PUSH_TOKENS or not delivery.payload:
+        return
+    access_token = unseal(delivery.payload).get("access_token")
+    if not access_token:
+        return
+    checksum = hashlib.sha256(access_token.encode()).hexdigest()
+    token = get_access_token_model().objects.filter(token_checksum=checksum).first()
+    if token is not None:
+        revoke_access_token(token)
+
+
+def _enqueue_later(task: Any, delivery_pk: int, countdown: float) -> None:
+    try:
+        task.apply_async(args=[delivery_pk], countdown=countdown)
+    except Exception as exc:  # noqa: BLE001 - the sweeper re-enqueues due rows
+        logger.error("Could not enqueue CIBA callback %s: %s", delivery_pk, type(exc).__name__)
+
+
+def due(now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Pending rows whose time has come and whose lease (if any) has run out."""
+    now = now or timezone.now()
+    return list(
+        CallbackDelivery.objects.filter(state=DState.PENDING, next_attempt_at__lte=now)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
