@@ -4,6 +4,7 @@ import base64
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -86,7 +87,9 @@ def recorder() -> Any:
     """A real HTTP server on loopback that records every POST and answers queued statuses.
 
     ``server.statuses`` is a list of status codes to answer in order (then 204);
-    ``server.received`` holds ``(path, headers, body)`` of every POST.
+    ``server.delays`` a list of seconds to wait before answering, in order;
+    ``server.received`` holds ``(path, headers, body)`` of every POST, recorded on arrival,
+    and ``server.answered`` counts the answers actually sent.
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -96,16 +99,27 @@ def recorder() -> Any:
             with lock:
                 server.received.append((self.path, dict(self.headers), body))
                 status = server.statuses.pop(0) if server.statuses else 204
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+                delay = server.delays.pop(0) if server.delays else 0
+            if delay:
+                time.sleep(delay)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            except OSError:  # the caller gave up (or died) while we waited
+                return
+            with lock:
+                server.answered += 1
 
         def log_message(self, *args: Any) -> None:
             pass
 
+    class Server(ThreadingHTTPServer):
+        daemon_threads, block_on_close = True, False  # a hanging answer must not block teardown
+
     lock = threading.Lock()
-    server: Any = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.statuses, server.received = [], []
+    server: Any = Server(("127.0.0.1", 0), Handler)
+    server.statuses, server.delays, server.received, server.answered = [], [], [], 0
     server.url = lambda path="/": f"http://127.0.0.1:{server.server_address[1]}{path}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -93,3 +93,12 @@ CIBA = {
 }
 if os.environ.get("CIBA_TEST_NOTIFIERS"):
     CIBA["NOTIFIER_CLASSES"] = os.environ["CIBA_TEST_NOTIFIERS"].split(",")
+# The integration tier's worker uses short callback timeouts and backoff, so that retries and
+# lease expiry happen within seconds.
+for _key, _env in (
+    ("CALLBACK_RETRY_BACKOFF_BASE", "CIBA_TEST_BACKOFF_BASE"),
+    ("CALLBACK_READ_TIMEOUT", "CIBA_TEST_READ_TIMEOUT"),
+    ("CALLBACK_CONNECT_TIMEOUT", "CIBA_TEST_CONNECT_TIMEOUT"),
+):
+    if os.environ.get(_env):
+        CIBA[_key] = float(os.environ[_env])

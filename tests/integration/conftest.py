@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+from django.conf import settings
 from django.core.cache import cache, caches
 from django.db import connection
 
@@ -41,8 +42,73 @@ def production_parts(db: Any) -> None:
     cache.set("ciba-integration-probe", 1, 5)  # raises if Redis is unreachable
 
 
+WORKER_TIMING = {
+    "CIBA_TEST_BACKOFF_BASE": "0.2",
+    "CIBA_TEST_READ_TIMEOUT": "2",
+    "CIBA_TEST_CONNECT_TIMEOUT": "1",
+}
+
+
+class Worker:
+    """Starts (and restarts) a real ``celery worker`` process sharing the test database."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.process: subprocess.Popen | None = None
+        self.output: list[str] = []
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "example_project",
+                "worker",
+                "--pool=solo",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel=INFO",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        ready = threading.Event()
+
+        def read(process: subprocess.Popen) -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                self.output.append(line)
+                if " ready." in line:
+                    ready.set()
+
+        threading.Thread(target=read, args=(self.process,), daemon=True).start()
+        if not ready.wait(60):
+            self.process.kill()
+            pytest.fail("The Celery worker did not start:\n" + "".join(self.output[-40:]))
+
+    def kill(self) -> None:
+        """SIGKILL: the worker dies mid-task, as on an OOM kill or a lost host."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 @pytest.fixture
-def celery_worker_process(transactional_db: Any) -> Iterator[subprocess.Popen]:
+def celery_worker_process(transactional_db: Any) -> Iterator[Worker]:
     """A real ``celery worker`` on the Redis broker, sharing the test database.
 
     For the duration of the test this process stops running tasks eagerly, so production
@@ -58,57 +124,23 @@ def celery_worker_process(transactional_db: Any) -> Iterator[subprocess.Popen]:
     db = connection.settings_dict
     env = {
         **os.environ,
+        **WORKER_TIMING,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CIBA_TEST_NOTIFIERS": "tests.integration.notifiers.CacheRecordingNotifier",
+        # Workers sign ID tokens (push) with the same key as the web processes, as in production.
+        "OIDC_RSA_PRIVATE_KEY": settings.OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"],
         "PYTHONPATH": str(ROOT),
     }
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "example_project",
-            "worker",
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    ready = threading.Event()
-    output: list[str] = []
-
-    def read() -> None:
-        assert worker.stdout is not None
-        for line in worker.stdout:
-            output.append(line)
-            if " ready." in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(60):
-        worker.kill()
-        pytest.fail("The Celery worker did not start:\n" + "".join(output[-40:]))
-
+    worker = Worker(env)
+    worker.start()
     app.conf.task_always_eager = False
     try:
         yield worker
-        print("".join(output[-60:]))  # shown by pytest when the test fails
+        print("".join(worker.output[-80:]))  # shown by pytest when the test fails
     finally:
         app.conf.task_always_eager = True
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        worker.stop()
 
 
 def wait_for(predicate: Any, timeout: float = 20.0) -> Any:

@@ -1,0 +1,203 @@
+"""Ping and push delivered by a real Celery worker over the Redis broker, to a real endpoint."""
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import jwt
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model
+
+from ciba import services
+from ciba.constants import AUTH_REQ_ID_CLAIM, RT_HASH_CLAIM
+from ciba.models import AuthenticationRequest, CallbackDelivery
+from ciba.oauth.validators import token_hash
+from ciba.tasks import sweep_callbacks
+from tests.conftest import start_request
+from tests.integration.conftest import wait_for
+
+NT = "integration-notification-token-0123456789"
+
+
+@pytest.fixture
+def endpoint_client(make_client, recorder):
+    def factory(mode):
+        return make_client(mode, backchannel_client_notification_endpoint=recorder.url("/cb"))
+
+    return factory
+
+
+def start(app, secret):
+    auth_req_id = start_request(
+        Client(), app, secret, f"scope=openid&login_hint=alice&client_notification_token={NT}"
+    )
+    return AuthenticationRequest.objects.select_related("client", "user").get(auth_req_id=auth_req_id)
+
+
+def delivered(ar):
+    return CallbackDelivery.objects.filter(request=ar, state="delivered").first()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ping_arrives_with_the_bearer_token_after_approval(
+    celery_worker_process, alice, endpoint_client, recorder
+):
+    app, secret = endpoint_client("ping")
+    ar = start(app, secret)
+    services.approve(ar, user=alice)
+    assert wait_for(lambda: delivered(ar)), "the ping was not delivered"
+    ((path, headers, body),) = recorder.received
+    assert headers["Authorization"] == f"Bearer {NT}"
+    assert json.loads(body) == {"auth_req_id": ar.auth_req_id}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_push_delivers_tokens_a_client_can_verify_and_use(
+    celery_worker_process, alice, endpoint_client, recorder
+):
+    app, secret = endpoint_client("push")
+    ar = start(app, secret)
+    services.approve(ar, user=alice)
+    assert wait_for(lambda: delivered(ar)), "the push was not delivered"
+    body = json.loads(recorder.received[0][2])
+    client = Client()
+    jwks = client.get("/o/.well-known/jwks.json").json()
+    key = next(
+        jwt.PyJWK(k) for k in jwks["keys"] if k["kid"] == jwt.get_unverified_header(body["id_token"])["kid"]
+    )
+    claims = jwt.decode(
+        body["id_token"], key, algorithms=["RS256"], audience=app.client_id, issuer="http://testserver/o"
+    )
+    assert claims["at_hash"] == token_hash(body["access_token"])
+    assert claims[RT_HASH_CLAIM] == token_hash(body["refresh_token"])
+    assert claims[AUTH_REQ_ID_CLAIM] == ar.auth_req_id
+    userinfo = client.get("/o/userinfo/", HTTP_AUTHORIZATION=f"Bearer {body['access_token']}")
+    assert userinfo.status_code == 200 and userinfo.json()["sub"] == str(alice.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_503s_then_success_is_exactly_one_delivery(
+    celery_worker_process, alice, endpoint_client, recorder
+):
+    recorder.statuses = [503, 503]
+    app, secret = endpoint_client("push")
+    ar = start(app, secret)
+    services.approve(ar, user=alice)
+    assert wait_for(lambda: delivered(ar), timeout=30), "the push was not delivered"
+    bodies = [body for _, _, body in recorder.received]
+    assert len(bodies) == 3 and len(set(bodies)) == 1
+    assert recorder.answered == 3
+    assert CallbackDelivery.objects.get(request=ar).attempts == 3
+    assert get_access_token_model().objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_400_is_not_retried(celery_worker_process, alice, endpoint_client, recorder):
+    recorder.statuses = [400]
+    app, secret = endpoint_client("ping")
+    ar = start(app, secret)
+    services.approve(ar, user=alice)
+    assert wait_for(lambda: CallbackDelivery.objects.filter(request=ar, state="failed").exists())
+    time.sleep(1.5)  # time enough for a (wrong) retry with the test backoff
+    assert len(recorder.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_delivery_still_delivers_after_restart(
+    celery_worker_process, alice, endpoint_client, recorder
+):
+    recorder.delays = [30]  # the first attempt hangs; the worker dies while it waits
+    app, secret = endpoint_client("ping")
+    ar = start(app, secret)
+    services.approve(ar, user=alice)
+    assert wait_for(lambda: len(recorder.received) == 1), "the first attempt never arrived"
+    celery_worker_process.kill()
+    celery_worker_process.start()
+    row = CallbackDelivery.objects.get(request=ar)
+    assert row.state == "pending" and row.lease_until is not None
+    # Once the dead worker's lease runs out, the periodic sweep hands the row to the new one.
+    wait_for(lambda: CallbackDelivery.objects.filter(pk=row.pk, lease_until__lt=timezone.now()).exists(), 30)
+    sweep_callbacks.delay()
+    assert wait_for(lambda: delivered(ar), timeout=30), "not delivered after the restart"
+    assert len(recorder.received) == 2 and recorder.answered == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_outage_at_approval_time_still_delivers_once_it_is_back(
+    celery_worker_process, alice, endpoint_client, recorder, caplog
+):
+    from example_project.celery import app as celery_app
+
+    app, secret = endpoint_client("ping")
+    ar = start(app, secret)
+    # Point this process's publisher at a port where no broker listens: a real connection
+    # refusal inside kombu, as when Redis is down.
+    saved_url, saved_pool = celery_app.conf.broker_write_url, celery_app.amqp._producer_pool
+    celery_app.conf.broker_write_url, celery_app.amqp._producer_pool = "redis://127.0.0.1:1/0", None
+    try:
+        services.approve(ar, user=alice)
+    finally:
+        celery_app.conf.broker_write_url, celery_app.amqp._producer_pool = saved_url, saved_pool
+    assert "Could not enqueue CIBA callback" in caplog.text
+    assert CallbackDelivery.objects.get(request=ar).state == "pending"
+    time.sleep(1)
+    assert recorder.received == []
+    sweep_callbacks.delay()  # the broker is back: the periodic sweep finds the owed callback
+    assert wait_for(lambda: delivered(ar)), "not delivered once the broker was back"
+    assert len(recorder.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_expiry_racing_approvals_leaves_each_request_in_one_consistent_state(alice, make_client):
+    app, _ = make_client("poll")
+    requests = [
+        services.create_request(
+            expires_in=60, client=app, user=alice, hint_kind="login_hint", scope="openid", interval=5
+        )
+        for _ in range(30)
+    ]
+    AuthenticationRequest.objects.update(expires_at=timezone.now() + timedelta(milliseconds=300))
+    outcomes = {}
+    barrier = threading.Barrier(2)
+
+    def approve_all():
+        try:
+            barrier.wait()
+            for ar in requests:
+                try:
+                    services.approve(AuthenticationRequest.objects.get(pk=ar.pk), user=alice)
+                    outcomes[ar.pk] = "approved"
+                except services.NotPending as exc:
+                    outcomes[ar.pk] = exc.state
+                time.sleep(0.02)
+        finally:
+            connection.close()
+
+    def sweep():
+        try:
+            barrier.wait()
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                services.expire_due()
+                time.sleep(0.01)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve_all), threading.Thread(target=sweep)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = dict(AuthenticationRequest.objects.values_list("pk", "state"))
+    for pk, outcome in outcomes.items():
+        if outcome == "approved":
+            assert final[pk] in ("approved", "expired"), final[pk]  # approved, then uncollected past expiry
+            assert AuthenticationRequest.objects.get(pk=pk).decided_at is not None
+        else:
+            assert outcome == "expired" and final[pk] == "expired"
+            assert AuthenticationRequest.objects.get(pk=pk).decided_at is None  # never approved
+    assert set(outcomes.values()) == {"approved", "expired"}  # the race really happened
