@@ -27,8 +27,10 @@ class OutboundError(Exception):
     """A client URL could not be called or did not answer usefully; the message is safe to show."""
 
 
-def session() -> requests.Session:
-    allow_private = ciba_settings.CALLBACK_ALLOW_PRIVATE_NETWORKS
+def session(*, allow_private: bool | None = None) -> requests.Session:
+    """A hardened session; ``allow_private`` defaults to ``CALLBACK_ALLOW_PRIVATE_NETWORKS``."""
+    if allow_private is None:
+        allow_private = ciba_settings.CALLBACK_ALLOW_PRIVATE_NETWORKS
     return HTTPSession(
         Config(
             ip_filter_enable=not allow_private,

@@ -34,7 +34,7 @@ def is_non_public_host(host: str) -> bool:
     return not address.is_global
 
 
-def validate_outbound_url(url: str) -> None:
+def validate_outbound_url(url: str, *, allow_private: bool | None = None) -> None:
     """Raise ``ValidationError`` unless ``url`` is one the server may send requests to.
 
     ``CIBA["CALLBACK_ALLOW_HTTP"]`` and ``CIBA["CALLBACK_ALLOW_PRIVATE_NETWORKS"]`` relax the
@@ -48,7 +48,9 @@ def validate_outbound_url(url: str) -> None:
         raise ValidationError(_("The URL must not contain credentials."), code="credentials")
     if parts.fragment:
         raise ValidationError(_("The URL must not contain a fragment."), code="fragment")
-    if is_non_public_host(parts.hostname or "") and not ciba_settings.CALLBACK_ALLOW_PRIVATE_NETWORKS:
+    if allow_private is None:
+        allow_private = ciba_settings.CALLBACK_ALLOW_PRIVATE_NETWORKS
+    if is_non_public_host(parts.hostname or "") and not allow_private:
         raise ValidationError(
             _("The URL must point to a public host, not a loopback, private or link-local address."),
             code="non_public_host",

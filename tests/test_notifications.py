@@ -34,6 +34,8 @@ def start(client, app, secret, body="scope=openid&login_hint=alice&binding_messa
 
 def webhook_settings(recorder, **extra):
     return {
+        "CALLBACK_ALLOW_HTTP": True,  # the test gateway listens on plain http on loopback
+        "WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS": True,
         "NOTIFIER_CLASSES": [WEBHOOK],
         "WEBHOOK_NOTIFIER_URL": recorder.url("/ciba-events"),
         "WEBHOOK_NOTIFIER_SECRET": SECRET,
@@ -110,6 +112,8 @@ def test_an_unreachable_gateway_is_retried_then_recorded_as_failed(
 ):
     app, secret = make_client("poll")
     unreachable = {
+        "CALLBACK_ALLOW_HTTP": True,
+        "WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS": True,
         "NOTIFIER_CLASSES": [WEBHOOK],
         "WEBHOOK_NOTIFIER_URL": "http://127.0.0.1:9/nothing-listens-here",
         "WEBHOOK_NOTIFIER_SECRET": SECRET,
@@ -147,6 +151,27 @@ def test_a_broken_notifier_never_fails_the_client_request(
     ar.refresh_from_db()
     assert ar.state == "pending" and ar.device_notification_status == "failed"
     assert "WEBHOOK_NOTIFIER_URL" in ar.device_notification_error
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        ({"WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS": False}, "public host"),
+        ({"CALLBACK_ALLOW_HTTP": False}, "https"),
+    ],
+)
+def test_the_webhook_gateway_must_be_public_https_unless_allowed(
+    client, alice, make_client, recorder, django_capture_on_commit_callbacks, extra, words
+):
+    app, secret = make_client("poll")
+    with (
+        override_settings(CIBA=webhook_settings(recorder, **extra)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        ar = start(client, app, secret)
+    assert recorder.received == []
+    ar.refresh_from_db()
+    assert ar.device_notification_status == "failed" and words in ar.device_notification_error
 
 
 def test_a_request_decided_before_the_worker_ran_is_not_notified(alice, make_client, recorder):

@@ -33,3 +33,10 @@ def test_asking_for_a_setting_that_does_not_exist_is_an_error():
 def test_misspelt_user_keys_are_listed():
     with override_settings(CIBA={"CALLBACK_ALLOW_HTTPS": True}):
         assert ciba_settings.unknown_keys() == ["CALLBACK_ALLOW_HTTPS"]
+
+
+def test_every_setting_is_documented_in_the_settings_reference():
+    from pathlib import Path
+
+    reference = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
+    assert [key for key in DEFAULTS if f"`{key}`" not in reference] == []

@@ -18,10 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from oauth2_provider.scopes import get_scopes_backend
+from requests_hardened.ip_filter import InvalidIPAddress
 
+from .. import http
 from ..conf import ciba_settings
+from ..urls_policy import validate_outbound_url
 
 logger = logging.getLogger("ciba.notifiers")
 
@@ -87,9 +90,10 @@ class WebhookNotifier(BaseNotifier):
 
     Signed per the Standard Webhooks specification (``webhook-id``, ``webhook-timestamp``,
     ``webhook-signature: v1,<base64 HMAC-SHA256>``) with ``WEBHOOK_NOTIFIER_SECRET``
-    (``whsec_…``), so the gateway can verify it with any Standard Webhooks library. The URL is
-    the site's own (often on a private network), so unlike client URLs it is not filtered;
-    redirects are still never followed.
+    (``whsec_…``), so the gateway can verify it with any Standard Webhooks library. The call
+    goes through the same hardened session as client callbacks (https, no redirects, no
+    private addresses); a gateway on the site's own private network is allowed by
+    ``WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS``, which opens that one URL and nothing else.
     """
 
     event_type = "ciba.authentication_requested"
@@ -122,11 +126,20 @@ class WebhookNotifier(BaseNotifier):
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": Webhook(secret).sign(message_id, now, body),
         }
-        timeout = (ciba_settings.CALLBACK_CONNECT_TIMEOUT, ciba_settings.CALLBACK_READ_TIMEOUT)
+        allow_private = ciba_settings.WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS
         try:
-            response = requests.post(
-                url, data=body.encode(), headers=headers, timeout=timeout, allow_redirects=False
-            )
+            validate_outbound_url(url, allow_private=allow_private)
+        except ValidationError as exc:
+            raise NotificationError(
+                f"webhook URL refused: {' '.join(exc.messages)}", transient=False
+            ) from None
+        try:
+            with http.session(allow_private=allow_private) as session:
+                response = session.post(url, data=body.encode(), headers=headers)
+        except InvalidIPAddress:
+            raise NotificationError(
+                "webhook: the URL resolves to a private address", transient=False
+            ) from None
         except requests.RequestException as exc:
             raise NotificationError(f"webhook: {type(exc).__name__}", transient=True) from None
         raise_for_status("webhook", response.status_code)
