@@ -70,7 +70,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/demo/login/"
+LOGIN_REDIRECT_URL = "/demo/phone/"
+# The demo kiosk's client credentials, written by `manage.py ciba_demo_data` (mode 0600).
+CIBA_DEMO_CLIENTS_FILE = VAR_DIR / "demo_clients.json"
 
 # --- django-oauth-toolkit, with the CIBA application model, server and validator ---
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

@@ -9,4 +9,6 @@ urlpatterns = [
     path("o/", include("ciba.urls")),
     # OpenAPI schema of the consent and device APIs.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # The demo: checkout kiosk, phone, and the kiosk's callback receiver.
+    path("", include("example_project.demo.urls")),
 ]

@@ -7,9 +7,12 @@ and passwords (only hashes are stored, so the old ones cannot be printed again).
 from __future__ import annotations
 
 import json
+import os
 import secrets
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -76,6 +79,7 @@ class Command(BaseCommand):
                 "notification_endpoint": app.backchannel_client_notification_endpoint or None,
             }
 
+        self._write_kiosk_config(data["clients"])
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2))
             return
@@ -86,3 +90,12 @@ class Command(BaseCommand):
         for client in data["clients"].values():
             self.stdout.write(f"  client {client['client_id']:<10} secret {client['client_secret']}")
         self.stdout.write("Discovery: http://127.0.0.1:8000/o/.well-known/openid-configuration")
+
+    @staticmethod
+    def _write_kiosk_config(clients: dict[str, Any]) -> None:
+        """The kiosk's own configuration: its client credentials, readable by the owner only."""
+        path = Path(settings.CIBA_DEMO_CLIENTS_FILE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"clients": clients}, handle)

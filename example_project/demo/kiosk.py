@@ -1,0 +1,186 @@
+"""The checkout kiosk: a CIBA client (consumption device) of the demo server, over HTTP only.
+
+It knows only what any client knows: the issuer URL, its own client credentials (written by
+``ciba_demo_data``), and what discovery tells it. Purchases live in Django's cache, as a
+kiosk's own short-lived state would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import jwt
+import requests
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.crypto import constant_time_compare
+from oauth2_provider.settings import oauth2_settings
+
+GRANT = "urn:openid:params:grant-type:ciba"
+PURCHASE_TTL = 3600
+FINAL = {"approved", "denied", "expired", "failed"}
+
+
+class KioskError(Exception):
+    """Something a kiosk operator should read; the message is safe to show."""
+
+
+def clients() -> dict[str, Any]:
+    path = Path(settings.CIBA_DEMO_CLIENTS_FILE)
+    if not path.exists():
+        raise KioskError("No demo clients yet: run python manage.py ciba_demo_data.")
+    return json.loads(path.read_text())["clients"]
+
+
+def issuer() -> str:
+    return oauth2_settings.OIDC_ISS_ENDPOINT.rstrip("/")
+
+
+def discovery() -> dict[str, Any]:
+    document = cache.get("demo:discovery")
+    if document is None:
+        document = _http().get(f"{issuer()}/.well-known/openid-configuration", timeout=5).json()
+        cache.set("demo:discovery", document, 300)
+    return document
+
+
+def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
+    """Start a purchase: a CIBA request whose binding message the shopper compares on the phone."""
+    client = clients().get(mode)
+    if client is None:
+        raise KioskError(f"Unknown delivery mode {mode!r}.")
+    try:
+        value = Decimal(amount).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        raise KioskError("Enter an amount such as 12.50.") from None
+    if not Decimal("0.01") <= value <= Decimal("10000"):
+        raise KioskError("The amount must be between 0.01 and 10000.")
+    code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(4))
+    binding_message = f"Pay EUR {value} at Corner Shop #{code}"
+    notification_token = secrets.token_urlsafe(32)
+    form = {"scope": "openid profile payments", "login_hint": login_hint, "binding_message": binding_message}
+    if mode != "poll":
+        form["client_notification_token"] = notification_token
+    response = _http().post(
+        discovery()["backchannel_authentication_endpoint"],
+        data=form,
+        auth=(client["client_id"], client["client_secret"]),
+        timeout=10,
+    )
+    body = response.json()
+    if response.status_code != 200:
+        raise KioskError(f"{body.get('error')}: {body.get('error_description', '')}")
+    purchase = {
+        "id": secrets.token_urlsafe(16),
+        "mode": mode,
+        "amount": str(value),
+        "binding_message": binding_message,
+        "auth_req_id": body["auth_req_id"],
+        "expires_at": time.time() + body["expires_in"],
+        "interval": body.get("interval", 5),
+        "next_poll_at": time.time() + body.get("interval", 5),
+        "notification_token": notification_token,
+        "status": "pending",
+        "detail": "",
+        "claims": None,
+    }
+    _save(purchase)
+    cache.set(f"demo:by-req:{purchase['auth_req_id']}", purchase["id"], PURCHASE_TTL)
+    return purchase
+
+
+def status(purchase_id: str) -> dict[str, Any] | None:
+    """Advance a purchase the way its delivery mode says, and return it."""
+    purchase = cache.get(f"demo:purchase:{purchase_id}")
+    if purchase is None or purchase["status"] in FINAL:
+        return purchase
+    if time.time() > purchase["expires_at"] + 2:
+        return _finish(purchase, "expired", "The request expired before the shopper decided.")
+    if purchase["mode"] == "push":
+        pushed = cache.get(f"demo:push:{purchase['auth_req_id']}")
+        if pushed is not None:
+            _from_token_response(purchase, 200 if "access_token" in pushed else 400, pushed)
+    elif purchase["mode"] == "ping":
+        if cache.get(f"demo:ping:{purchase['auth_req_id']}"):
+            _poll(purchase)
+    elif time.time() >= purchase["next_poll_at"]:
+        _poll(purchase)
+    _save(purchase)
+    return purchase
+
+
+def receive_callback(mode: str, authorization: str, body: dict[str, Any]) -> bool:
+    """A ping or push from the server; True when it carries this kiosk's bearer token."""
+    purchase_id = cache.get(f"demo:by-req:{body.get('auth_req_id')}")
+    purchase = cache.get(f"demo:purchase:{purchase_id}") if purchase_id else None
+    if purchase is None or purchase["mode"] != mode:
+        return False
+    if not constant_time_compare(authorization, f"Bearer {purchase['notification_token']}"):
+        return False
+    key = "demo:ping:" if mode == "ping" else "demo:push:"
+    cache.set(key + purchase["auth_req_id"], body if mode == "push" else True, PURCHASE_TTL)
+    return True
+
+
+def _poll(purchase: dict[str, Any]) -> None:
+    client = clients()[purchase["mode"]]
+    response = _http().post(
+        discovery()["token_endpoint"],
+        data={"grant_type": GRANT, "auth_req_id": purchase["auth_req_id"]},
+        auth=(client["client_id"], client["client_secret"]),
+        timeout=10,
+    )
+    _from_token_response(purchase, response.status_code, response.json())
+
+
+def _from_token_response(purchase: dict[str, Any], status_code: int, body: dict[str, Any]) -> None:
+    if status_code == 200:
+        try:
+            purchase["claims"] = _verify_id_token(body["id_token"], clients()[purchase["mode"]]["client_id"])
+        except jwt.PyJWTError as exc:
+            _finish(purchase, "failed", f"The ID token did not verify: {exc}")
+            return
+        _finish(purchase, "approved", "Approved: paid.")
+        return
+    error = body.get("error")
+    if error == "slow_down":
+        purchase["interval"] += 5
+    if error in ("authorization_pending", "slow_down"):
+        purchase["next_poll_at"] = time.time() + purchase["interval"]
+    elif error == "access_denied":
+        _finish(purchase, "denied", "The shopper denied the payment.")
+    elif error == "expired_token":
+        _finish(purchase, "expired", "The request expired before the shopper decided.")
+    else:
+        _finish(purchase, "failed", f"{error}: {body.get('error_description', '')}")
+
+
+def _verify_id_token(id_token: str, client_id: str) -> dict[str, Any]:
+    """What a careful client does: the key from the JWKS by kid, then signature, iss, aud, exp."""
+    keys = _http().get(discovery()["jwks_uri"], timeout=5).json()["keys"]
+    kid = jwt.get_unverified_header(id_token).get("kid")
+    key = next((jwt.PyJWK(k) for k in keys if k.get("kid") == kid), None)
+    if key is None:
+        raise jwt.InvalidKeyError("no key with the ID token's kid")
+    return jwt.decode(id_token, key, algorithms=["RS256"], audience=client_id, issuer=discovery()["issuer"])
+
+
+def _finish(purchase: dict[str, Any], status_value: str, detail: str) -> dict[str, Any]:
+    purchase["status"], purchase["detail"] = status_value, detail
+    _save(purchase)
+    return purchase
+
+
+def _save(purchase: dict[str, Any]) -> None:
+    cache.set(f"demo:purchase:{purchase['id']}", purchase, PURCHASE_TTL)
+
+
+def _http() -> requests.Session:
+    session = requests.Session()
+    session.headers["User-Agent"] = "ciba-demo-kiosk"
+    return session
