@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "ciba",
+    "example_project.demo",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -55,6 +56,9 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LOGIN_URL = "/demo/login/"
+LOGIN_REDIRECT_URL = "/demo/phone/"
+CIBA_DEMO_CLIENTS_FILE = os.environ.get("CIBA_DEMO_CLIENTS_FILE", "/tmp/ciba-test-demo-clients.json")
 # Client secrets are hashed with the first hasher; PBKDF2 would make every authenticated
 # request in the suite cost ~180 ms. The cost of the real hasher is measured by the
 # benchmarks in bench/, not by the tests.

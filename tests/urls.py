@@ -8,4 +8,5 @@ urlpatterns = [
     path("o/", include("ciba.urls")),
     # OpenAPI schema of the consent and device APIs.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("", include("example_project.demo.urls")),
 ]
