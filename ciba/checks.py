@@ -31,6 +31,7 @@ class Codes:
     USER_CODE_VERIFIER = "ciba.E011"
     SIGNING_ALGS = "ciba.E012"
     LIFETIMES = "ciba.E013"
+    POLL_STATE = "ciba.E014"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
@@ -206,6 +207,7 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                     id=Codes.USER_CODE_VERIFIER,
                 )
             )
+    messages.extend(_check_poll_state())
     consent_scope = ciba_settings.raw("CONSENT_SCOPE")
     if consent_scope not in _oauth2_settings().SCOPES:
         messages.append(
@@ -218,6 +220,35 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
         )
     return messages
+
+
+def _check_poll_state() -> list[checks.CheckMessage]:
+    from .poll_state import DatabasePollState, RedisPollState
+
+    try:
+        cls = ciba_settings.POLL_STATE_CLASS
+    except ImportError:
+        return []  # already reported as an import string
+    if not (isinstance(cls, type) and issubclass(cls, DatabasePollState)):
+        return [
+            checks.Error(
+                f"{_name(cls)} is not a poll state class.",
+                hint='Set CIBA["POLL_STATE_CLASS"] to "ciba.poll_state.DatabasePollState", '
+                '"ciba.poll_state.RedisPollState" or a subclass of one of them.',
+                id=Codes.POLL_STATE,
+            )
+        ]
+    url = ciba_settings.raw("POLL_STATE_REDIS_URL")
+    usable = isinstance(url, str) and url.startswith(("redis://", "rediss://", "unix://"))
+    if issubclass(cls, RedisPollState) and not usable:
+        return [
+            checks.Error(
+                "The Redis poll state needs the URL of a Redis that every web process shares.",
+                hint='Set CIBA["POLL_STATE_REDIS_URL"], e.g. "redis://127.0.0.1:6379/0".',
+                id=Codes.POLL_STATE,
+            )
+        ]
+    return []
 
 
 @checks.register(checks.Tags.security, deploy=True)

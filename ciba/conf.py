@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     # --- client authentication (CIBA §7.1, RFC 7523) ---
     "CLIENT_SECRET_CACHE_SECONDS": 300,
     "CLIENT_ASSERTION_MAX_LIFETIME": 3600,
+    # --- where pending polls are answered (docs/deployment.md) ---
+    "POLL_STATE_CLASS": "ciba.poll_state.DatabasePollState",
+    "POLL_STATE_REDIS_URL": "",
     # --- per-client rate limit of the backchannel endpoint (DRF rate syntax, None = off) ---
     "BACKCHANNEL_THROTTLE_RATE": "600/minute",
     # --- where the backchannel endpoint is published, when not derivable from the URLconf ---
@@ -75,6 +78,7 @@ IMPORT_STRINGS = (
     "BINDING_MESSAGE_VALIDATOR_CLASS",
     "REQUEST_POLICY_CLASS",
     "APPROVAL_POLICY_CLASS",
+    "POLL_STATE_CLASS",
 )
 
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from . import signals
 from .constants import MODE_PUSH, NOTIFICATION_MODES
 from .models import AuthenticationRequest, CallbackDelivery
+from .poll_state import poll_state
 
 logger = logging.getLogger("ciba.services")
 
@@ -42,6 +43,7 @@ def create_request(*, expires_in: int, now: datetime | None = None, **fields: An
     ar = AuthenticationRequest.objects.create(
         expires_at=now + timedelta(seconds=expires_in), created_at=now, updated_at=now, **fields
     )
+    transaction.on_commit(lambda: poll_state().track(ar), using=_db())
     _after_commit(signals.auth_request_created, request=ar)
     return ar
 
@@ -181,9 +183,15 @@ def _db() -> str:
 
 
 def _transition(ar: AuthenticationRequest, to: str, now: datetime, fields: dict[str, Any]) -> None:
+    """Decide a pending request, inside the caller's transaction.
+
+    The shared poll state learns it before the commit: if it cannot (``PollStateUnavailable``)
+    the decision rolls back rather than leave a poll answered "pending" from a stale record.
+    """
     if not ar.transition_to(to, now=now, **fields):
         current = AuthenticationRequest.objects.filter(pk=ar.pk).first()
         raise NotPending(current.effective_state(now) if current else State.EXPIRED)
+    poll_state().finish(ar)
 
 
 def _after_commit(signal: Any, **kwargs: Any) -> None:

@@ -34,8 +34,9 @@ def database(default_sqlite_path: str) -> dict[str, Any]:
 def cache() -> dict[str, Any]:
     """``CACHE_URL``: ``redis://``/``rediss://`` → Django's Redis cache; unset → local memory.
 
-    The cache holds the replay caches (client-assertion and request-object ``jti``) and poll
-    bookkeeping, so a deployment with several processes must point every one at the same Redis.
+    The cache holds the replay caches (client-assertion and request-object ``jti``) and the
+    verified-secret cache, so a deployment with several processes must point every one at the
+    same Redis.
     """
     url = os.environ.get("CACHE_URL", "")
     scheme = urlsplit(url).scheme
@@ -105,3 +106,15 @@ def secret_key(path: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(value)
     return value
+
+
+def poll_state() -> dict[str, str]:
+    """With ``CACHE_URL`` on Redis, pending polls are answered from that Redis too.
+
+    ``CIBA_POLL_STATE_REDIS_URL`` chooses another Redis; ``CIBA_POLL_STATE_REDIS_URL=off``
+    keeps them in the database.
+    """
+    url = os.environ.get("CIBA_POLL_STATE_REDIS_URL") or os.environ.get("CACHE_URL", "")
+    if url == "off" or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        return {}
+    return {"POLL_STATE_CLASS": "ciba.poll_state.RedisPollState", "POLL_STATE_REDIS_URL": url}

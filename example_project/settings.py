@@ -108,6 +108,7 @@ OAUTH2_PROVIDER = {
 CIBA = {
     "CALLBACK_ALLOW_HTTP": True,
     "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
+    **env.poll_state(),
 }
 
 LOGGING = {

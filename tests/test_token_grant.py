@@ -146,6 +146,24 @@ def test_a_pending_poll_costs_three_queries_and_one_write(
         assert error_of(poll(client, app, secret, auth_req_id)) == "slow_down"
 
 
+def test_a_repeated_parameter_is_invalid_request_not_silently_collapsed(client, alice, make_client):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)
+    other = start_request(client, app, secret)
+    approve(auth_req_id)
+
+    response = client.post(
+        "/o/token/",
+        f"grant_type={CIBA_GRANT_TYPE}&auth_req_id={other}&auth_req_id={auth_req_id}",
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+
+    assert error_of(response) == "invalid_request"
+    assert "auth_req_id" in response.json()["error_description"]
+    assert poll(client, app, secret, auth_req_id).status_code == 200  # nothing was consumed
+
+
 def test_a_client_not_registered_for_ciba_is_unauthorized(client, alice, make_client):
     app, secret = make_client("poll")
     auth_req_id = start_request(client, app, secret)

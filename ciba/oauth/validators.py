@@ -20,6 +20,7 @@ from ..conf import ciba_settings
 from ..constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from ..errors import InvalidClient
 from ..models import AuthenticationRequest
+from ..poll_state import SLOW_DOWN, poll_state
 from .errors import AccessDeniedError, AuthorizationPendingError, ExpiredTokenError, SlowDownError
 
 State = AuthenticationRequest.State
@@ -64,6 +65,8 @@ class CibaValidator(OAuth2Validator):
         if not client.is_usable(request):
             return False
         request.client = client
+        if credentials.method in client_auth.SECRET_METHODS:
+            request.ciba_credentials = credentials  # verified: the poll state may remember them
         return True
 
     def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
@@ -109,17 +112,21 @@ class CibaValidator(OAuth2Validator):
         if state == State.DENIED:
             raise AccessDeniedError(request=request)
         if state == State.PENDING:
-            self._record_poll(ar, now)
+            self._record_poll(ar, now, request)
         request.ciba_request = ar
         request.user = ar.user
         request.scopes = (ar.granted_scope or ar.scope).split()
 
-    def _record_poll(self, ar: AuthenticationRequest, now: Any) -> None:
-        """One UPDATE per pending poll; raise ``slow_down`` when it came before the interval.
+    def _record_poll(self, ar: AuthenticationRequest, now: Any, request: Any) -> None:
+        """Count the poll in the shared poll state, or with one UPDATE; raise its answer.
 
         CIBA §11: after ``slow_down`` the client must add 5 seconds "for this and all
         subsequent requests", so the stored interval grows with every early poll.
         """
+        ar.client = request.client  # the authenticated client owns it; no query
+        answer = poll_state().record_poll(ar, getattr(request, "ciba_credentials", None), now.timestamp())
+        if answer is not None:
+            raise SlowDownError() if answer == SLOW_DOWN else AuthorizationPendingError()
         too_fast = ar.last_polled_at is not None and now - ar.last_polled_at < timedelta(seconds=ar.interval)
         update: dict[str, Any] = {"last_polled_at": now}
         if too_fast:

@@ -22,6 +22,7 @@ from ..backends.policy import StepUpRequired
 from ..conf import ciba_settings
 from ..models import AuthenticationRequest
 from ..permissions import IsConsentingUser
+from ..poll_state import PollStateUnavailable
 from ..serializers import ApprovalSerializer, AuthenticationRequestSerializer
 
 State = AuthenticationRequest.State
@@ -84,6 +85,8 @@ class AuthenticationRequestViewSet(
             return Response({"scopes": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         except services.NotPending as exc:
             return self._conflict(exc.state)
+        except PollStateUnavailable:
+            return self._unavailable()
         return Response(self.get_serializer(ar).data)
 
     @extend_schema(
@@ -98,11 +101,22 @@ class AuthenticationRequestViewSet(
             services.deny(ar, user=request.user)
         except services.NotPending as exc:
             return self._conflict(exc.state)
+        except PollStateUnavailable:
+            return self._unavailable()
         return Response(self.get_serializer(ar).data)
 
     def _not_pending(self, ar: AuthenticationRequest) -> Response | None:
         state = ar.effective_state()
         return None if state == State.PENDING else self._conflict(state)
+
+    @staticmethod
+    def _unavailable() -> Response:
+        # Nothing was decided (the transaction rolled back); the device may simply retry.
+        return Response(
+            {"error": "temporarily_unavailable", "error_description": "Try again in a moment."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
 
     @staticmethod
     def _conflict(state: str) -> Response:

@@ -1,0 +1,265 @@
+"""Where pending polls are answered: the database (default) or a shared Redis.
+
+Every pending request is polled every few seconds, and almost every answer is
+``authorization_pending`` or ``slow_down``. Reading the request and writing its poll
+bookkeeping in the database costs three queries and a commit per poll; with
+``POLL_STATE_CLASS = "ciba.poll_state.RedisPollState"`` a pending poll is answered by one Lua
+script in Redis instead, without touching the database (``ciba.fast_poll``).
+
+Why it is safe (docs/deployment.md has the long version):
+
+* The Redis record only ever says "pending" or "finished". It is written when a request is
+  created (after commit, never overwriting) and turned into a "finished" tombstone *inside*
+  the transaction that approves or denies the request, before the commit. If Redis cannot
+  be written the decision fails and rolls back, so Redis can lag behind the database only in
+  the safe direction: it may send a poll to the database, never answer "pending" for a
+  request that was decided. A request past ``expires_at`` is never answered from Redis.
+* Redis answers only a client whose credentials the database path verified for a pending
+  poll within ``CLIENT_SECRET_CACHE_SECONDS``, stored as an HMAC keyed with ``SECRET_KEY``
+  (never the secret). Saving or deleting the client forgets them at once.
+* Anything else (approved, unknown, wrong client, JWT client authentication, Redis down)
+  goes to the database path, which gives every answer CIBA §11 names.
+
+Both ``interval`` growth (``slow_down``) and the last poll time live in the Redis record
+while it is the one answering; the database columns then show the last poll the database
+answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from functools import lru_cache
+from typing import Any
+
+from django.utils.crypto import salted_hmac
+
+from .client_auth import Credentials
+from .conf import ciba_settings
+
+logger = logging.getLogger("ciba.poll_state")
+
+PENDING = "authorization_pending"
+SLOW_DOWN = "slow_down"
+ANSWERS = {1: PENDING, 2: SLOW_DOWN}
+
+#: How long a record outlives its request's expiry, so a late poll still finds the tombstone.
+GRACE_MS = 60_000
+
+
+class PollStateUnavailable(Exception):
+    """The shared poll state could not be updated; the decision it guards must not commit."""
+
+
+class DatabasePollState:
+    """The default: no shared state, every poll is answered from the database."""
+
+    #: Whether records outlive a request (so a changed client must be forgotten).
+    shared = False
+
+    def track(self, ar: Any) -> None:
+        """A request was created and committed."""
+
+    def finish(self, ar: Any) -> None:
+        """``ar`` stops being pending in the current transaction (called before its commit)."""
+
+    def record_poll(self, ar: Any, credentials: Credentials | None, now: float) -> str | None:
+        """Count a pending poll of ``ar`` that the database path answered, by verified
+        ``credentials``; return the answer, or ``None`` to count it in the database."""
+        return None
+
+    def poll(self, credentials: Credentials, auth_req_id: str, now: float) -> str | None:
+        """Answer a poll without the database (an error code), or ``None`` to use it."""
+        return None
+
+    def forget_client(self, client_id: str) -> None:
+        """The client changed (secret, mode, deletion): stop trusting what was verified."""
+
+
+# KEYS: client credentials set, poll record. ARGV: fingerprint, client_id, now ms, increment s.
+_POLL = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+local r = redis.call('HMGET', KEYS[2], 's', 'c', 'i', 'l', 'e')
+if r[1] ~= 'p' or r[2] ~= ARGV[2] then return false end
+local now = tonumber(ARGV[3])
+if now >= tonumber(r[5]) then return false end
+local interval = tonumber(r[3])
+if now - tonumber(r[4]) < interval * 1000 then
+  redis.call('HSET', KEYS[2], 'l', ARGV[3], 'i', interval + tonumber(ARGV[4]))
+  return 2
+end
+redis.call('HSET', KEYS[2], 'l', ARGV[3])
+return 1
+"""
+
+# KEYS: poll record. ARGV: client_id, interval s, expires ms, last poll ms.
+_TRACK = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 's', 'p', 'c', ARGV[1], 'i', ARGV[2], 'l', ARGV[4], 'e', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + GRACE_MS)
+return 1
+""".replace("GRACE_MS", str(GRACE_MS))
+
+# KEYS: client credentials set, poll record. ARGV: fingerprint ('' = none), set ttl s,
+# client_id, interval s, expires ms, now ms, increment s. The database path's bookkeeping
+# of a pending poll: remembers the verified credentials, creates the record if it never was
+# (a tombstone is never overwritten), and answers as _POLL does.
+_RECORD_POLL = """
+if ARGV[1] ~= '' then
+  redis.call('SADD', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+local r = redis.call('HMGET', KEYS[2], 's', 'i', 'l')
+if r[1] == 'f' then return false end
+if not r[1] then
+  redis.call('HSET', KEYS[2], 's', 'p', 'c', ARGV[3], 'i', ARGV[4], 'l', '0', 'e', ARGV[5])
+  redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[5]) + GRACE_MS)
+  r = {'p', ARGV[4], '0'}
+end
+local now = tonumber(ARGV[6])
+local interval = tonumber(r[2])
+if now - tonumber(r[3]) < interval * 1000 then
+  redis.call('HSET', KEYS[2], 'l', ARGV[6], 'i', interval + tonumber(ARGV[7]))
+  return 2
+end
+redis.call('HSET', KEYS[2], 'l', ARGV[6])
+return 1
+""".replace("GRACE_MS", str(GRACE_MS))
+
+
+class RedisPollState(DatabasePollState):
+    """Pending polls answered by one Lua script in ``POLL_STATE_REDIS_URL``.
+
+    Needs a Redis that every web process shares (the records are the truth for
+    ``slow_down`` while they answer) and Redis ≥ 6.2.
+    """
+
+    shared = True
+
+    def __init__(self, url: str | None = None) -> None:
+        import redis
+
+        self._errors = (redis.RedisError, OSError)
+        self.redis = redis.Redis.from_url(
+            url or ciba_settings.POLL_STATE_REDIS_URL,
+            socket_connect_timeout=1.0,
+            socket_timeout=1.0,
+            health_check_interval=30,
+        )
+        self._poll = self.redis.register_script(_POLL)
+        self._track = self.redis.register_script(_TRACK)
+        self._record_poll = self.redis.register_script(_RECORD_POLL)
+
+    def track(self, ar: Any) -> None:
+        try:
+            self._track(
+                keys=[record_key(ar.auth_req_id)],
+                args=[ar.client.client_id, ar.interval, _ms(ar.expires_at), 0],
+            )
+        except self._errors as exc:  # the database answers this request's polls instead
+            logger.warning("Could not record a CIBA request in the poll state: %s", type(exc).__name__)
+
+    def finish(self, ar: Any) -> None:
+        key = record_key(ar.auth_req_id)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(key, "s", "f")
+            pipe.pexpireat(key, _ms(ar.expires_at) + GRACE_MS)
+            pipe.execute()
+        except self._errors as exc:
+            raise PollStateUnavailable(f"Poll state unreachable: {type(exc).__name__}") from exc
+
+    def record_poll(self, ar: Any, credentials: Credentials | None, now: float) -> str | None:
+        ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
+        verified = fingerprint(credentials) if credentials is not None and ttl else ""
+        try:
+            answer = self._record_poll(
+                keys=[client_key(ar.client.client_id), record_key(ar.auth_req_id)],
+                args=[
+                    verified,
+                    ttl or 1,
+                    ar.client.client_id,
+                    ar.interval,
+                    _ms(ar.expires_at),
+                    int(now * 1000),
+                    ciba_settings.SLOW_DOWN_INCREMENT,
+                ],
+            )
+        except self._errors as exc:
+            logger.warning("Poll state unreachable, counting polls in the database: %s", type(exc).__name__)
+            return None
+        return ANSWERS.get(answer)
+
+    def poll(self, credentials: Credentials, auth_req_id: str, now: float) -> str | None:
+        try:
+            answer = self._poll(
+                keys=[client_key(credentials.client_id), record_key(auth_req_id)],
+                args=[
+                    fingerprint(credentials),
+                    credentials.client_id,
+                    int(now * 1000),
+                    ciba_settings.SLOW_DOWN_INCREMENT,
+                ],
+            )
+        except self._errors as exc:
+            logger.warning("Poll state unreachable, answering from the database: %s", type(exc).__name__)
+            return None
+        return ANSWERS.get(answer)
+
+    def forget_client(self, client_id: str) -> None:
+        try:
+            self.redis.delete(client_key(client_id))
+        except self._errors as exc:
+            # Verified credentials then live on for at most CLIENT_SECRET_CACHE_SECONDS.
+            logger.error("Could not forget a CIBA client's verified credentials: %s", type(exc).__name__)
+
+
+def record_key(auth_req_id: str) -> str:
+    # The auth_req_id is a bearer credential: keep it out of Redis key listings.
+    return "ciba:poll:" + hashlib.sha256(auth_req_id.encode()).hexdigest()
+
+
+def client_key(client_id: str) -> str:
+    return "ciba:poll-client:" + hashlib.sha256(client_id.encode()).hexdigest()
+
+
+def fingerprint(credentials: Credentials) -> str:
+    """Which method, client and secret were verified, unusable without ``SECRET_KEY``."""
+    message = f"{credentials.method}\0{credentials.client_id}\0{credentials.secret}"
+    return salted_hmac("ciba.poll-state", message, algorithm="sha256").hexdigest()
+
+
+def _ms(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def poll_state() -> DatabasePollState:
+    """The configured poll state, one per process (and per configuration, for tests)."""
+    return _instance(ciba_settings.POLL_STATE_CLASS, ciba_settings.POLL_STATE_REDIS_URL)
+
+
+@lru_cache(maxsize=8)
+def _instance(cls: type[DatabasePollState], url: str) -> DatabasePollState:
+    return cls(url) if issubclass(cls, RedisPollState) else cls()
+
+
+def now() -> float:
+    return time.time()
+
+
+def forget_client_before_save(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """A client id can be edited in the admin: forget what was verified under the old one."""
+    store = poll_state()
+    if store.shared and instance.pk is not None and not raw:
+        stored = type(instance)._default_manager.filter(pk=instance.pk)
+        old = stored.values_list("client_id", flat=True).first()
+        if old and old != instance.client_id:
+            store.forget_client(old)
+
+
+def forget_client(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Connected to the application model's ``post_save`` and ``post_delete``."""
+    store = poll_state()
+    if store.shared:
+        store.forget_client(instance.client_id)
