@@ -1,7 +1,8 @@
-"""Create or update the demo users and CIBA clients, and print how to use them.
+"""Create or update the demo users, CIBA clients and phones, and print how to use them.
 
-Idempotent: running it again keeps the same rows and client ids but issues fresh secrets
-and passwords (only hashes are stored, so the old ones cannot be printed again).
+Idempotent: running it again keeps the same rows, client ids and devices but issues fresh
+secrets, passwords and consent-API tokens (only hashes of the first two are stored, so the
+old ones cannot be printed again; the previous tokens are revoked).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
-from oauth2_provider.models import get_application_model
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
+from ciba.conf import ciba_settings
 from ciba.constants import CIBA_GRANT_TYPE, DELIVERY_MODES
+from ciba.models import Device
 
 USERS = ("alice", "bob")
+PHONE_APP = "demo-phone"
+#: How long the printed consent-API tokens work: long enough for a day of demos and scripts.
+TOKEN_LIFETIME = timedelta(days=7)
 
 
 class Command(BaseCommand):
@@ -53,7 +61,12 @@ class Command(BaseCommand):
             user, _ = User.objects.get_or_create(username=name, defaults={"email": f"{name}@example.com"})
             user.set_password(password)
             user.save()
-            data["users"][name] = {"password": password, "login_hint": name}
+            data["users"][name] = {
+                "password": password,
+                "login_hint": name,
+                "consent_token": self._consent_token(user),
+                "device": self._device(user),
+            }
 
         base = options["notification_base_url"].rstrip("/")
         for mode in DELIVERY_MODES:
@@ -86,10 +99,50 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data ready (passwords and secrets are new on every run):"))
         self.stdout.write(f"  admin  / {admin_password}   -> http://127.0.0.1:8000/admin/")
         for name in USERS:
-            self.stdout.write(f"  {name:<6} / {data['users'][name]['password']}")
+            user = data["users"][name]
+            self.stdout.write(f"  {name:<6} / {user['password']}   consent-API token {user['consent_token']}")
         for client in data["clients"].values():
             self.stdout.write(f"  client {client['client_id']:<10} secret {client['client_secret']}")
         self.stdout.write("Discovery: http://127.0.0.1:8000/o/.well-known/openid-configuration")
+
+    @staticmethod
+    def _consent_token(user: Any) -> str:
+        """A bearer token for the consent and device APIs, as the user's phone app would hold.
+
+        Issued to a "demo phone" application (the device app's own login is the site's
+        business); earlier demo tokens of the user are revoked so only the printed one works.
+        """
+        Application = get_application_model()
+        phone, _ = Application.objects.get_or_create(
+            client_id=PHONE_APP,
+            defaults={
+                "name": "Demo phone app",
+                "client_type": Application.CLIENT_PUBLIC,
+                "authorization_grant_type": Application.GRANT_AUTHORIZATION_CODE,
+                "redirect_uris": "http://127.0.0.1:8000/demo/phone/",
+            },
+        )
+        AccessToken = get_access_token_model()
+        AccessToken.objects.filter(user=user, application=phone).delete()
+        token = secrets.token_urlsafe(32)
+        AccessToken.objects.create(
+            user=user,
+            application=phone,
+            token=token,
+            scope=ciba_settings.CONSENT_SCOPE,
+            expires=timezone.now() + TOKEN_LIFETIME,
+        )
+        return token
+
+    @staticmethod
+    def _device(user: Any) -> dict[str, str]:
+        """One registered phone per user, reached through the site's push gateway (webhook)."""
+        device, _ = Device.objects.get_or_create(
+            user=user,
+            label="Demo phone",
+            defaults={"kind": Device.Kind.WEBHOOK, "token": f"demo-phone-{user.username}"},
+        )
+        return {"id": str(device.public_id), "kind": device.kind, "token": device.token}
 
     @staticmethod
     def _write_kiosk_config(clients: dict[str, Any]) -> None:
