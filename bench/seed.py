@@ -1,6 +1,9 @@
 """Create N pending CIBA requests for the demo poll client (run with the benchmark's environment).
 
 python -m bench.seed N OUTPUT.json
+
+Rows are bulk-inserted; each is then recorded in the configured poll state, as the
+backchannel endpoint does after its commit.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ def main() -> None:
     from oauth2_provider.models import get_application_model
 
     from ciba.models import AuthenticationRequest
+    from ciba.poll_state import poll_state
 
     count, output = int(sys.argv[1]), sys.argv[2]
     client = get_application_model().objects.get(client_id="demo-poll")
@@ -37,6 +41,9 @@ def main() -> None:
         for _ in range(count)
     ]
     AuthenticationRequest.objects.bulk_create(rows, batch_size=1000)
+    store = poll_state()
+    for row in rows:
+        store.track(row)
     with open(output, "w") as handle:
         json.dump([row.auth_req_id for row in rows], handle)
 

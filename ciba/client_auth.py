@@ -29,7 +29,6 @@ from urllib.parse import unquote_plus
 from django.contrib.auth.hashers import check_password, identify_hasher, make_password
 from django.core.cache import cache
 from django.utils.crypto import constant_time_compare, salted_hmac
-from oauth2_provider.models import get_application_model
 
 from . import constants
 from .conf import ciba_settings
@@ -106,7 +105,9 @@ def read_credentials(authorization: str, params: Mapping[str, str]) -> Credentia
 def load_client(client_id: str) -> Any:
     if not client_id:
         return None
-    return get_application_model().objects.filter(client_id=client_id).first()
+    from .client_cache import load_client as cached
+
+    return cached(client_id)
 
 
 def verify_credentials(credentials: Credentials, client: Any, request: Any) -> Any:
@@ -146,13 +147,34 @@ def check_secret(provided: str, stored: str) -> bool:
         return constant_time_compare(provided, stored)
     ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
     key = "ciba:secret-ok:" + salted_hmac("ciba.client-secret", f"{stored}\0{provided}").hexdigest()
+    if ttl and _verified_here(key):
+        return True
     if ttl and cache.get(key):
+        _remember_here(key, ttl)
         return True
     if not check_password(provided, stored):
         return False
     if ttl:
         cache.set(key, True, ttl)
+        _remember_here(key, ttl)
     return True
+
+
+#: Verified-secret keys this process has seen, with their monotonic expiry: the shared cache
+#: is asked once per key and process, not on every request. The keys bind the stored hash,
+#: so a rotated secret never matches an old entry.
+_VERIFIED: dict[str, float] = {}
+
+
+def _verified_here(key: str) -> bool:
+    expiry = _VERIFIED.get(key)
+    return expiry is not None and expiry > time.monotonic()
+
+
+def _remember_here(key: str, ttl: int) -> None:
+    if len(_VERIFIED) >= 4096:
+        _VERIFIED.clear()
+    _VERIFIED[key] = time.monotonic() + ttl
 
 
 def _verify_assertion(credentials: Credentials, client: Any, request: Any) -> None:

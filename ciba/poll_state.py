@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 import time
 from functools import lru_cache
 from typing import Any
 
+from django.db import router, transaction
 from django.utils.crypto import salted_hmac
 
 from .client_auth import Credentials
@@ -46,6 +48,8 @@ ANSWERS = {1: PENDING, 2: SLOW_DOWN}
 
 #: How long a record outlives its request's expiry, so a late poll still finds the tombstone.
 GRACE_MS = 60_000
+#: How long a client's version stamp is kept (a missing stamp reads as one more version).
+VERSION_TTL = 7 * 24 * 3600
 
 
 class PollStateUnavailable(Exception):
@@ -75,6 +79,11 @@ class DatabasePollState:
 
     def forget_client(self, client_id: str) -> None:
         """The client changed (secret, mode, deletion): stop trusting what was verified."""
+
+    def client_version(self, client_id: str) -> bytes | None:
+        """A value that changes whenever the client is saved or deleted (``ciba.client_cache``);
+        ``None`` when there is no shared state to ask."""
+        return None
 
 
 # KEYS: client credentials set, poll record. ARGV: fingerprint, client_id, now ms, increment s.
@@ -209,10 +218,21 @@ class RedisPollState(DatabasePollState):
 
     def forget_client(self, client_id: str) -> None:
         try:
-            self.redis.delete(client_key(client_id))
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(client_key(client_id))
+            # A random stamp, not a counter: it still changes after Redis lost its data.
+            pipe.set(version_key(client_id), secrets.token_bytes(16), ex=VERSION_TTL)
+            pipe.execute()
         except self._errors as exc:
-            # Verified credentials then live on for at most CLIENT_SECRET_CACHE_SECONDS.
-            logger.error("Could not forget a CIBA client's verified credentials: %s", type(exc).__name__)
+            # Verified credentials then live on for at most CLIENT_SECRET_CACHE_SECONDS, and
+            # cached client rows for at most ciba.client_cache.MAX_AGE.
+            logger.error("Could not forget a changed CIBA client: %s", type(exc).__name__)
+
+    def client_version(self, client_id: str) -> bytes | None:
+        try:
+            return self.redis.get(version_key(client_id)) or b"-"
+        except self._errors:
+            return None
 
 
 def record_key(auth_req_id: str) -> str:
@@ -222,6 +242,10 @@ def record_key(auth_req_id: str) -> str:
 
 def client_key(client_id: str) -> str:
     return "ciba:poll-client:" + hashlib.sha256(client_id.encode()).hexdigest()
+
+
+def version_key(client_id: str) -> str:
+    return "ciba:client-version:" + hashlib.sha256(client_id.encode()).hexdigest()
 
 
 def fingerprint(credentials: Credentials) -> str:
@@ -255,11 +279,16 @@ def forget_client_before_save(sender: Any, instance: Any, raw: bool = False, **k
         stored = type(instance)._default_manager.filter(pk=instance.pk)
         old = stored.values_list("client_id", flat=True).first()
         if old and old != instance.client_id:
-            store.forget_client(old)
+            transaction.on_commit(lambda: store.forget_client(old), using=router.db_for_write(sender))
 
 
 def forget_client(sender: Any, instance: Any, **kwargs: Any) -> None:
-    """Connected to the application model's ``post_save`` and ``post_delete``."""
+    """Connected to the application model's ``post_save`` and ``post_delete``.
+
+    After the commit: forgetting earlier would let a concurrent request re-read (and cache)
+    the old row after the stamp changed.
+    """
     store = poll_state()
     if store.shared:
-        store.forget_client(instance.client_id)
+        client_id = instance.client_id
+        transaction.on_commit(lambda: store.forget_client(client_id), using=router.db_for_write(sender))

@@ -7,5 +7,6 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 
 app = Celery("example_project")
-app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's CELERY_* settings, copied from Django's settings once (celery_config.py says why).
+app.config_from_object("example_project.celery_config:CONFIG", namespace="CELERY")
 app.autodiscover_tasks()

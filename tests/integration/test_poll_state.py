@@ -130,18 +130,52 @@ def test_a_wrong_secret_is_never_answered_from_redis(client, alice, make_client,
     assert response.json()["error"] == "invalid_client"
 
 
-def test_rotating_a_client_secret_stops_the_old_one_at_once(client, alice, make_client, clock):
+def test_rotating_a_client_secret_stops_the_old_one_at_once(
+    client, alice, make_client, clock, django_capture_on_commit_callbacks
+):
     app, secret = make_client("poll")
     auth_req_id = start_request(client, app, secret)
     assert poll(client, app, secret, auth_req_id).json()["error"] == "authorization_pending"
+    start_request(client, app, secret)  # the client row is now cached in this process
 
-    app.client_secret = "rotated-0123456789abcdef0123456789abcdef"
-    app.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        app.client_secret = "rotated-0123456789abcdef0123456789abcdef"
+        app.save()
     clock[0] += 60
 
     assert poll(client, app, secret, auth_req_id).status_code == 401
+    refused = client.post(
+        "/o/backchannel-authentication/",
+        "scope=openid&login_hint=alice",
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    assert refused.status_code == 401
     rotated = poll(client, app, "rotated-0123456789abcdef0123456789abcdef", auth_req_id)
     assert rotated.json()["error"] == "slow_down"  # accepted; it only polled again too soon
+
+
+def test_a_client_changed_in_another_process_is_read_again(
+    client, alice, make_client, django_capture_on_commit_callbacks
+):
+    from ciba.models import Application
+
+    app, secret = make_client("poll")
+    start_request(client, app, secret)  # cached here
+    with django_capture_on_commit_callbacks(execute=True):
+        other_process_copy = Application.objects.get(pk=app.pk)
+        other_process_copy.backchannel_token_delivery_mode = "ping"
+        other_process_copy.backchannel_client_notification_endpoint = "https://client.example.com/cb"
+        other_process_copy.save()
+
+    refused = client.post(
+        "/o/backchannel-authentication/",
+        "scope=openid&login_hint=alice",  # a ping client must send client_notification_token
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_request"
 
 
 def test_a_request_decided_before_its_creation_was_recorded_stays_decided(
