@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.db import transaction
 from django.http import QueryDict
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
@@ -143,20 +142,22 @@ class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
         )
 
         mode = client.backchannel_token_delivery_mode
-        with transaction.atomic():
-            ar = services.create_request(
-                expires_in=expires_in,
-                client=client,
-                user=user,
-                hint_kind=hint_kind,
-                scope=" ".join(scopes),
-                acr_values=acr_values,
-                binding_message=binding_message,
-                client_notification_token=notification_token,
-                requested_expiry=int(params["requested_expiry"]) if "requested_expiry" in params else None,
-                interval=ciba_settings.DEFAULT_INTERVAL,
-            )
-            enqueue_device_notification(ar)
+        # One INSERT is its own transaction: no BEGIN/COMMIT round trips around it (two of the
+        # six database round trips of this request). Under ATOMIC_REQUESTS, or any outer
+        # transaction, the after-commit work still waits for that commit.
+        ar = services.create_request(
+            expires_in=expires_in,
+            client=client,
+            user=user,
+            hint_kind=hint_kind,
+            scope=" ".join(scopes),
+            acr_values=acr_values,
+            binding_message=binding_message,
+            client_notification_token=notification_token,
+            requested_expiry=int(params["requested_expiry"]) if "requested_expiry" in params else None,
+            interval=ciba_settings.DEFAULT_INTERVAL,
+        )
+        enqueue_device_notification(ar)
         body: dict[str, Any] = {"auth_req_id": ar.auth_req_id, "expires_in": expires_in}
         if mode in constants.TOKEN_ENDPOINT_MODES:
             # §7.3: interval only for clients that may poll.
