@@ -1,6 +1,8 @@
 """Create N pending CIBA requests for the demo poll client (run with the benchmark's environment).
 
-python -m bench.seed N OUTPUT.json
+python -m bench.seed [--replace] N OUTPUT.json
+
+``--replace`` first deletes every CIBA request, so exactly N are pending.
 
 Rows are bulk-inserted; each is then recorded in the configured poll state, as the
 backchannel endpoint does after its commit.
@@ -24,7 +26,11 @@ def main() -> None:
     from ciba.models import AuthenticationRequest
     from ciba.poll_state import poll_state
 
-    count, output = int(sys.argv[1]), sys.argv[2]
+    args = sys.argv[1:]
+    replace = "--replace" in args
+    count, output = (int(args[-2]), args[-1])
+    if replace:
+        AuthenticationRequest.objects.all().delete()
     client = get_application_model().objects.get(client_id="demo-poll")
     user = get_user_model().objects.get(username="alice")
     now = timezone.now()

@@ -1,0 +1,387 @@
+"""The load benchmark: the example project on gunicorn, PostgreSQL, Redis and a Celery worker.
+
+    python -m bench.load                       # about 2 minutes; needs wrk (apt-get install wrk)
+    python -m bench.load --poll-state database # the same, with polls answered by the database
+
+Everything runs on loopback, bounded in time, in this order:
+
+1. backchannel requests/s: wrk POSTs complete CIBA requests (``client_secret_basic``,
+   ``login_hint``) for ``--duration`` seconds after a 3 s warm-up;
+2. pending polls/s: for each ``--pending`` count, that many pending requests of the demo poll
+   client (nothing else in the table) polled round-robin by wrk (``authorization_pending``
+   and ``slow_down`` are the expected answers);
+3. approval-to-callback latency: one Celery worker (concurrency 1) on the Redis broker; for
+   ping and for push, ``--approvals`` requests are started, then approved one by one through
+   the consent API with a bearer token, timing from just before the approve POST to the
+   callback's arrival at a local HTTP receiver (the clients' registered endpoints). Each
+   callback is checked (bearer token, payload) and anything wrong is an error.
+
+Any other answer, socket error or missing callback counts as an error. Writes
+``docs/performance/load-<poll state>.json`` and ``load-<poll state>.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, ROOT, environment, flush_redis, gunicorn, manage, prepare_database
+
+GRANT = "urn:openid:params:grant-type:ciba"
+TARGETS = {"backchannel_per_second": 500, "pending_polls_per_second_at_1000": 1000, "ping_p95_ms": 50}
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+
+def wrk(base: str, path: str, authorization: str, bodies: list[str], seconds: int, connections: int) -> dict:
+    """Run wrk with bench/wrk/post.lua and return its RESULT line, with requests/s added."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        handle.write("\n".join(bodies) + "\n")
+    try:
+        output = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(ROOT / "bench" / "wrk" / "post.lua"),
+                base,
+                "--",
+                path,
+                authorization,
+                handle.name,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    seconds_run = result.pop("duration_us") / 1e6
+    latency = {k: round(v / 1000, 2) for k, v in result.pop("latency_us").items()}
+    return {
+        "requests": result["requests"],
+        "seconds": round(seconds_run, 2),
+        "requests_per_second": round(result["requests"] / seconds_run, 1),
+        "latency_ms": latency,
+        "answers": dict(sorted(result["answers"].items())),
+        "socket_errors": result["socket_errors"],
+    }
+
+
+def count_errors(result: dict, expected: set[str]) -> int:
+    unexpected = sum(n for answer, n in result["answers"].items() if answer not in expected)
+    return unexpected + sum(result["socket_errors"].values())
+
+
+# --- the clients' notification endpoint -----------------------------------------------------
+
+
+class Receiver(ThreadingHTTPServer):
+    """The ping and push clients' notification endpoint: records when each callback arrived."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.arrived: dict[str, tuple[float, str, dict, str]] = {}
+        self.events: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/cb"
+
+    def expect(self, auth_req_id: str) -> threading.Event:
+        with self.lock:
+            return self.events.setdefault(auth_req_id, threading.Event())
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        at = time.perf_counter()
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        self.send_response(204)
+        self.end_headers()
+        server: Receiver = self.server  # type: ignore[assignment]
+        auth_req_id = body.get("auth_req_id", "")
+        server.arrived[auth_req_id] = (at, self.path, body, self.headers.get("Authorization", ""))
+        server.expect(auth_req_id).set()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+# --- the Celery worker ----------------------------------------------------------------------
+
+
+def start_worker(env: dict[str, str]) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "example_project",
+            "worker",
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    assert process.stdout is not None
+    for line in process.stdout:
+        if " ready." in line:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the Celery worker did not start")
+    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # drain
+    return process
+
+
+# --- scenarios ------------------------------------------------------------------------------
+
+
+def basic(client: dict) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def backchannel_scenario(base: str, demo: dict, args: argparse.Namespace) -> dict:
+    bodies = [f"scope=openid&login_hint=alice&binding_message=BENCH-{i:04d}" for i in range(1000)]
+    authorization = basic(demo["clients"]["poll"])
+    wrk(base, "/o/backchannel-authentication/", authorization, bodies, 3, args.connections)  # warm-up
+    path = "/o/backchannel-authentication/"
+    result = wrk(base, path, authorization, bodies, args.duration, args.connections)
+    result["errors"] = count_errors(result, {"200"})
+    return result
+
+
+def poll_scenario(base: str, env: dict[str, str], demo: dict, pending: int, args: argparse.Namespace) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json") as ids_file:
+        subprocess.run(
+            [sys.executable, "-m", "bench.seed", "--replace", str(pending), ids_file.name],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        ids = json.load(open(ids_file.name))
+    bodies = [f"grant_type={GRANT}&auth_req_id={i}" for i in ids]
+    authorization = basic(demo["clients"]["poll"])
+    wrk(base, "/o/token/", authorization, bodies, 3, args.connections)  # warm-up
+    result = wrk(base, "/o/token/", authorization, bodies, args.duration, args.connections)
+    result["errors"] = count_errors(result, {"400 authorization_pending", "400 slow_down"})
+    return {"pending_requests": pending, **result}
+
+
+def callback_scenario(base: str, demo: dict, receiver: Receiver, mode: str, approvals: int) -> dict:
+    client = demo["clients"][mode]
+    consent = {
+        "Authorization": f"Bearer {demo['users']['alice']['consent_token']}",
+        "Content-Type": "application/json",
+    }
+    form = {"Authorization": basic(client), "Content-Type": "application/x-www-form-urlencoded"}
+    latencies, approve_ms, problems = [], [], []
+    for i in range(approvals):
+        token = secrets.token_urlsafe(24)
+        body = f"scope=openid&login_hint=alice&binding_message=BENCH-{i}&client_notification_token={token}"
+        status, started = post(f"{base}/o/backchannel-authentication/", body.encode(), form)
+        if status != 200:
+            problems.append(f"backchannel {status} {started.get('error')}")
+            continue
+        auth_req_id = started["auth_req_id"]
+        arrived = receiver.expect(auth_req_id)
+        time.sleep(0.05)  # the device notification task runs first on the single worker
+        t0 = time.perf_counter()
+        status, _ = post(f"{base}/o/ciba/requests/{auth_req_id}/approve/", b"{}", consent)
+        approve_ms.append((time.perf_counter() - t0) * 1000)
+        if status != 200:
+            problems.append(f"approve {status}")
+            continue
+        if not arrived.wait(10):
+            problems.append("no callback within 10 s")
+            continue
+        at, path, payload, authorization = receiver.arrived[auth_req_id]
+        latencies.append((at - t0) * 1000)
+        if authorization != f"Bearer {token}" or not path.endswith(f"/{mode}/"):
+            problems.append("callback with the wrong bearer token or path")
+        elif mode == "push" and not {"access_token", "id_token", "token_type"} <= set(payload):
+            problems.append(f"push payload without tokens: {sorted(payload)}")
+        elif mode == "ping" and set(payload) != {"auth_req_id"}:
+            problems.append(f"ping payload {sorted(payload)}")
+    return {
+        "mode": mode,
+        "approvals": approvals,
+        "callbacks_received": len(latencies),
+        "approval_to_callback_ms": percentiles(latencies),
+        "approve_request_ms": percentiles(approve_ms),
+        "errors": len(problems),
+        "problems": sorted(set(problems)),
+        "samples_ms": [round(x, 2) for x in latencies],
+    }
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 2)}
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 4.2))
+    bc = results["backchannel"]["requests_per_second"]
+    left.bar(["backchannel"], [bc], color="#4878a8")
+    left.axhline(TARGETS["backchannel_per_second"], color="#c44", ls="--", label="target")
+    left.set_title("Backchannel requests/s")
+    left.legend(loc="lower right")
+    labels = [f"{s['pending_requests']:,} pending" for s in results["polls"]]
+    middle.bar(labels, [s["requests_per_second"] for s in results["polls"]], color="#4878a8")
+    middle.axhline(TARGETS["pending_polls_per_second_at_1000"], color="#c44", ls="--", label="target")
+    middle.set_title("Pending polls/s")
+    middle.legend(loc="lower right")
+    for scenario in results["callbacks"]:
+        samples = sorted(scenario["samples_ms"])
+        if samples:
+            right.plot(samples, [(i + 1) / len(samples) for i in range(len(samples))], label=scenario["mode"])
+    right.axvline(TARGETS["ping_p95_ms"], color="#c44", ls="--", label="50 ms")
+    right.set_title("Approval → callback arrival (CDF)")
+    right.set_xlabel("ms")
+    right.legend(loc="lower right")
+    fig.suptitle(f"{results['setup']} — {results['command']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=15, help="seconds per throughput run")
+    parser.add_argument("--pending", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--approvals", type=int, default=200, help="approvals per callback mode")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--poll-state", choices=["redis", "database"], default="redis")
+    parser.add_argument("--port", type=int, default=8766)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench.load needs wrk: apt-get install wrk")
+
+    env = environment(args.port, CIBA_POLL_STATE_REDIS_URL="off" if args.poll_state == "database" else "")
+    prepare_database(env)
+    flush_redis(env["CACHE_URL"], env["CELERY_BROKER_URL"])
+    receiver = Receiver()
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    demo = json.loads(manage(env, "ciba_demo_data", "--json", "--notification-base-url", receiver.url))
+
+    results: dict[str, Any] = {
+        "command": " ".join(["python -m bench.load", *sys.argv[1:]]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "setup": f"gunicorn {args.workers} sync workers, PostgreSQL, Redis cache+broker, poll state: "
+        f"{args.poll_state}, wrk -t1 -c{args.connections}, 1 Celery worker (concurrency 1), loopback",
+        "targets": TARGETS,
+    }
+    with gunicorn(env, args.port, args.workers) as base:
+        print("backchannel ...", flush=True)
+        results["backchannel"] = backchannel_scenario(base, demo, args)
+        results["polls"] = []
+        for pending in args.pending:
+            print(f"polls, {pending} pending ...", flush=True)
+            results["polls"].append(poll_scenario(base, env, demo, pending, args))
+        flush_redis(env["CELERY_BROKER_URL"])  # the notifications of the requests above
+        worker = start_worker(env)
+        try:
+            results["callbacks"] = []
+            for mode in ("ping", "push"):
+                print(f"{mode} callbacks ...", flush=True)
+                results["callbacks"].append(callback_scenario(base, demo, receiver, mode, args.approvals))
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    receiver.shutdown()
+
+    at_1000 = next((s for s in results["polls"] if s["pending_requests"] == 1000), None)
+    ping = next(s for s in results["callbacks"] if s["mode"] == "ping")
+    results["errors"] = (
+        results["backchannel"]["errors"]
+        + sum(s["errors"] for s in results["polls"])
+        + sum(s["errors"] for s in results["callbacks"])
+    )
+    backchannel = results["backchannel"]["requests_per_second"]
+    results["targets_met"] = {
+        "backchannel_per_second": backchannel >= TARGETS["backchannel_per_second"],
+        "pending_polls_per_second_at_1000": bool(at_1000)
+        and at_1000["requests_per_second"] >= TARGETS["pending_polls_per_second_at_1000"],
+        "ping_p95_ms": ping["approval_to_callback_ms"].get("p95", 1e9) < TARGETS["ping_p95_ms"],
+        "zero_errors": results["errors"] == 0,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"load-{args.poll_state}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, RESULTS / f"{name}.png")
+    summary = {k: v for k, v in results.items() if k not in ("callbacks",)}
+    summary["callbacks"] = [{k: v for k, v in s.items() if k != "samples_ms"} for s in results["callbacks"]]
+    print(json.dumps(summary, indent=2))
+    print(f"written to {RESULTS / name}.json and .png")
+
+
+if __name__ == "__main__":
+    main()
