@@ -8,8 +8,9 @@ script in Redis instead, without touching the database (``ciba.fast_poll``).
 
 Why it is safe (docs/deployment.md has the long version):
 
-* The Redis record only ever says "pending" or "finished". It is written when a request is
-  created (after commit, never overwriting) and turned into a "finished" tombstone *inside*
+* The Redis record only ever says "pending" or "finished". It is written once the request
+  is committed (by the device notification task, or by the first poll the database path
+  answers; never overwriting) and turned into a "finished" tombstone *inside*
   the transaction that approves or denies the request, before the commit. If Redis cannot
   be written the decision fails and rolls back, so Redis can lag behind the database only in
   the safe direction: it may send a poll to the database, never answer "pending" for a
@@ -63,7 +64,7 @@ class DatabasePollState:
     shared = False
 
     def track(self, ar: Any) -> None:
-        """A request was created and committed."""
+        """A committed request is pending (called by the device notification task)."""
 
     def finish(self, ar: Any) -> None:
         """``ar`` stops being pending in the current transaction (called before its commit)."""

@@ -43,7 +43,6 @@ def create_request(*, expires_in: int, now: datetime | None = None, **fields: An
     ar = AuthenticationRequest.objects.create(
         expires_at=now + timedelta(seconds=expires_in), created_at=now, updated_at=now, **fields
     )
-    transaction.on_commit(lambda: poll_state().track(ar), using=_db())
     _after_commit(signals.auth_request_created, request=ar)
     return ar
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from .backends.notifiers import NotificationError
 from .conf import ciba_settings
 from .models import AuthenticationRequest, Device
+from .poll_state import poll_state
 
 logger = logging.getLogger("ciba.tasks")
 Status = AuthenticationRequest.NotificationStatus
@@ -61,6 +62,11 @@ def notify_authentication_device(
     ar = AuthenticationRequest.objects.select_related("client").filter(pk=request_pk).first()
     if ar is None or ar.effective_state() != AuthenticationRequest.State.PENDING:
         return "skipped"  # decided or expired meanwhile: nobody needs to be told any more
+    if only is None:
+        # The first work after the request committed: record it in the shared poll state
+        # here, keeping that Redis round trip off the backchannel request. Until then (or if
+        # this never runs) its polls take the database path, which records it too.
+        poll_state().track(ar)
     ar.notification_id = notification_id or uuid.uuid4().hex
     devices = list(Device.objects.filter(user_id=ar.user_id))
     # Notifiers are identified by their dotted path, which survives the trip through the broker.
