@@ -87,21 +87,30 @@ class DatabasePollState:
         return None
 
 
+# Both poll scripts end here: 1 (authorization_pending) or 2 (slow_down, interval grows).
+_COUNT = """
+local function count(key, interval, last, now, increment)
+  if now - last < interval * 1000 then
+    redis.call('HSET', key, 'l', now, 'i', interval + increment)
+    return 2
+  end
+  redis.call('HSET', key, 'l', now)
+  return 1
+end
+"""
+
 # KEYS: client credentials set, poll record. ARGV: fingerprint, client_id, now ms, increment s.
-_POLL = """
+_POLL = (
+    _COUNT
+    + """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
 local r = redis.call('HMGET', KEYS[2], 's', 'c', 'i', 'l', 'e')
 if r[1] ~= 'p' or r[2] ~= ARGV[2] then return false end
 local now = tonumber(ARGV[3])
 if now >= tonumber(r[5]) then return false end
-local interval = tonumber(r[3])
-if now - tonumber(r[4]) < interval * 1000 then
-  redis.call('HSET', KEYS[2], 'l', ARGV[3], 'i', interval + tonumber(ARGV[4]))
-  return 2
-end
-redis.call('HSET', KEYS[2], 'l', ARGV[3])
-return 1
+return count(KEYS[2], tonumber(r[3]), tonumber(r[4]), now, tonumber(ARGV[4]))
 """
+)
 
 # KEYS: poll record. ARGV: client_id, interval s, expires ms, last poll ms.
 _TRACK = """
@@ -115,7 +124,9 @@ return 1
 # client_id, interval s, expires ms, now ms, increment s. The database path's bookkeeping
 # of a pending poll: remembers the verified credentials, creates the record if it never was
 # (a tombstone is never overwritten), and answers as _POLL does.
-_RECORD_POLL = """
+_RECORD_POLL = (
+    _COUNT
+    + """
 if ARGV[1] ~= '' then
   redis.call('SADD', KEYS[1], ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -127,15 +138,9 @@ if not r[1] then
   redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[5]) + GRACE_MS)
   r = {'p', ARGV[4], '0'}
 end
-local now = tonumber(ARGV[6])
-local interval = tonumber(r[2])
-if now - tonumber(r[3]) < interval * 1000 then
-  redis.call('HSET', KEYS[2], 'l', ARGV[6], 'i', interval + tonumber(ARGV[7]))
-  return 2
-end
-redis.call('HSET', KEYS[2], 'l', ARGV[6])
-return 1
+return count(KEYS[2], tonumber(r[2]), tonumber(r[3]), tonumber(ARGV[6]), tonumber(ARGV[7]))
 """.replace("GRACE_MS", str(GRACE_MS))
+)
 
 
 class RedisPollState(DatabasePollState):
@@ -183,39 +188,29 @@ class RedisPollState(DatabasePollState):
     def record_poll(self, ar: Any, credentials: Credentials | None, now: float) -> str | None:
         ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
         verified = fingerprint(credentials) if credentials is not None and ttl else ""
-        try:
-            answer = self._record_poll(
-                keys=[client_key(ar.client.client_id), record_key(ar.auth_req_id)],
-                args=[
-                    verified,
-                    ttl or 1,
-                    ar.client.client_id,
-                    ar.interval,
-                    _ms(ar.expires_at),
-                    int(now * 1000),
-                    ciba_settings.SLOW_DOWN_INCREMENT,
-                ],
-            )
-        except self._errors as exc:
-            logger.warning("Poll state unreachable, counting polls in the database: %s", type(exc).__name__)
-            return None
-        return ANSWERS.get(answer)
+        keys = [client_key(ar.client.client_id), record_key(ar.auth_req_id)]
+        args = [verified, ttl or 1, ar.client.client_id, ar.interval, _ms(ar.expires_at)]
+        return self._answer(
+            self._record_poll, keys, [*args, int(now * 1000), ciba_settings.SLOW_DOWN_INCREMENT]
+        )
 
     def poll(self, credentials: Credentials, auth_req_id: str, now: float) -> str | None:
+        keys = [client_key(credentials.client_id), record_key(auth_req_id)]
+        args = [
+            fingerprint(credentials),
+            credentials.client_id,
+            int(now * 1000),
+            ciba_settings.SLOW_DOWN_INCREMENT,
+        ]
+        return self._answer(self._poll, keys, args)
+
+    def _answer(self, script: Any, keys: list[str], args: list[Any]) -> str | None:
+        """Run a poll script; ``None`` (the database decides) when Redis does not answer."""
         try:
-            answer = self._poll(
-                keys=[client_key(credentials.client_id), record_key(auth_req_id)],
-                args=[
-                    fingerprint(credentials),
-                    credentials.client_id,
-                    int(now * 1000),
-                    ciba_settings.SLOW_DOWN_INCREMENT,
-                ],
-            )
+            return ANSWERS.get(script(keys=keys, args=args))
         except self._errors as exc:
-            logger.warning("Poll state unreachable, answering from the database: %s", type(exc).__name__)
+            logger.warning("Poll state unreachable, the database answers: %s", type(exc).__name__)
             return None
-        return ANSWERS.get(answer)
 
     def forget_client(self, client_id: str) -> None:
         try:
