@@ -1,12 +1,13 @@
 """The load benchmark: the example project on gunicorn, PostgreSQL, Redis and a Celery worker.
 
-    python -m bench.load                       # about 2 minutes; needs wrk (apt-get install wrk)
+    python -m bench.load                       # about 5 minutes; needs wrk (apt-get install wrk)
     python -m bench.load --poll-state database # the same, with polls answered by the database
 
 Everything runs on loopback, bounded in time, in this order:
 
 1. backchannel requests/s: wrk POSTs complete CIBA requests (``client_secret_basic``,
-   ``login_hint``) for ``--duration`` seconds after a 3 s warm-up;
+   ``login_hint``) for ``--duration`` seconds after a 3 s warm-up, ``--repeat`` times (the
+   median run is reported; run-to-run spread on a busy 2-core machine is several percent);
 2. pending polls/s: for each ``--pending`` count, that many pending requests of the demo poll
    client (nothing else in the table) polled round-robin by wrk (``authorization_pending``
    and ``slow_down`` are the expected answers);
@@ -188,14 +189,26 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
+def measured(
+    base: str, path: str, authorization: str, bodies: list[str], args: argparse.Namespace, expected: set[str]
+) -> dict:
+    """A 3 s warm-up, then ``--repeat`` runs; the median run (by requests/s) is reported, with
+    every run's rate beside it and the errors of all runs."""
+    wrk(base, path, authorization, bodies, 3, args.connections)
+    runs = [
+        wrk(base, path, authorization, bodies, args.duration, args.connections) for _ in range(args.repeat)
+    ]
+    errors = sum(count_errors(run, expected) for run in runs)
+    result = sorted(runs, key=lambda run: run["requests_per_second"])[len(runs) // 2]
+    result["errors"] = errors
+    result["runs_requests_per_second"] = [run["requests_per_second"] for run in runs]
+    return result
+
+
 def backchannel_scenario(base: str, demo: dict, args: argparse.Namespace) -> dict:
     bodies = [f"scope=openid&login_hint=alice&binding_message=BENCH-{i:04d}" for i in range(1000)]
     authorization = basic(demo["clients"]["poll"])
-    wrk(base, "/o/backchannel-authentication/", authorization, bodies, 3, args.connections)  # warm-up
-    path = "/o/backchannel-authentication/"
-    result = wrk(base, path, authorization, bodies, args.duration, args.connections)
-    result["errors"] = count_errors(result, {"200"})
-    return result
+    return measured(base, "/o/backchannel-authentication/", authorization, bodies, args, {"200"})
 
 
 def poll_scenario(base: str, env: dict[str, str], demo: dict, pending: int, args: argparse.Namespace) -> dict:
@@ -209,10 +222,8 @@ def poll_scenario(base: str, env: dict[str, str], demo: dict, pending: int, args
         ids = json.load(open(ids_file.name))
     bodies = [f"grant_type={GRANT}&auth_req_id={i}" for i in ids]
     authorization = basic(demo["clients"]["poll"])
-    wrk(base, "/o/token/", authorization, bodies, 3, args.connections)  # warm-up
-    result = wrk(base, "/o/token/", authorization, bodies, args.duration, args.connections)
-    result["errors"] = count_errors(result, {"400 authorization_pending", "400 slow_down"})
-    return {"pending_requests": pending, **result}
+    expected = {"400 authorization_pending", "400 slow_down"}
+    return {"pending_requests": pending, **measured(base, "/o/token/", authorization, bodies, args, expected)}
 
 
 def callback_scenario(base: str, demo: dict, receiver: Receiver, mode: str, approvals: int) -> dict:
@@ -318,6 +329,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=int, default=15, help="seconds per throughput run")
+    parser.add_argument("--repeat", type=int, default=3, help="throughput runs per scenario (median)")
     parser.add_argument("--pending", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument(
         "--approvals", type=int, default=200, help="approvals per callback mode (0: skip callbacks)"
