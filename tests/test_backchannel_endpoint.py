@@ -303,3 +303,21 @@ def test_a_site_policy_can_deny_before_any_user_interaction(client, alice, make_
         post(client, "scope=openid&login_hint=bob", basic_auth(app.client_id, secret)), 403, "access_denied"
     )
     assert post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret)).status_code == 200
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "text/html;q=1, application/json;q=0.1"])
+def test_the_answer_is_json_whatever_the_accept_header_says(client, alice, make_client, accept):
+    app, secret = make_client("poll")
+    headers = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret), "HTTP_ACCEPT": accept}
+
+    started = client.post(
+        "/o/backchannel-authentication/", "scope=openid&login_hint=alice", content_type=FORM, **headers
+    )
+    refused = client.post("/o/backchannel-authentication/", "scope=openid", content_type=FORM, **headers)
+
+    assert started.status_code == 200, started.content
+    assert started["Content-Type"] == "application/json"
+    assert set(started.json()) == {"auth_req_id", "expires_in", "interval"}
+    assert refused.status_code == 400
+    assert refused["Content-Type"] == "application/json"
+    assert refused.json()["error"] == "invalid_request"

@@ -30,7 +30,7 @@ from ..errors import (
 from ..request_object import parameters_from_request_object
 from ..tasks import enqueue_device_notification
 from ..throttling import ClientRateThrottle
-from .errors import OAuthErrorMixin
+from .errors import ProtocolEndpointMixin
 
 HINTS = ("login_hint", "login_hint_token", "id_token_hint")
 _B64TOKEN = re.compile(constants.B64TOKEN_PATTERN)
@@ -94,7 +94,7 @@ OAUTH_ERROR = inline_serializer(
     ),
     name="dispatch",
 )
-class BackchannelAuthenticationView(OAuthErrorMixin, APIView):
+class BackchannelAuthenticationView(ProtocolEndpointMixin, APIView):
     """``POST /o/backchannel-authentication/`` → ``{auth_req_id, expires_in, interval}``.
 
     Only ``application/x-www-form-urlencoded`` bodies are parsed (§7.1); any other content

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import exceptions, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from ..errors import CibaError
@@ -59,3 +61,26 @@ class OAuthErrorMixin:
 def _plain_detail(exc: Any) -> str:
     detail = exc.detail if isinstance(exc.detail, str) else "The request could not be read."
     return str(detail).replace("\n", " ").replace('"', "'").replace("\\", "/")
+
+
+class JSONOnlyNegotiation(DefaultContentNegotiation):
+    """Protocol endpoints answer ``application/json`` whatever ``Accept`` says.
+
+    RFC 6749 §5 and CIBA §7.3 define JSON responses. Left to DRF, ``Accept: text/html`` got
+    the browsable API page (with the new ``auth_req_id`` inside the HTML) and
+    ``Accept: application/xml`` got the request refused. Parsers are still chosen by
+    ``Content-Type``, so a non-form body is still refused.
+    """
+
+    def select_renderer(
+        self, request: Any, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = JSONRenderer()
+        return renderer, renderer.media_type
+
+
+class ProtocolEndpointMixin(OAuthErrorMixin):
+    """OAuth errors and JSON answers, for DRF views clients call (not people)."""
+
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONOnlyNegotiation
