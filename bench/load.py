@@ -24,6 +24,7 @@ the command fail. Writes ``docs/performance/load-<poll state>.json`` and ``.png`
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -34,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -175,8 +177,6 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen:
 
 
 def basic(client: dict) -> str:
-    import base64
-
     return "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
 
 

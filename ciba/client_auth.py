@@ -30,7 +30,7 @@ from django.contrib.auth.hashers import check_password, identify_hasher, make_pa
 from django.core.cache import cache
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from . import constants
+from . import client_cache, constants
 from .conf import ciba_settings
 from .endpoints import audiences
 from .errors import InvalidClient
@@ -105,9 +105,7 @@ def read_credentials(authorization: str, params: Mapping[str, str]) -> Credentia
 def load_client(client_id: str) -> Any:
     if not client_id:
         return None
-    from .client_cache import load_client as cached
-
-    return cached(client_id)
+    return client_cache.load_client(client_id)
 
 
 def verify_credentials(credentials: Credentials, client: Any, request: Any) -> Any:

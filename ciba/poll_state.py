@@ -33,13 +33,15 @@ import logging
 import secrets
 import time
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import router, transaction
 from django.utils.crypto import salted_hmac
 
-from .client_auth import Credentials
 from .conf import ciba_settings
+
+if TYPE_CHECKING:  # client_auth uses client_cache, which uses this module
+    from .client_auth import Credentials
 
 logger = logging.getLogger("ciba.poll_state")
 

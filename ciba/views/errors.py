@@ -75,8 +75,7 @@ class JSONOnlyNegotiation(DefaultContentNegotiation):
     def select_renderer(
         self, request: Any, renderers: list[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
-        renderer = JSONRenderer()
-        return renderer, renderer.media_type
+        return renderers[0], renderers[0].media_type  # the view's only renderer: JSON
 
 
 class ProtocolEndpointMixin(OAuthErrorMixin):
