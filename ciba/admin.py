@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
+from . import services
 from .models import AuthenticationRequest, CallbackDelivery, Device
 
 CIBA_FIELDS = (
@@ -150,14 +151,7 @@ class AuthenticationRequestAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Re-send the device notification (pending requests only)"))
     def resend_device_notification(self, request: HttpRequest, queryset: Any) -> None:
-        from .tasks import enqueue_device_notification
-
-        pending = [ar for ar in queryset if ar.effective_state() == AuthenticationRequest.State.PENDING]
-        for ar in pending:
-            AuthenticationRequest.objects.filter(pk=ar.pk).update(
-                device_notification_status=AuthenticationRequest.NotificationStatus.QUEUED
-            )
-            enqueue_device_notification(ar)
+        pending = [ar for ar in queryset if services.resend_device_notification(ar)]
         self.message_user(
             request,
             ngettext(
@@ -242,22 +236,7 @@ class CallbackDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Retry the selected failed callbacks now"))
     def retry_deliveries(self, request: HttpRequest, queryset: Any) -> None:
-        from django.utils import timezone
-
-        from .tasks import deliver_callback
-
-        # A failed tokens push is final: its tokens were revoked, and tokens are never minted
-        # twice for one request, so the client must start a new request.
-        failed = list(
-            queryset.filter(state=CallbackDelivery.State.FAILED)
-            .exclude(kind=CallbackDelivery.Kind.PUSH_TOKENS)
-            .values_list("pk", flat=True)
-        )
-        CallbackDelivery.objects.filter(pk__in=failed).update(
-            state=CallbackDelivery.State.PENDING, next_attempt_at=timezone.now(), lease_until=None, attempts=0
-        )
-        for pk in failed:
-            deliver_callback.delay(pk)
+        failed = services.retry_failed_callbacks(queryset.values_list("pk", flat=True))
         self.message_user(
             request,
             _("%(count)d failed callback(s) queued again; failed token pushes are final and were skipped.")

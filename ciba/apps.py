@@ -9,19 +9,16 @@ class CibaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registering the system checks is the only start-up work: everything else is
-        # resolved lazily so that importing ciba never touches the database or the network.
-        from django.db.models.signals import post_delete, post_save, pre_save
+        # Start-up work only registers things: nothing here touches the database or the
+        # network. Modules that need the app registry are imported here, once it is ready.
         from oauth2_provider.models import get_application_model
 
         from . import (
-            checks,  # noqa: F401
-            schema,  # noqa: F401  (registers the OpenAPI extension)
+            checks,  # noqa: F401  (registers the system checks)
+            tasks,  # noqa: F401  (registers the Celery tasks that ciba.dispatch sends by name)
         )
-        from .poll_state import forget_client, forget_client_before_save
+        from .polling import stamps
+        from .views import schema  # noqa: F401  (registers the OpenAPI extension)
 
         # A client's secret, mode or existence changed: polls must be re-verified at once.
-        application = get_application_model()
-        pre_save.connect(forget_client_before_save, sender=application, dispatch_uid="ciba.poll_state.pre")
-        post_save.connect(forget_client, sender=application, dispatch_uid="ciba.poll_state.save")
-        post_delete.connect(forget_client, sender=application, dispatch_uid="ciba.poll_state.delete")
+        stamps.connect(get_application_model())

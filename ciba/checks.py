@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core import checks
+from oauth2_provider import models as dot_models
+from oauth2_provider.settings import oauth2_settings
 
 from . import constants
+from .backends.user_code import UnconfiguredUserCodeVerifier
 from .conf import DEFAULTS, IMPORT_STRINGS, ciba_settings
+from .models import CibaClientMixin
+from .oauth.server import CibaServerMixin
+from .oauth.validators import CibaValidator
+from .polling import PollState, RedisPollState
 
 
 class Codes:
@@ -32,25 +40,16 @@ class Codes:
     SIGNING_ALGS = "ciba.E012"
     LIFETIMES = "ciba.E013"
     POLL_STATE = "ciba.E014"
+    NOTIFIER_CONFIGURATION = "ciba.E015"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
     CONSENT_SCOPE = "ciba.W004"
 
 
-def _oauth2_settings() -> Any:
-    from oauth2_provider.settings import oauth2_settings
-
-    return oauth2_settings
-
-
 @checks.register(checks.Tags.models)
 def check_application_model(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from oauth2_provider.models import get_application_model
-
-    from .models import CibaClientMixin
-
-    model = get_application_model()
+    model = dot_models.get_application_model()
     if issubclass(model, CibaClientMixin):
         return []
     return [
@@ -66,10 +65,7 @@ def check_application_model(app_configs: Any = None, **kwargs: Any) -> list[chec
 
 @checks.register(checks.Tags.security)
 def check_oauth2_provider(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from .oauth.server import CibaServerMixin
-    from .oauth.validators import CibaValidator
-
-    dot = _oauth2_settings()
+    dot = oauth2_settings
     messages: list[checks.CheckMessage] = []
     if not dot.OIDC_ENABLED:
         messages.append(
@@ -191,8 +187,6 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         )
 
     if ciba_settings.raw("USER_CODE_SUPPORTED"):
-        from .backends.user_code import UnconfiguredUserCodeVerifier
-
         try:
             verifier = ciba_settings.USER_CODE_VERIFIER_CLASS
         except ImportError:
@@ -208,8 +202,9 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 )
             )
     messages.extend(_check_poll_state())
+    messages.extend(_check_notifiers())
     consent_scope = ciba_settings.raw("CONSENT_SCOPE")
-    if consent_scope not in _oauth2_settings().SCOPES:
+    if consent_scope not in oauth2_settings.SCOPES:
         messages.append(
             checks.Warning(
                 f"The consent scope {consent_scope!r} is not one of DOT's SCOPES, so no access token can "
@@ -223,18 +218,16 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 
 def _check_poll_state() -> list[checks.CheckMessage]:
-    from .poll_state import DatabasePollState, RedisPollState
-
     try:
         cls = ciba_settings.POLL_STATE_CLASS
     except ImportError:
         return []  # already reported as an import string
-    if not (isinstance(cls, type) and issubclass(cls, DatabasePollState)):
+    if not (isinstance(cls, type) and issubclass(cls, PollState)):
         return [
             checks.Error(
                 f"{_name(cls)} is not a poll state class.",
-                hint='Set CIBA["POLL_STATE_CLASS"] to "ciba.poll_state.DatabasePollState", '
-                '"ciba.poll_state.RedisPollState" or a subclass of one of them.',
+                hint='Set CIBA["POLL_STATE_CLASS"] to "ciba.polling.DatabasePollState", '
+                '"ciba.polling.RedisPollState" or a subclass of one of them.',
                 id=Codes.POLL_STATE,
             )
         ]
@@ -249,6 +242,26 @@ def _check_poll_state() -> list[checks.CheckMessage]:
             )
         ]
     return []
+
+
+def _check_notifiers() -> list[checks.CheckMessage]:
+    """What each configured notifier declares it needs (``required_settings``/``_modules``)."""
+    try:
+        notifier_classes = ciba_settings.NOTIFIER_CLASSES
+    except ImportError:
+        return []  # already reported as an import string
+    messages: list[checks.CheckMessage] = []
+    for cls in notifier_classes:
+        problems = getattr(cls, "configuration_problems", lambda: [])()
+        if problems:
+            messages.append(
+                checks.Error(
+                    f"The notifier {_name(cls)} cannot work as configured: {'; '.join(problems)}.",
+                    hint='Configure it as its docstring says, or remove it from CIBA["NOTIFIER_CLASSES"].',
+                    id=Codes.NOTIFIER_CONFIGURATION,
+                )
+            )
+    return messages
 
 
 @checks.register(checks.Tags.security, deploy=True)
@@ -288,10 +301,6 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 def _celery_is_eager() -> bool:
     if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
         return True
-    try:
-        from celery import current_app
-    except ImportError:  # pragma: no cover - celery is a dependency
-        return False
     return bool(current_app.conf.task_always_eager)
 
 

@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_SECRET_CACHE_SECONDS": 300,
     "CLIENT_ASSERTION_MAX_LIFETIME": 3600,
     # --- where pending polls are answered (docs/deployment.md) ---
-    "POLL_STATE_CLASS": "ciba.poll_state.DatabasePollState",
+    "POLL_STATE_CLASS": "ciba.polling.DatabasePollState",
     "POLL_STATE_REDIS_URL": "",
     # --- per-client rate limit of the backchannel endpoint (DRF rate syntax, None = off) ---
     "BACKCHANNEL_THROTTLE_RATE": "600/minute",
@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "REQUEST_POLICY_CLASS": "ciba.backends.policy.AllowAllRequestPolicy",
     # --- device notifications (CIBA §8): retries, and the shipped notifiers' settings ---
     "NOTIFY_MAX_RETRIES": 5,
+    "NOTIFY_RETRY_BACKOFF_BASE": 2.0,
+    "NOTIFY_RETRY_BACKOFF_MAX": 300,
     "WEBHOOK_NOTIFIER_URL": "",
     "WEBHOOK_NOTIFIER_SECRET": "",
     "WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS": False,

@@ -21,13 +21,14 @@ TOKEN_URL_NAME = "oauth2_provider:token"
 
 
 def issuer(request: Any) -> str:
-    """The issuer identifier, for a Django or an oauthlib request."""
-    return oauth2_settings.oidc_issuer(request)
+    """The issuer identifier, for a Django, DRF or oauthlib request."""
+    return oauth2_settings.oidc_issuer(_unwrapped(request))
 
 
 def absolute_url(request: Any, path: str) -> str:
     base = oauth2_settings.OIDC_ISS_ENDPOINT
     if not base:
+        request = _unwrapped(request)
         if isinstance(request, HttpRequest):
             return request.build_absolute_uri(path)
         base = request.uri  # an oauthlib request
@@ -48,3 +49,9 @@ def token_endpoint(request: Any) -> str:
 def audiences(request: Any) -> list[str]:
     """What a client may put in ``aud`` to name this server (CIBA §7.1, §7.1.1)."""
     return [issuer(request), token_endpoint(request), backchannel_authentication_endpoint(request)]
+
+
+def _unwrapped(request: Any) -> Any:
+    """DOT accepts Django and oauthlib requests; a DRF ``Request`` wraps a Django one."""
+    inner = getattr(request, "_request", None)
+    return inner if isinstance(inner, HttpRequest) else request

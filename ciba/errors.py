@@ -1,28 +1,66 @@
-"""Errors with the codes and HTTP statuses CIBA Core 1.0 §13 assigns.
+"""Every exception ``ciba`` exposes, with the wire codes and HTTP statuses the specs assign.
 
-Pluggable backends (user resolvers, user-code verifiers, binding-message validators) raise
-these; the endpoints turn them into the OAuth JSON error shape. Codes are wire values and
-are never translated.
+One catalogue, so that an error a client or a device sees is defined once:
+
+* ``CibaError`` and its subclasses: errors of the backchannel authentication endpoint (CIBA
+  §13) and of the consent API, raised by views, validation rules and pluggable backends, and
+  rendered by ``ciba.views.rendering`` into ``{"error", "error_description"}``.
+* The token endpoint's CIBA errors (§11) as oauthlib errors, which DOT renders.
+* ``DESCRIPTIONS``: the human text of the codes the token endpoint (§11) and push error
+  callbacks (§12) share, so both say the same thing.
+* ``NotificationError``: a device notification did not reach its target.
+
+(The poll state's own ``PollStateUnavailable`` is not public: ``ciba.services`` turns it into
+``TemporarilyUnavailable``.)
+
+Codes are wire values and are never translated.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+from .conf import ciba_settings
+
+#: What the §11 codes and the §12 push error codes mean, for token responses and callbacks.
+DESCRIPTIONS = {
+    "authorization_pending": "The end-user has not yet decided.",
+    "access_denied": "The end-user denied the authentication request.",
+    "expired_token": "The auth_req_id has expired; start a new authentication request.",
+    "transaction_failed": "The authorization server could not complete the request.",
+}
+
 
 class CibaError(Exception):
-    """An error the backchannel authentication endpoint reports to the client (§13)."""
+    """An error reported to the caller as ``{"error", "error_description", ...}``.
+
+    ``status_code`` is the HTTP status; ``headers`` are added to the response; ``extra`` are
+    further members of the body (the consent API's 409 names the request's ``state``).
+    """
 
     error = "invalid_request"
     status_code = 400
 
-    def __init__(self, description: str = "") -> None:
+    def __init__(self, description: str = "", *, headers: dict[str, str] | None = None) -> None:
         super().__init__(description or self.error)
         self.description = description
+        self.headers = headers or {}
 
-    def as_dict(self) -> dict[str, str]:
-        body = {"error": self.error}
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {}
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error}
         if self.description:
             body["error_description"] = self.description
+        body.update(self.extra)
         return body
+
+
+# --- the backchannel authentication endpoint (CIBA §13) ------------------------------------
 
 
 class InvalidRequest(CibaError):
@@ -65,3 +103,99 @@ class InvalidClient(CibaError):
 class AccessDenied(CibaError):
     error = "access_denied"
     status_code = 403
+
+
+# --- the consent API (the authentication device's side) ---------------------------------
+
+
+class RequestNotPending(CibaError):
+    """The request was decided, issued or expired: nothing changed (409, with its ``state``)."""
+
+    error = "request_not_pending"
+    status_code = 409
+
+    def __init__(self, state: str) -> None:
+        super().__init__(f"The request is {state}.")
+        self.state = state
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return {"state": self.state}
+
+
+class InvalidApproval(CibaError):
+    """The approval asks for something the request does not allow (scopes never requested)."""
+
+    error = "invalid_scope"
+
+
+class StepUpRequired(CibaError):
+    """The approval needs stronger authentication first; ``detail`` says what to do (403).
+
+    Raised by approval policies (``CIBA["APPROVAL_POLICY_CLASS"]``); the request stays
+    pending so the device can authenticate and approve again.
+    """
+
+    error = "step_up_required"
+    status_code = 403
+
+    def __init__(self, detail: str, *, acr: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.acr = acr
+
+
+class TemporarilyUnavailable(CibaError):
+    """A part the decision depends on is down; nothing was decided and a retry may succeed."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, description: str = "Try again in a moment.") -> None:
+        super().__init__(description, headers={"Retry-After": "1"})
+
+
+# --- the token endpoint (CIBA §11), as oauthlib errors DOT renders ----------------------
+# Defined here rather than imported from ``oauthlib.oauth2.rfc8628`` because DOT 3.4 allows
+# oauthlib versions that lack that module; the codes are the same, all answered with 400.
+
+
+class AuthorizationPendingError(OAuth2Error):
+    error = "authorization_pending"
+    description = DESCRIPTIONS["authorization_pending"]
+
+
+class SlowDownError(OAuth2Error):
+    """§11: the client must add the increment to its interval "for this and all subsequent
+    requests"; the description says by how much this server increased it."""
+
+    error = "slow_down"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "description",
+            "Polling too fast: wait at least the interval, now increased by "
+            f"{ciba_settings.SLOW_DOWN_INCREMENT} seconds.",
+        )
+        super().__init__(**kwargs)
+
+
+class ExpiredTokenError(OAuth2Error):
+    error = "expired_token"
+    description = DESCRIPTIONS["expired_token"]
+
+
+class AccessDeniedError(OAuth2Error):
+    error = "access_denied"
+    description = DESCRIPTIONS["access_denied"]
+
+
+# --- outbound work ------------------------------------------------------------------------
+
+
+class NotificationError(Exception):
+    """A device notification did not reach its target. ``transient`` failures are retried."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient

@@ -13,7 +13,7 @@ Including DOT's URLconf as well would register the namespace twice (``urls.W005`
 from django.urls import path, re_path
 from oauth2_provider import urls as dot_urls
 
-from .discovery import CibaConnectDiscoveryInfoView, CibaOAuthServerMetadataView
+from .views.discovery import CibaConnectDiscoveryInfoView, CibaOAuthServerMetadataView
 from .views.token import CibaTokenView
 
 app_name = "oauth2_provider"

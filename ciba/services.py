@@ -1,13 +1,17 @@
-"""The only code that changes the state of a CIBA request.
+"""The only code that changes the state of a CIBA request, and schedules the work it calls for.
 
 Views, the token grant, Celery tasks, management commands and the admin all call these
 functions, so every transition is the same single conditional UPDATE (two racing callers
-cannot both win), records when (and by whom) it happened, and fires its signal after commit.
+cannot both win), records when (and by whom) it happened, fires its signal after commit, and
+hands follow-up work (the device notification, client callbacks) to ``ciba.dispatch``.
+
+Errors are those of ``ciba.errors``: ``RequestNotPending`` (409), ``InvalidApproval`` and
+``TemporarilyUnavailable`` (the poll state could not be told; nothing was decided).
 """
 
 from __future__ import annotations
 
-import logging
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,36 +19,60 @@ from typing import Any
 from django.db import router, transaction
 from django.utils import timezone
 
-from . import signals
+from . import dispatch, signals
 from .constants import MODE_PUSH, NOTIFICATION_MODES
+from .errors import InvalidApproval, RequestNotPending, TemporarilyUnavailable
 from .models import AuthenticationRequest, CallbackDelivery
-from .poll_state import poll_state
-
-logger = logging.getLogger("ciba.services")
+from .polling import PollStateUnavailable, poll_state
 
 State = AuthenticationRequest.State
+NotificationStatus = AuthenticationRequest.NotificationStatus
 
-
-class NotPending(Exception):
-    """The request can no longer be decided; ``state`` is what it is now (for a 409)."""
-
-    def __init__(self, state: str) -> None:
-        super().__init__(f"The request is {state}.")
-        self.state = state
-
-
-class InvalidApproval(ValueError):
-    """The approval asks for something the request does not allow (e.g. scopes never requested)."""
+#: The names this module raised before the errors moved to ``ciba.errors``.
+NotPending = RequestNotPending
 
 
 def create_request(*, expires_in: int, now: datetime | None = None, **fields: Any) -> AuthenticationRequest:
-    """Store a new pending request and announce it once committed."""
+    """Store a new pending request; once committed, announce it and notify the user's device.
+
+    The single INSERT is its own transaction (no BEGIN/COMMIT round trips around it); under
+    ``ATOMIC_REQUESTS`` or any outer transaction the follow-up work waits for that commit.
+    """
     now = now or timezone.now()
     ar = AuthenticationRequest.objects.create(
         expires_at=now + timedelta(seconds=expires_in), created_at=now, updated_at=now, **fields
     )
     _after_commit(signals.auth_request_created, request=ar)
+    _notify_device(ar)
     return ar
+
+
+def resend_device_notification(ar: AuthenticationRequest) -> bool:
+    """Notify the user's device again (an operator's re-send); False if no longer pending."""
+    if ar.effective_state() != State.PENDING:
+        return False
+    AuthenticationRequest.objects.record_notification(ar.pk, NotificationStatus.QUEUED)
+    _notify_device(ar)
+    return True
+
+
+def _notify_device(ar: AuthenticationRequest) -> None:
+    """Schedule the device notification; a broker outage is recorded on the request (an
+    operator can re-send it), never raised at the client."""
+    pk = ar.pk
+
+    def enqueue_failed(exc: Exception) -> None:
+        AuthenticationRequest.objects.record_notification(
+            pk,
+            NotificationStatus.FAILED,
+            device_notification_error=f"Could not enqueue: {type(exc).__name__}",
+        )
+
+    # The id stays the same across retries (receivers de-duplicate) and changes on a re-send.
+    notification_id = uuid.uuid4().hex
+    dispatch.after_commit(
+        dispatch.NOTIFY_DEVICE, pk, notification_id=notification_id, using=_db(), on_error=enqueue_failed
+    )
 
 
 def approve(
@@ -159,21 +187,35 @@ def _mode(ar: AuthenticationRequest) -> str:
     return ar.client.backchannel_token_delivery_mode
 
 
+def retry_failed_callbacks(pks: Iterable[int]) -> list[int]:
+    """Hand failed callbacks back to the workers (an operator's retry); return those retried.
+
+    A failed tokens push is final: its tokens were revoked, and tokens are never minted twice
+    for one request, so the client must start a new request.
+    """
+    retried = []
+    for pk in (
+        CallbackDelivery.objects.filter(pk__in=list(pks))
+        .exclude(kind=CallbackDelivery.Kind.PUSH_TOKENS)
+        .values_list("pk", flat=True)
+    ):
+        if CallbackDelivery.objects.transition(
+            pk, CallbackDelivery.State.PENDING, next_attempt_at=timezone.now(), lease_until=None, attempts=0
+        ):
+            dispatch.send(dispatch.DELIVER_CALLBACK, pk)
+            retried.append(pk)
+    return retried
+
+
 def _queue_callback(ar: AuthenticationRequest, kind: str, error_code: str = "") -> CallbackDelivery | None:
-    """Write the outbox row in the caller's transaction; hand it to a worker after commit."""
+    """Write the outbox row in the caller's transaction; hand it to a worker after commit.
+
+    If the broker is down the row survives, and the sweeper (``ciba.sweep_callbacks``) sends it.
+    """
     if _mode(ar) not in NOTIFICATION_MODES:
         return None
     delivery = CallbackDelivery.objects.create(request=ar, kind=kind, error_code=error_code)
-
-    def _enqueue() -> None:
-        from .tasks import deliver_callback
-
-        try:
-            deliver_callback.delay(delivery.pk)
-        except Exception as exc:  # noqa: BLE001 - the outbox row survives; the sweeper re-sends
-            logger.error("Could not enqueue CIBA callback %s: %s", delivery.pk, type(exc).__name__)
-
-    transaction.on_commit(_enqueue, using=_db())
+    dispatch.after_commit(dispatch.DELIVER_CALLBACK, delivery.pk, using=_db())
     return delivery
 
 
@@ -184,13 +226,16 @@ def _db() -> str:
 def _transition(ar: AuthenticationRequest, to: str, now: datetime, fields: dict[str, Any]) -> None:
     """Decide a pending request, inside the caller's transaction.
 
-    The shared poll state learns it before the commit: if it cannot (``PollStateUnavailable``)
-    the decision rolls back rather than leave a poll answered "pending" from a stale record.
+    The shared poll state learns it before the commit: if it cannot, the decision rolls back
+    (``TemporarilyUnavailable``) rather than leave a poll answered "pending" from a stale record.
     """
     if not ar.transition_to(to, now=now, **fields):
         current = AuthenticationRequest.objects.filter(pk=ar.pk).first()
-        raise NotPending(current.effective_state(now) if current else State.EXPIRED)
-    poll_state().finish(ar)
+        raise RequestNotPending(current.effective_state(now) if current else State.EXPIRED)
+    try:
+        poll_state().finish(ar)
+    except PollStateUnavailable:
+        raise TemporarilyUnavailable() from None
 
 
 def _after_commit(signal: Any, **kwargs: Any) -> None:

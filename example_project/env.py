@@ -117,4 +117,4 @@ def poll_state() -> dict[str, str]:
     url = os.environ.get("CIBA_POLL_STATE_REDIS_URL") or os.environ.get("CACHE_URL", "")
     if url == "off" or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
         return {}
-    return {"POLL_STATE_CLASS": "ciba.poll_state.RedisPollState", "POLL_STATE_REDIS_URL": url}
+    return {"POLL_STATE_CLASS": "ciba.polling.RedisPollState", "POLL_STATE_REDIS_URL": url}

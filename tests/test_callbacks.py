@@ -11,7 +11,8 @@ from django.test import override_settings
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
-from ciba import delivery, services
+from ciba import services
+from ciba.callbacks import outbox as delivery
 from ciba.constants import AUTH_REQ_ID_CLAIM, RT_HASH_CLAIM
 from ciba.models import AuthenticationRequest, CallbackDelivery
 from ciba.oauth.validators import token_hash

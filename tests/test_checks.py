@@ -76,6 +76,14 @@ def test_push_without_issuer_is_fine_when_push_is_disabled():
             "ciba.E014",
         ),
         ({"POLL_STATE_CLASS": "ciba.client_auth.Credentials"}, "ciba.E014"),
+        ({"NOTIFIER_CLASSES": ["ciba.backends.notifiers.WebhookNotifier"]}, "ciba.E015"),
+        (
+            {
+                "NOTIFIER_CLASSES": ["ciba.backends.webpush.WebPushNotifier"],
+                "WEBPUSH_VAPID_SUBJECT": "mailto:x@y",
+            },
+            "ciba.E015",
+        ),
     ],
 )
 def test_bad_ciba_settings_are_reported(ciba, code):
@@ -125,3 +133,30 @@ def test_deploy_checks_only_run_with_deploy():
     with override_settings(CIBA={"CALLBACK_ALLOW_HTTP": True}):
         assert "ciba.W001" not in ids(run(deploy=False))
         assert "ciba.W001" in ids(run(deploy=True))
+
+
+def test_a_notifier_names_the_settings_and_packages_it_lacks(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "pywebpush" else real_find_spec(name, *a),
+    )
+    with override_settings(CIBA={"NOTIFIER_CLASSES": ["ciba.backends.webpush.WebPushNotifier"]}):
+        (message,) = [m for m in ciba_checks.check_ciba_settings() if m.id == "ciba.E015"]
+    assert (
+        'CIBA["WEBPUSH_VAPID_PRIVATE_KEY"]' in message.msg and 'CIBA["WEBPUSH_VAPID_SUBJECT"]' in message.msg
+    )
+    assert 'pip install "django-ciba[webpush]"' in message.msg
+
+
+def test_a_configured_notifier_passes_the_check():
+    settings = {
+        "NOTIFIER_CLASSES": ["ciba.backends.notifiers.WebhookNotifier"],
+        "WEBHOOK_NOTIFIER_URL": "https://push.example.com/events",
+        "WEBHOOK_NOTIFIER_SECRET": "whsec_c2VjcmV0",
+    }
+    with override_settings(CIBA=settings):
+        assert "ciba.E015" not in ids(ciba_checks.check_ciba_settings())

@@ -189,7 +189,7 @@ class CountingCheckPassword:
 
 def test_repeat_authentications_do_not_pay_the_password_hash(client, alice, make_client, monkeypatch):
     counter = CountingCheckPassword()
-    monkeypatch.setattr("ciba.client_auth.check_password", counter)
+    monkeypatch.setattr("ciba.client_auth.secret.check_password", counter)
     app, secret = make_client("poll")
     for _ in range(3):
         assert post(client, BODY, basic_auth(app.client_id, secret)).status_code == 200
@@ -211,7 +211,7 @@ def test_rotating_the_secret_invalidates_the_remembered_one(client, alice, make_
 @override_settings(CIBA={"CLIENT_SECRET_CACHE_SECONDS": 0})
 def test_the_secret_cache_can_be_turned_off(client, alice, make_client, monkeypatch):
     counter = CountingCheckPassword()
-    monkeypatch.setattr("ciba.client_auth.check_password", counter)
+    monkeypatch.setattr("ciba.client_auth.secret.check_password", counter)
     app, secret = make_client("poll")
     for _ in range(2):
         assert post(client, BODY, basic_auth(app.client_id, secret)).status_code == 200

@@ -73,7 +73,7 @@ def test_an_approved_push_request_not_yet_delivered_expires_through_its_tokens_c
     AuthenticationRequest.objects.filter(pk=ar.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     run()
     assert [r.kind for r in CallbackDelivery.objects.all()] == ["push_tokens"]  # no second callback
-    from ciba.delivery import payload
+    from ciba.callbacks import payload
 
     body = payload(CallbackDelivery.objects.get())
     assert body["error"] == "expired_token" and "access_token" not in body

@@ -90,3 +90,12 @@ def test_hostile_auth_req_ids_at_the_token_endpoint(client, alice, make_client, 
     )
     assert response.status_code == 400, response.content
     assert response.json()["error"] in ("invalid_grant", "invalid_request")
+
+
+@pytest.mark.parametrize("content_type", [None, "", "text/plain"])
+def test_a_bare_post_to_the_backchannel_endpoint_is_an_oauth_error(client, content_type):
+    """``curl -X POST`` with no body (or an unparsed one) asks for nothing and proves nothing."""
+    extra = {} if content_type is None else {"CONTENT_TYPE": content_type}
+    response = client.generic("POST", "/o/backchannel-authentication/", b"", **extra)
+    assert response.status_code in (400, 401), response.content
+    assert response.json()["error"] in ("invalid_request", "invalid_client")

@@ -368,3 +368,79 @@ def _session_with(adapter):
     session = requests.Session()
     session.mount("https://", adapter)
     return session
+
+
+# --- the notifier contract ----------------------------------------------------------------
+
+
+class PerDeviceNotifier:
+    """A notifier as a site writes one on the base: one call per device of its kind."""
+
+    reached: list = []
+
+
+def _per_device_notifier(fail_tokens=(), transient=True):
+    from ciba.backends.notification import BaseNotifier
+    from ciba.errors import NotificationError
+
+    class Notifier(BaseNotifier):
+        device_kind = "apns"
+
+        def send_one(self, *, auth_request, target, context):
+            if target.token in fail_tokens:
+                raise NotificationError(f"apns {target.token}: HTTP 503", transient=transient)
+            PerDeviceNotifier.reached.append(target.token)
+
+    return Notifier
+
+
+def test_the_base_notifier_reaches_each_device_of_its_kind_and_counts_one_success_as_sent(alice, make_client):
+    PerDeviceNotifier.reached = []
+    for token in ("one", "two", "three"):
+        Device.objects.create(user=alice, kind="apns", token=token)
+    Device.objects.create(user=alice, kind="fcm", token="not-mine")
+    app, _ = make_client("poll")
+    ar = services.create_request(
+        expires_in=60, client=app, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    outcome = _per_device_notifier(fail_tokens={"two"})().send(
+        auth_request=ar, devices=list(Device.objects.all())
+    )
+    assert outcome.delivered and sorted(PerDeviceNotifier.reached) == ["one", "three"]
+    everything_fails = _per_device_notifier(fail_tokens={"one", "two", "three"}, transient=False)()
+    outcome = everything_fails.send(auth_request=ar, devices=list(Device.objects.all()))
+    assert not outcome.delivered and not outcome.retry and "apns two" in outcome.error
+
+
+def test_a_notifier_written_for_0_1_still_runs_with_a_deprecation_warning(
+    client, alice, make_client, django_capture_on_commit_callbacks
+):
+    app, secret = make_client("poll")
+    with (
+        override_settings(CIBA={"NOTIFIER_CLASSES": ["tests.integration.notifiers.CacheRecordingNotifier"]}),
+        pytest.warns(DeprecationWarning, match="send_one"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        ar = start(client, app, secret)
+    from django.core.cache import cache
+
+    assert cache.get(f"ciba-test-notified:{ar.auth_req_id}") == "W4SCT"
+    ar.refresh_from_db()
+    assert ar.device_notification_status == "sent"
+
+
+def test_a_sent_notification_is_not_marked_failed_by_a_late_duplicate_run(alice, make_client):
+    app, _ = make_client("poll")
+    ar = services.create_request(
+        expires_in=60, client=app, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    Status = AuthenticationRequest.NotificationStatus
+    assert AuthenticationRequest.objects.record_notification(ar.pk, Status.SENT)
+    assert not AuthenticationRequest.objects.record_notification(
+        ar.pk, Status.FAILED, device_notification_error="x"
+    )
+    ar.refresh_from_db()
+    assert ar.device_notification_status == "sent" and ar.device_notification_error == ""
+    assert services.resend_device_notification(ar)  # an operator may always re-send
+    ar.refresh_from_db()
+    assert ar.device_notification_status == "queued"

@@ -10,10 +10,10 @@ from ..errors import InvalidBindingMessage
 
 
 class BaseBindingMessageValidator:
-    """Interface: ``validate(message, client)`` returns the message to store or raises
+    """Interface: ``validate(*, message, client)`` returns the message to store or raises
     ``ciba.errors.InvalidBindingMessage`` (CIBA §13)."""
 
-    def validate(self, message: str, client: Any) -> str:
+    def validate(self, *, message: str, client: Any) -> str:
         raise NotImplementedError
 
 
@@ -31,7 +31,7 @@ class PlainTextBindingMessageValidator(BaseBindingMessageValidator):
 
     _refused_categories = {"Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp"}
 
-    def validate(self, message: str, client: Any) -> str:
+    def validate(self, *, message: str, client: Any) -> str:
         message = unicodedata.normalize("NFC", message)
         if not message.strip():
             raise InvalidBindingMessage("binding_message is empty.")

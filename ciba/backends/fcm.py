@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from ..conf import ciba_settings
-from .notifiers import BaseNotifier, NotificationError, notification_payload
+from ..errors import NotificationError
+from .notification import BaseNotifier, notification_payload
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every message about one request shares."""
+
+    messaging: Any
+    exceptions: Any
+    app: Any
+    data: dict[str, str]
+    ttl: int
 
 
 class FcmNotifier(BaseNotifier):
@@ -24,48 +38,42 @@ class FcmNotifier(BaseNotifier):
     scope list travels as JSON.
     """
 
-    def notify(self, request: Any, devices: Sequence[Any]) -> None:
-        targets = [d for d in devices if d.kind == "fcm" and d.token]
-        if not targets:
-            return
+    device_kind = "fcm"
+    required_modules = {"firebase_admin": "django-ciba[fcm]"}
+
+    @contextlib.contextmanager
+    def prepare(self, *, auth_request: Any) -> Iterator[_Batch]:
+        import firebase_admin  # an optional extra: imported only where it is used
+        from firebase_admin import exceptions, messaging
+
+        payload = notification_payload(auth_request)
+        data = {
+            k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in payload.items()
+        }
+        ttl = max(1, int((auth_request.expires_at - timezone.now()).total_seconds()))
+        yield _Batch(messaging, exceptions, self._app(firebase_admin), data, ttl)
+
+    def send_one(self, *, auth_request: Any, target: Any, context: _Batch) -> None:
+        messaging, exceptions = context.messaging, context.exceptions
+        message = _message(
+            messaging,
+            target.token,
+            data={"type": "ciba.authentication_requested", **context.data},
+            android=messaging.AndroidConfig(priority="high", ttl=context.ttl),
+            apns=messaging.APNSConfig(headers={"apns-priority": "10", "apns-push-type": "alert"}),
+        )
         try:
-            import firebase_admin
-            from firebase_admin import exceptions, messaging
-        except ImportError:
-            raise ImproperlyConfigured(
-                'The FCM notifier needs firebase-admin: pip install "django-ciba[fcm]".'
-            ) from None
-        app = self._app(firebase_admin)
-        payload = notification_payload(request)
-        data = {k: v if isinstance(v, str) else _json(v) for k, v in payload.items()}
-        ttl = max(1, int((request.expires_at - timezone.now()).total_seconds()))
-        failures = []
-        for device in targets:
-            message = _message(
-                messaging,
-                device.token,
-                data={"type": "ciba.authentication_requested", **data},
-                android=messaging.AndroidConfig(priority="high", ttl=ttl),
-                apns=messaging.APNSConfig(headers={"apns-priority": "10", "apns-push-type": "alert"}),
-            )
-            try:
-                messaging.send(message, app=app)
-            except (
-                messaging.UnregisteredError,
-                messaging.SenderIdMismatchError,
-                exceptions.InvalidArgumentError,
-            ) as exc:
-                failures.append(
-                    NotificationError(f"fcm {device.public_id}: {type(exc).__name__}", transient=False)
-                )
-            except exceptions.FirebaseError as exc:
-                failures.append(
-                    NotificationError(f"fcm {device.public_id}: {type(exc).__name__}", transient=True)
-                )
-        if failures and len(failures) == len(targets):
+            messaging.send(message, app=context.app)
+        except (
+            messaging.UnregisteredError,
+            messaging.SenderIdMismatchError,
+            exceptions.InvalidArgumentError,
+        ) as exc:
             raise NotificationError(
-                "; ".join(map(str, failures)), transient=any(f.transient for f in failures)
-            )
+                f"fcm {target.public_id}: {type(exc).__name__}", transient=False
+            ) from None
+        except exceptions.FirebaseError as exc:
+            raise NotificationError(f"fcm {target.public_id}: {type(exc).__name__}", transient=True) from None
 
     @staticmethod
     def _app(firebase_admin: Any) -> Any:
@@ -91,9 +99,3 @@ def _message(messaging: Any, value: str, **fields: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return messaging.Message(token=value, **fields)
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, separators=(",", ":"))

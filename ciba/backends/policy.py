@@ -6,6 +6,16 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
+from ..errors import StepUpRequired
+
+__all__ = [
+    "AllowAllApprovalPolicy",
+    "AllowAllRequestPolicy",
+    "BaseApprovalPolicy",
+    "BaseRequestPolicy",
+    "StepUpRequired",
+]
+
 
 class BaseRequestPolicy:
     """Interface: ``check(client=, user=, scopes=, acr_values=)`` returns None or raises
@@ -33,7 +43,7 @@ class BaseApprovalPolicy:
 
     Runs when the user approves, before the approval is recorded. Return the ACR the user's
     authentication achieved (``""`` for none: the ID token then carries no ``acr``), or raise
-    ``ciba.backends.policy.StepUpRequired`` when this approval needs more than a tap — for
+    ``ciba.errors.StepUpRequired`` (also importable from here) when this approval needs more than a tap — for
     example a recent login or a second factor because the client asked for a high
     ``acr_values``. The consent API answers 403 ``step_up_required`` with the policy's
     message, and the request stays pending so the device can authenticate and approve again.
@@ -41,15 +51,6 @@ class BaseApprovalPolicy:
 
     def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> str:
         raise NotImplementedError
-
-
-class StepUpRequired(Exception):
-    """The approval needs stronger authentication first; ``detail`` says what to do."""
-
-    def __init__(self, detail: str, *, acr: str = "") -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.acr = acr
 
 
 class AllowAllApprovalPolicy(BaseApprovalPolicy):

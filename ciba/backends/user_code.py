@@ -8,14 +8,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 
 
 class BaseUserCodeVerifier:
-    """Interface: ``verify(user, user_code, client)`` returns True when the code is the user's.
+    """Interface: ``verify(*, user, user_code, client)`` returns True when the code is the user's.
 
     Implementations keep user codes hashed and compare in constant time (for example a
     per-user PIN checked with ``django.contrib.auth.hashers.check_password``), and should
     rate-limit failures per user.
     """
 
-    def verify(self, user: AbstractBaseUser, user_code: str, client: Any) -> bool:
+    def verify(self, *, user: AbstractBaseUser, user_code: str, client: Any) -> bool:
         raise NotImplementedError
 
 
@@ -28,5 +28,5 @@ class UnconfiguredUserCodeVerifier(BaseUserCodeVerifier):
     every code accepted.
     """
 
-    def verify(self, user: AbstractBaseUser, user_code: str, client: Any) -> bool:
+    def verify(self, *, user: AbstractBaseUser, user_code: str, client: Any) -> bool:
         return False

@@ -12,15 +12,14 @@ from django.db.models import Q
 from ..constants import ASYMMETRIC_JWS_ALGORITHMS
 from ..endpoints import audiences, issuer
 from ..errors import ExpiredLoginHintToken, InvalidRequest, UnknownUserId
-from ..jose import JoseError, client_keys, header_of, server_keys, verify
-from ..replay import LEEWAY
+from ..jose import LEEWAY, JoseError, client_keys, header_of, server_keys, verify
 
 
 class BaseUserResolver:
     """Interface: turn the one hint a client sent into an active user, or raise.
 
     ``resolve`` receives exactly one of the three hints (the endpoint enforces "one and only
-    one", §7.1), the authenticated client and the Django request. It returns the user or
+    one", §7.1), the authenticated client and the HTTP request (``http_request``). It returns the user or
     raises ``ciba.errors.UnknownUserId`` (or ``ExpiredLoginHintToken`` / ``InvalidRequest``
     for a bad ``login_hint_token``). Resolvers must not reveal through error text whether an
     identifier exists beyond what ``unknown_user_id`` already says.
@@ -30,28 +29,30 @@ class BaseUserResolver:
         self,
         *,
         client: Any,
-        request: Any,
+        http_request: Any,
         login_hint: str | None = None,
         login_hint_token: str | None = None,
         id_token_hint: str | None = None,
     ) -> AbstractBaseUser:
         if login_hint is not None:
-            return self.resolve_login_hint(login_hint, client=client, request=request)
+            return self.resolve_login_hint(login_hint, client=client, http_request=http_request)
         if login_hint_token is not None:
-            return self.resolve_login_hint_token(login_hint_token, client=client, request=request)
+            return self.resolve_login_hint_token(login_hint_token, client=client, http_request=http_request)
         if id_token_hint is not None:
-            return self.resolve_id_token_hint(id_token_hint, client=client, request=request)
+            return self.resolve_id_token_hint(id_token_hint, client=client, http_request=http_request)
         raise InvalidRequest("One of login_hint, login_hint_token or id_token_hint is required.")
 
-    def resolve_login_hint(self, login_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
+    def resolve_login_hint(self, login_hint: str, *, client: Any, http_request: Any) -> AbstractBaseUser:
         raise UnknownUserId("login_hint is not accepted by this server.")
 
     def resolve_login_hint_token(
-        self, login_hint_token: str, *, client: Any, request: Any
+        self, login_hint_token: str, *, client: Any, http_request: Any
     ) -> AbstractBaseUser:
         raise UnknownUserId("login_hint_token is not accepted by this server.")
 
-    def resolve_id_token_hint(self, id_token_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
+    def resolve_id_token_hint(
+        self, id_token_hint: str, *, client: Any, http_request: Any
+    ) -> AbstractBaseUser:
         raise UnknownUserId("id_token_hint is not accepted by this server.")
 
 
@@ -70,7 +71,7 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
     requests. An email shared by several accounts is ambiguous and so identifies nobody.
     """
 
-    def resolve_login_hint(self, login_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
+    def resolve_login_hint(self, login_hint: str, *, client: Any, http_request: Any) -> AbstractBaseUser:
         if "\x00" in login_hint or len(login_hint) > 254:
             raise UnknownUserId("The login_hint does not identify a user of this server.")
         User = get_user_model()
@@ -83,14 +84,16 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
             raise UnknownUserId("The login_hint does not identify a user of this server.")
         return users[0]
 
-    def resolve_id_token_hint(self, id_token_hint: str, *, client: Any, request: Any) -> AbstractBaseUser:
+    def resolve_id_token_hint(
+        self, id_token_hint: str, *, client: Any, http_request: Any
+    ) -> AbstractBaseUser:
         try:
             claims = verify(
                 id_token_hint,
                 server_keys(),
                 algorithms=["RS256"],
                 audience=[client.client_id],
-                issuer=issuer(request),
+                issuer=issuer(http_request),
                 require=("iss", "sub", "aud"),
                 verify_exp=False,
             )
@@ -99,7 +102,7 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
         return self.user_for_subject(str(claims["sub"]))
 
     def resolve_login_hint_token(
-        self, login_hint_token: str, *, client: Any, request: Any
+        self, login_hint_token: str, *, client: Any, http_request: Any
     ) -> AbstractBaseUser:
         try:
             alg = header_of(login_hint_token)["alg"]
@@ -111,7 +114,7 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
                 login_hint_token,
                 client_keys(client),
                 algorithms=[alg],
-                audience=audiences(request),
+                audience=audiences(http_request),
                 issuer=client.client_id,
                 require=("iss", "aud", "exp", "sub"),
                 verify_exp=False,
@@ -124,7 +127,7 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
             raise ExpiredLoginHintToken("The login_hint_token has expired.")
         if not isinstance(claims["sub"], str):
             raise InvalidRequest("login_hint_token: sub must be a string.")
-        return self.resolve_login_hint(claims["sub"], client=client, request=request)
+        return self.resolve_login_hint(claims["sub"], client=client, http_request=http_request)
 
     def user_for_subject(self, subject: str) -> AbstractBaseUser:
         """The user an ID token's ``sub`` names. DOT's ``sub`` is the user's primary key."""

@@ -2,81 +2,80 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import requests
-from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from .. import http
+from .. import outbound
 from ..conf import ciba_settings
-from .notifiers import BaseNotifier, NotificationError, notification_payload, raise_for_status
+from ..errors import NotificationError
+from .notification import BaseNotifier, notification_payload, raise_for_status
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every message about one request shares."""
+
+    webpush: Any
+    error: type[Exception]
+    session: requests.Session
+    key: Any
+    data: str
+    ttl: int
 
 
 class WebPushNotifier(BaseNotifier):
     """Sends an encrypted (aes128gcm) push message to each of the user's ``webpush`` devices.
 
     A subscription's endpoint comes from the user's browser, so it is called through the
-    hardened session of ``ciba.http`` (no private addresses, no redirects), like every other
-    URL the server did not choose. ``WEBPUSH_VAPID_PRIVATE_KEY`` (PEM or base64url) and
+    hardened session of ``ciba.outbound`` (no private addresses, no redirects), like every
+    other URL the server did not choose. ``WEBPUSH_VAPID_PRIVATE_KEY`` (PEM or base64url) and
     ``WEBPUSH_VAPID_SUBJECT`` (``mailto:`` or ``https:``) identify the site to push services.
     """
 
-    def notify(self, request: Any, devices: Sequence[Any]) -> None:
-        targets = [d for d in devices if d.kind == "webpush" and d.subscription]
-        if not targets:
-            return
-        try:
-            from pywebpush import WebPushException, webpush
-        except ImportError:
-            raise ImproperlyConfigured(
-                'The Web Push notifier needs pywebpush: pip install "django-ciba[webpush]".'
-            ) from None
-        key, subject = ciba_settings.WEBPUSH_VAPID_PRIVATE_KEY, ciba_settings.WEBPUSH_VAPID_SUBJECT
-        if not key or not subject:
-            raise ImproperlyConfigured(
-                'Set CIBA["WEBPUSH_VAPID_PRIVATE_KEY"] and CIBA["WEBPUSH_VAPID_SUBJECT"].'
-            )
+    device_kind = "webpush"
+    required_settings = ("WEBPUSH_VAPID_PRIVATE_KEY", "WEBPUSH_VAPID_SUBJECT")
+    required_modules = {"pywebpush": "django-ciba[webpush]"}
+
+    @contextlib.contextmanager
+    def prepare(self, *, auth_request: Any) -> Iterator[_Batch]:
+        from pywebpush import WebPushException, webpush  # an optional extra
+
+        key = ciba_settings.WEBPUSH_VAPID_PRIVATE_KEY
         if key.lstrip().startswith("-----BEGIN"):
             # pywebpush reads raw or DER keys from strings; PEM is what most tools write.
             from py_vapid import Vapid
 
             key = Vapid.from_pem(key.encode())
-        data = json.dumps({"type": "ciba.authentication_requested", **notification_payload(request)})
-        ttl = max(1, int((request.expires_at - timezone.now()).total_seconds()))
-        failures = []
+        data = json.dumps({"type": "ciba.authentication_requested", **notification_payload(auth_request)})
+        ttl = max(1, int((auth_request.expires_at - timezone.now()).total_seconds()))
         with self.session() as session:
-            for device in targets:
-                try:
-                    response = webpush(
-                        subscription_info=device.subscription,
-                        data=data,
-                        vapid_private_key=key,
-                        vapid_claims={"sub": subject},
-                        ttl=ttl,
-                        headers={"urgency": "high"},
-                        timeout=ciba_settings.CALLBACK_READ_TIMEOUT,
-                        requests_session=session,
-                    )
-                    raise_for_status(f"webpush {device.public_id}", response.status_code)
-                except WebPushException as exc:
-                    status = getattr(exc.response, "status_code", 0) or 0
-                    transient = status in (408, 429) or status >= 500
-                    failures.append(
-                        NotificationError(f"webpush {device.public_id}: HTTP {status}", transient=transient)
-                    )
-                except requests.RequestException as exc:
-                    failures.append(
-                        NotificationError(f"webpush {device.public_id}: {type(exc).__name__}", transient=True)
-                    )
-                except NotificationError as exc:
-                    failures.append(exc)
-        if failures and len(failures) == len(targets):
-            raise NotificationError(
-                "; ".join(map(str, failures)), transient=any(f.transient for f in failures)
+            yield _Batch(webpush, WebPushException, session, key, data, ttl)
+
+    def send_one(self, *, auth_request: Any, target: Any, context: _Batch) -> None:
+        what = f"webpush {target.public_id}"
+        try:
+            response = context.webpush(
+                subscription_info=target.subscription,
+                data=context.data,
+                vapid_private_key=context.key,
+                vapid_claims={"sub": ciba_settings.WEBPUSH_VAPID_SUBJECT},
+                ttl=context.ttl,
+                headers={"urgency": "high"},
+                timeout=ciba_settings.CALLBACK_READ_TIMEOUT,
+                requests_session=context.session,
             )
+        except context.error as exc:
+            raise_for_status(what, getattr(exc.response, "status_code", 0) or 0)
+        except requests.RequestException as exc:
+            raise NotificationError(f"{what}: {type(exc).__name__}", transient=True) from None
+        else:
+            raise_for_status(what, response.status_code)
 
     def session(self) -> requests.Session:
-        return http.session()
+        return outbound.session()

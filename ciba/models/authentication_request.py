@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
 from ..conf import ciba_settings
+from .transitions import conditional_update
 
 
 def generate_auth_req_id() -> str:
@@ -35,13 +36,22 @@ class AuthenticationRequestQuerySet(models.QuerySet):
         racing an expiry cannot both win. Returns whether this caller made the transition.
         """
         now = now or timezone.now()
-        sources = AuthenticationRequest.TRANSITIONS[to]
-        rows = self.filter(pk=pk, state__in=sources)
+        rows = self.filter(pk=pk)
         if to == AuthenticationRequest.State.EXPIRED:
             rows = rows.filter(expires_at__lte=now)
         else:
             rows = rows.filter(expires_at__gt=now)
-        return rows.update(state=to, updated_at=now, **fields) == 1
+        return (
+            conditional_update(rows, "state", AuthenticationRequest.TRANSITIONS, to, updated_at=now, **fields)
+            == 1
+        )
+
+    def record_notification(self, pk: int, status: str, **fields: Any) -> bool:
+        """Move one request's device-notification status to ``status`` (see
+        ``NOTIFICATION_TRANSITIONS``); False if a concurrent writer got there first."""
+        rows = self.filter(pk=pk)
+        table = AuthenticationRequest.NOTIFICATION_TRANSITIONS
+        return conditional_update(rows, "device_notification_status", table, status, **fields) == 1
 
     def past_expiry(self, now: datetime | None = None) -> AuthenticationRequestQuerySet:
         """Requests a sweep should mark expired: unfinished and past ``expires_at``."""
@@ -80,6 +90,15 @@ class AuthenticationRequest(models.Model):
         RETRYING = "retrying", _("Retrying")
         SENT = "sent", _("Sent")
         FAILED = "failed", _("Failed")
+
+    #: Device-notification status changes, like ``TRANSITIONS``: a notification that was sent
+    #: stays sent (a late duplicate run cannot mark it failed) until an operator re-sends it.
+    NOTIFICATION_TRANSITIONS: dict[str, frozenset[str]] = {
+        NotificationStatus.SENT: frozenset({NotificationStatus.QUEUED, NotificationStatus.RETRYING}),
+        NotificationStatus.RETRYING: frozenset({NotificationStatus.QUEUED, NotificationStatus.RETRYING}),
+        NotificationStatus.FAILED: frozenset({NotificationStatus.QUEUED, NotificationStatus.RETRYING}),
+        NotificationStatus.QUEUED: frozenset(NotificationStatus.values),
+    }
 
     class HintKind(models.TextChoices):
         LOGIN_HINT = "login_hint", "login_hint"

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .authentication_request import AuthenticationRequest
+from .transitions import conditional_update
+
+
+class CallbackDeliveryQuerySet(models.QuerySet):
+    def transition(self, pk: int, to: str, **fields: Any) -> bool:
+        """Move one row to state ``to`` with a single conditional UPDATE (``TRANSITIONS``)."""
+        return (
+            conditional_update(self.filter(pk=pk), "state", CallbackDelivery.TRANSITIONS, to, **fields) == 1
+        )
 
 
 class CallbackDelivery(models.Model):
@@ -29,6 +40,14 @@ class CallbackDelivery(models.Model):
         DELIVERED = "delivered", _("Delivered")
         FAILED = "failed", _("Failed")
 
+    #: For each target state, the states it may be reached from: delivery and failure end a
+    #: pending row; an operator may hand a failed row back to the workers.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        State.DELIVERED: frozenset({State.PENDING}),
+        State.FAILED: frozenset({State.PENDING}),
+        State.PENDING: frozenset({State.FAILED}),
+    }
+
     id = models.BigAutoField(primary_key=True)
     request = models.ForeignKey(
         AuthenticationRequest, on_delete=models.CASCADE, related_name="callbacks", verbose_name=_("request")
@@ -44,6 +63,8 @@ class CallbackDelivery(models.Model):
     lease_until = models.DateTimeField(_("leased until"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    objects = CallbackDeliveryQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("CIBA client callback")

@@ -12,8 +12,8 @@ from oauth2_provider.models import AbstractApplication
 
 from .. import constants
 from ..conf import ciba_settings
-from ..urls_policy import validate_outbound_url
-from ..validators import validate_public_jwks
+from ..jose import validate_public_jwks
+from ..outbound import validate_outbound_url
 
 
 class CibaClientMixin(models.Model):

@@ -10,7 +10,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
 from ..constants import CIBA_GRANT_TYPE
-from .tokens import mint
+from ..tokens import mint
 
 
 class CibaGrant(GrantTypeBase):

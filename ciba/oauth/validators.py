@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from contextlib import AbstractContextManager
-from datetime import timedelta
 from typing import Any
 
 from django.db import router, transaction
-from django.db.models import F
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from .. import client_auth, services
-from ..conf import ciba_settings
-from ..constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
-from ..errors import InvalidClient
+from ..constants import AUTH_REQ_ID_CLAIM, AUTH_REQ_ID_PATTERN, CIBA_GRANT_TYPE, RT_HASH_CLAIM
+from ..errors import (
+    AccessDeniedError,
+    AuthorizationPendingError,
+    ExpiredTokenError,
+    InvalidClient,
+    SlowDownError,
+)
 from ..models import AuthenticationRequest
-from ..poll_state import SLOW_DOWN, poll_state
-from .errors import AccessDeniedError, AuthorizationPendingError, ExpiredTokenError, SlowDownError
+from ..polling import SLOW_DOWN, poll_state
+from ..tokens import token_hash
 
 State = AuthenticationRequest.State
-AUTH_REQ_ID_SYNTAX = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+AUTH_REQ_ID_SYNTAX = re.compile(AUTH_REQ_ID_PATTERN)
 
 
 class CibaValidator(OAuth2Validator):
@@ -84,8 +85,6 @@ class CibaValidator(OAuth2Validator):
         """
         now = timezone.now()
         if not AUTH_REQ_ID_SYNTAX.match(auth_req_id):
-            # CIBA §7.3's alphabet; anything else (NUL, which PostgreSQL cannot even compare,
-            # or a megabyte of text) was never issued by this server.
             raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
         ar = (
             AuthenticationRequest.objects.filter(auth_req_id=auth_req_id, client=request.client)
@@ -118,21 +117,13 @@ class CibaValidator(OAuth2Validator):
         request.scopes = (ar.granted_scope or ar.scope).split()
 
     def _record_poll(self, ar: AuthenticationRequest, now: Any, request: Any) -> None:
-        """Count the poll in the shared poll state, or with one UPDATE; raise its answer.
-
-        CIBA §11: after ``slow_down`` the client must add 5 seconds "for this and all
-        subsequent requests", so the stored interval grows with every early poll.
-        """
+        """Count the poll in the configured poll state and raise its answer (CIBA §11)."""
         ar.client = request.client  # the authenticated client owns it; no query
-        answer = poll_state().record_poll(ar, getattr(request, "ciba_credentials", None), now.timestamp())
-        if answer is not None:
-            raise SlowDownError() if answer == SLOW_DOWN else AuthorizationPendingError()
-        too_fast = ar.last_polled_at is not None and now - ar.last_polled_at < timedelta(seconds=ar.interval)
-        update: dict[str, Any] = {"last_polled_at": now}
-        if too_fast:
-            update["interval"] = F("interval") + ciba_settings.SLOW_DOWN_INCREMENT
-        AuthenticationRequest.objects.filter(pk=ar.pk).update(**update)
-        raise SlowDownError() if too_fast else AuthorizationPendingError()
+        credentials = getattr(request, "ciba_credentials", None)
+        fingerprint = credentials.fingerprint() if credentials is not None else None
+        if poll_state().record_poll(ar, fingerprint, now) == SLOW_DOWN:
+            raise SlowDownError()
+        raise AuthorizationPendingError()
 
     def consume_ciba_request(self, request: Any) -> None:
         """The race arbiter: only the caller whose conditional UPDATE matched may mint tokens."""
@@ -154,12 +145,3 @@ class CibaValidator(OAuth2Validator):
             # the client receives unsolicited; harmless (and useful) in poll and ping.
             claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
         return claims, expiration_time
-
-
-def token_hash(value: str) -> str:
-    """``at_hash``-style hash (OIDC Core §3.3.2.11): left half of SHA-256, base64url.
-
-    SHA-256 matches the RS256 and HS256 signatures DOT produces.
-    """
-    digest = hashlib.sha256(value.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode().rstrip("=")

@@ -1,7 +1,8 @@
 """The consent API: the user sees and decides their own CIBA requests (CIBA §8).
 
 Paths and rules are fixed in shared/design.md: someone else's or an unknown request is 404,
-a request that is no longer pending is 409 with its state and nothing changes.
+a request that is no longer pending is 409 with its state and nothing changes. Every refusal
+is a ``ciba.errors`` error, rendered by ``CibaErrorMixin``.
 """
 
 from __future__ import annotations
@@ -9,38 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import services
-from ..backends.policy import StepUpRequired
 from ..conf import ciba_settings
+from ..errors import RequestNotPending
 from ..models import AuthenticationRequest
-from ..permissions import IsConsentingUser
-from ..poll_state import PollStateUnavailable
-from ..serializers import ApprovalSerializer, AuthenticationRequestSerializer
+from .openapi import OAUTH_ERROR, REQUEST_NOT_PENDING
+from .permissions import IsConsentingUser
+from .rendering import CibaErrorMixin
+from .serializers import ApprovalSerializer, AuthenticationRequestSerializer
 
 State = AuthenticationRequest.State
 
-CONFLICT = inline_serializer(
-    "RequestNotPending",
-    {
-        "error": serializers.CharField(),
-        "error_description": serializers.CharField(),
-        "state": serializers.CharField(),
-    },
-)
-STEP_UP = inline_serializer(
-    "StepUpRequired", {"error": serializers.CharField(), "error_description": serializers.CharField()}
-)
 
-
-class ConsentAuthenticationMixin:
+class ConsentAuthenticationMixin(CibaErrorMixin):
     authentication_classes = [OAuth2Authentication, SessionAuthentication]
     permission_classes = [IsConsentingUser]
 
@@ -64,63 +54,40 @@ class AuthenticationRequestViewSet(
 
     @extend_schema(
         request=ApprovalSerializer,
-        responses={200: AuthenticationRequestSerializer, 403: STEP_UP, 409: CONFLICT},
+        responses={
+            200: AuthenticationRequestSerializer,
+            400: OAUTH_ERROR,
+            403: OAUTH_ERROR,
+            409: REQUEST_NOT_PENDING,
+            503: OAUTH_ERROR,
+        },
         summary="Approve a pending request",
     )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, auth_req_id: str | None = None) -> Response:
-        ar = self.get_object()
-        if (conflict := self._not_pending(ar)) is not None:
-            return conflict
+        ar = self._pending_object()
         approval = ApprovalSerializer(data=request.data)
         approval.is_valid(raise_exception=True)
-        try:
-            acr = ciba_settings.APPROVAL_POLICY_CLASS().authorize(
-                http_request=request, auth_request=ar, user=request.user
-            )
-            services.approve(ar, user=request.user, scopes=approval.validated_data.get("scopes"), acr=acr)
-        except StepUpRequired as exc:
-            return Response({"error": "step_up_required", "error_description": exc.detail}, status=403)
-        except services.InvalidApproval as exc:
-            return Response({"scopes": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
-        except services.NotPending as exc:
-            return self._conflict(exc.state)
-        except PollStateUnavailable:
-            return self._unavailable()
+        acr = ciba_settings.APPROVAL_POLICY_CLASS().authorize(
+            http_request=request, auth_request=ar, user=request.user
+        )
+        services.approve(ar, user=request.user, scopes=approval.validated_data.get("scopes"), acr=acr)
         return Response(self.get_serializer(ar).data)
 
     @extend_schema(
-        request=None, responses={200: AuthenticationRequestSerializer, 409: CONFLICT}, summary="Deny"
+        request=None,
+        responses={200: AuthenticationRequestSerializer, 409: REQUEST_NOT_PENDING, 503: OAUTH_ERROR},
+        summary="Deny",
     )
     @action(detail=True, methods=["post"])
     def deny(self, request: Request, auth_req_id: str | None = None) -> Response:
-        ar = self.get_object()
-        if (conflict := self._not_pending(ar)) is not None:
-            return conflict
-        try:
-            services.deny(ar, user=request.user)
-        except services.NotPending as exc:
-            return self._conflict(exc.state)
-        except PollStateUnavailable:
-            return self._unavailable()
+        ar = self._pending_object()
+        services.deny(ar, user=request.user)
         return Response(self.get_serializer(ar).data)
 
-    def _not_pending(self, ar: AuthenticationRequest) -> Response | None:
+    def _pending_object(self) -> AuthenticationRequest:
+        ar = self.get_object()
         state = ar.effective_state()
-        return None if state == State.PENDING else self._conflict(state)
-
-    @staticmethod
-    def _unavailable() -> Response:
-        # Nothing was decided (the transaction rolled back); the device may simply retry.
-        return Response(
-            {"error": "temporarily_unavailable", "error_description": "Try again in a moment."},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "1"},
-        )
-
-    @staticmethod
-    def _conflict(state: str) -> Response:
-        return Response(
-            {"error": "request_not_pending", "error_description": f"The request is {state}.", "state": state},
-            status=status.HTTP_409_CONFLICT,
-        )
+        if state != State.PENDING:
+            raise RequestNotPending(state)
+        return ar

@@ -9,8 +9,8 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import mixins, viewsets
 
 from ..models import Device
-from ..serializers import DeviceSerializer
 from .consent import ConsentAuthenticationMixin
+from .serializers import DeviceSerializer
 
 DEVICE_ID = OpenApiParameter("device_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 

@@ -7,7 +7,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider.views import TokenView
 
-from .. import fast_poll
+from ..client_auth import poll_identity
+from ..polling import prescreen
 
 #: Credentials that can appear in a token request body (CIBA grant, RFC 7523, refresh, code).
 SENSITIVE = (
@@ -25,14 +26,14 @@ class CibaTokenView(TokenView):
     """DOT marks only ``password`` and ``client_secret`` sensitive; an ``auth_req_id`` or a
     client assertion in a Django error report is a usable credential, so hide them too.
 
-    CIBA grant requests are screened first (``ciba.fast_poll``): repeated parameters are
+    CIBA grant requests are screened first (``ciba.polling.prescreen``): repeated parameters are
     refused, and pending polls answered from the shared poll state when one is configured;
     everything else is DOT's endpoint.
     """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            return fast_poll.answer(request) or super().post(request, *args, **kwargs)
+            return prescreen.answer(request, poll_identity) or super().post(request, *args, **kwargs)
         finally:
             # DOT's post() sets its own, shorter list when it runs; Django reads the list
             # only when it reports an error, after the view returned or raised.

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from ciba import fast_poll, services
+from ciba import polling as fast_poll
+from ciba import services
 from ciba.constants import CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest
 from ciba.poll_state import RedisPollState, poll_state
@@ -253,16 +254,16 @@ def test_a_malformed_poll_still_gets_its_precise_error(client, alice, make_clien
 def test_concurrent_polls_of_one_request_are_counted_exactly(client, alice, make_client, redis_poll_state):
     from concurrent.futures import ThreadPoolExecutor
 
-    from ciba.client_auth import read_credentials
+    from ciba.client_auth import poll_identity
 
     app, secret = make_client("poll")
     auth_req_id = start_request(client, app, secret)
     assert poll(client, app, secret, auth_req_id).json()["error"] == "authorization_pending"
-    credentials = read_credentials(basic_auth(app.client_id, secret), {})
+    identity = poll_identity(basic_auth(app.client_id, secret), {})
     later = time.time() + 60  # past the interval: exactly one of these polls is on time
 
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: redis_poll_state.poll(credentials, auth_req_id, later), range(8)))
+        answers = list(pool.map(lambda _: redis_poll_state.poll(*identity, auth_req_id, later), range(8)))
 
     assert sorted(answers) == ["authorization_pending"] + ["slow_down"] * 7
-    assert redis_poll_state.poll(credentials, auth_req_id, later + 5 + 7 * 5 - 1) == "slow_down"
+    assert redis_poll_state.poll(*identity, auth_req_id, later + 5 + 7 * 5 - 1) == "slow_down"

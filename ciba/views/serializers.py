@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from oauth2_provider.scopes import get_scopes_backend
 from rest_framework import serializers
 
-from .models import AuthenticationRequest, Device
+from ..models import AuthenticationRequest, Device
 
 
 class ScopeSerializer(serializers.Serializer):

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .conf import ciba_settings
-from .constants import ASYMMETRIC_JWS_ALGORITHMS
-from .endpoints import audiences
-from .errors import InvalidClient, InvalidRequest
-from .jose import JoseError, client_keys, header_of, verify
-from .replay import LEEWAY, first_use
+from ..conf import ciba_settings
+from ..constants import ASYMMETRIC_JWS_ALGORITHMS
+from ..endpoints import audiences
+from ..errors import InvalidClient, InvalidRequest
+from ..jose import LEEWAY, JoseError, client_keys, first_use, header_of, verify
 
 #: Authentication request parameters: inside a signed request they may only be claims (§7.1.1).
 REQUEST_PARAMETERS = (

@@ -14,9 +14,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
 
-from . import constants
-from .conf import ciba_settings
-from .endpoints import backchannel_authentication_endpoint
+from .. import constants
+from ..conf import ciba_settings
+from ..endpoints import backchannel_authentication_endpoint
 
 
 def supported_grant_types() -> list[str]:

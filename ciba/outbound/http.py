@@ -1,10 +1,10 @@
-"""Outbound HTTP to client-registered URLs (``jwks_uri`` now; callbacks later).
+"""The hardened HTTP session for every outbound call, and a bounded JSON GET.
 
 Every such URL is attacker-influenced (a client registers it), so requests go through
 requests-hardened: the host is resolved once, private/loopback/link-local addresses are
 refused, and the connection is pinned to the checked address (no DNS rebinding). Redirects
 are never followed and responses are read up to a size limit. The URL policy of
-``ciba.urls_policy`` (https only, no credentials) is applied again at call time, because
+``ciba.outbound.policy`` (https only, no credentials) is applied again at call time, because
 settings can change after a client was registered.
 """
 
@@ -17,8 +17,8 @@ import requests
 from django.core.exceptions import ValidationError
 from requests_hardened import Config, HTTPSession
 
-from .conf import ciba_settings
-from .urls_policy import validate_outbound_url
+from ..conf import ciba_settings
+from .policy import validate_outbound_url
 
 USER_AGENT = "django-ciba"
 

@@ -1,4 +1,5 @@
-"""Rendering every failure of a protocol endpoint in the OAuth error shape (RFC 6749 §5.2)."""
+"""Rendering errors: every ``ciba.errors.CibaError`` the same way, and, on the protocol
+endpoints, DRF's own failures in the OAuth error shape (RFC 6749 §5.2)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,22 @@ from rest_framework.response import Response
 from ..errors import CibaError
 
 
-class OAuthErrorMixin:
-    """Turns ``CibaError`` and DRF's own exceptions into ``{"error", "error_description"}``.
+class CibaErrorMixin:
+    """Turns a ``CibaError`` into ``{"error", "error_description", ...}`` with its status and
+    headers; everything else is the view's usual handling. Used by every ciba view."""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if not isinstance(exc, CibaError):
+            return super().handle_exception(exc)  # type: ignore[misc]
+        response = Response(exc.as_dict(), status=exc.status_code, headers=exc.headers)
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
+            response["WWW-Authenticate"] = 'Basic realm="ciba"'
+        response.exception = True
+        return response
+
+
+class OAuthErrorMixin(CibaErrorMixin):
+    """Also DRF's own exceptions as ``{"error", "error_description"}``, for endpoints clients call.
 
     CIBA clients parse ``error`` (§13); DRF's default ``{"detail": ...}`` would leave them
     with nothing to act on. The conformance suite also fails an error body with members
@@ -21,11 +36,7 @@ class OAuthErrorMixin:
     """
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, CibaError):
-            response = Response(exc.as_dict(), status=exc.status_code)
-            if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-                response["WWW-Authenticate"] = 'Basic realm="ciba"'
-        elif isinstance(exc, exceptions.Throttled):
+        if isinstance(exc, exceptions.Throttled):
             response = Response(
                 {"error": "slow_down", "error_description": "Too many requests; retry later."},
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
@@ -52,7 +63,7 @@ class OAuthErrorMixin:
                 status=status.HTTP_400_BAD_REQUEST,
             )
         else:
-            return super().handle_exception(exc)  # type: ignore[misc]
+            response = super().handle_exception(exc)
         response["Cache-Control"] = "no-store"
         response.exception = True
         return response
@@ -79,7 +90,17 @@ class JSONOnlyNegotiation(DefaultContentNegotiation):
 
 
 class ProtocolEndpointMixin(OAuthErrorMixin):
-    """OAuth errors and JSON answers, for DRF views clients call (not people)."""
+    """OAuth errors and JSON answers, for DRF views clients call (not people).
+
+    A method the view does not implement is refused before the client is authenticated: DRF
+    would authenticate first, and answer a GET with ``invalid_client``.
+    """
 
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnlyNegotiation
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        method = request.method.lower()
+        if method not in self.http_method_names or not hasattr(self, method):  # type: ignore[attr-defined]
+            raise exceptions.MethodNotAllowed(request.method)
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]

@@ -3,29 +3,35 @@
 Two answers are given here. A repeated parameter is refused (RFC 6749 §3.2): DOT builds
 oauthlib's request from ``request.POST`` last-value-wins, so oauthlib would never see it.
 And a pending poll, the token endpoint's most frequent request by far: when the poll state
-lives in Redis (``ciba.poll_state.RedisPollState``), a well-formed CIBA grant request from a
-``client_secret_basic``/``client_secret_post`` client is answered here from one Lua call —
+is shared (``RedisPollState``), a well-formed CIBA grant request from a client whose
+credentials the caller's ``identify`` can fingerprint is answered here from one Lua call —
 no database, no oauthlib request parsing. Anything this module is not certain about returns
 ``None`` and takes the full path, which owns every other answer (and every error message).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
+
 from django.http import HttpRequest, HttpResponse
 from oauthlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 
-from .client_auth import SECRET_METHODS, read_credentials
-from .constants import CIBA_GRANT_TYPE
-from .errors import InvalidClient
-from .oauth.errors import AuthorizationPendingError, SlowDownError
-from .oauth.validators import AUTH_REQ_ID_SYNTAX
-from .poll_state import PENDING, now, poll_state
+from .. import polling
+from ..constants import AUTH_REQ_ID_PATTERN, CIBA_GRANT_TYPE
+from ..errors import AuthorizationPendingError, SlowDownError
 
 FORM = "application/x-www-form-urlencoded"
-_ERRORS = {PENDING: AuthorizationPendingError, "slow_down": SlowDownError}
+_AUTH_REQ_ID = re.compile(AUTH_REQ_ID_PATTERN)
+_ERRORS = {polling.PENDING: AuthorizationPendingError, polling.SLOW_DOWN: SlowDownError}
+
+#: ``identify(authorization_header, form)`` → ``(client_id, fingerprint)`` of credentials the
+#: store may have seen verified, or ``None`` (any other method, or nothing usable). Supplied
+#: by the caller, so that this package never depends on how clients authenticate.
+Identify = Callable[[str, Mapping[str, str]], "tuple[str, str] | None"]
 
 
-def answer(request: HttpRequest) -> HttpResponse | None:
+def answer(request: HttpRequest, identify: Identify) -> HttpResponse | None:
     """The response to a CIBA grant request with a repeated parameter or to a pending poll;
     ``None`` when the full token endpoint must answer."""
     if request.content_type != FORM:
@@ -36,19 +42,16 @@ def answer(request: HttpRequest) -> HttpResponse | None:
     repeated = sorted(name for name, values in params.lists() if len(values) > 1)
     if repeated:
         return oauth_error(InvalidRequestError(description=f"Duplicate {repeated[0]} parameter."))
-    store = poll_state()
+    store = polling.poll_state()
     if not store.shared:
         return None
     auth_req_id = params.get("auth_req_id", "")
-    if not AUTH_REQ_ID_SYNTAX.match(auth_req_id):
+    if not _AUTH_REQ_ID.match(auth_req_id):
         return None
-    try:
-        credentials = read_credentials(request.META.get("HTTP_AUTHORIZATION", ""), params)
-    except InvalidClient:
+    identity = identify(request.META.get("HTTP_AUTHORIZATION", ""), params)
+    if identity is None:
         return None
-    if credentials is None or credentials.method not in SECRET_METHODS or not credentials.client_id:
-        return None
-    code = store.poll(credentials, auth_req_id, now())
+    code = store.poll(identity[0], identity[1], auth_req_id, polling.now())
     if code is None:
         return None
     return oauth_error(_ERRORS[code]())

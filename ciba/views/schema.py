@@ -6,7 +6,7 @@ from typing import Any
 
 from drf_spectacular.contrib.django_oauth_toolkit import DjangoOAuthToolkitScheme
 
-from .conf import ciba_settings
+from ..conf import ciba_settings
 from .permissions import IsConsentingUser
 
 

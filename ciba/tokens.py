@@ -7,13 +7,15 @@ is indistinguishable from a polled one.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.common import Request
 
-from ..constants import CIBA_GRANT_TYPE
+from .constants import CIBA_GRANT_TYPE
 
 
 def mint(request: Any, token_handler: Any, modifiers: Iterable[Callable], validator: Any) -> dict[str, Any]:
@@ -32,7 +34,8 @@ def mint_for_push(ar: Any) -> dict[str, Any]:
 
     Needs ``OIDC_ISS_ENDPOINT`` (system check ``ciba.E006``): there is no request to derive the
     issuer from. The caller must already have won ``services.mark_issued`` in the same
-    transaction.
+    transaction. The CIBA grant's ID-token modifier comes from the server DOT builds
+    (``ciba.oauth.server.CibaServer`` registers it), so this module needs no part of it.
     """
     server = get_oauthlib_core().server
     request = Request("", http_method="POST")
@@ -43,3 +46,12 @@ def mint_for_push(ar: Any) -> dict[str, Any]:
     request.grant_type = CIBA_GRANT_TYPE
     request.ciba_request = ar
     return mint(request, server.bearer, server.ciba_grant._token_modifiers, server.request_validator)
+
+
+def token_hash(value: str) -> str:
+    """``at_hash``-style hash (OIDC Core §3.3.2.11): left half of SHA-256, base64url.
+
+    SHA-256 matches the RS256 and HS256 signatures DOT produces.
+    """
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode().rstrip("=")

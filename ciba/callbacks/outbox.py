@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,19 +16,17 @@ from django.db.models import F, Q
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, revoke_access_token
 
-from . import callbacks, services, signals
-from .conf import ciba_settings
-from .crypto import seal, unseal
-from .models import AuthenticationRequest, CallbackDelivery
+from .. import dispatch, services, signals
+from ..conf import ciba_settings
+from ..errors import DESCRIPTIONS
+from ..models import AuthenticationRequest, CallbackDelivery
+from ..outbound import Outcome, backoff
+from ..tokens import mint_for_push
+from .sealing import seal, unseal
+from .send import post
 
 logger = logging.getLogger("ciba.delivery")
 Kind, DState = CallbackDelivery.Kind, CallbackDelivery.State
-
-ERROR_DESCRIPTIONS = {
-    "access_denied": "The end-user denied the authentication request.",
-    "expired_token": "The auth_req_id expired before the end-user decided.",
-    "transaction_failed": "The authorization server could not complete the request.",
-}
 
 
 def lease_duration() -> timedelta:
@@ -52,9 +49,7 @@ def deliver(delivery_pk: int) -> str:
     delivery = CallbackDelivery.objects.select_related("request__client", "request__user").get(pk=delivery_pk)
     ar = delivery.request
     body = payload(delivery)
-    outcome = callbacks.post(
-        ar.client.backchannel_client_notification_endpoint, ar.client_notification_token, body
-    )
+    outcome = post(ar.client.backchannel_client_notification_endpoint, ar.client_notification_token, body)
     return _record(delivery, outcome)
 
 
@@ -79,8 +74,6 @@ def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
             if locked.payload:
                 return unseal(locked.payload)
             if services.mark_issued(ar):
-                from .oauth.tokens import mint_for_push
-
                 body = {"auth_req_id": ar.auth_req_id, **mint_for_push(ar)}
             else:
                 # Expired (or otherwise no longer approved) before the tokens were minted.
@@ -99,14 +92,15 @@ def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
 
 def _error_body(ar: AuthenticationRequest, code: str) -> dict[str, str]:
     """CIBA §12: error, error_description and auth_req_id."""
-    return {"error": code, "error_description": ERROR_DESCRIPTIONS[code], "auth_req_id": ar.auth_req_id}
+    return {"error": code, "error_description": DESCRIPTIONS[code], "auth_req_id": ar.auth_req_id}
 
 
-def _record(delivery: CallbackDelivery, outcome: callbacks.Outcome) -> str:
+def _record(delivery: CallbackDelivery, outcome: Outcome) -> str:
     now = timezone.now()
     ar = delivery.request
     fields: dict[str, Any] = {"lease_until": None, "last_status": outcome.status, "last_error": outcome.error}
     if outcome.delivered:
+        CallbackDelivery.objects.transition(delivery.pk, DState.DELIVERED, delivered_at=now, **fields)
         fields.update(state=DState.DELIVERED, delivered_at=now)
         result = "delivered"
     else:
@@ -118,11 +112,12 @@ def _record(delivery: CallbackDelivery, outcome: callbacks.Outcome) -> str:
         )
         if can_retry:
             fields.update(next_attempt_at=now + timedelta(seconds=delay))
+            CallbackDelivery.objects.filter(pk=delivery.pk).update(**fields)
             result = "retrying"
         else:
+            CallbackDelivery.objects.transition(delivery.pk, DState.FAILED, **fields)
             fields.update(state=DState.FAILED)
             result = "failed"
-    CallbackDelivery.objects.filter(pk=delivery.pk).update(**fields)
     for name, value in fields.items():
         setattr(delivery, name, value)
     if result == "delivered":
@@ -134,17 +129,18 @@ def _record(delivery: CallbackDelivery, outcome: callbacks.Outcome) -> str:
         )
         signals.client_notification_failed.send(sender=CallbackDelivery, delivery=delivery, request=ar)
     else:
-        from .tasks import deliver_callback
-
-        _enqueue_later(deliver_callback, delivery.pk, delay)
+        dispatch.send(dispatch.DELIVER_CALLBACK, delivery.pk, countdown=delay)
     return result
 
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:
     """Exponential backoff with jitter; a server's ``Retry-After`` is honoured (within the cap)."""
-    cap = ciba_settings.CALLBACK_RETRY_BACKOFF_MAX
-    backoff = ciba_settings.CALLBACK_RETRY_BACKOFF_BASE * 2 ** max(0, attempts - 1) * random.uniform(0.5, 1.0)
-    return min(cap, max(backoff, retry_after or 0.0))
+    return backoff(
+        attempts,
+        base=ciba_settings.CALLBACK_RETRY_BACKOFF_BASE,
+        cap=ciba_settings.CALLBACK_RETRY_BACKOFF_MAX,
+        retry_after=retry_after,
+    )
 
 
 def _retry_deadline(ar: AuthenticationRequest) -> datetime:
@@ -165,13 +161,6 @@ def _revoke_pushed_tokens(delivery: CallbackDelivery) -> None:
         revoke_access_token(token)
 
 
-def _enqueue_later(task: Any, delivery_pk: int, countdown: float) -> None:
-    try:
-        task.apply_async(args=[delivery_pk], countdown=countdown)
-    except Exception as exc:  # noqa: BLE001 - the sweeper re-enqueues due rows
-        logger.error("Could not enqueue CIBA callback %s: %s", delivery_pk, type(exc).__name__)
-
-
 def due(now: datetime | None = None, limit: int = 500) -> list[int]:
     """Pending rows whose time has come and whose lease (if any) has run out."""
     now = now or timezone.now()
@@ -181,3 +170,11 @@ def due(now: datetime | None = None, limit: int = 500) -> list[int]:
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def sweep(now: datetime | None = None) -> int:
+    """Hand every due row back to the workers (after a broker outage or a killed worker)."""
+    pks = due(now)
+    for pk in pks:
+        dispatch.send(dispatch.DELIVER_CALLBACK, pk)
+    return len(pks)

@@ -1,55 +1,16 @@
-"""Verifying JWTs signed by clients (assertions, request objects, login hint tokens) and by
-this server (ID tokens presented back as ``id_token_hint``)."""
+"""Verifying JWS-signed JWTs with the algorithm pinned by the caller."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import jwt
-from django.core.cache import cache
-from oauth2_provider.settings import oauth2_settings
-from oauth2_provider.utils import jwk_from_pem
 
-from . import constants
-from .http import OutboundError, get_json
 from .replay import LEEWAY
-
-JWKS_CACHE_SECONDS = 300
 
 
 class JoseError(Exception):
     """A JWT or key problem; the message says what, and is safe to return to the client."""
-
-
-def client_keys(client: Any) -> list[dict[str, Any]]:
-    """The client's public signing JWKs, from ``jwks`` or (cached for 5 minutes) its ``jwks_uri``.
-
-    Keys stay JWK dicts until a JWT is verified: only then is the algorithm known, and an
-    RSA key may verify RS256 as well as PS256 unless the JWK itself declares an ``alg``.
-    """
-    if client.jwks:
-        document = client.jwks
-    elif client.jwks_uri:
-        cache_key = f"ciba:jwks:{client.pk}:{client.jwks_uri}"
-        document = cache.get(cache_key)
-        if document is None:
-            try:
-                document = get_json(client.jwks_uri)
-            except OutboundError as exc:
-                raise JoseError(f"The client's jwks_uri could not be used: {exc}") from None
-            cache.set(cache_key, document, JWKS_CACHE_SECONDS)
-    else:
-        raise JoseError("The client has registered no keys (jwks or jwks_uri).")
-    entries = document.get("keys") if isinstance(document, dict) else None
-    keys = [
-        entry
-        for entry in (entries if isinstance(entries, list) else [])
-        if isinstance(entry, dict) and entry.get("use", "sig") == "sig" and entry.get("kty") != "oct"
-    ]
-    if not keys:
-        raise JoseError("The client's key set holds no usable signing key.")
-    return keys
 
 
 def header_of(token: str) -> dict[str, Any]:
@@ -140,19 +101,3 @@ def _candidates(keys: list[Any], kid: Any) -> list[Any]:
         return keys
     named = [k for k in keys if isinstance(k, dict) and k.get("kid") == kid]
     return named or [k for k in keys if not isinstance(k, dict) or "kid" not in k]
-
-
-def server_keys() -> list[dict[str, Any]]:
-    """Public halves of this server's ID-token signing keys (active and inactive)."""
-    keys = []
-    pems = [oauth2_settings.OIDC_RSA_PRIVATE_KEY, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE]
-    for pem in filter(None, pems):
-        key = jwk_from_pem(pem)
-        data = json.loads(key.export_public())
-        data.update({"kid": key.thumbprint(), "alg": "RS256", "use": "sig"})
-        keys.append(data)
-    return keys
-
-
-def asymmetric_algorithms() -> list[str]:
-    return list(constants.ASYMMETRIC_JWS_ALGORITHMS)

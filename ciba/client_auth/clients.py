@@ -4,7 +4,7 @@ Every backchannel request and every token request loads the client by ``client_i
 ORM query costs more than the rest of client authentication. With a shared poll state
 (``RedisPollState``) each process keeps the rows it loaded and checks a per-client version
 stamp in Redis on every use (one GET, far cheaper than the query). Saving or deleting a
-client changes the stamp after the commit (``ciba.poll_state.forget_client``), so the next
+client changes the stamp after the commit (``ciba.polling.stamps``), so the next
 request anywhere reads the new row. Changes that bypass model signals (``QuerySet.update()``,
 raw SQL) are picked up within ``MAX_AGE`` seconds. Without a shared poll state, or when
 Redis does not answer, every load is a query, as before.
@@ -18,7 +18,7 @@ from typing import Any
 
 from oauth2_provider.models import get_application_model
 
-from .poll_state import poll_state
+from ..polling import poll_state
 
 #: Longest a cached row is used without being re-read, even if its stamp never changes.
 MAX_AGE = 60.0
@@ -30,6 +30,8 @@ _rows: dict[str, tuple[bytes, float, Any]] = {}
 
 def load_client(client_id: str) -> Any:
     """The application with ``client_id``, or ``None``; a copy callers may modify freely."""
+    if not client_id:
+        return None
     version = poll_state().client_version(client_id)
     if version is None:
         return _query(client_id)

@@ -6,7 +6,7 @@ from typing import Any
 
 from rest_framework.permissions import BasePermission
 
-from .conf import ciba_settings
+from ..conf import ciba_settings
 
 
 class IsConsentingUser(BasePermission):

@@ -1,0 +1,198 @@
+"""CIBA §7.1: what makes an authentication request valid, one small rule per requirement.
+
+``validate(params, client=..., http_request=...)`` turns the form parameters of an
+authenticated client's request into a frozen ``NewRequest``, or raises the ``ciba.errors``
+error the spec names. Each rule is a plain function of its inputs, so it is tested without
+HTTP (tests/test_backchannel_rules.py); the order of ``validate`` is the order in which a
+client learns about its mistakes: the request's shape first, then who it is for, then
+whether this server will ask them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import QueryDict
+from oauth2_provider.scopes import get_scopes_backend
+
+from .. import constants
+from ..conf import ciba_settings
+from ..errors import (
+    InvalidBindingMessage,
+    InvalidRequest,
+    InvalidScope,
+    InvalidUserCode,
+    MissingUserCode,
+)
+from .request_object import parameters_from_request_object
+
+HINTS = ("login_hint", "login_hint_token", "id_token_hint")
+#: The largest requested_expiry stored as asked (it is then capped by MAX_EXPIRES_IN).
+MAX_REQUESTED_EXPIRY = 2**31 - 1
+_B64TOKEN = re.compile(constants.B64TOKEN_PATTERN)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """A validated authentication request, ready to be stored (``services.create_request``)."""
+
+    client: Any
+    user: Any
+    hint_kind: str
+    scopes: tuple[str, ...]
+    acr_values: str
+    binding_message: str
+    client_notification_token: str
+    requested_expiry: int | None
+    expires_in: int
+    interval: int
+
+    def create_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``services.create_request`` for this request."""
+        return {
+            "expires_in": self.expires_in,
+            "client": self.client,
+            "user": self.user,
+            "hint_kind": self.hint_kind,
+            "scope": " ".join(self.scopes),
+            "acr_values": self.acr_values,
+            "binding_message": self.binding_message,
+            "client_notification_token": self.client_notification_token,
+            "requested_expiry": self.requested_expiry,
+            "interval": self.interval,
+        }
+
+
+def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> NewRequest:
+    """Apply every rule to the single-valued form ``params`` of ``client``'s request."""
+    params = signed_request(params, client=client, http_request=http_request)
+    scopes = scope(params, client=client)
+    hint_kind, hint = one_hint(params)
+    notification_token = client_notification_token(params, client=client)
+    expires_in = requested_expiry(params)
+    message = binding_message(params, client=client)
+    acr_values = plain_text("acr_values", params.get("acr_values", ""))
+    resolver = ciba_settings.USER_RESOLVER_CLASS()
+    user = resolver.resolve(client=client, http_request=http_request, **{hint_kind: hint})
+    user_code(params, user=user, client=client)
+    ciba_settings.REQUEST_POLICY_CLASS().check(client=client, user=user, scopes=scopes, acr_values=acr_values)
+    return NewRequest(
+        client=client,
+        user=user,
+        hint_kind=hint_kind,
+        scopes=tuple(scopes),
+        acr_values=acr_values,
+        binding_message=message,
+        client_notification_token=notification_token,
+        requested_expiry=int(params["requested_expiry"]) if "requested_expiry" in params else None,
+        expires_in=expires_in,
+        interval=ciba_settings.DEFAULT_INTERVAL,
+    )
+
+
+def single_valued(data: QueryDict | Mapping[str, str]) -> dict[str, str]:
+    """RFC 6749 §3.1: no parameter may be repeated; and none may hold a NUL, which PostgreSQL
+    could not even store. (A body DRF did not parse, such as an empty one, is a plain dict.)"""
+    lists = list(data.lists()) if isinstance(data, QueryDict) else [(k, [v]) for k, v in data.items()]
+    repeated = sorted(key for key, values in lists if len(values) > 1)
+    if repeated:
+        raise InvalidRequest(f"Repeated parameter: {', '.join(repeated)}.")
+    params = {key: values[0] for key, values in lists}
+    bad = sorted(key for key, value in params.items() if "\x00" in key or "\x00" in value)
+    if bad:
+        raise InvalidRequest(f"Parameter contains a NUL character: {', '.join(bad)}.")
+    return params
+
+
+def signed_request(params: Mapping[str, str], *, client: Any, http_request: Any) -> Mapping[str, str]:
+    """§7.1.1: the parameters of a signed request are the claims of its ``request`` JWT; a
+    client that registered a signing algorithm may send nothing else."""
+    if "request" in params:
+        return parameters_from_request_object(params["request"], params, client, http_request)
+    if client.backchannel_authentication_request_signing_alg:
+        raise InvalidRequest("This client registered a signing algorithm and must send a signed request.")
+    return params
+
+
+def scope(params: Mapping[str, str], *, client: Any) -> list[str]:
+    """§7.1: ``openid`` is required; every scope must be one the client may ask for; the
+    consent scope is never granted through CIBA."""
+    scopes = params.get("scope", "").split()
+    if "openid" not in scopes:
+        raise InvalidScope("scope must contain openid (CIBA §7.1).")
+    available = set(get_scopes_backend().get_available_scopes(application=client))
+    unknown = [s for s in scopes if s not in available]
+    if unknown:
+        raise InvalidScope(f"Unknown scope: {' '.join(unknown)}.")
+    if ciba_settings.CONSENT_SCOPE in scopes:
+        # A token with the consent scope approves CIBA requests; a client must never obtain
+        # one through CIBA itself.
+        raise InvalidScope(f"The {ciba_settings.CONSENT_SCOPE} scope cannot be requested through CIBA.")
+    return list(dict.fromkeys(scopes))
+
+
+def one_hint(params: Mapping[str, str]) -> tuple[str, str]:
+    """§7.1: exactly one of ``login_hint``, ``login_hint_token`` and ``id_token_hint``."""
+    present = [h for h in HINTS if params.get(h)]
+    if len(present) != 1:
+        raise InvalidRequest("Send exactly one of login_hint, login_hint_token and id_token_hint.")
+    return present[0], params[present[0]]
+
+
+def client_notification_token(params: Mapping[str, str], *, client: Any) -> str:
+    """§7.1: required of ping and push clients, a bearer token of at most 1024 characters
+    (RFC 6750 b64token); a poll client's is ignored, as it is never called back."""
+    token = params.get("client_notification_token", "")
+    if not client.receives_notifications:
+        return ""
+    if not token:
+        raise InvalidRequest("client_notification_token is required for ping and push clients.")
+    if len(token) > constants.CLIENT_NOTIFICATION_TOKEN_MAX_LENGTH:
+        raise InvalidRequest("client_notification_token is longer than 1024 characters.")
+    if not _B64TOKEN.match(token):
+        raise InvalidRequest("client_notification_token is not a valid bearer token (RFC 6750 §2.1).")
+    return token
+
+
+def requested_expiry(params: Mapping[str, str]) -> int:
+    """§7.1: a positive whole number of seconds; the server may shorten it (``MAX_EXPIRES_IN``)."""
+    if "requested_expiry" not in params:
+        return ciba_settings.DEFAULT_EXPIRES_IN
+    raw = params["requested_expiry"]
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_REQUESTED_EXPIRY:
+        raise InvalidRequest(
+            f"requested_expiry must be a whole number of seconds from 1 to {MAX_REQUESTED_EXPIRY}."
+        )
+    return min(int(raw), ciba_settings.MAX_EXPIRES_IN)
+
+
+def binding_message(params: Mapping[str, str], *, client: Any) -> str:
+    """§7.1: what both devices show; checked by ``BINDING_MESSAGE_VALIDATOR_CLASS``."""
+    message = params.get("binding_message")
+    if message is None:
+        if ciba_settings.BINDING_MESSAGE_REQUIRED:
+            raise InvalidBindingMessage("binding_message is required by this server.")
+        return ""
+    return ciba_settings.BINDING_MESSAGE_VALIDATOR_CLASS().validate(message=message, client=client)
+
+
+def plain_text(name: str, value: str) -> str:
+    """Values stored and shown as text hold no control characters."""
+    if _CONTROL.search(value):
+        raise InvalidRequest(f"{name} contains control characters.")
+    return value
+
+
+def user_code(params: Mapping[str, str], *, user: Any, client: Any) -> None:
+    """§7.1.2: required when the server supports user codes and the client registered them."""
+    if not (ciba_settings.USER_CODE_SUPPORTED and client.backchannel_user_code_parameter):
+        return
+    code = params.get("user_code")
+    if not code:
+        raise MissingUserCode("user_code is required for this client.")
+    if not ciba_settings.USER_CODE_VERIFIER_CLASS().verify(user=user, user_code=code, client=client):
+        raise InvalidUserCode("user_code is not correct.")

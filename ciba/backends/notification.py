@@ -1,0 +1,136 @@
+"""The notifier contract: telling the user's authentication device that a request awaits a
+decision (CIBA §8 leaves how to the OP).
+
+A notifier is a class named in ``CIBA["NOTIFIER_CLASSES"]``; each runs after the request is
+committed (``ciba.notifications``), in a Celery worker. Its one entry point is
+``send(*, auth_request, devices) -> ciba.outbound.Outcome``. Subclasses of ``BaseNotifier``
+usually implement only ``send_one``: the base picks the targets, loops, and combines the
+failures once (the notification counts as sent when any target was reached). A failure worth
+retrying is retried with backoff; a notification failure never fails or loses the CIBA
+request: the user can still find it in the consent API.
+
+Notifiers written for 0.1, with ``notify(request, devices)`` raising ``NotificationError``,
+still work (deprecated; see CHANGELOG.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from oauth2_provider.scopes import get_scopes_backend
+
+from ..conf import ciba_settings
+from ..errors import NotificationError
+from ..outbound import Outcome
+
+
+class BaseNotifier:
+    """The notifier contract, and the loop every shipped notifier shares.
+
+    * ``device_kind``: the ``Device.kind`` this notifier reaches, one message per device of
+      that kind; ``None`` (the default) sends once per request, whatever the devices.
+    * ``required_settings``: ``CIBA`` keys that must be set; ``required_modules``: packages
+      that must be installed, each with the requirement that brings it. The system check
+      ``ciba.E015`` reports what is missing at startup (``configuration_problems``); a worker
+      that runs anyway records the same words as a permanent failure.
+    * ``prepare(auth_request=...)``: a context manager around the loop (a session, a key);
+      its value reaches ``send_one`` as ``context``.
+    * ``send_one(*, auth_request, target, context)``: reach one target (a ``Device``, or
+      ``None``), raising ``NotificationError(transient=...)`` when it could not.
+
+    ``auth_request`` is a ``ciba.AuthenticationRequest``; its ``notification_id`` stays the
+    same across retries (receivers can de-duplicate) and changes when an operator re-sends.
+    """
+
+    device_kind: str | None = None
+    required_settings: tuple[str, ...] = ()
+    required_modules: dict[str, str] = {}
+
+    @classmethod
+    def configuration_problems(cls) -> list[str]:
+        """What keeps this notifier from working, in words an operator can act on."""
+        problems = [f'Set CIBA["{key}"]' for key in cls.required_settings if not ciba_settings.raw(key)]
+        problems += [
+            f'Install {module} (pip install "{requirement}")'
+            for module, requirement in cls.required_modules.items()
+            if importlib.util.find_spec(module) is None
+        ]
+        return problems
+
+    def send(self, *, auth_request: Any, devices: Sequence[Any]) -> Outcome:
+        if type(self).notify is not BaseNotifier.notify:
+            return self._send_legacy(auth_request, devices)
+        targets = self.targets(auth_request=auth_request, devices=devices)
+        if not targets:
+            return Outcome.ok()
+        if problems := self.configuration_problems():
+            return Outcome.failed("; ".join(problems) + ".", retry=False)
+        outcomes = []
+        with self.prepare(auth_request=auth_request) as context:
+            for target in targets:
+                try:
+                    self.send_one(auth_request=auth_request, target=target, context=context)
+                except NotificationError as exc:
+                    outcomes.append(Outcome.failed(str(exc), retry=exc.transient))
+                else:
+                    outcomes.append(Outcome.ok())
+        return Outcome.combine(outcomes)
+
+    def targets(self, *, auth_request: Any, devices: Sequence[Any]) -> list[Any]:
+        if self.device_kind is None:
+            return [None]
+        return [d for d in devices if d.kind == self.device_kind and (d.token or d.subscription)]
+
+    @contextlib.contextmanager
+    def prepare(self, *, auth_request: Any) -> Iterator[Any]:
+        yield None
+
+    def send_one(self, *, auth_request: Any, target: Any, context: Any) -> None:
+        raise NotImplementedError
+
+    def notify(self, request: Any, devices: Sequence[Any]) -> None:
+        """The 0.1 entry point: ``send``, raising ``NotificationError`` when nothing was reached."""
+        outcome = self.send(auth_request=request, devices=devices)
+        if not outcome.delivered:
+            raise NotificationError(outcome.error, transient=outcome.retry)
+
+    def _send_legacy(self, auth_request: Any, devices: Sequence[Any]) -> Outcome:
+        warnings.warn(
+            f"{type(self).__qualname__}.notify(request, devices) is deprecated: implement "
+            "send_one() (or send(*, auth_request, devices) -> Outcome) instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        try:
+            self.notify(auth_request, devices)
+        except NotificationError as exc:
+            return Outcome.failed(str(exc), retry=exc.transient)
+        return Outcome.ok()
+
+
+def notification_payload(request: Any) -> dict[str, Any]:
+    """What a person needs to recognise the request: who asks, what for, the binding message.
+
+    Carries the ``auth_req_id`` (the device opens the consent API with it) but never the
+    client's notification token.
+    """
+    descriptions = get_scopes_backend().get_all_scopes()
+    return {
+        "auth_req_id": request.auth_req_id,
+        "client_name": request.client.name or request.client.client_id,
+        "binding_message": request.binding_message,
+        "scopes": [{"scope": s, "description": str(descriptions.get(s, s))} for s in request.scopes],
+        "acr_values": request.acr_values.split(),
+        "expires_at": request.expires_at.isoformat(),
+    }
+
+
+def raise_for_status(what: str, status: int) -> None:
+    """For ``send_one``: raise ``NotificationError`` unless ``status`` is 2xx."""
+    outcome = Outcome.of_status(f"{what}: ", status)
+    if not outcome.delivered:
+        raise NotificationError(outcome.error, transient=outcome.retry)

@@ -1,0 +1,86 @@
+"""The webhook notifier: signed events to the site's own push gateway."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from django.core.exceptions import ValidationError
+from requests_hardened.ip_filter import InvalidIPAddress
+from standardwebhooks import Webhook
+
+from ..conf import ciba_settings
+from ..errors import NotificationError
+from ..outbound import session, validate_outbound_url
+from .notification import BaseNotifier, notification_payload, raise_for_status
+
+
+class WebhookNotifier(BaseNotifier):
+    """POST a signed JSON event to the site's own push gateway (``WEBHOOK_NOTIFIER_URL``).
+
+    Signed per the Standard Webhooks specification (``webhook-id``, ``webhook-timestamp``,
+    ``webhook-signature: v1,<base64 HMAC-SHA256>``) with ``WEBHOOK_NOTIFIER_SECRET``
+    (``whsec_…``), so the gateway can verify it with any Standard Webhooks library. The call
+    goes through the same hardened session as client callbacks (https, no redirects, no
+    private addresses); a gateway on the site's own private network is allowed by
+    ``WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS``, which opens that one URL and nothing else.
+    One event per request carries all the user's devices: the gateway fans out.
+    """
+
+    event_type = "ciba.authentication_requested"
+    required_settings = ("WEBHOOK_NOTIFIER_URL", "WEBHOOK_NOTIFIER_SECRET")
+
+    def targets(self, *, auth_request: Any, devices: Any) -> list[Any]:
+        return [list(devices)]  # one event, listing every device
+
+    def send_one(self, *, auth_request: Any, target: Any, context: Any) -> None:
+        url, secret = ciba_settings.WEBHOOK_NOTIFIER_URL, ciba_settings.WEBHOOK_NOTIFIER_SECRET
+        message_id = f"msg_{getattr(auth_request, 'notification_id', None) or uuid.uuid4().hex}"
+        now = datetime.now(UTC)
+        body = json.dumps(
+            {
+                "type": self.event_type,
+                "timestamp": now.isoformat(),
+                "data": {
+                    **notification_payload(auth_request),
+                    "user": {"id": str(auth_request.user_id)},
+                    "devices": [_device_entry(d) for d in target],
+                },
+            },
+            separators=(",", ":"),
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(message_id, now, body),
+        }
+        allow_private = ciba_settings.WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS
+        try:
+            validate_outbound_url(url, allow_private=allow_private)
+        except ValidationError as exc:
+            raise NotificationError(
+                f"webhook URL refused: {' '.join(exc.messages)}", transient=False
+            ) from None
+        try:
+            with session(allow_private=allow_private) as http:
+                response = http.post(url, data=body.encode(), headers=headers)
+        except InvalidIPAddress:
+            raise NotificationError(
+                "webhook: the URL resolves to a private address", transient=False
+            ) from None
+        except requests.RequestException as exc:
+            raise NotificationError(f"webhook: {type(exc).__name__}", transient=True) from None
+        raise_for_status("webhook", response.status_code)
+
+
+def _device_entry(device: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": str(device.public_id), "kind": device.kind, "label": device.label}
+    if device.token:
+        entry["token"] = device.token
+    if device.subscription:
+        entry["subscription"] = device.subscription
+    return entry

@@ -1,0 +1,78 @@
+"""Handing work to Celery: the one place that enqueues tasks, and the one place that survives a
+broker outage.
+
+Tasks are addressed by name (the ``@shared_task`` wrappers in ``ciba.tasks`` register them when
+the app is ready), so the code that schedules work never imports the code that runs it.
+
+* ``after_commit``: for work about rows the caller is writing. A worker must never look up a
+  row its creator might still roll back, so the task is sent once the transaction on
+  ``using`` commits (at once when there is none).
+* ``send``: for callers outside any transaction of their own (retries, sweeps).
+
+A broker error never propagates: the client's request or the user's decision already
+succeeded, and the durable state (the outbox row, the request's notification status) is what
+a sweep or an operator recovers from. It is logged here, and ``on_error`` lets the caller
+record it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+
+logger = logging.getLogger("ciba.dispatch")
+
+#: Task names: wire values in the broker, so they never change.
+NOTIFY_DEVICE = "ciba.notify_authentication_device"
+DELIVER_CALLBACK = "ciba.deliver_callback"
+SWEEP_CALLBACKS = "ciba.sweep_callbacks"
+EXPIRE_REQUESTS = "ciba.expire_requests"
+
+#: What each task is about, for log lines an operator can search for.
+SUBJECTS = {
+    NOTIFY_DEVICE: "the device notification for CIBA request",
+    DELIVER_CALLBACK: "CIBA callback",
+    SWEEP_CALLBACKS: "the CIBA callback sweep",
+    EXPIRE_REQUESTS: "the CIBA expiry sweep",
+}
+
+OnError = Callable[[Exception], None]
+
+
+def after_commit(
+    task: str,
+    *args: Any,
+    using: str | None = None,
+    countdown: float | None = None,
+    on_error: OnError | None = None,
+    **kwargs: Any,
+) -> None:
+    """Send ``task(*args, **kwargs)`` once the current transaction on ``using`` commits."""
+    transaction.on_commit(
+        lambda: send(task, *args, countdown=countdown, on_error=on_error, **kwargs), using=using
+    )
+
+
+def send(
+    task: str, *args: Any, countdown: float | None = None, on_error: OnError | None = None, **kwargs: Any
+) -> bool:
+    """Send ``task(*args, **kwargs)`` now; False (logged, ``on_error`` called) if the broker failed."""
+    try:
+        registered = current_app.tasks.get(task)
+        if registered is None:  # not imported in this process: send it by name
+            current_app.send_task(task, args=args, kwargs=kwargs, countdown=countdown)
+        elif countdown is None:
+            registered.delay(*args, **kwargs)
+        else:
+            registered.apply_async(args=args, kwargs=kwargs, countdown=countdown)
+    except Exception as exc:  # noqa: BLE001 - a broker outage must not fail the caller
+        subject = " ".join([SUBJECTS.get(task, task), *map(str, args[:1])])
+        logger.error("Could not enqueue %s: %s", subject, type(exc).__name__)
+        if on_error is not None:
+            on_error(exc)
+        return False
+    return True

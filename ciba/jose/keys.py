@@ -1,0 +1,90 @@
+"""Key sets: a client's registered public keys, this server's own, and validating what a
+client registers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jwt
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.utils import jwk_from_pem
+
+from ..outbound import OutboundError, get_json
+from .jws import JoseError
+
+JWKS_CACHE_SECONDS = 300
+
+# Members that only a private or symmetric JWK carries (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
+_PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+
+def validate_public_jwks(value: Any) -> None:
+    """Accept only a JWK Set of usable *public* asymmetric keys.
+
+    A registered ``jwks`` is published to everyone who can read the client row (admins,
+    backups), so a private key pasted by mistake must be refused rather than stored, and a
+    key PyJWT cannot load would only surface later as failed client authentication.
+    """
+    if not isinstance(value, dict) or not isinstance(value.get("keys"), list) or not value["keys"]:
+        raise ValidationError(_('jwks must be a JWK Set: {"keys": [ ... ]} with at least one key.'))
+    errors = []
+    for index, key in enumerate(value["keys"]):
+        label = key.get("kid", index) if isinstance(key, dict) else index
+        if not isinstance(key, dict):
+            errors.append(_("Key %(key)s is not a JSON object.") % {"key": label})
+            continue
+        if key.get("kty") == "oct" or _PRIVATE_MEMBERS & set(key):
+            errors.append(_("Key %(key)s contains private or symmetric key material.") % {"key": label})
+            continue
+        try:
+            jwt.PyJWK(key)
+        except jwt.PyJWTError as exc:
+            errors.append(_("Key %(key)s cannot be used: %(reason)s") % {"key": label, "reason": exc})
+    if errors:
+        raise ValidationError(errors)
+
+
+def client_keys(client: Any) -> list[dict[str, Any]]:
+    """The client's public signing JWKs, from ``jwks`` or (cached for 5 minutes) its ``jwks_uri``.
+
+    Keys stay JWK dicts until a JWT is verified: only then is the algorithm known, and an
+    RSA key may verify RS256 as well as PS256 unless the JWK itself declares an ``alg``.
+    """
+    if client.jwks:
+        document = client.jwks
+    elif client.jwks_uri:
+        cache_key = f"ciba:jwks:{client.pk}:{client.jwks_uri}"
+        document = cache.get(cache_key)
+        if document is None:
+            try:
+                document = get_json(client.jwks_uri)
+            except OutboundError as exc:
+                raise JoseError(f"The client's jwks_uri could not be used: {exc}") from None
+            cache.set(cache_key, document, JWKS_CACHE_SECONDS)
+    else:
+        raise JoseError("The client has registered no keys (jwks or jwks_uri).")
+    entries = document.get("keys") if isinstance(document, dict) else None
+    keys = [
+        entry
+        for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict) and entry.get("use", "sig") == "sig" and entry.get("kty") != "oct"
+    ]
+    if not keys:
+        raise JoseError("The client's key set holds no usable signing key.")
+    return keys
+
+
+def server_keys() -> list[dict[str, Any]]:
+    """Public halves of this server's ID-token signing keys (active and inactive)."""
+    keys = []
+    pems = [oauth2_settings.OIDC_RSA_PRIVATE_KEY, *oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE]
+    for pem in filter(None, pems):
+        key = jwk_from_pem(pem)
+        data = json.loads(key.export_public())
+        data.update({"kid": key.thumbprint(), "alg": "RS256", "use": "sig"})
+        keys.append(data)
+    return keys

@@ -1,0 +1,24 @@
+"""Calls from this server to URLs it did not choose: client notification endpoints,
+``jwks_uri``, push gateways and Web Push services.
+
+* ``policy``: which URLs may be called at all (https, public hosts; checked at registration
+  and again at call time).
+* ``http``: the hardened session every such call goes through.
+* ``outcome``: how an answer is classified, and the one backoff rule for retries.
+"""
+
+from .http import OutboundError, get_json, session
+from .outcome import Outcome, backoff, is_transient, parse_retry_after
+from .policy import is_non_public_host, validate_outbound_url
+
+__all__ = [
+    "Outcome",
+    "OutboundError",
+    "backoff",
+    "get_json",
+    "is_non_public_host",
+    "is_transient",
+    "parse_retry_after",
+    "session",
+    "validate_outbound_url",
+]

@@ -1,0 +1,48 @@
+"""The poll fast path, in one place: where pending polls are counted and answered.
+
+* ``base``: the store interface (``PollState``), doing nothing.
+* ``database``: the default store, one UPDATE per pending poll.
+* ``redis_state``: pending polls answered by one Lua script in a shared Redis.
+* ``prescreen``: the token endpoint's first look at a CIBA grant request.
+* ``stamps``: client version stamps, changed when a client is saved or deleted.
+
+``poll_state()`` is the configured store (``CIBA["POLL_STATE_CLASS"]``). Only
+``ciba.services`` (decisions), ``ciba.oauth`` (the token endpoint) and ``ciba.client_auth``
+(client version stamps) use it; views never see it.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+from ..conf import ciba_settings
+from .base import PENDING, SLOW_DOWN, PollState, PollStateUnavailable
+from .database import DatabasePollState
+from .redis_state import RedisPollState
+
+__all__ = [
+    "PENDING",
+    "SLOW_DOWN",
+    "DatabasePollState",
+    "PollState",
+    "PollStateUnavailable",
+    "RedisPollState",
+    "now",
+    "poll_state",
+]
+
+
+def poll_state() -> PollState:
+    """The configured poll state, one per process (and per configuration, for tests)."""
+    return _instance(ciba_settings.POLL_STATE_CLASS, ciba_settings.POLL_STATE_REDIS_URL)
+
+
+@lru_cache(maxsize=8)
+def _instance(cls: type[PollState], url: str) -> PollState:
+    return cls(url) if issubclass(cls, RedisPollState) else cls()
+
+
+def now() -> float:
+    """The clock of the fast path (a function, so tests can move it)."""
+    return time.time()

@@ -1,0 +1,57 @@
+"""The poll-state interface: where pending polls are counted and answered.
+
+Every pending request is polled every few seconds, and almost every answer is
+``authorization_pending`` or ``slow_down``. A store keeps that bookkeeping; the token
+endpoint asks it. Credentials reach the store only as a *fingerprint* (an HMAC the client
+authentication code computes), so this package never needs to know how clients authenticate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+PENDING = "authorization_pending"
+SLOW_DOWN = "slow_down"
+
+
+class PollStateUnavailable(Exception):
+    """The shared poll state could not be updated; the decision it guards must not commit.
+
+    Raised only to ``ciba.services``, which turns it into ``ciba.errors.TemporarilyUnavailable``.
+    """
+
+
+class PollState:
+    """The store interface, doing nothing: every method is a safe no-op or "ask the database".
+
+    ``shared`` tells whether records outlive a request in a store every process shares (so a
+    changed client must be forgotten there, and the token endpoint may be answered from it).
+    """
+
+    shared = False
+
+    def track(self, ar: Any) -> None:
+        """A committed request is pending (called by the device notification run)."""
+
+    def finish(self, ar: Any) -> None:
+        """``ar`` stops being pending in the current transaction (called before its commit)."""
+
+    def record_poll(self, ar: Any, fingerprint: str | None, now: datetime) -> str:
+        """Count a pending poll of ``ar`` that the full token endpoint authenticated (with
+        credentials whose ``fingerprint`` the store may remember); return ``PENDING`` or
+        ``SLOW_DOWN``."""
+        raise NotImplementedError
+
+    def poll(self, client_id: str, fingerprint: str, auth_req_id: str, now: float) -> str | None:
+        """Answer a poll without the database (``PENDING``/``SLOW_DOWN``), or ``None`` when the
+        full token endpoint must answer it."""
+        return None
+
+    def forget_client(self, client_id: str) -> None:
+        """The client changed (secret, mode, deletion): stop trusting what was verified."""
+
+    def client_version(self, client_id: str) -> bytes | None:
+        """A value that changes whenever the client is saved or deleted (the client row cache
+        compares it); ``None`` when there is no shared state to ask."""
+        return None

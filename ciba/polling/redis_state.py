@@ -1,0 +1,203 @@
+"""Pending polls answered by one Lua script in a Redis every web process shares.
+
+With ``POLL_STATE_CLASS = "ciba.polling.RedisPollState"`` a pending poll of a
+``client_secret_basic``/``client_secret_post`` client is answered in Redis without touching
+the database (``ciba.polling.prescreen``).
+
+Why it is safe (docs/deployment.md has the long version):
+
+* The Redis record only ever says "pending" or "finished". It is written once the request
+  is committed (by the device notification run, or by the first poll the database path
+  answers; never overwriting) and turned into a "finished" tombstone *inside*
+  the transaction that approves or denies the request, before the commit. If Redis cannot
+  be written the decision fails and rolls back, so Redis can lag behind the database only in
+  the safe direction: it may send a poll to the database, never answer "pending" for a
+  request that was decided. A request past ``expires_at`` is never answered from Redis.
+* Redis answers only a client whose credentials the database path verified for a pending
+  poll within ``CLIENT_SECRET_CACHE_SECONDS``, stored as a fingerprint (an HMAC keyed with
+  ``SECRET_KEY``, never the secret). Saving or deleting the client forgets them at once.
+* Anything else (approved, unknown, wrong client, JWT client authentication, Redis down)
+  goes to the database path, which gives every answer CIBA §11 names.
+
+Both ``interval`` growth (``slow_down``) and the last poll time live in the Redis record
+while it is the one answering; the database columns then show the last poll the database
+answered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from ..conf import ciba_settings
+from .base import PENDING, SLOW_DOWN, PollStateUnavailable
+from .database import DatabasePollState
+
+logger = logging.getLogger("ciba.poll_state")
+
+ANSWERS = {1: PENDING, 2: SLOW_DOWN}
+
+#: How long a record outlives its request's expiry, so a late poll still finds the tombstone.
+GRACE_MS = 60_000
+#: How long a client's version stamp is kept (a missing stamp reads as one more version).
+VERSION_TTL = 7 * 24 * 3600
+
+
+# Both poll scripts end here: 1 (authorization_pending) or 2 (slow_down, interval grows).
+_COUNT = """
+local function count(key, interval, last, now, increment)
+  if now - last < interval * 1000 then
+    redis.call('HSET', key, 'l', now, 'i', interval + increment)
+    return 2
+  end
+  redis.call('HSET', key, 'l', now)
+  return 1
+end
+"""
+
+# KEYS: client credentials set, poll record. ARGV: fingerprint, client_id, now ms, increment s.
+_POLL = (
+    _COUNT
+    + """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+local r = redis.call('HMGET', KEYS[2], 's', 'c', 'i', 'l', 'e')
+if r[1] ~= 'p' or r[2] ~= ARGV[2] then return false end
+local now = tonumber(ARGV[3])
+if now >= tonumber(r[5]) then return false end
+return count(KEYS[2], tonumber(r[3]), tonumber(r[4]), now, tonumber(ARGV[4]))
+"""
+)
+
+# KEYS: poll record. ARGV: client_id, interval s, expires ms, last poll ms.
+_TRACK = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 's', 'p', 'c', ARGV[1], 'i', ARGV[2], 'l', ARGV[4], 'e', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + GRACE_MS)
+return 1
+""".replace("GRACE_MS", str(GRACE_MS))
+
+# KEYS: client credentials set, poll record. ARGV: fingerprint ('' = none), set ttl s,
+# client_id, interval s, expires ms, now ms, increment s. The database path's bookkeeping
+# of a pending poll: remembers the verified credentials, creates the record if it never was
+# (a tombstone is never overwritten), and answers as _POLL does.
+_RECORD_POLL = (
+    _COUNT
+    + """
+if ARGV[1] ~= '' then
+  redis.call('SADD', KEYS[1], ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+local r = redis.call('HMGET', KEYS[2], 's', 'i', 'l')
+if r[1] == 'f' then return false end
+if not r[1] then
+  redis.call('HSET', KEYS[2], 's', 'p', 'c', ARGV[3], 'i', ARGV[4], 'l', '0', 'e', ARGV[5])
+  redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[5]) + GRACE_MS)
+  r = {'p', ARGV[4], '0'}
+end
+return count(KEYS[2], tonumber(r[2]), tonumber(r[3]), tonumber(ARGV[6]), tonumber(ARGV[7]))
+""".replace("GRACE_MS", str(GRACE_MS))
+)
+
+
+class RedisPollState(DatabasePollState):
+    """Pending polls answered by one Lua script in ``POLL_STATE_REDIS_URL``.
+
+    Needs a Redis that every web process shares (the records are the truth for
+    ``slow_down`` while they answer) and Redis ≥ 6.2.
+    """
+
+    shared = True
+
+    def __init__(self, url: str | None = None) -> None:
+        self._errors = (redis.RedisError, OSError)
+        self.redis = redis.Redis.from_url(
+            url or ciba_settings.POLL_STATE_REDIS_URL,
+            socket_connect_timeout=1.0,
+            socket_timeout=1.0,
+            health_check_interval=30,
+        )
+        self._poll = self.redis.register_script(_POLL)
+        self._track = self.redis.register_script(_TRACK)
+        self._record_poll = self.redis.register_script(_RECORD_POLL)
+
+    def track(self, ar: Any) -> None:
+        try:
+            self._track(
+                keys=[record_key(ar.auth_req_id)],
+                args=[ar.client.client_id, ar.interval, _ms(ar.expires_at), 0],
+            )
+        except self._errors as exc:  # the database answers this request's polls instead
+            logger.warning("Could not record a CIBA request in the poll state: %s", type(exc).__name__)
+
+    def finish(self, ar: Any) -> None:
+        key = record_key(ar.auth_req_id)
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(key, "s", "f")
+            pipe.pexpireat(key, _ms(ar.expires_at) + GRACE_MS)
+            pipe.execute()
+        except self._errors as exc:
+            raise PollStateUnavailable(f"Poll state unreachable: {type(exc).__name__}") from exc
+
+    def record_poll(self, ar: Any, fingerprint: str | None, now: datetime) -> str:
+        """Counted in Redis (which then answers this request's next polls); in the database
+        when Redis does not answer."""
+        ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
+        verified = fingerprint if fingerprint and ttl else ""
+        keys = [client_key(ar.client.client_id), record_key(ar.auth_req_id)]
+        args = [verified, ttl or 1, ar.client.client_id, ar.interval, _ms(ar.expires_at)]
+        answer = self._answer(self._record_poll, keys, [*args, _ms(now), ciba_settings.SLOW_DOWN_INCREMENT])
+        return answer or super().record_poll(ar, fingerprint, now)
+
+    def poll(self, client_id: str, fingerprint: str, auth_req_id: str, now: float) -> str | None:
+        keys = [client_key(client_id), record_key(auth_req_id)]
+        args = [fingerprint, client_id, int(now * 1000), ciba_settings.SLOW_DOWN_INCREMENT]
+        return self._answer(self._poll, keys, args)
+
+    def _answer(self, script: Any, keys: list[str], args: list[Any]) -> str | None:
+        """Run a poll script; ``None`` (the database decides) when Redis does not answer."""
+        try:
+            return ANSWERS.get(script(keys=keys, args=args))
+        except self._errors as exc:
+            logger.warning("Poll state unreachable, the database answers: %s", type(exc).__name__)
+            return None
+
+    def forget_client(self, client_id: str) -> None:
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(client_key(client_id))
+            # A random stamp, not a counter: it still changes after Redis lost its data.
+            pipe.set(version_key(client_id), secrets.token_bytes(16), ex=VERSION_TTL)
+            pipe.execute()
+        except self._errors as exc:
+            # Verified credentials then live on for at most CLIENT_SECRET_CACHE_SECONDS, and
+            # cached client rows for at most ciba.client_auth.clients.MAX_AGE.
+            logger.error("Could not forget a changed CIBA client: %s", type(exc).__name__)
+
+    def client_version(self, client_id: str) -> bytes | None:
+        try:
+            return self.redis.get(version_key(client_id)) or b"-"
+        except self._errors:
+            return None
+
+
+def record_key(auth_req_id: str) -> str:
+    # The auth_req_id is a bearer credential: keep it out of Redis key listings.
+    return "ciba:poll:" + hashlib.sha256(auth_req_id.encode()).hexdigest()
+
+
+def client_key(client_id: str) -> str:
+    return "ciba:poll-client:" + hashlib.sha256(client_id.encode()).hexdigest()
+
+
+def version_key(client_id: str) -> str:
+    return "ciba:client-version:" + hashlib.sha256(client_id.encode()).hexdigest()
+
+
+def _ms(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,64 @@
+"""DRF hooks of the backchannel endpoint: who the client is, whether it may use CIBA, how often.
+
+Each raises the ``ciba.errors`` error CIBA §13 names, rendered by ``ciba.views.rendering``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.throttling import SimpleRateThrottle
+
+from ..backchannel import single_valued
+from ..client_auth import authenticate_client
+from ..conf import ciba_settings
+from ..errors import UnauthorizedClient
+
+
+class ClientAuthentication(BaseAuthentication):
+    """The four methods of CIBA §7.1 (``ciba.client_auth``): ``request.auth`` is the client.
+
+    Never returns ``None``: a request without credentials is ``invalid_client``, not
+    anonymous. The form is read here, so a repeated parameter is refused before anything is
+    verified (``invalid_request``).
+    """
+
+    def authenticate(self, request: Any) -> tuple[Any, Any]:
+        client = authenticate_client(request, single_valued(request.data))
+        return AnonymousUser(), client
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Basic realm="ciba"'
+
+
+class IsCibaClient(BasePermission):
+    """CIBA §4: only a client registered for CIBA, in a mode this server supports."""
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        client = request.auth
+        if (
+            not client.is_ciba_client
+            or client.backchannel_token_delivery_mode not in ciba_settings.DELIVERY_MODES
+        ):
+            raise UnauthorizedClient("This client is not registered for CIBA.")
+        return True
+
+
+class ClientRateThrottle(SimpleRateThrottle):
+    """``CIBA["BACKCHANNEL_THROTTLE_RATE"]`` requests per client (DRF rate syntax; None = off).
+
+    Each accepted request pops a notification on a person's phone, so a misbehaving or
+    compromised client must not be able to flood users (CIBA §14). The limit is per client id,
+    not per IP address: many clients share egress addresses, and one client may use many.
+    """
+
+    scope = "ciba_backchannel"
+
+    def get_rate(self) -> str | None:
+        return ciba_settings.BACKCHANNEL_THROTTLE_RATE
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.client_id}

@@ -1,0 +1,45 @@
+"""OpenAPI descriptions of the protocol endpoints' bodies (drf-spectacular), kept apart from
+the views so each view file holds only its HTTP handling."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+BACKCHANNEL_REQUEST = inline_serializer(
+    "BackchannelAuthenticationRequest",
+    {
+        "scope": serializers.CharField(help_text="Space-separated; must contain openid."),
+        "login_hint": serializers.CharField(required=False),
+        "login_hint_token": serializers.CharField(required=False),
+        "id_token_hint": serializers.CharField(required=False),
+        "binding_message": serializers.CharField(required=False),
+        "acr_values": serializers.CharField(required=False),
+        "client_notification_token": serializers.CharField(
+            required=False, help_text="Required for ping and push."
+        ),
+        "user_code": serializers.CharField(required=False),
+        "requested_expiry": serializers.IntegerField(required=False, min_value=1),
+        "request": serializers.CharField(required=False, help_text="A signed request object (CIBA §7.1.1)."),
+    },
+)
+BACKCHANNEL_RESPONSE = inline_serializer(
+    "BackchannelAuthenticationResponse",
+    {
+        "auth_req_id": serializers.CharField(),
+        "expires_in": serializers.IntegerField(),
+        "interval": serializers.IntegerField(required=False),
+    },
+)
+OAUTH_ERROR = inline_serializer(
+    "OAuthError",
+    {"error": serializers.CharField(), "error_description": serializers.CharField(required=False)},
+)
+REQUEST_NOT_PENDING = inline_serializer(
+    "RequestNotPending",
+    {
+        "error": serializers.CharField(),
+        "error_description": serializers.CharField(),
+        "state": serializers.CharField(),
+    },
+)
