@@ -41,6 +41,8 @@ class CibaApplicationAdmin(ApplicationAdmin):
     """
 
     list_display = ApplicationAdmin.list_display + ("backchannel_token_delivery_mode",)
+    #: A new client starts as one CIBA can use: confidential, with ID tokens signed by the server's key.
+    new_client_defaults = {"client_type": "confidential", "algorithm": "RS256"}
     list_filter = ApplicationAdmin.list_filter + ("backchannel_token_delivery_mode",)
     radio_fields = {**ApplicationAdmin.radio_fields, "backchannel_token_delivery_mode": admin.HORIZONTAL}
     search_fields = ApplicationAdmin.search_fields + ("client_id",)
@@ -82,6 +84,9 @@ class CibaApplicationAdmin(ApplicationAdmin):
         ),
         (_("Registration"), {"fields": ("registration_source", "cimd_expires_at")}),
     )
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {**self.new_client_defaults, **super().get_changeform_initial_data(request)}
 
 
 def _user_search_fields() -> tuple[str, ...]:

@@ -1,9 +1,9 @@
 """System checks: configuration mistakes that would break CIBA or weaken it in production.
 
 Ids are stable (``ciba.E0xx`` errors, ``ciba.W0xx`` deploy warnings) and every hint names
-the exact setting to change. None of these checks touch the database: Django 6.1 stops
-running ``Tags.database`` checks by default, and a check that needs a connection would
-fail ``manage.py check`` on a build machine.
+the exact setting to change. Only ``check_registered_clients`` touches the database, and
+only as a ``Tags.database`` check: Django runs those in ``migrate`` and in
+``check --database default``, never in a plain ``check`` on a build machine.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.core import checks
+from django.db import DatabaseError
 from oauth2_provider import models as dot_models
 from oauth2_provider.settings import oauth2_settings
 
@@ -42,6 +43,7 @@ class Codes:
     POLL_STATE = "ciba.E014"
     NOTIFIER_CONFIGURATION = "ciba.E015"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
+    CLIENTS_CANNOT_USE_CIBA = "ciba.W005"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
     CONSENT_SCOPE = "ciba.W004"
@@ -262,6 +264,35 @@ def _check_notifiers() -> list[checks.CheckMessage]:
                 )
             )
     return messages
+
+
+@checks.register(checks.Tags.database)
+def check_registered_clients(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Clients saved before their registration was validated (fixtures, ``QuerySet.update()``,
+    older versions) that register CIBA but cannot use it: they get ``unauthorized_client``."""
+    if not databases:
+        return []
+    model = dot_models.get_application_model()
+    try:
+        registered = list(model._default_manager.exclude(backchannel_token_delivery_mode="")[:10_000])
+    except DatabaseError:
+        return []  # not migrated yet
+    broken = [(client.client_id, client.ciba_problems()) for client in registered if client.ciba_problems()]
+    if not broken:
+        return []
+    listed = "; ".join(f"{client_id}: {', '.join(problems)}" for client_id, problems in broken[:10])
+    more = f" (and {len(broken) - 10} more)" if len(broken) > 10 else ""
+    return [
+        checks.Warning(
+            f"{len(broken)} client(s) register CIBA but cannot use it (they get unauthorized_client): "
+            f"{listed}{more}.",
+            hint="Open each in the admin and save it: the form says what to fix (for example an ID token "
+            "signing algorithm, usually RS256).",
+            id=Codes.CLIENTS_CANNOT_USE_CIBA,
+        )
+    ]
 
 
 @checks.register(checks.Tags.security, deploy=True)

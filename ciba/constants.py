@@ -56,9 +56,12 @@ JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 
 #: CIBA §7.3's auth_req_id alphabet, bounded by the column: anything else (a NUL, which
 #: PostgreSQL cannot even compare, or a megabyte of text) was never issued by this server.
-AUTH_REQ_ID_PATTERN = r"^[A-Za-z0-9._-]{1,255}$"
+#: Match with ``re.fullmatch`` (``$`` would accept a trailing newline).
+AUTH_REQ_ID_PATTERN = r"[A-Za-z0-9._-]{1,255}"
 
 #: RFC 6750 §2.1 b64token: the syntax a client_notification_token must follow (CIBA §7.1).
-B64TOKEN_PATTERN = r"^[A-Za-z0-9\-._~+/]+=*$"
+#: Match with ``re.fullmatch``: with ``$``, a token ending in a newline was accepted and then
+#: every callback carrying it failed locally.
+B64TOKEN_PATTERN = r"[A-Za-z0-9\-._~+/]+=*"
 #: CIBA §7.1: "The length of the token MUST NOT exceed 1024 characters".
 CLIENT_NOTIFICATION_TOKEN_MAX_LENGTH = 1024

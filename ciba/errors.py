@@ -18,11 +18,22 @@ Codes are wire values and are never translated.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from .conf import ciba_settings
+
+#: RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+_OUTSIDE_DESCRIPTION_CHARSET = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
+
+
+def describe(text: str) -> str:
+    """``text`` as a valid ``error_description``: any character outside RFC 6749's set becomes
+    ``?``. Descriptions are written without client input; this is the last guard, not the fix."""
+    return _OUTSIDE_DESCRIPTION_CHARSET.sub("?", text)
+
 
 #: What the §11 codes and the §12 push error codes mean, for token responses and callbacks.
 DESCRIPTIONS = {
@@ -55,7 +66,7 @@ class CibaError(Exception):
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error}
         if self.description:
-            body["error_description"] = self.description
+            body["error_description"] = describe(self.description)
         body.update(self.extra)
         return body
 

@@ -111,8 +111,8 @@ def test_a_client_not_registered_for_ciba_is_unauthorized(client, alice, make_cl
 @pytest.mark.parametrize(
     "body, status, code",
     [
-        ("login_hint=alice", 400, "invalid_scope"),
-        ("scope=profile&login_hint=alice", 400, "invalid_scope"),
+        ("login_hint=alice", 400, "invalid_request"),  # scope (with openid) is REQUIRED
+        ("scope=profile&login_hint=alice", 400, "invalid_request"),
         ("scope=openid+launch_missiles&login_hint=alice", 400, "invalid_scope"),
         ("scope=openid", 400, "invalid_request"),
         ("scope=openid&login_hint=alice&id_token_hint=x.y.z", 400, "invalid_request"),
@@ -250,7 +250,7 @@ def test_each_client_is_throttled_on_its_own_in_the_oauth_shape(client, alice, m
             == 200
         )
     response = post(client, "scope=openid&login_hint=alice", basic_auth(app.client_id, secret))
-    body = assert_error(response, 429, "slow_down")
+    body = assert_error(response, 429, "access_denied")
     assert "error_description" in body
     assert int(response["Retry-After"]) > 0
     assert (

@@ -112,11 +112,18 @@ def test_a_tampered_request_is_refused(client, alice, signer):
     refused(send(client, app, secret, f"{header}.{other_payload}.{signature}"), "signature")
 
 
-@pytest.mark.parametrize("alg, key", [("none", None), ("HS256", "x" * 32), ("RS256", KEY)])
-def test_algorithms_other_than_the_registered_one_are_refused(client, alice, signer, alg, key):
+@pytest.mark.parametrize(
+    "alg, key, words",
+    [
+        ("none", None, "must use one of"),
+        ("HS256", "x" * 32, "must use one of"),
+        ("RS256", KEY, "registered PS256"),
+    ],
+)
+def test_algorithms_other_than_the_registered_one_are_refused(client, alice, signer, alg, key, words):
     app, secret = signer
     claims = request_object_claims(app.client_id, ISSUER, client_notification_token="nt")
-    refused(send(client, app, secret, sign(claims, key, alg, "k1")), alg)
+    refused(send(client, app, secret, sign(claims, key, alg, "k1")), words)
 
 
 def test_a_replayed_jti_is_refused(client, alice, signer):
@@ -140,7 +147,8 @@ def test_parameters_outside_the_jwt_are_refused(client, alice, signer):
 def test_another_clients_signed_request_is_refused(client, alice, signer, make_client):
     app, secret = signer
     token = sign(request_object_claims("someone-else", ISSUER), KEY, "PS256", "k1")
-    refused(send(client, app, secret, token), "iss", status=401, code="invalid_client")
+    # The conformance suite (...-ensure-request-object-bad-iss-fails) expects invalid_request.
+    refused(send(client, app, secret, token), "iss")
 
 
 def test_a_client_id_that_differs_from_iss_is_invalid_client(client, alice, signer):

@@ -27,12 +27,24 @@ from ..errors import (
     InvalidUserCode,
     MissingUserCode,
 )
-from .request_object import parameters_from_request_object
+from .request_object import REQUEST_PARAMETERS, parameters_from_request_object
 
 HINTS = ("login_hint", "login_hint_token", "id_token_hint")
+#: Parameter names an error description may repeat: ours, never what a client made up.
+KNOWN_PARAMETERS = frozenset(
+    (
+        *REQUEST_PARAMETERS,
+        "request",
+        "client_id",
+        "client_secret",
+        "client_assertion",
+        "client_assertion_type",
+    )
+)
 #: The largest requested_expiry stored as asked (it is then capped by MAX_EXPIRES_IN).
 MAX_REQUESTED_EXPIRY = 2**31 - 1
 _B64TOKEN = re.compile(constants.B64TOKEN_PATTERN)
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -98,14 +110,20 @@ def single_valued(data: QueryDict | Mapping[str, str]) -> dict[str, str]:
     """RFC 6749 §3.1: no parameter may be repeated; and none may hold a NUL, which PostgreSQL
     could not even store. (A body DRF did not parse, such as an empty one, is a plain dict.)"""
     lists = list(data.lists()) if isinstance(data, QueryDict) else [(k, [v]) for k, v in data.items()]
-    repeated = sorted(key for key, values in lists if len(values) > 1)
+    repeated = [key for key, values in lists if len(values) > 1]
     if repeated:
-        raise InvalidRequest(f"Repeated parameter: {', '.join(repeated)}.")
+        raise InvalidRequest(f"A parameter is repeated{_names(repeated)}.")
     params = {key: values[0] for key, values in lists}
-    bad = sorted(key for key, value in params.items() if "\x00" in key or "\x00" in value)
+    bad = [key for key, value in params.items() if "\x00" in key or "\x00" in value]
     if bad:
-        raise InvalidRequest(f"Parameter contains a NUL character: {', '.join(bad)}.")
+        raise InvalidRequest(f"A parameter contains a NUL character{_names(bad)}.")
     return params
+
+
+def _names(keys: list[str]) -> str:
+    """The known names among ``keys``, for a description (a client's own names are not repeated)."""
+    known = sorted(k for k in set(keys) if k in KNOWN_PARAMETERS)
+    return f": {', '.join(known)}" if known else ""
 
 
 def signed_request(params: Mapping[str, str], *, client: Any, http_request: Any) -> Mapping[str, str]:
@@ -119,15 +137,17 @@ def signed_request(params: Mapping[str, str], *, client: Any, http_request: Any)
 
 
 def scope(params: Mapping[str, str], *, client: Any) -> list[str]:
-    """§7.1: ``openid`` is required; every scope must be one the client may ask for; the
-    consent scope is never granted through CIBA."""
+    """§7.1: ``openid`` is REQUIRED, so a scope without it is a missing required value
+    (``invalid_request``); every scope must be one the client may ask for (``invalid_scope``);
+    the consent scope is never granted through CIBA."""
     scopes = params.get("scope", "").split()
     if "openid" not in scopes:
-        raise InvalidScope("scope must contain openid (CIBA §7.1).")
+        raise InvalidRequest("scope must contain openid (CIBA §7.1).")
+    if not all(_SCOPE_TOKEN.fullmatch(s) for s in scopes):
+        raise InvalidScope("scope holds characters RFC 6749 §3.3 does not allow.")
     available = set(get_scopes_backend().get_available_scopes(application=client))
-    unknown = [s for s in scopes if s not in available]
-    if unknown:
-        raise InvalidScope(f"Unknown scope: {' '.join(unknown)}.")
+    if any(s not in available for s in scopes):
+        raise InvalidScope("scope names a value this server does not offer to this client.")
     if ciba_settings.CONSENT_SCOPE in scopes:
         # A token with the consent scope approves CIBA requests; a client must never obtain
         # one through CIBA itself.
@@ -153,7 +173,7 @@ def client_notification_token(params: Mapping[str, str], *, client: Any) -> str:
         raise InvalidRequest("client_notification_token is required for ping and push clients.")
     if len(token) > constants.CLIENT_NOTIFICATION_TOKEN_MAX_LENGTH:
         raise InvalidRequest("client_notification_token is longer than 1024 characters.")
-    if not _B64TOKEN.match(token):
+    if not _B64TOKEN.fullmatch(token):
         raise InvalidRequest("client_notification_token is not a valid bearer token (RFC 6750 §2.1).")
     return token
 

@@ -57,7 +57,7 @@ def verify(
     header = header_of(token)
     alg = header["alg"]
     if alg not in algorithms:
-        raise JoseError(f"The JWT is signed with {alg}; expected {' or '.join(algorithms)}.")
+        raise JoseError(f"The JWT must be signed with {' or '.join(algorithms)}.")
     candidates = _candidates(keys, header.get("kid"))
     options = {"require": list(require), "verify_exp": verify_exp, "verify_aud": audience is not None}
     last_error: Exception | None = None
@@ -89,7 +89,7 @@ def verify(
             last_error = exc
             continue
         except jwt.PyJWTError as exc:
-            raise JoseError(f"The JWT is invalid: {exc}") from None
+            raise JoseError(f"The JWT is invalid ({type(exc).__name__}).") from None
     if last_error is None:
         raise JoseError("No registered key matches the JWT's kid.")
     raise JoseError("The JWT signature does not verify with the registered keys.")

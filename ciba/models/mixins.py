@@ -28,9 +28,11 @@ class CibaClientMixin(models.Model):
             class Meta(AbstractApplication.Meta):
                 swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
 
-    A client takes part in CIBA when ``backchannel_token_delivery_mode`` is set. Its main
-    grant type may be the CIBA grant or another one (a client can also use the
-    authorization code flow, say); ``allows_grant_type`` answers for both.
+    A client registers for CIBA with the CIBA grant as its grant type and a
+    ``backchannel_token_delivery_mode`` (CIBA §4). It takes part only while its registration
+    is usable (``ciba_problems()`` is empty): confidential, a mode this server supports, and an
+    ID-token signing algorithm. ``clean()`` refuses anything else; the endpoints re-check at
+    request time, because rows also arrive through the ORM, fixtures and data migrations.
     """
 
     GRANT_CIBA = constants.CIBA_GRANT_TYPE
@@ -116,8 +118,37 @@ class CibaClientMixin(models.Model):
     # --- what the client may do -------------------------------------------------------
 
     @property
-    def is_ciba_client(self) -> bool:
+    def registers_ciba(self) -> bool:
+        """It registered CIBA metadata (a delivery mode), usable or not."""
         return bool(self.backchannel_token_delivery_mode)
+
+    @property
+    def is_ciba_client(self) -> bool:
+        """It may use CIBA now: registered, and nothing in ``ciba_problems()``."""
+        return self.registers_ciba and not self.ciba_problems()
+
+    def ciba_problems(self) -> list[str]:
+        """Why this registration cannot take part in CIBA, in words safe to tell the client."""
+        problems = []
+        if self.authorization_grant_type != constants.CIBA_GRANT_TYPE:
+            problems.append("it is not registered for the CIBA grant")
+        if self.client_type != AbstractApplication.CLIENT_CONFIDENTIAL:
+            problems.append("it is not a confidential client")
+        if self.backchannel_token_delivery_mode not in ciba_settings.DELIVERY_MODES:
+            problems.append("its token delivery mode is not supported by this server")
+        if problem := self._signing_problem():
+            problems.append(problem)
+        return problems
+
+    def _signing_problem(self) -> str:
+        """ID tokens are part of every CIBA token response; DOT cannot sign them without this."""
+        if self.algorithm == AbstractApplication.NO_ALGORITHM:
+            return "it has no ID token signing algorithm"
+        if self.algorithm == AbstractApplication.HS256_ALGORITHM and (
+            not self.client_secret or self._client_secret_is_hashed(self.client_secret)
+        ):
+            return "HS256 ID tokens need its client secret stored unhashed"
+        return ""
 
     @property
     def uses_token_endpoint_for_ciba(self) -> bool:
@@ -142,7 +173,11 @@ class CibaClientMixin(models.Model):
         name; DOT's own validator asks about refresh with a tuple of DOT grant names, which
         ``ciba.oauth.validators.CibaValidator`` translates.
         """
-        if constants.CIBA_GRANT_TYPE in grant_types and self.uses_token_endpoint_for_ciba:
+        if (
+            constants.CIBA_GRANT_TYPE in grant_types
+            and self.uses_token_endpoint_for_ciba
+            and self.is_ciba_client
+        ):
             return True
         if "refresh_token" in grant_types and self.is_ciba_client:
             return True
@@ -176,6 +211,30 @@ class CibaClientMixin(models.Model):
                 (
                     "backchannel_token_delivery_mode",
                     _("A client using the CIBA grant must register a token delivery mode (CIBA §4)."),
+                )
+            )
+        if mode and self.authorization_grant_type != constants.CIBA_GRANT_TYPE:
+            errors.append(
+                (
+                    "authorization_grant_type",
+                    _("A client registering a token delivery mode must use the CIBA grant (CIBA §4)."),
+                )
+            )
+        if mode and self.algorithm == AbstractApplication.NO_ALGORITHM:
+            errors.append(
+                (
+                    "algorithm",
+                    _(
+                        "CIBA clients receive ID tokens: choose RS256 (signed with the server's key; "
+                        "the usual choice) or HS256 (signed with the unhashed client secret)."
+                    ),
+                )
+            )
+        if mode and self.algorithm == AbstractApplication.HS256_ALGORITHM and self.hash_client_secret:
+            errors.append(
+                (
+                    "hash_client_secret",
+                    _("HS256 ID tokens are signed with the client secret, so it must be stored unhashed."),
                 )
             )
         if mode and mode not in supported_modes:

@@ -38,7 +38,7 @@ class CibaValidator(OAuth2Validator):
         # known, so the CIBA grant and refresh-by-a-CIBA-client are answered here first.
         if grant_type == CIBA_GRANT_TYPE:
             return request.client.allows_grant_type(CIBA_GRANT_TYPE)
-        if grant_type == "refresh_token" and getattr(request.client, "is_ciba_client", False):
+        if grant_type == "refresh_token" and getattr(request.client, "registers_ciba", False):
             return request.client.allows_grant_type("refresh_token")
         return super().validate_grant_type(client_id, grant_type, client, request, *args, **kwargs)
 
@@ -57,7 +57,7 @@ class CibaValidator(OAuth2Validator):
             return False
         client = client_auth.load_client(credentials.client_id) if credentials else None
         uses_jwt = credentials is not None and credentials.method in client_auth.JWT_METHODS
-        if not uses_jwt and not getattr(client, "is_ciba_client", False):
+        if not uses_jwt and not getattr(client, "registers_ciba", False):
             return super().authenticate_client(request, *args, **kwargs)
         try:
             client = client_auth.verify_credentials(credentials, client, request)
@@ -84,7 +84,7 @@ class CibaValidator(OAuth2Validator):
         (``invalid_grant``), so ids cannot be probed across clients.
         """
         now = timezone.now()
-        if not AUTH_REQ_ID_SYNTAX.match(auth_req_id):
+        if not AUTH_REQ_ID_SYNTAX.fullmatch(auth_req_id):
             raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
         ar = (
             AuthenticationRequest.objects.filter(auth_req_id=auth_req_id, client=request.client)

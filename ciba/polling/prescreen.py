@@ -22,6 +22,9 @@ from ..constants import AUTH_REQ_ID_PATTERN, CIBA_GRANT_TYPE
 from ..errors import AuthorizationPendingError, SlowDownError
 
 FORM = "application/x-www-form-urlencoded"
+_GRANT_PARAMETERS = frozenset(
+    ("grant_type", "auth_req_id", "client_id", "client_secret", "client_assertion", "client_assertion_type")
+)
 _AUTH_REQ_ID = re.compile(AUTH_REQ_ID_PATTERN)
 _ERRORS = {polling.PENDING: AuthorizationPendingError, polling.SLOW_DOWN: SlowDownError}
 
@@ -41,12 +44,12 @@ def answer(request: HttpRequest, identify: Identify) -> HttpResponse | None:
         return None  # other grants keep DOT's behaviour
     repeated = sorted(name for name, values in params.lists() if len(values) > 1)
     if repeated:
-        return oauth_error(InvalidRequestError(description=f"Duplicate {repeated[0]} parameter."))
+        return oauth_error(InvalidRequestError(description=_duplicate(repeated[0])))
     store = polling.poll_state()
     if not store.shared:
         return None
     auth_req_id = params.get("auth_req_id", "")
-    if not _AUTH_REQ_ID.match(auth_req_id):
+    if not _AUTH_REQ_ID.fullmatch(auth_req_id):
         return None
     identity = identify(request.META.get("HTTP_AUTHORIZATION", ""), params)
     if identity is None:
@@ -55,6 +58,11 @@ def answer(request: HttpRequest, identify: Identify) -> HttpResponse | None:
     if code is None:
         return None
     return oauth_error(_ERRORS[code]())
+
+
+def _duplicate(name: str) -> str:
+    # The name is repeated back only when it is one of the grant's own parameters.
+    return f"Duplicate {name} parameter." if name in _GRANT_PARAMETERS else "A parameter is repeated."
 
 
 def oauth_error(error: OAuth2Error) -> HttpResponse:

@@ -35,15 +35,16 @@ class ClientAuthentication(BaseAuthentication):
 
 
 class IsCibaClient(BasePermission):
-    """CIBA §4: only a client registered for CIBA, in a mode this server supports."""
+    """CIBA §4: only a confidential client registered for the CIBA grant, in a mode this server
+    supports, that can receive ID tokens. Checked at every request, whatever ``clean()`` saw:
+    rows also arrive through the ORM, fixtures and data migrations."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
         client = request.auth
-        if (
-            not client.is_ciba_client
-            or client.backchannel_token_delivery_mode not in ciba_settings.DELIVERY_MODES
-        ):
+        if not client.registers_ciba:
             raise UnauthorizedClient("This client is not registered for CIBA.")
+        if problems := client.ciba_problems():
+            raise UnauthorizedClient(f"This client cannot use CIBA: {'; '.join(problems)}.")
         return True
 
 

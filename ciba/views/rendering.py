@@ -10,7 +10,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from ..errors import CibaError
+from ..errors import CibaError, describe
 
 
 class CibaErrorMixin:
@@ -37,8 +37,13 @@ class OAuthErrorMixin(CibaErrorMixin):
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, exceptions.Throttled):
+            # §13 has no rate-limit code: access_denied is "the OP denied the request before
+            # any user interaction"; 429 and Retry-After tell when to try again (RFC 6585).
             response = Response(
-                {"error": "slow_down", "error_description": "Too many requests; retry later."},
+                {
+                    "error": "access_denied",
+                    "error_description": "Too many requests from this client; retry later.",
+                },
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
             )
             if exc.wait is not None:
@@ -71,7 +76,7 @@ class OAuthErrorMixin(CibaErrorMixin):
 
 def _plain_detail(exc: Any) -> str:
     detail = exc.detail if isinstance(exc.detail, str) else "The request could not be read."
-    return str(detail).replace("\n", " ").replace('"', "'").replace("\\", "/")
+    return describe(str(detail).replace("\n", " ").replace('"', "'").replace("\\", "/"))
 
 
 class JSONOnlyNegotiation(DefaultContentNegotiation):
