@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db import models
@@ -18,8 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
-from . import services
-from .models import AuthenticationRequest, CallbackDelivery, Device
+from . import services, user_codes
+from .models import AuthenticationRequest, CallbackDelivery, Device, UserCode
 
 CIBA_FIELDS = (
     "backchannel_token_delivery_mode",
@@ -134,7 +135,9 @@ class AuthenticationRequestAdmin(admin.ModelAdmin):
         "scope",
         "granted_scope",
         "acr_values",
+        "acr_essential",
         "acr",
+        "amr",
         "binding_message",
         "masked_client_notification_token",
         "requested_expiry",
@@ -253,3 +256,56 @@ class CallbackDeliveryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class UserCodeForm(forms.ModelForm):
+    """Admins set a user's code without ever seeing one: the form takes a new code and hashes it."""
+
+    new_code = forms.CharField(
+        label=_("new user code"),
+        widget=forms.PasswordInput(render_value=False),
+        strip=False,
+        help_text=_("Tell the user through a channel you trust; it is stored hashed and never shown."),
+    )
+
+    class Meta:
+        model = UserCode
+        fields = ("user",)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        code = data.get("new_code")
+        user = data.get("user") or getattr(self.instance, "user", None)
+        if code:
+            try:
+                user_codes.clean(code, user=user)
+            except user_codes.UnacceptableUserCode as exc:
+                self.add_error("new_code", str(exc))
+        return data
+
+
+@admin.register(UserCode)
+class UserCodeAdmin(admin.ModelAdmin):
+    """User codes (CIBA §7.1.2): staff may set one for a user, unlock it or remove it."""
+
+    form = UserCodeForm
+    list_display = ("user", "updated_at", "failed_attempts", "locked_until")
+    search_fields = _user_search_fields()
+    list_select_related = ("user",)
+    readonly_fields = ("updated_at", "failed_attempts", "locked_until")
+    actions = ("unlock",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return (("user",) if obj is not None else ()) + self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # The service hashes the code and resets failures; the form's instance is not saved itself.
+        user = obj.user if change else form.cleaned_data["user"]
+        saved = user_codes.set_user_code(user, form.cleaned_data["new_code"])  # the form checked the code
+        obj.pk, obj.code = saved.pk, saved.code
+
+    @admin.action(description=_("Unlock the selected user codes"))
+    def unlock(self, request: HttpRequest, queryset: Any) -> None:
+        for row in queryset.select_related("user"):
+            user_codes.unlock(row.user)
+        self.message_user(request, _("%(count)d user code(s) unlocked.") % {"count": queryset.count()})

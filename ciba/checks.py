@@ -42,6 +42,8 @@ class Codes:
     LIFETIMES = "ciba.E013"
     POLL_STATE = "ciba.E014"
     NOTIFIER_CONFIGURATION = "ciba.E015"
+    ACR_VALUES = "ciba.E016"
+    AUTOMATED_APPROVAL = "ciba.E017"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CLIENTS_CANNOT_USE_CIBA = "ciba.W005"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
@@ -205,6 +207,18 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
     messages.extend(_check_poll_state())
     messages.extend(_check_notifiers())
+    acr_values = ciba_settings.raw("ACR_VALUES_SUPPORTED")
+    if not isinstance(acr_values, (list, tuple)) or not all(
+        isinstance(v, str) and v and len(v.split()) == 1 and v == v.strip() for v in acr_values
+    ):
+        messages.append(
+            checks.Error(
+                "CIBA acr values must be a list of non-empty strings without spaces.",
+                hint='Set CIBA["ACR_VALUES_SUPPORTED"] to the acr values you can achieve, weakest first, '
+                'e.g. ["urn:example:loa:1", "urn:example:loa:2"].',
+                id=Codes.ACR_VALUES,
+            )
+        )
     consent_scope = ciba_settings.raw("CONSENT_SCOPE")
     if consent_scope not in oauth2_settings.SCOPES:
         messages.append(
@@ -298,6 +312,15 @@ def check_registered_clients(
 @checks.register(checks.Tags.security, deploy=True)
 def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
+    if ciba_settings.raw("AUTOMATED_APPROVAL_SECRET"):
+        messages.append(
+            checks.Error(
+                "Automated approval is on: anyone with its URL approves or denies any pending CIBA "
+                "request in its user's name.",
+                hint='Remove CIBA["AUTOMATED_APPROVAL_SECRET"]; it exists for conformance-suite runs only.',
+                id=Codes.AUTOMATED_APPROVAL,
+            )
+        )
     if ciba_settings.raw("CALLBACK_ALLOW_HTTP"):
         messages.append(
             checks.Warning(

@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "REQUEST_OBJECT_MAX_LIFETIME": 3600,
     # --- user code (CIBA §7.1.2) and binding message (CIBA §7.1) ---
     "USER_CODE_SUPPORTED": False,
+    "USER_CODE_MIN_LENGTH": 6,
+    "USER_CODE_MAX_FAILURES": 5,
+    "USER_CODE_LOCKOUT_SECONDS": 900,
     "BINDING_MESSAGE_MAX_LENGTH": 64,
     "BINDING_MESSAGE_REQUIRED": False,
     # --- client authentication (CIBA §7.1, RFC 7523) ---
@@ -47,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     # --- pluggable parts (dotted paths) ---
     "USER_RESOLVER_CLASS": "ciba.backends.users.UsernameOrEmailUserResolver",
     "NOTIFIER_CLASSES": ["ciba.backends.notifiers.LogNotifier"],
-    "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code.UnconfiguredUserCodeVerifier",
+    "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code.StoredUserCodeVerifier",
     "BINDING_MESSAGE_VALIDATOR_CLASS": "ciba.backends.binding_message.PlainTextBindingMessageValidator",
     "REQUEST_POLICY_CLASS": "ciba.backends.policy.AllowAllRequestPolicy",
     # --- device notifications (CIBA §8): retries, and the shipped notifiers' settings ---
@@ -60,9 +63,13 @@ DEFAULTS: dict[str, Any] = {
     "FCM_APP_NAME": "[DEFAULT]",
     "WEBPUSH_VAPID_PRIVATE_KEY": "",
     "WEBPUSH_VAPID_SUBJECT": "",
+    # --- authentication context (acr_values, OIDC Core §3.1.2.1, §5.5.1.1) ---
+    "ACR_VALUES_SUPPORTED": [],
     # --- the consent API (the authentication device's side) ---
     "CONSENT_SCOPE": "ciba:consent",
     "APPROVAL_POLICY_CLASS": "ciba.backends.policy.AllowAllApprovalPolicy",
+    # --- conformance runs only: the suite's automated_ciba_approval_url (off when empty) ---
+    "AUTOMATED_APPROVAL_SECRET": "",
     # --- outbound callbacks to client notification endpoints (CIBA §10.2, §10.3) ---
     "CALLBACK_CONNECT_TIMEOUT": 3.0,
     "CALLBACK_READ_TIMEOUT": 10.0,

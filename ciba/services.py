@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from . import dispatch, signals
 from .constants import MODE_PUSH, NOTIFICATION_MODES
-from .errors import InvalidApproval, RequestNotPending, TemporarilyUnavailable
+from .errors import InvalidApproval, RequestNotPending, StepUpRequired, TemporarilyUnavailable
 from .models import AuthenticationRequest, CallbackDelivery
 from .polling import PollStateUnavailable, poll_state
 
@@ -30,6 +31,23 @@ NotificationStatus = AuthenticationRequest.NotificationStatus
 
 #: The names this module raised before the errors moved to ``ciba.errors``.
 NotPending = RequestNotPending
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What the user's approval achieved: the ``acr`` and the RFC 8176 ``amr`` values, which
+    the ID token then carries. Approval policies return one (or, as in 0.1, just the acr)."""
+
+    acr: str = ""
+    amr: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(v, str) and v and not v.isspace() and " " not in v for v in self.amr):
+            raise ValueError(f"amr values are RFC 8176 method names without spaces, not {self.amr!r}")
+
+    @classmethod
+    def of(cls, value: Approval | str | None) -> Approval:
+        return value if isinstance(value, Approval) else cls(acr=value or "")
 
 
 def create_request(*, expires_in: int, now: datetime | None = None, **fields: Any) -> AuthenticationRequest:
@@ -76,13 +94,24 @@ def _notify_device(ar: AuthenticationRequest) -> None:
 
 
 def approve(
-    ar: AuthenticationRequest, *, user: Any, scopes: Iterable[str] | None = None, acr: str = ""
+    ar: AuthenticationRequest,
+    *,
+    user: Any,
+    scopes: Iterable[str] | None = None,
+    acr: str = "",
+    amr: Iterable[str] = (),
 ) -> AuthenticationRequest:
-    """Record the user's approval. ``scopes`` narrows what was requested (``openid`` stays).
+    """Record the user's approval. ``scopes`` narrows what was requested (``openid`` stays);
+    ``acr``/``amr`` are what the user's authentication achieved.
 
-    Raises ``NotPending`` when the request was decided, issued or expired meanwhile: an
-    expired request is never approved, whatever the caller saw before.
+    Raises ``RequestNotPending`` when the request was decided, issued or expired meanwhile: an
+    expired request is never approved, whatever the caller saw before. Raises
+    ``StepUpRequired`` when the client asked for an essential acr this approval did not reach
+    (OIDC Core §5.5.1.1): the request stays pending for a stronger approval.
     """
+    if ar.acr_essential and acr not in ar.acr_values.split():
+        wanted = ar.acr_values.split()
+        raise StepUpRequired(f"This request needs authentication at {' or '.join(wanted)}.", acr=wanted[0])
     requested = ar.scopes
     granted = list(dict.fromkeys(scopes)) if scopes is not None else requested
     if "openid" not in granted:
@@ -91,7 +120,13 @@ def approve(
     if extra:
         raise InvalidApproval(f"Scopes that were not requested: {' '.join(extra)}")
     now = timezone.now()
-    fields = {"decided_at": now, "decided_by": user, "granted_scope": " ".join(granted), "acr": acr}
+    fields = {
+        "decided_at": now,
+        "decided_by": user,
+        "granted_scope": " ".join(granted),
+        "acr": acr,
+        "amr": " ".join(dict.fromkeys(amr)),
+    }
     with transaction.atomic(using=_db()):
         _transition(ar, State.APPROVED, now, fields)
         _queue_callback(

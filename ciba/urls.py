@@ -6,9 +6,11 @@ path("o/", include("ciba.urls")),
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from .views.automation import AutomatedApprovalView
 from .views.backchannel import BackchannelAuthenticationView
 from .views.consent import AuthenticationRequestViewSet
 from .views.devices import DeviceViewSet
+from .views.user_code import UserCodeView
 
 app_name = "ciba"
 
@@ -21,6 +23,13 @@ urlpatterns = [
         "backchannel-authentication/",
         BackchannelAuthenticationView.as_view(),
         name="backchannel-authentication",
+    ),
+    path("ciba/user-code/", UserCodeView.as_view(), name="user-code"),
+    # Off (404) unless CIBA["AUTOMATED_APPROVAL_SECRET"] is set: for conformance runs only.
+    path(
+        "ciba/automated-approval/<str:secret>/",
+        AutomatedApprovalView.as_view(),
+        name="automated-approval",
     ),
     path("", include(router.urls)),
 ]

@@ -29,3 +29,14 @@ class SecondFactorForHighAcr:
         if http_request.headers.get("X-Second-Factor") != "123456":
             raise StepUpRequired("Confirm with your second factor to approve this request.")
         return "urn:acr:high"
+
+
+class PasskeyForHighAcr:
+    """A site that verifies a passkey for strong approvals and says so in acr and amr."""
+
+    def authorize(self, *, http_request, auth_request, user):
+        from ciba.backends.policy import Approval
+
+        if http_request.headers.get("X-Passkey") == "ok":
+            return Approval(acr="urn:acr:high", amr=("hwk", "user"))
+        return Approval(acr="urn:acr:low", amr=("user",))

@@ -4,8 +4,13 @@ token endpoint, and what every OAuth error body must look like."""
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
+
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model
 
 from ciba.constants import CIBA_GRANT_TYPE
 from tests.conftest import basic_auth
@@ -47,3 +52,11 @@ def oauth_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert set(body) <= {"error", "error_description", "error_uri"}, body
     assert DESCRIPTION.fullmatch(body.get("error_description", "")), body
     return body
+
+
+def consent_bearer(user: Any, scope: str = "ciba:consent", expires_in: int = 3600) -> dict[str, str]:
+    """Headers of the user's authentication-device app: a DOT token with the consent scope."""
+    token = get_access_token_model().objects.create(
+        user=user, token=uuid.uuid4().hex, scope=scope, expires=timezone.now() + timedelta(seconds=expires_in)
+    )
+    return {"HTTP_AUTHORIZATION": f"Bearer {token.token}"}

@@ -65,7 +65,13 @@ def test_push_without_issuer_is_fine_when_push_is_disabled():
         ({"DELIVERY_MODES": ["poll", "carrier-pigeon"]}, "ciba.E009"),
         ({"DELIVERY_MODES": []}, "ciba.E009"),
         ({"CALLBACK_ALLOW_HTTPS": True}, "ciba.E010"),
-        ({"USER_CODE_SUPPORTED": True}, "ciba.E011"),
+        (
+            {
+                "USER_CODE_SUPPORTED": True,
+                "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code.UnconfiguredUserCodeVerifier",
+            },
+            "ciba.E011",
+        ),
         ({"REQUEST_SIGNING_ALGS": ["RS256", "none"]}, "ciba.E012"),
         ({"REQUEST_SIGNING_ALGS": ["HS256"]}, "ciba.E012"),
         ({"DEFAULT_EXPIRES_IN": 600, "MAX_EXPIRES_IN": 300}, "ciba.E013"),

@@ -1,17 +1,16 @@
 """The authentication device's consent API: only the owner sees and decides (CIBA §8)."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model
 
 from ciba import services
 from ciba.models import AuthenticationRequest
 from tests.conftest import start_request
+from tests.protocol import consent_bearer as bearer
 
 State = AuthenticationRequest.State
 API = "/o/ciba/requests/"
@@ -20,16 +19,6 @@ API = "/o/ciba/requests/"
 @pytest.fixture
 def bob(db):
     return get_user_model().objects.create_user("bob", "bob@example.com", "bob-password")
-
-
-def bearer(user, scope="ciba:consent", expires_in=3600):
-    token = get_access_token_model().objects.create(
-        user=user,
-        token=uuid.uuid4().hex,
-        scope=scope,
-        expires=timezone.now() + timedelta(seconds=expires_in),
-    )
-    return {"HTTP_AUTHORIZATION": f"Bearer {token.token}"}
 
 
 @pytest.fixture

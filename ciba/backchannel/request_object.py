@@ -9,6 +9,7 @@ client sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,9 +32,12 @@ REQUEST_PARAMETERS = (
     "requested_expiry",
     "request_context",
     "authorization_details",
+    "claims",
 )
 _STRING_CLAIMS = tuple(
-    p for p in REQUEST_PARAMETERS if p not in ("requested_expiry", "request_context", "authorization_details")
+    p
+    for p in REQUEST_PARAMETERS
+    if p not in ("requested_expiry", "request_context", "authorization_details", "claims")
 )
 
 
@@ -103,4 +107,8 @@ def _as_parameters(claims: dict[str, Any]) -> dict[str, str]:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise InvalidRequest("request: requested_expiry must be a number or a string.")
         params["requested_expiry"] = str(value)
+    if "claims" in claims:
+        # OIDC Core §5.5: an object (or its JSON text); read by the acr rule like the form value.
+        value = claims["claims"]
+        params["claims"] = value if isinstance(value, str) else json.dumps(value)
     return params

@@ -10,6 +10,7 @@ whether this server will ask them.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from oauth2_provider.scopes import get_scopes_backend
 from .. import constants
 from ..conf import ciba_settings
 from ..errors import (
+    AccessDenied,
     InvalidBindingMessage,
     InvalidRequest,
     InvalidScope,
@@ -57,6 +59,7 @@ class NewRequest:
     hint_kind: str
     scopes: tuple[str, ...]
     acr_values: str
+    acr_essential: bool
     binding_message: str
     client_notification_token: str
     requested_expiry: int | None
@@ -72,6 +75,7 @@ class NewRequest:
             "hint_kind": self.hint_kind,
             "scope": " ".join(self.scopes),
             "acr_values": self.acr_values,
+            "acr_essential": self.acr_essential,
             "binding_message": self.binding_message,
             "client_notification_token": self.client_notification_token,
             "requested_expiry": self.requested_expiry,
@@ -87,7 +91,7 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
     notification_token = client_notification_token(params, client=client)
     expires_in = requested_expiry(params)
     message = binding_message(params, client=client)
-    acr_values = plain_text("acr_values", params.get("acr_values", ""))
+    acr_values, acr_essential = acr(params)
     resolver = ciba_settings.USER_RESOLVER_CLASS()
     user = resolver.resolve(client=client, http_request=http_request, **{hint_kind: hint})
     user_code(params, user=user, client=client)
@@ -98,6 +102,7 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
         hint_kind=hint_kind,
         scopes=tuple(scopes),
         acr_values=acr_values,
+        acr_essential=acr_essential,
         binding_message=message,
         client_notification_token=notification_token,
         requested_expiry=int(params["requested_expiry"]) if "requested_expiry" in params else None,
@@ -200,6 +205,54 @@ def binding_message(params: Mapping[str, str], *, client: Any) -> str:
     return ciba_settings.BINDING_MESSAGE_VALIDATOR_CLASS().validate(message=message, client=client)
 
 
+def acr(params: Mapping[str, str]) -> tuple[str, bool]:
+    """§7.1 ``acr_values`` (voluntary, in order of preference) and, per OIDC Core §5.5.1.1, an
+    essential ``acr`` asked for through ``claims``; returns the values and whether they are
+    essential. An essential requirement this server cannot meet at all (none of its values in
+    ``ACR_VALUES_SUPPORTED``) is refused before anyone is asked: OIDC Core treats it as a failed
+    authentication, which §13 names ``access_denied``."""
+    values = plain_text("acr_values", params.get("acr_values", "")).split()
+    requirement = _acr_claim(params.get("claims"))
+    if requirement is None:
+        return " ".join(values), False
+    essential, claimed = requirement
+    if not essential:
+        return " ".join(values or claimed), False
+    supported = set(ciba_settings.ACR_VALUES_SUPPORTED)
+    if not supported.intersection(claimed):
+        raise AccessDenied("This server cannot meet the essential acr the request asks for.")
+    return " ".join(claimed), True
+
+
+def _acr_claim(raw: str | None) -> tuple[bool, list[str]] | None:
+    """``claims.id_token.acr`` as (essential, values); ``None`` when it does not ask for acr."""
+    if raw is None:
+        return None
+    try:
+        claims = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("claims is not a JSON object.") from None
+    id_token = claims.get("id_token", {}) if isinstance(claims, dict) else None
+    if not isinstance(id_token, dict):
+        raise InvalidRequest("claims is not a JSON object of claim requests (OIDC Core 5.5).")
+    requested = id_token.get("acr")
+    if requested is None:
+        return None
+    if not isinstance(requested, dict):
+        raise InvalidRequest("claims: id_token.acr must be an object or null.")
+    values = requested.get("values", [requested["value"]] if "value" in requested else [])
+    essential = requested.get("essential", False)
+    if not isinstance(essential, bool) or not isinstance(values, list):
+        raise InvalidRequest(
+            "claims: id_token.acr has an essential that is not a boolean or values that are not a list."
+        )
+    if not all(isinstance(v, str) and v and not _CONTROL.search(v) and " " not in v for v in values):
+        raise InvalidRequest("claims: each id_token.acr value must be a non-empty string without spaces.")
+    if essential and not values:
+        raise InvalidRequest("claims: an essential id_token.acr needs value or values.")
+    return essential, values
+
+
 def plain_text(name: str, value: str) -> str:
     """Values stored and shown as text hold no control characters."""
     if _CONTROL.search(value):
@@ -208,11 +261,16 @@ def plain_text(name: str, value: str) -> str:
 
 
 def user_code(params: Mapping[str, str], *, user: Any, client: Any) -> None:
-    """§7.1.2: required when the server supports user codes and the client registered them."""
+    """§7.1.2: checked when the server supports user codes and the client registered them; a
+    request without one is ``missing_user_code`` when the verifier requires one of this user."""
     if not (ciba_settings.USER_CODE_SUPPORTED and client.backchannel_user_code_parameter):
         return
+    verifier = ciba_settings.USER_CODE_VERIFIER_CLASS()
     code = params.get("user_code")
     if not code:
-        raise MissingUserCode("user_code is required for this client.")
-    if not ciba_settings.USER_CODE_VERIFIER_CLASS().verify(user=user, user_code=code, client=client):
+        required = getattr(verifier, "required_for", None)
+        if required is None or required(user=user, client=client):
+            raise MissingUserCode("user_code is required for this client.")
+        return
+    if not verifier.verify(user=user, user_code=code, client=client):
         raise InvalidUserCode("user_code is not correct.")

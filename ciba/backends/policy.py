@@ -6,10 +6,13 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
+from ..conf import ciba_settings
 from ..errors import StepUpRequired
+from ..services import Approval
 
 __all__ = [
     "AllowAllApprovalPolicy",
+    "Approval",
     "AllowAllRequestPolicy",
     "BaseApprovalPolicy",
     "BaseRequestPolicy",
@@ -39,26 +42,31 @@ class AllowAllRequestPolicy(BaseRequestPolicy):
 
 
 class BaseApprovalPolicy:
-    """Interface: ``authorize(http_request=, auth_request=, user=) -> acr``.
+    """Interface: ``authorize(*, http_request, auth_request, user) -> Approval`` (or an acr string).
 
-    Runs when the user approves, before the approval is recorded. Return the ACR the user's
-    authentication achieved (``""`` for none: the ID token then carries no ``acr``), or raise
-    ``ciba.errors.StepUpRequired`` (also importable from here) when this approval needs more than a tap — for
-    example a recent login or a second factor because the client asked for a high
-    ``acr_values``. The consent API answers 403 ``step_up_required`` with the policy's
-    message, and the request stays pending so the device can authenticate and approve again.
+    Runs when the user approves, before the approval is recorded. Return what the user's
+    authentication achieved — ``Approval(acr=..., amr=(...))``, the ``acr`` and RFC 8176
+    ``amr`` values the ID token then carries — or raise ``ciba.errors.StepUpRequired`` (also
+    importable from here) when this approval needs more than a tap: a recent login or a second
+    factor because the client asked for a high ``acr_values``. The consent API answers 403
+    ``step_up_required`` with the policy's message, and the request stays pending so the
+    device can authenticate and approve again. When the client asked for an essential acr
+    (``auth_request.acr_essential``), an approval reaching none of ``auth_request.acr_values``
+    is refused the same way, whatever the policy returned.
     """
 
-    def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> str:
+    def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> Approval | str:
         raise NotImplementedError
 
 
 class AllowAllApprovalPolicy(BaseApprovalPolicy):
-    """Default: a tap by the authenticated owner approves; no ``acr`` is claimed.
-
-    Claiming an ``acr`` would be a statement about how strongly the user authenticated, which
-    ciba cannot know: a site that can vouch for it plugs in its own policy (docs/integration.md).
+    """Default: a tap by the signed-in owner approves, and achieves the weakest level this
+    server offers: the first of ``CIBA["ACR_VALUES_SUPPORTED"]`` (no ``acr`` when that is
+    empty). No ``amr`` is claimed: how the user signed in to the device is the site's
+    knowledge, not ciba's. A site that verifies more (a second factor, a fresh login) plugs in
+    its own policy and returns the stronger acr and its amr (docs/integration.md).
     """
 
-    def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> str:
-        return ""
+    def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> Approval:
+        supported = ciba_settings.ACR_VALUES_SUPPORTED
+        return Approval(acr=supported[0] if supported else "")

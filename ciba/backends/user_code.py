@@ -6,27 +6,44 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
+from .. import user_codes
+
 
 class BaseUserCodeVerifier:
-    """Interface: ``verify(*, user, user_code, client)`` returns True when the code is the user's.
+    """Interface: ``verify(*, user, user_code, client)`` returns True when the code is the
+    user's; ``required_for(*, user, client)`` says whether a request without a code is
+    ``missing_user_code`` (default: always, for clients that registered user codes).
 
-    Implementations keep user codes hashed and compare in constant time (for example a
-    per-user PIN checked with ``django.contrib.auth.hashers.check_password``), and should
-    rate-limit failures per user.
+    Implementations keep user codes hashed, compare in constant time and rate-limit failures
+    per user, as ``StoredUserCodeVerifier`` does.
     """
 
     def verify(self, *, user: AbstractBaseUser, user_code: str, client: Any) -> bool:
         raise NotImplementedError
 
+    def required_for(self, *, user: AbstractBaseUser, client: Any) -> bool:
+        return True
+
+
+class StoredUserCodeVerifier(BaseUserCodeVerifier):
+    """Default: the code the user set through the device API (or an admin set for them),
+    stored hashed (``ciba.UserCode``), failures locked out per user (``USER_CODE_*``).
+
+    A user who never set a code is not asked for one (CIBA §7.1.2 lets an OP let some users
+    omit it): their requests proceed without, and a code sent for them is wrong. A site that
+    wants every user to have a code overrides ``required_for`` to return True.
+    """
+
+    def verify(self, *, user: AbstractBaseUser, user_code: str, client: Any) -> bool:
+        return user_codes.check_user_code(user, user_code)
+
+    def required_for(self, *, user: AbstractBaseUser, client: Any) -> bool:
+        return user_codes.has_user_code(user)
+
 
 class UnconfiguredUserCodeVerifier(BaseUserCodeVerifier):
-    """Default: there is no user-code store, so no code is ever correct.
-
-    User codes are site data (where users set them is the site's business), so ciba cannot
-    ship a working default. ``USER_CODE_SUPPORTED = True`` with this class is reported by
-    the system check ``ciba.E011``; should it run anyway, every code is refused rather than
-    every code accepted.
-    """
+    """Refuses every code: for sites that turn user codes on but keep them elsewhere and have
+    not plugged in their verifier yet (``ciba.E011`` reports it)."""
 
     def verify(self, *, user: AbstractBaseUser, user_code: str, client: Any) -> bool:
         return False

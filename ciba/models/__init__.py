@@ -3,6 +3,7 @@ from .authentication_request import AuthenticationRequest, generate_auth_req_id
 from .callback import CallbackDelivery
 from .device import Device
 from .mixins import CibaClientMixin
+from .user_code import UserCode
 
 __all__ = [
     "Application",
@@ -10,5 +11,6 @@ __all__ = [
     "CallbackDelivery",
     "CibaClientMixin",
     "Device",
+    "UserCode",
     "generate_auth_req_id",
 ]

@@ -131,7 +131,18 @@ class AuthenticationRequest(models.Model):
     interval = models.PositiveIntegerField(_("poll interval (s)"))
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.PENDING)
     granted_scope = models.TextField(_("granted scope"), blank=True)
+    acr_essential = models.BooleanField(
+        _("ACR essential"),
+        default=False,
+        help_text=_("The client asked for one of acr_values as an essential claim: nothing weaker approves."),
+    )
     acr = models.CharField(_("achieved ACR"), max_length=255, blank=True)
+    amr = models.CharField(
+        _("authentication methods"),
+        max_length=255,
+        blank=True,
+        help_text=_("RFC 8176 values, space-separated."),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)

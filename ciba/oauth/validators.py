@@ -99,6 +99,7 @@ class CibaValidator(OAuth2Validator):
                 "user_id",
                 "decided_at",
                 "acr",
+                "amr",
                 "auth_req_id",
             )
             .first()
@@ -140,6 +141,8 @@ class CibaValidator(OAuth2Validator):
                 claims["auth_time"] = int(ar.decided_at.timestamp())
             if ar.acr:
                 claims["acr"] = ar.acr
+            if ar.amr:
+                claims["amr"] = ar.amr.split()
         if "refresh_token" in token:
             # CIBA §10.3.1: required in push mode, where the ID token binds the refresh token
             # the client receives unsolicited; harmless (and useful) in poll and ping.

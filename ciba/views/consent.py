@@ -68,10 +68,18 @@ class AuthenticationRequestViewSet(
         ar = self._pending_object()
         approval = ApprovalSerializer(data=request.data)
         approval.is_valid(raise_exception=True)
-        acr = ciba_settings.APPROVAL_POLICY_CLASS().authorize(
-            http_request=request, auth_request=ar, user=request.user
+        achieved = services.Approval.of(
+            ciba_settings.APPROVAL_POLICY_CLASS().authorize(
+                http_request=request, auth_request=ar, user=request.user
+            )
         )
-        services.approve(ar, user=request.user, scopes=approval.validated_data.get("scopes"), acr=acr)
+        services.approve(
+            ar,
+            user=request.user,
+            scopes=approval.validated_data.get("scopes"),
+            acr=achieved.acr,
+            amr=achieved.amr,
+        )
         return Response(self.get_serializer(ar).data)
 
     @extend_schema(

@@ -49,6 +49,8 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
             constants.HMAC_JWS_ALGORITHMS + constants.ASYMMETRIC_JWS_ALGORITHMS
         ),
     }
+    if ciba_settings.ACR_VALUES_SUPPORTED:
+        data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
     algs = [a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in constants.ASYMMETRIC_JWS_ALGORITHMS]
     if algs:
         # Omitting the member is how §4 says "signed requests are not supported".
