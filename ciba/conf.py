@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "USER_CODE_LOCKOUT_SECONDS": 900,
     "BINDING_MESSAGE_MAX_LENGTH": 64,
     "BINDING_MESSAGE_REQUIRED": False,
+    # --- hints (CIBA §7.1): how long past its exp an ID token is still a valid id_token_hint ---
+    "ID_TOKEN_HINT_MAX_AGE": 30 * 24 * 3600,
     # --- client authentication (CIBA §7.1, RFC 7523) ---
     "CLIENT_SECRET_CACHE_SECONDS": 300,
     "CLIENT_ASSERTION_MAX_LIFETIME": 3600,

@@ -108,6 +108,21 @@ def secret_key(path: Path) -> str:
     return value
 
 
+def conformance_run() -> dict[str, Any]:
+    """Settings for running the OpenID conformance suite against this server (docs/conformance.md).
+
+    ``CIBA_AUTOMATED_APPROVAL_SECRET`` turns on the suite's automated approval URL (never on a
+    server people use: ``check --deploy`` refuses it); ``CIBA_ACR_VALUES_SUPPORTED`` lists the
+    acr values to publish, space-separated, weakest first.
+    """
+    values: dict[str, Any] = {}
+    if os.environ.get("CIBA_AUTOMATED_APPROVAL_SECRET"):
+        values["AUTOMATED_APPROVAL_SECRET"] = os.environ["CIBA_AUTOMATED_APPROVAL_SECRET"]
+    if os.environ.get("CIBA_ACR_VALUES_SUPPORTED"):
+        values["ACR_VALUES_SUPPORTED"] = os.environ["CIBA_ACR_VALUES_SUPPORTED"].split()
+    return values
+
+
 def poll_state() -> dict[str, str]:
     """With ``CACHE_URL`` on Redis, pending polls are answered from that Redis too.
 

@@ -109,6 +109,7 @@ CIBA = {
     "CALLBACK_ALLOW_HTTP": True,
     "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
     **env.poll_state(),
+    **env.conformance_run(),
 }
 
 LOGGING = {

@@ -75,7 +75,7 @@ def json_server() -> Any:
     server: Any = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.documents, server.hits = {}, {}
     server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
@@ -121,7 +121,7 @@ def recorder() -> Any:
     server: Any = Server(("127.0.0.1", 0), Handler)
     server.statuses, server.delays, server.received, server.answered = [], [], [], 0
     server.url = lambda path="/": f"http://127.0.0.1:{server.server_address[1]}{path}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield server
     server.shutdown()

@@ -2,6 +2,7 @@
 
 import time
 
+import jwt
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -51,7 +52,10 @@ def test_an_email_shared_by_two_accounts_identifies_nobody(client, alice, make_c
 @pytest.fixture
 def id_token(client, alice, make_client):
     """An ID token this server issued to a client, through the real poll flow."""
-    app, secret = make_client("poll")
+    return issue_id_token(client, *make_client("poll"))
+
+
+def issue_id_token(client, app, secret):
     auth_req_id = start_request(client, app, secret, "scope=openid&login_hint=alice")
     AuthenticationRequest.objects.get(auth_req_id=auth_req_id).transition_to(
         AuthenticationRequest.State.APPROVED, decided_at=timezone.now()
@@ -70,10 +74,37 @@ def test_id_token_hint_names_the_user_of_an_id_token_we_issued(client, alice, id
     assert user_of(ask(client, app, secret, f"scope=openid&id_token_hint={token}")) == alice
 
 
-def test_an_expired_id_token_is_still_a_valid_hint(client, alice, id_token, settings):
-    app, secret, token = id_token
+def test_an_expired_id_token_is_still_a_valid_hint(client, alice, make_client, settings):
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ID_TOKEN_EXPIRE_SECONDS": -3600}
+    app, secret, token = issue_id_token(client, *make_client("poll"))
+    assert jwt.decode(token, options={"verify_signature": False})["exp"] < time.time() - 3000
     assert user_of(ask(client, app, secret, f"scope=openid&id_token_hint={token}")) == alice
+
+
+def test_an_id_token_that_expired_too_long_ago_is_refused(client, alice, make_client, settings):
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "ID_TOKEN_EXPIRE_SECONDS": -3600}
+    settings.CIBA = {**settings.CIBA, "ID_TOKEN_HINT_MAX_AGE": 600}
+    app, secret, token = issue_id_token(client, *make_client("poll"))
+    response = ask(client, app, secret, f"scope=openid&id_token_hint={token}")
+    assert error_of(response) == "invalid_request" and "too long ago" in response.json()["error_description"]
+
+
+def test_an_hs256_clients_id_token_is_a_valid_hint(client, alice, make_client):
+    app, secret = make_client("poll", algorithm="HS256", hash_client_secret=False)
+    _, _, token = issue_id_token(client, app, secret)
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    assert user_of(ask(client, app, secret, f"scope=openid&id_token_hint={token}")) == alice
+
+
+def test_an_id_token_whose_aud_holds_a_non_string_is_refused(client, alice, make_client, settings):
+    from ciba.jose import server_keys
+
+    app, secret = make_client("poll")
+    pem = settings.OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"]
+    kid = server_keys()[0]["kid"]
+    claims = {"iss": ISSUER, "aud": [app.client_id, 42], "sub": str(alice.pk), "exp": int(time.time()) + 60}
+    token = jwt.encode(claims, pem, algorithm="RS256", headers={"kid": kid})
+    assert error_of(ask(client, app, secret, f"scope=openid&id_token_hint={token}")) == "invalid_request"
 
 
 def test_an_id_token_issued_to_another_client_is_refused(client, alice, id_token, make_client):

@@ -7,8 +7,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.hashers import identify_hasher
 from django.db.models import Q
 
+from ..conf import ciba_settings
 from ..constants import ASYMMETRIC_JWS_ALGORITHMS
 from ..endpoints import audiences, issuer
 from ..errors import ExpiredLoginHintToken, InvalidRequest, UnknownUserId
@@ -60,9 +62,10 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
     """Default resolver; the policy each hint kind follows is documented in docs/security.md.
 
     - ``login_hint``: the user's ``USERNAME_FIELD`` value, or their email address.
-    - ``id_token_hint``: an ID token this server signed (RS256, a current or inactive key)
-      for this client (``aud``), with this server's ``iss``; expired tokens are accepted, as
-      §7.1 allows; ``sub`` names the user.
+    - ``id_token_hint``: an ID token this server signed for this client (``aud``, every
+      member a string), with this server's ``iss``: RS256 with a current or inactive key, or
+      HS256 with this client's (unhashed) secret. Expired tokens are accepted, as §7.1
+      allows, for ``ID_TOKEN_HINT_MAX_AGE`` seconds past ``exp``; ``sub`` names the user.
     - ``login_hint_token``: a JWT the client signed with its registered keys, ``iss`` = the
       client id, ``aud`` naming this server, ``exp`` required (expired →
       ``expired_login_hint_token``); its ``sub`` is resolved like a ``login_hint``.
@@ -87,18 +90,31 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
     def resolve_id_token_hint(
         self, id_token_hint: str, *, client: Any, http_request: Any
     ) -> AbstractBaseUser:
+        keys: list[Any] = server_keys()
+        algorithms = ["RS256"]
+        if client.algorithm == "HS256" and client.client_secret and not _is_hashed(client.client_secret):
+            keys, algorithms = [client.client_secret.encode()], ["HS256"]
         try:
             claims = verify(
                 id_token_hint,
-                server_keys(),
-                algorithms=["RS256"],
+                keys,
+                algorithms=algorithms,
                 audience=[client.client_id],
                 issuer=issuer(http_request),
-                require=("iss", "sub", "aud"),
+                require=("iss", "sub", "aud", "exp"),
                 verify_exp=False,
             )
         except JoseError as exc:
             raise InvalidRequest(f"id_token_hint: {exc}") from None
+        audience = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if not all(isinstance(member, str) for member in audience):
+            raise InvalidRequest("id_token_hint: every aud member must be a string.")
+        max_age = ciba_settings.ID_TOKEN_HINT_MAX_AGE
+        exp = claims["exp"]
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+            raise InvalidRequest("id_token_hint: exp must be a number.")
+        if max_age is not None and exp + max_age + LEEWAY < time.time():
+            raise InvalidRequest("id_token_hint: the ID token expired too long ago.")
         return self.user_for_subject(str(claims["sub"]))
 
     def resolve_login_hint_token(
@@ -139,3 +155,11 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
         if user is None:
             raise UnknownUserId("The id_token_hint does not identify a user of this server.")
         return user
+
+
+def _is_hashed(secret: str) -> bool:
+    try:
+        identify_hasher(secret)
+    except ValueError:
+        return False
+    return True
