@@ -20,7 +20,16 @@ from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
 from . import services, user_codes
-from .models import AuthenticationRequest, CallbackDelivery, Device, UserCode
+from .conf import ciba_settings
+from .models import AuthenticationRequest, CallbackDelivery, ConsentClient, Device, UserCode
+
+
+class BlankJSONField(forms.JSONField):
+    """Shows a missing value as an empty box rather than ``null``."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
 
 CIBA_FIELDS = (
     "backchannel_token_delivery_mode",
@@ -47,8 +56,12 @@ class CibaApplicationAdmin(ApplicationAdmin):
     list_filter = ApplicationAdmin.list_filter + ("backchannel_token_delivery_mode",)
     radio_fields = {**ApplicationAdmin.radio_fields, "backchannel_token_delivery_mode": admin.HORIZONTAL}
     search_fields = ApplicationAdmin.search_fields + ("client_id",)
-    # A URL typed without a scheme is an https URL: the endpoints must be https anyway.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    # A URL typed without a scheme is an https URL: the endpoints must be https anyway. An
+    # empty JWKS is an empty box, not the JSON text "null".
+    formfield_overrides = {
+        models.URLField: {"assume_scheme": "https"},
+        models.JSONField: {"form_class": BlankJSONField},
+    }
     fieldsets = (
         (
             None,
@@ -88,6 +101,15 @@ class CibaApplicationAdmin(ApplicationAdmin):
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {**self.new_client_defaults, **super().get_changeform_initial_data(request)}
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """Offer only the delivery modes this server supports (``CIBA["DELIVERY_MODES"]``)."""
+        if db_field.name == "backchannel_token_delivery_mode":
+            supported = set(ciba_settings.DELIVERY_MODES)
+            kwargs["choices"] = [("", _("None (not a CIBA client)"))] + [
+                (value, label) for value, label in db_field.choices if value in supported
+            ]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
 
 
 def _user_search_fields() -> tuple[str, ...]:
@@ -309,3 +331,17 @@ class UserCodeAdmin(admin.ModelAdmin):
         for row in queryset.select_related("user"):
             user_codes.unlock(row.user)
         self.message_user(request, _("%(count)d user code(s) unlocked.") % {"count": queryset.count()})
+
+
+@admin.register(ConsentClient)
+class ConsentClientAdmin(admin.ModelAdmin):
+    """The applications allowed the consent scope: the site's own authentication-device apps.
+
+    Adding one lets it obtain consent-scoped tokens; removing one makes the consent API refuse
+    the tokens it holds at once.
+    """
+
+    list_display = ("application", "created_at")
+    list_select_related = ("application",)
+    search_fields = ("application__name", "application__client_id")
+    raw_id_fields = ("application",)

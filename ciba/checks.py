@@ -44,8 +44,10 @@ class Codes:
     NOTIFIER_CONFIGURATION = "ciba.E015"
     ACR_VALUES = "ciba.E016"
     AUTOMATED_APPROVAL = "ciba.E017"
+    NO_CELERY_APP = "ciba.E018"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CLIENTS_CANNOT_USE_CIBA = "ciba.W005"
+    NO_BROKER = "ciba.W006"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
     CONSENT_SCOPE = "ciba.W004"
@@ -278,6 +280,33 @@ def _check_notifiers() -> list[checks.CheckMessage]:
                 )
             )
     return messages
+
+
+@checks.register()
+def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Device notifications and callbacks are Celery tasks: without the site's Celery app they
+    go to Celery's fallback app, whose broker is amqp://localhost, and never run."""
+    if current_app.main in (None, "default"):
+        return [
+            checks.Error(
+                "No Celery app is loaded: device notifications and client callbacks would be sent to "
+                "Celery's default broker (amqp://localhost) and never run.",
+                hint="Create <project>/celery.py with app = Celery(...), "
+                'app.config_from_object("django.conf:settings", namespace="CELERY"), and import it in '
+                '<project>/__init__.py (docs/integration.md, "Celery").',
+                id=Codes.NO_CELERY_APP,
+            )
+        ]
+    if not current_app.conf.task_always_eager and not current_app.conf.broker_url:
+        return [
+            checks.Warning(
+                "The Celery app has no broker configured, so tasks go to amqp://localhost.",
+                hint='Set CELERY_BROKER_URL (e.g. "redis://127.0.0.1:6379/0"), or '
+                "CELERY_TASK_ALWAYS_EAGER = True to run tasks in the web process during development.",
+                id=Codes.NO_BROKER,
+            )
+        ]
+    return []
 
 
 @checks.register(checks.Tags.database)

@@ -1,6 +1,7 @@
 from .application import Application
 from .authentication_request import AuthenticationRequest, generate_auth_req_id
 from .callback import CallbackDelivery
+from .consent_client import ConsentClient
 from .device import Device
 from .mixins import CibaClientMixin
 from .user_code import UserCode
@@ -10,6 +11,7 @@ __all__ = [
     "AuthenticationRequest",
     "CallbackDelivery",
     "CibaClientMixin",
+    "ConsentClient",
     "Device",
     "UserCode",
     "generate_auth_req_id",

@@ -12,6 +12,8 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from .. import client_auth, services
+from ..conf import ciba_settings
+from ..consent import is_device_app
 from ..constants import AUTH_REQ_ID_CLAIM, AUTH_REQ_ID_PATTERN, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from ..errors import (
     AccessDeniedError,
@@ -69,6 +71,16 @@ class CibaValidator(OAuth2Validator):
         if credentials.method in client_auth.SECRET_METHODS:
             request.ciba_credentials = credentials  # verified: the poll state may remember them
         return True
+
+    def validate_scopes(
+        self, client_id: str, scopes: list[str], client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        """DOT's rule, and the consent scope only for the site's device apps (``ciba.ConsentClient``):
+        a token carrying it approves CIBA requests in its user's name, so an app a user was
+        talked into authorising must not obtain it (answered ``invalid_scope``)."""
+        if ciba_settings.CONSENT_SCOPE in scopes and not is_device_app(client):
+            return False
+        return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
 
     def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
         # DOT's own secret check, made cheap for repeat authentications (see ciba.client_auth).

@@ -43,7 +43,13 @@ def validate_outbound_url(url: str, *, allow_private: bool | None = None) -> Non
     URLValidator(schemes=["https", "http"], message=_("Enter a valid https URL."))(url)
     parts = urlsplit(url)
     if parts.scheme != "https" and not ciba_settings.CALLBACK_ALLOW_HTTP:
-        raise ValidationError(_("The URL must use https."), code="insecure_scheme")
+        raise ValidationError(
+            _(
+                "The URL must use https. (For development with a client on your own machine, "
+                'CIBA["CALLBACK_ALLOW_HTTP"] = True allows http; check --deploy warns while it is on.)'
+            ),
+            code="insecure_scheme",
+        )
     if parts.username or parts.password:
         raise ValidationError(_("The URL must not contain credentials."), code="credentials")
     if parts.fragment:
@@ -52,6 +58,9 @@ def validate_outbound_url(url: str, *, allow_private: bool | None = None) -> Non
         allow_private = ciba_settings.CALLBACK_ALLOW_PRIVATE_NETWORKS
     if is_non_public_host(parts.hostname or "") and not allow_private:
         raise ValidationError(
-            _("The URL must point to a public host, not a loopback, private or link-local address."),
+            _(
+                "The URL must point to a public host, not a loopback, private or link-local address. "
+                '(For development, CIBA["CALLBACK_ALLOW_PRIVATE_NETWORKS"] = True allows them.)'
+            ),
             code="non_public_host",
         )

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 
 from ..conf import ciba_settings
+from ..consent import token_may_consent
 
 
 class IsConsentingUser(BasePermission):
@@ -15,7 +16,8 @@ class IsConsentingUser(BasePermission):
 
     The scope keeps ordinary API tokens — say, one a third-party app holds for the user —
     from approving CIBA requests in the user's name: only the user's own authentication-device
-    app, which asked for the consent scope at login, can.
+    app, which asked for the consent scope at login, can; and only a device app the site
+    designated (``ciba.ConsentClient``) is ever given that scope.
     """
 
     message = "Authenticate as the user, with a session or a token carrying the consent scope."
@@ -28,4 +30,4 @@ class IsConsentingUser(BasePermission):
         if token is None:
             return True  # session authentication
         is_valid = getattr(token, "is_valid", None)
-        return bool(is_valid and is_valid([ciba_settings.CONSENT_SCOPE]))
+        return bool(is_valid and is_valid([ciba_settings.CONSENT_SCOPE]) and token_may_consent(token))
