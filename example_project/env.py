@@ -16,6 +16,24 @@ import dj_database_url
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+#: RFC 9700, the OAuth 2.0 Security BCP: every gate django-oauth-toolkit 3.4 has, on (its 4.0
+#: defaults). CIBA works with all of them; the example and the tests run with them.
+RFC9700 = {
+    f"COMPLIANT_BCP_RFC9700_{gate}": True
+    for gate in (
+        "IMPLICIT_GRANT",
+        "PASSWORD_GRANT",
+        "PKCE_METHOD",
+        "ACCESS_TOKEN_TRANSPORT",
+        "AUTHZ_RESPONSE_ISS",
+        "TOKEN_STORAGE",
+        "REFRESH_TOKEN",
+        "REDIRECT_URI_SCHEME",
+        "REDIRECT_URI_MATCHING",
+        "PKCE_REQUIRED",
+    )
+}
+
 
 def database(default_sqlite_path: str) -> dict[str, Any]:
     """``DATABASE_URL`` (any URL dj-database-url understands), else a local SQLite file.

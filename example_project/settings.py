@@ -29,6 +29,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "ciba",
     "example_project.demo",
+    # The authentication device's web page. After the demo, whose templates override its
+    # base.html (to add the demo's sign-out button).
+    "ciba.device",
 ]
 
 MIDDLEWARE = [
@@ -71,7 +74,8 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/demo/login/"
-LOGIN_REDIRECT_URL = "/demo/phone/"
+# The site's own login; after it, the user lands on the device page.
+LOGIN_REDIRECT_URL = "ciba_device:home"
 # The demo kiosk's client credentials, written by `manage.py ciba_demo_data` (mode 0600).
 CIBA_DEMO_CLIENTS_FILE = VAR_DIR / "demo_clients.json"
 
@@ -101,6 +105,7 @@ OAUTH2_PROVIDER = {
         "ciba:consent": "Approve or deny sign-in requests on this device",
     },
     "DEFAULT_SCOPES": ["openid"],
+    **env.RFC9700,
 }
 
 # --- CIBA: development posture. The kiosk's callback receiver runs on this machine over

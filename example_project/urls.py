@@ -7,8 +7,10 @@ urlpatterns = [
     # DOT's endpoints with CIBA-aware discovery, under DOT's namespace, then CIBA's own.
     path("o/", include("ciba.oauth_urls", namespace="oauth2_provider")),
     path("o/", include("ciba.urls")),
+    # The authentication device's web page (the user approves or denies there).
+    path("ciba/device/", include("ciba.device.urls")),
     # OpenAPI schema of the consent and device APIs.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    # The demo: checkout kiosk, phone, and the kiosk's callback receiver.
+    # The demo: checkout kiosk, its callback receiver, the site's login, the old phone URL.
     path("", include("example_project.demo.urls")),
 ]

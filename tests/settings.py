@@ -24,6 +24,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "ciba",
     "example_project.demo",
+    # The authentication device's web page. After the demo, whose templates override its
+    # base.html (to add the demo's sign-out button).
+    "ciba.device",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -57,7 +60,8 @@ TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/demo/login/"
-LOGIN_REDIRECT_URL = "/demo/phone/"
+# The site's own login; after it, the user lands on the device page.
+LOGIN_REDIRECT_URL = "ciba_device:home"
 CIBA_DEMO_CLIENTS_FILE = os.environ.get("CIBA_DEMO_CLIENTS_FILE", "/tmp/ciba-test-demo-clients.json")
 # Client secrets are hashed with the first hasher; PBKDF2 would make every authenticated
 # request in the suite cost ~180 ms. The cost of the real hasher is measured by the
@@ -90,6 +94,7 @@ OAUTH2_PROVIDER = {
     "DEFAULT_SCOPES": ["openid"],
     # Tests change the server and validator settings; DOT caches the server per view class.
     "ALWAYS_RELOAD_OAUTHLIB_CORE": True,
+    **env.RFC9700,
 }
 CIBA = {
     "CALLBACK_ALLOW_HTTP": True,

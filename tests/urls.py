@@ -6,6 +6,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("o/", include("ciba.oauth_urls", namespace="oauth2_provider")),
     path("o/", include("ciba.urls")),
+    # The authentication device's web page (the user approves or denies there).
+    path("ciba/device/", include("ciba.device.urls")),
     # OpenAPI schema of the consent and device APIs.
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("", include("example_project.demo.urls")),

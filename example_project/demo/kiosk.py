@@ -24,6 +24,16 @@ from oauth2_provider.settings import oauth2_settings
 GRANT = "urn:openid:params:grant-type:ciba"
 PURCHASE_TTL = 3600
 FINAL = {"approved", "denied", "expired", "failed"}
+#: The longest the kiosk page's status request is held open (seconds), and how often the
+#: purchase is re-examined meanwhile.
+MAX_WAIT = 20.0
+WAIT_STEP = 0.25
+#: Errors of the backchannel endpoint a kiosk operator can act on, in plain words. The code
+#: stays visible: it is what the operator would search for.
+ERROR_SENTENCES = {
+    "unknown_user_id": "No customer with that username or email address ({error}).",
+    "access_denied": "The bank refused this purchase ({error}).",
+}
 
 
 class KioskError(Exception):
@@ -54,6 +64,9 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     client = clients().get(mode)
     if client is None:
         raise KioskError(f"Unknown delivery mode {mode!r}.")
+    login_hint = login_hint.strip()
+    if not login_hint:
+        raise KioskError("Enter the customer's username or email address.")
     try:
         value = Decimal(amount).quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):
@@ -74,7 +87,7 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     )
     body = response.json()
     if response.status_code != 200:
-        raise KioskError(f"{body.get('error')}: {body.get('error_description', '')}")
+        raise KioskError(_error_sentence(body))
     purchase = {
         "id": secrets.token_urlsafe(16),
         "mode": mode,
@@ -114,6 +127,16 @@ def status(purchase_id: str) -> dict[str, Any] | None:
     return purchase
 
 
+def wait_for_decision(purchase_id: str, timeout: float) -> dict[str, Any] | None:
+    """``status``, repeated until the purchase is no longer pending or ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        purchase = status(purchase_id)
+        if purchase is None or purchase["status"] != "pending" or time.monotonic() >= deadline:
+            return purchase
+        time.sleep(WAIT_STEP)
+
+
 def receive_callback(mode: str, authorization: str, body: dict[str, Any]) -> bool:
     """A ping or push from the server; True when it carries this kiosk's bearer token."""
     purchase_id = cache.get(f"demo:by-req:{body.get('auth_req_id')}")
@@ -125,6 +148,14 @@ def receive_callback(mode: str, authorization: str, body: dict[str, Any]) -> boo
     key = "demo:ping:" if mode == "ping" else "demo:push:"
     cache.set(key + purchase["auth_req_id"], body if mode == "push" else True, PURCHASE_TTL)
     return True
+
+
+def _error_sentence(body: dict[str, Any]) -> str:
+    error = str(body.get("error") or "error")
+    if error in ERROR_SENTENCES:
+        return ERROR_SENTENCES[error].format(error=error)
+    description = body.get("error_description")
+    return f"{error}: {description}" if description else error
 
 
 def _poll(purchase: dict[str, Any]) -> None:

@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from django.views.generic import RedirectView
 
 from . import views
 
@@ -11,7 +12,9 @@ urlpatterns = [
     path("demo/kiosk/purchases/", views.kiosk_start, name="kiosk-start"),
     path("demo/kiosk/purchases/<str:purchase_id>/", views.kiosk_status, name="kiosk-status"),
     path("demo/callbacks/<str:mode>/", views.callback, name="callback"),
-    path("demo/phone/", views.phone_page, name="phone"),
+    # The demo's own phone page became django-ciba's device page; old links still work.
+    path("demo/phone/", RedirectView.as_view(pattern_name="ciba_device:home", permanent=True), name="phone"),
+    # The site's own login (settings.LOGIN_URL), which the device page sends users to.
     path("demo/login/", auth_views.LoginView.as_view(template_name="demo/login.html"), name="login"),
     path("demo/logout/", auth_views.LogoutView.as_view(next_page="/demo/login/"), name="logout"),
 ]

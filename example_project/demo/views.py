@@ -1,13 +1,18 @@
-"""The demo's pages: the checkout kiosk, the shopper's phone, and the kiosk's callback receiver."""
+"""The demo's pages: the checkout kiosk and the kiosk's callback receiver.
+
+The shopper's phone is not here: it is the device page that ships with django-ciba
+(``ciba.device``), signed in through the demo's login page as any site's would be.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
@@ -27,7 +32,8 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_GET
 @ensure_csrf_cookie
 def kiosk_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "demo/kiosk.html", {"modes": ["poll", "ping", "push"]})
+    device_url = request.build_absolute_uri(reverse("ciba_device:home"))
+    return render(request, "demo/kiosk.html", {"modes": ["poll", "ping", "push"], "device_url": device_url})
 
 
 @require_POST
@@ -44,7 +50,17 @@ def kiosk_start(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def kiosk_status(request: HttpRequest, purchase_id: str) -> JsonResponse:
-    purchase = kiosk.status(purchase_id)
+    """The purchase now or, with ``?wait=N``, as soon as it is decided (at most N seconds).
+
+    The kiosk page long-polls: one request per purchase decision or per ``MAX_WAIT`` seconds,
+    instead of one a second in the runserver console, and it still learns the outcome at once.
+    """
+    try:
+        wait = float(request.GET.get("wait", 0))
+    except ValueError:
+        wait = 0.0
+    wait = min(wait, kiosk.MAX_WAIT) if math.isfinite(wait) and wait > 0 else 0.0
+    purchase = kiosk.wait_for_decision(purchase_id, wait)
     if purchase is None:
         return JsonResponse({"error": "Unknown purchase."}, status=404)
     return JsonResponse(_public(purchase))
@@ -63,10 +79,3 @@ def callback(request: HttpRequest, mode: str) -> HttpResponse:
     ):
         return HttpResponse(status=401)
     return HttpResponse(status=204)
-
-
-@require_GET
-@login_required
-@ensure_csrf_cookie
-def phone_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "demo/phone.html")

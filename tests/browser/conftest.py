@@ -1,4 +1,4 @@
-"""The browser tier: the demo pages in headless Chromium (Debian's package) driven by Playwright.
+"""The browser tier: the demo and the device page in headless Chromium (Debian's), via Playwright.
 
 Run with ``./scripts/test --browser`` (and in CI). These tests fail, never skip, when Chromium
 or Playwright is missing: a green run must mean a browser really ran.
@@ -20,6 +20,7 @@ from django.core.management import call_command
 # test's own (synchronous) database calls. Django documents this switch for such tests.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+DEVICE_PAGE = "/ciba/device/"
 CHROMIUM = os.environ.get("CIBA_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--headless",
@@ -67,16 +68,28 @@ def demo(live_server: Any, settings: Any, tmp_path: Path) -> dict[str, Any]:
     return data
 
 
+def phone_context(browser: Any) -> Any:
+    """A phone-sized browser (390 px wide, touch), as the device page is mostly used."""
+    return browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+
+
+def sign_in(page: Any, base_url: str, username: str, password: str) -> None:
+    """Open the device page and sign in through the site's own login, as a user would."""
+    page.goto(f"{base_url}{DEVICE_PAGE}")
+    assert "/demo/login/" in page.url  # the page sent us to settings.LOGIN_URL
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}{DEVICE_PAGE}")
+
+
 @pytest.fixture
 def pages(browser: Any, demo: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
-    """A kiosk page and, beside it, a phone page logged in as alice."""
+    """A kiosk page and, beside it, the device page (the phone) signed in as alice."""
     kiosk_context = browser.new_context(viewport={"width": 900, "height": 820})
-    phone_context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
-    kiosk, phone = kiosk_context.new_page(), phone_context.new_page()
-    phone.goto(f"{demo['base_url']}/demo/phone/")
-    phone.fill("#id_username", "alice")
-    phone.fill("#id_password", demo["users"]["alice"]["password"])
-    phone.click("button[type=submit]")
+    phone_ctx = phone_context(browser)
+    kiosk, phone = kiosk_context.new_page(), phone_ctx.new_page()
+    sign_in(phone, demo["base_url"], "alice", demo["users"]["alice"]["password"])
     yield kiosk, phone
     kiosk_context.close()
-    phone_context.close()
+    phone_ctx.close()

@@ -18,10 +18,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
+from ciba import consent
 from ciba.conf import ciba_settings
 from ciba.constants import CIBA_GRANT_TYPE, DELIVERY_MODES
 from ciba.models import Device
@@ -32,6 +34,11 @@ PHONE_APP = "demo-phone"
 TOKEN_LIFETIME = timedelta(days=7)
 
 
+def base_url() -> str:
+    """Where ``./scripts/demo`` serves the demo: 127.0.0.1 on ``PORT`` (default 8000)."""
+    return f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
+
+
 class Command(BaseCommand):
     help = "Create or update the demo users (admin, alice, bob) and one CIBA client per delivery mode."
 
@@ -39,7 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the demo data as JSON.")
         parser.add_argument(
             "--notification-base-url",
-            default="http://127.0.0.1:8000/demo/callbacks",
+            default=f"{base_url()}/demo/callbacks",
             help="Base URL of the ping/push clients' notification endpoints (the mode is appended).",
         )
 
@@ -47,7 +54,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         User = get_user_model()
         Application = get_application_model()
-        data: dict[str, Any] = {"issuer": oauth2_settings.OIDC_ISS_ENDPOINT, "users": {}, "clients": {}}
+        site = base_url()
+        data: dict[str, Any] = {
+            "issuer": oauth2_settings.OIDC_ISS_ENDPOINT,
+            "urls": {
+                "kiosk": site + reverse("demo:kiosk"),
+                "phone": site + reverse("ciba_device:home"),
+                "admin": site + reverse("admin:index"),
+                "discovery": f"{site}/o/.well-known/openid-configuration",
+            },
+            "users": {},
+            "clients": {},
+        }
 
         admin_password = secrets.token_urlsafe(12)
         admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
@@ -64,7 +82,7 @@ class Command(BaseCommand):
             data["users"][name] = {
                 "password": password,
                 "login_hint": name,
-                "consent_token": self._consent_token(user),
+                "consent_token": self._consent_token(user, data["urls"]["phone"]),
                 "device": self._device(user),
             }
 
@@ -97,16 +115,19 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(data, indent=2))
             return
         self.stdout.write(self.style.SUCCESS("Demo data ready (passwords and secrets are new on every run):"))
-        self.stdout.write(f"  admin  / {admin_password}   -> http://127.0.0.1:8000/admin/")
+        urls = data["urls"]
+        self.stdout.write(f"  admin  / {admin_password}   -> {urls['admin']}")
         for name in USERS:
             user = data["users"][name]
             self.stdout.write(f"  {name:<6} / {user['password']}   consent-API token {user['consent_token']}")
         for client in data["clients"].values():
             self.stdout.write(f"  client {client['client_id']:<10} secret {client['client_secret']}")
-        self.stdout.write("Discovery: http://127.0.0.1:8000/o/.well-known/openid-configuration")
+        self.stdout.write(f"Kiosk:     {urls['kiosk']}")
+        self.stdout.write(f"Phone:     {urls['phone']}  (django-ciba's device page; log in as alice or bob)")
+        self.stdout.write(f"Discovery: {urls['discovery']}")
 
     @staticmethod
-    def _consent_token(user: Any) -> str:
+    def _consent_token(user: Any, phone_url: str) -> str:
         """A bearer token for the consent and device APIs, as the user's phone app would hold.
 
         Issued to a "demo phone" application (the device app's own login is the site's
@@ -119,9 +140,12 @@ class Command(BaseCommand):
                 "name": "Demo phone app",
                 "client_type": Application.CLIENT_PUBLIC,
                 "authorization_grant_type": Application.GRANT_AUTHORIZATION_CODE,
-                "redirect_uris": "http://127.0.0.1:8000/demo/phone/",
             },
         )
+        if phone.redirect_uris != phone_url:
+            phone.redirect_uris = phone_url
+            phone.save(update_fields=["redirect_uris"])
+        consent.designate(phone)  # only the site's own device apps may hold the consent scope
         AccessToken = get_access_token_model()
         AccessToken.objects.filter(user=user, application=phone).delete()
         token = secrets.token_urlsafe(32)

@@ -7,7 +7,8 @@
   const errorEl = document.getElementById("error");
   const claimsEl = document.getElementById("claims");
   const again = document.getElementById("again");
-  let timer = null;
+  const TIME_CLAIMS = /^(\s*"(?:iat|exp|auth_time|nbf)": )(\d+)(,?)$/;
+  let following = null; // the purchase whose status is being long-polled
 
   function csrf() {
     const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -19,17 +20,44 @@
     statusEl.textContent = purchase.status === "pending" ? "Waiting for approval on the phone…" : purchase.detail;
     if (purchase.claims) {
       claimsEl.hidden = false;
-      claimsEl.textContent = "ID token claims (verified):\n" + JSON.stringify(purchase.claims, null, 2);
+      claimsEl.textContent = "ID token claims (verified):\n" + readableTimes(JSON.stringify(purchase.claims, null, 2));
     }
     if (purchase.status !== "pending") {
-      clearInterval(timer);
+      following = null;
       again.hidden = false;
     }
   }
 
-  async function poll(id) {
-    const response = await fetch("/demo/kiosk/purchases/" + encodeURIComponent(id) + "/");
-    if (response.ok) show(await response.json());
+  // Epoch seconds (iat, exp, auth_time) get the local time beside them, as a comment.
+  function readableTimes(json) {
+    return json.split("\n").map(function (line) {
+      const match = line.match(TIME_CLAIMS);
+      if (!match) return line;
+      return line + "  // " + new Date(Number(match[2]) * 1000).toLocaleString();
+    }).join("\n");
+  }
+
+  function sleep(ms) {
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
+  }
+
+  // Long-poll: the server answers as soon as the purchase is decided, or after 20 s.
+  async function follow(id) {
+    following = id;
+    const url = "/demo/kiosk/purchases/" + encodeURIComponent(id) + "/?wait=20";
+    while (following === id) {
+      try {
+        const response = await fetch(url);
+        if (following !== id) return;
+        if (response.ok) {
+          show(await response.json());
+          continue;
+        }
+      } catch (error) {
+        // The server is restarting or unreachable: try again shortly.
+      }
+      await sleep(3000);
+    }
   }
 
   form.addEventListener("submit", async function (event) {
@@ -55,10 +83,11 @@
     progress.hidden = false;
     document.getElementById("binding").textContent = body.binding_message;
     show(body);
-    timer = setInterval(function () { poll(body.id); }, 1000);
+    follow(body.id);
   });
 
   again.addEventListener("click", function () {
+    following = null;
     progress.hidden = true;
     again.hidden = true;
     claimsEl.hidden = true;
