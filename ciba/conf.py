@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "FCM_APP_NAME": "[DEFAULT]",
     "WEBPUSH_VAPID_PRIVATE_KEY": "",
     "WEBPUSH_VAPID_SUBJECT": "",
+    "MAX_DEVICES_PER_USER": 20,
     # --- authentication context (acr_values, OIDC Core §3.1.2.1, §5.5.1.1) ---
     "ACR_VALUES_SUPPORTED": [],
     # --- the consent API (the authentication device's side) ---
@@ -75,6 +76,11 @@ DEFAULTS: dict[str, Any] = {
     # --- outbound callbacks to client notification endpoints (CIBA §10.2, §10.3) ---
     "CALLBACK_CONNECT_TIMEOUT": 3.0,
     "CALLBACK_READ_TIMEOUT": 10.0,
+    # Wall-clock limit of one outbound attempt, connect to last byte (a peer that drips bytes
+    # never holds a worker longer); jwks_uri fetches run inside web requests, so shorter.
+    "CALLBACK_TOTAL_TIMEOUT": 15.0,
+    "JWKS_FETCH_TIMEOUT": 2.0,
+    "JWKS_FAILURE_CACHE_SECONDS": 30,
     "CALLBACK_MAX_RETRIES": 8,
     "CALLBACK_RETRY_BACKOFF_BASE": 2.0,
     "CALLBACK_RETRY_BACKOFF_MAX": 300,
