@@ -42,6 +42,11 @@ DEFAULTS: dict[str, Any] = {
     # --- client authentication (CIBA §7.1, RFC 7523) ---
     "CLIENT_SECRET_CACHE_SECONDS": 300,
     "CLIENT_ASSERTION_MAX_LIFETIME": 3600,
+    # --- failed client authentications, refused before any hash (docs/security.md) ---
+    "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT": "20/minute",
+    "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": "60/minute",
+    "TRUSTED_PROXIES": [],
+    "CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR",
     # --- where pending polls are answered (docs/deployment.md) ---
     "POLL_STATE_CLASS": "ciba.polling.DatabasePollState",
     "POLL_STATE_REDIS_URL": "",

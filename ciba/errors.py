@@ -111,6 +111,19 @@ class InvalidClient(CibaError):
     status_code = 401
 
 
+class TooManyFailedAuthentications(InvalidClient):
+    """Too many failed client authentications from this client id or address: refused before
+    any check, with ``Retry-After`` (429)."""
+
+    status_code = 429
+
+    def __init__(self, *, retry_after: int) -> None:
+        super().__init__(
+            "Too many failed client authentications; retry later.", headers={"Retry-After": str(retry_after)}
+        )
+        self.retry_after = retry_after
+
+
 class AccessDenied(CibaError):
     error = "access_denied"
     status_code = 403
@@ -189,6 +202,22 @@ class SlowDownError(OAuth2Error):
             f"{ciba_settings.SLOW_DOWN_INCREMENT} seconds.",
         )
         super().__init__(**kwargs)
+
+
+class TooManyFailedAuthenticationsError(OAuth2Error):
+    """``TooManyFailedAuthentications`` at the token endpoint: 429 with ``Retry-After``."""
+
+    error = "invalid_client"
+    status_code = 429
+    description = "Too many failed client authentications; retry later."
+
+    def __init__(self, *, retry_after: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ExpiredTokenError(OAuth2Error):

@@ -11,11 +11,19 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from oauth2_provider.models import get_application_model
 
 from ciba.constants import CIBA_GRANT_TYPE
 
 Application = get_application_model()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache() -> None:
+    """Each test starts with an empty cache: throttles, failure counters and replay records of
+    one test must not decide another's answers."""
+    cache.clear()
 
 
 @pytest.fixture

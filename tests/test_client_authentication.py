@@ -57,16 +57,33 @@ def test_private_key_jwt_accepts_every_audience_that_names_this_server(client, a
         ({"iss": "someone-else"}, KEY, "RS256", "iss and sub"),
         ({}, OTHER_KEY, "RS256", "signature"),
         ({}, KEY, "PS256", "must be signed with RS256"),
-        ({}, "a-shared-secret-as-long-as-32-bytes!", "HS256", "must authenticate with private_key_jwt"),
+        ({}, "a-shared-secret-as-long-as-32-bytes!", "HS256", "registered private_key_jwt"),
         ({"exp": 10**10}, KEY, "RS256", "too long"),
+        ({"exp": 10**400}, KEY, "RS256", "not a usable number"),
     ],
 )
-def test_bad_client_assertions_are_invalid_client(client, alice, pkjwt_client, claims, key, alg, why):
+def test_bad_client_assertions_are_invalid_client(client, alice, pkjwt_client, claims, key, alg, why, caplog):
+    """The client is told only that authentication failed (ids and methods cannot be probed);
+    the reason is in the log, for the operator. A malformed assertion is said to be one."""
     overrides = {"aud": ISSUER, **claims}
     assertion = sign(assertion_claims(pkjwt_client.client_id, **overrides), key, alg, "k1")
-    response = post(client, with_assertion(BODY, assertion))
+    with caplog.at_level("INFO", logger="ciba.client_auth"):
+        response = post(client, with_assertion(BODY, assertion))
     assert error(response) == (401, "invalid_client")
-    assert why in response.json()["error_description"]
+    description = response.json()["error_description"]
+    assert why in description if why == "iss and sub" else description == "Client authentication failed."
+    assert why in (description + caplog.text)
+
+
+def test_failures_read_the_same_whether_or_not_the_client_exists(client, alice, pkjwt_client):
+    forged = sign(assertion_claims(pkjwt_client.client_id, ISSUER), "x" * 32, "HS256", "k1")
+    unknown = sign(assertion_claims("no-such-client", ISSUER), "x" * 32, "HS256", "k1")
+    answers = [post(client, with_assertion(BODY, a)).json() for a in (forged, unknown)]
+    assert (
+        answers[0]
+        == answers[1]
+        == {"error": "invalid_client", "error_description": "Client authentication failed."}
+    )
 
 
 def test_an_unsigned_assertion_is_refused(client, alice, pkjwt_client):
@@ -79,7 +96,6 @@ def test_a_replayed_assertion_is_refused(client, alice, pkjwt_client):
     assert post(client, with_assertion(BODY, assertion)).status_code == 200
     response = post(client, with_assertion(BODY, assertion))
     assert error(response) == (401, "invalid_client")
-    assert "jti" in response.json()["error_description"]
 
 
 def test_the_assertion_type_must_be_jwt_bearer(client, alice, pkjwt_client):
@@ -116,7 +132,6 @@ def test_an_unreachable_jwks_uri_is_invalid_client(client, alice, make_client, j
     assertion = sign(assertion_claims(app.client_id, ISSUER), KEY, "RS256", "k1")
     response = post(client, with_assertion(BODY, assertion))
     assert error(response) == (401, "invalid_client")
-    assert "jwks_uri" in response.json()["error_description"]
 
 
 @override_settings(CIBA={"CALLBACK_ALLOW_HTTP": True, "CALLBACK_ALLOW_PRIVATE_NETWORKS": False})

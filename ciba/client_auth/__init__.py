@@ -8,7 +8,8 @@
 
 from .clients import load_client
 from .credentials import JWT_METHODS, SECRET_METHODS, Credentials, read_credentials
-from .secret import check_secret
+from .guard import client_address, record_failure, refuse_if_throttled
+from .secret import check_secret, recently_verified
 from .verify import authenticate_client, poll_identity, verify_credentials
 
 __all__ = [
@@ -17,6 +18,10 @@ __all__ = [
     "Credentials",
     "authenticate_client",
     "check_secret",
+    "client_address",
+    "recently_verified",
+    "record_failure",
+    "refuse_if_throttled",
     "load_client",
     "poll_identity",
     "read_credentials",

@@ -21,24 +21,46 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from ..conf import ciba_settings
 
 
-def check_secret(provided: str, stored: str) -> bool:
-    """Constant-time check of a client secret, with verified hashed secrets remembered briefly."""
-    try:
-        identify_hasher(stored)
-    except ValueError:
-        return constant_time_compare(provided, stored)
+def recently_verified(provided: str, stored: str) -> bool:
+    """True, without hashing, when this secret was verified within ``CLIENT_SECRET_CACHE_SECONDS``
+    (in this process or, through the shared cache, in another)."""
     ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
-    key = "ciba:secret-ok:" + salted_hmac("ciba.client-secret", f"{stored}\0{provided}").hexdigest()
-    if ttl and _verified_here(key):
+    if not ttl or not _is_hashed(stored):
+        return False
+    key = _key(provided, stored)
+    if _verified_here(key):
         return True
-    if ttl and cache.get(key):
+    if cache.get(key):
         _remember_here(key, ttl)
         return True
+    return False
+
+
+def check_secret(provided: str, stored: str) -> bool:
+    """Constant-time check of a client secret, with verified hashed secrets remembered briefly."""
+    if not _is_hashed(stored):
+        return constant_time_compare(provided, stored)
+    if recently_verified(provided, stored):
+        return True
+    ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
+    key = _key(provided, stored)
     if not check_password(provided, stored):
         return False
     if ttl:
         cache.set(key, True, ttl)
         _remember_here(key, ttl)
+    return True
+
+
+def _key(provided: str, stored: str) -> str:
+    return "ciba:secret-ok:" + salted_hmac("ciba.client-secret", f"{stored}\0{provided}").hexdigest()
+
+
+def _is_hashed(stored: str) -> bool:
+    try:
+        identify_hasher(stored)
+    except ValueError:
+        return False
     return True
 
 

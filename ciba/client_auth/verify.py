@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -15,27 +16,53 @@ from ..errors import InvalidClient
 from ..jose import JoseError, client_keys, first_use, verify
 from .clients import load_client
 from .credentials import SECRET_METHODS, Credentials, read_credentials
-from .secret import check_secret, pay_for_unknown_client
+from .guard import client_address, record_failure, refuse_if_throttled
+from .secret import check_secret, pay_for_unknown_client, recently_verified
+
+logger = logging.getLogger("ciba.client_auth")
 
 
 def verify_credentials(credentials: Credentials, client: Any, request: Any) -> Any:
     """Check ``credentials`` against ``client`` and its registered method; return the client.
 
-    ``request`` (Django or oauthlib) tells which URLs count as this server in an assertion's
-    ``aud``. Error texts never reveal whether the client id exists.
+    ``request`` (Django, DRF or oauthlib) tells which URLs count as this server in an
+    assertion's ``aud``, and where the request came from. Every failure reads the same,
+    "Client authentication failed.", whether the id exists, which method it registered or
+    why its assertion was refused (the reason is logged), so ids and methods cannot be probed;
+    and failures are counted, so repeated ones are refused before they cost a hash (``guard``).
     """
+    registered = getattr(client, "token_endpoint_auth_method", constants.AUTH_CLIENT_SECRET_BASIC)
+    if (
+        client is not None
+        and credentials.method == registered
+        and credentials.method in SECRET_METHODS
+        and recently_verified(credentials.secret, client.client_secret)
+    ):
+        return client  # the common poll: no hash, no counter
+    address = client_address(request)
+    refuse_if_throttled(credentials.client_id, address)
+    try:
+        _verify(credentials, client, registered, request)
+    except InvalidClient as exc:
+        record_failure(credentials.client_id, address)
+        logger.info(
+            "Client authentication failed for %r from %s: %s", credentials.client_id[:80], address, exc
+        )
+        raise InvalidClient("Client authentication failed.") from None
+    return client
+
+
+def _verify(credentials: Credentials, client: Any, registered: str, request: Any) -> None:
     if client is None:
         pay_for_unknown_client(credentials.secret)
-        raise InvalidClient("Client authentication failed.")
-    registered = getattr(client, "token_endpoint_auth_method", constants.AUTH_CLIENT_SECRET_BASIC)
+        raise InvalidClient("unknown client id")
     if credentials.method != registered:
-        raise InvalidClient(f"This client must authenticate with {registered}.")
+        raise InvalidClient(f"used {credentials.method}; the client registered {registered}")
     if credentials.method in SECRET_METHODS:
         if not credentials.secret or not check_secret(credentials.secret, client.client_secret):
-            raise InvalidClient("Client authentication failed.")
-        return client
+            raise InvalidClient("wrong client secret")
+        return
     _verify_assertion(credentials, client, request)
-    return client
 
 
 def authenticate_client(request: Any, params: Mapping[str, str]) -> Any:
@@ -63,7 +90,7 @@ def _verify_assertion(credentials: Credentials, client: Any, request: Any) -> No
     if credentials.method == constants.AUTH_CLIENT_SECRET_JWT:
         try:
             identify_hasher(client.client_secret)
-            raise InvalidClient("client_secret_jwt needs an unhashed client secret on the server.")
+            raise InvalidClient("client_secret_jwt, but the secret is stored hashed (fix the client)")
         except ValueError:
             keys: list[Any] = [client.client_secret.encode()]
     else:
@@ -83,7 +110,10 @@ def _verify_assertion(credentials: Credentials, client: Any, request: Any) -> No
     except JoseError as exc:
         raise InvalidClient(f"client_assertion: {exc}") from None
     exp = claims["exp"]
-    if not isinstance(exp, (int, float)) or exp - time.time() > ciba_settings.CLIENT_ASSERTION_MAX_LIFETIME:
+    # A bool is an int, and an int may be too large for float arithmetic (exp = 10**400).
+    if isinstance(exp, bool) or not isinstance(exp, (int, float)) or not -(2**53) < exp < 2**53:
+        raise InvalidClient("client_assertion exp is not a usable number.")
+    if exp - time.time() > ciba_settings.CLIENT_ASSERTION_MAX_LIFETIME:
         raise InvalidClient("client_assertion lives too long (exp too far in the future).")
     if not isinstance(claims["jti"], str) or not first_use(
         "client_assertion", client.client_id, claims["jti"], exp

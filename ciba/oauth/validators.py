@@ -21,6 +21,8 @@ from ..errors import (
     ExpiredTokenError,
     InvalidClient,
     SlowDownError,
+    TooManyFailedAuthentications,
+    TooManyFailedAuthenticationsError,
 )
 from ..models import AuthenticationRequest
 from ..polling import SLOW_DOWN, poll_state
@@ -60,9 +62,11 @@ class CibaValidator(OAuth2Validator):
         client = client_auth.load_client(credentials.client_id) if credentials else None
         uses_jwt = credentials is not None and credentials.method in client_auth.JWT_METHODS
         if not uses_jwt and not getattr(client, "registers_ciba", False):
-            return super().authenticate_client(request, *args, **kwargs)
+            return self._dot_authenticate_client(credentials, client, request, *args, **kwargs)
         try:
             client = client_auth.verify_credentials(credentials, client, request)
+        except TooManyFailedAuthentications as exc:
+            raise TooManyFailedAuthenticationsError(retry_after=exc.retry_after) from None
         except InvalidClient:
             return False
         if not client.is_usable(request):
@@ -71,6 +75,25 @@ class CibaValidator(OAuth2Validator):
         if credentials.method in client_auth.SECRET_METHODS:
             request.ciba_credentials = credentials  # verified: the poll state may remember them
         return True
+
+    def _dot_authenticate_client(
+        self, credentials: Any, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        """DOT's own check for other clients, behind the same failure guard when a secret is
+        presented (public clients authenticate by id alone and are never counted)."""
+        if credentials is None or not credentials.secret:
+            return super().authenticate_client(request, *args, **kwargs)
+        if client is not None and client_auth.recently_verified(credentials.secret, client.client_secret):
+            return super().authenticate_client(request, *args, **kwargs)
+        address = client_auth.client_address(request)
+        try:
+            client_auth.refuse_if_throttled(credentials.client_id, address)
+        except TooManyFailedAuthentications as exc:
+            raise TooManyFailedAuthenticationsError(retry_after=exc.retry_after) from None
+        if super().authenticate_client(request, *args, **kwargs):
+            return True
+        client_auth.record_failure(credentials.client_id, address)
+        return False
 
     def validate_scopes(
         self, client_id: str, scopes: list[str], client: Any, request: Any, *args: Any, **kwargs: Any
