@@ -73,7 +73,10 @@ def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
             locked = CallbackDelivery.objects.select_for_update().get(pk=delivery.pk)
             if locked.payload:
                 return unseal(locked.payload)
-            if services.mark_issued(ar):
+            if not ar.user.is_active:
+                # Approved while active, deactivated since: no tokens for anyone (§12).
+                body = _error_body(ar, "access_denied")
+            elif services.mark_issued(ar):
                 body = {"auth_req_id": ar.auth_req_id, **mint_for_push(ar)}
             else:
                 # Expired (or otherwise no longer approved) before the tokens were minted.

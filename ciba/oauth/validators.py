@@ -105,6 +105,21 @@ class CibaValidator(OAuth2Validator):
             return False
         return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
 
+    def validate_bearer_token(self, token: str, scopes: list[str], request: Any) -> bool:
+        """DOT's check, and the token's user must still be active: a deactivated account's
+        tokens neither approve CIBA requests (consent API) nor read userinfo."""
+        if not super().validate_bearer_token(token, scopes, request):
+            return False
+        return _active(getattr(request, "user", None))
+
+    def validate_refresh_token(
+        self, refresh_token: str, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        """A deactivated user's refresh tokens mint nothing more (``invalid_grant``)."""
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        return _active(getattr(request, "user", None))
+
     def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
         # DOT's own secret check, made cheap for repeat authentications (see ciba.client_auth).
         return client_auth.check_secret(provided_secret, stored_secret)
@@ -148,6 +163,9 @@ class CibaValidator(OAuth2Validator):
             raise AccessDeniedError(request=request)
         if state == State.PENDING:
             self._record_poll(ar, now, request)
+        if not _active(ar.user):
+            # Approved while active, deactivated since: nothing is issued to anyone.
+            raise InvalidGrantError(description="The authorization is no longer valid.", request=request)
         request.ciba_request = ar
         request.user = ar.user
         request.scopes = (ar.granted_scope or ar.scope).split()
@@ -183,3 +201,8 @@ class CibaValidator(OAuth2Validator):
             # the client receives unsolicited; harmless (and useful) in poll and ping.
             claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
         return claims, expiration_time
+
+
+def _active(user: Any) -> bool:
+    """Tokens exist only for users who may still sign in (no user: a client's own token)."""
+    return user is None or bool(getattr(user, "is_active", True))
