@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     # --- where pending polls are answered (docs/deployment.md) ---
     "POLL_STATE_CLASS": "ciba.polling.DatabasePollState",
     "POLL_STATE_REDIS_URL": "",
+    "POLL_STATE_REDIS_TIMEOUT": 0.25,
+    "POLL_STATE_BREAKER_SECONDS": 5.0,
     # --- per-client rate limit of the backchannel endpoint (DRF rate syntax, None = off) ---
     "BACKCHANNEL_THROTTLE_RATE": "600/minute",
     # --- where the backchannel endpoint is published, when not derivable from the URLconf ---

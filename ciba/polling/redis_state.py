@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from datetime import datetime
 from typing import Any
 
@@ -109,32 +110,56 @@ class RedisPollState(DatabasePollState):
 
     Needs a Redis that every web process shares (the records are the truth for
     ``slow_down`` while they answer) and Redis ≥ 6.2.
+
+    A circuit breaker keeps a hung Redis from slowing every poll: the first call that fails
+    or times out (``POLL_STATE_REDIS_TIMEOUT``) opens it for ``POLL_STATE_BREAKER_SECONDS``,
+    during which this process asks the database at once (polls stay right, only slower) and
+    decisions are refused at once (503: they must reach Redis to commit). Then one call tries
+    Redis again.
     """
 
     shared = True
 
     def __init__(self, url: str | None = None) -> None:
         self._errors = (redis.RedisError, OSError)
+        timeout = ciba_settings.POLL_STATE_REDIS_TIMEOUT
         self.redis = redis.Redis.from_url(
             url or ciba_settings.POLL_STATE_REDIS_URL,
-            socket_connect_timeout=1.0,
-            socket_timeout=1.0,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
             health_check_interval=30,
         )
         self._poll = self.redis.register_script(_POLL)
         self._track = self.redis.register_script(_TRACK)
         self._record_poll = self.redis.register_script(_RECORD_POLL)
+        self._open_until = 0.0
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open: do not wait for Redis, use the database."""
+        return time.monotonic() >= self._open_until
+
+    def _trip(self, exc: Exception, what: str) -> None:
+        if self.available:
+            logger.warning(
+                "Poll state unreachable (%s: %s); the database answers for a while", what, type(exc).__name__
+            )
+        self._open_until = time.monotonic() + ciba_settings.POLL_STATE_BREAKER_SECONDS
 
     def track(self, ar: Any) -> None:
+        if not self.available:
+            return  # the database path records it on the first poll it answers
         try:
             self._track(
                 keys=[record_key(ar.auth_req_id)],
                 args=[ar.client.client_id, ar.interval, _ms(ar.expires_at), 0],
             )
         except self._errors as exc:  # the database answers this request's polls instead
-            logger.warning("Could not record a CIBA request in the poll state: %s", type(exc).__name__)
+            self._trip(exc, "track")
 
     def finish(self, ar: Any) -> None:
+        if not self.available:
+            raise PollStateUnavailable("Poll state unreachable (circuit open)")
         key = record_key(ar.auth_req_id)
         try:
             pipe = self.redis.pipeline(transaction=True)
@@ -142,6 +167,7 @@ class RedisPollState(DatabasePollState):
             pipe.pexpireat(key, _ms(ar.expires_at) + GRACE_MS)
             pipe.execute()
         except self._errors as exc:
+            self._trip(exc, "finish")
             raise PollStateUnavailable(f"Poll state unreachable: {type(exc).__name__}") from exc
 
     def record_poll(self, ar: Any, fingerprint: str | None, now: datetime) -> str:
@@ -161,13 +187,18 @@ class RedisPollState(DatabasePollState):
 
     def _answer(self, script: Any, keys: list[str], args: list[Any]) -> str | None:
         """Run a poll script; ``None`` (the database decides) when Redis does not answer."""
+        if not self.available:
+            return None
         try:
             return ANSWERS.get(script(keys=keys, args=args))
         except self._errors as exc:
-            logger.warning("Poll state unreachable, the database answers: %s", type(exc).__name__)
+            self._trip(exc, "poll")
             return None
 
     def forget_client(self, client_id: str) -> None:
+        if not self.available:
+            logger.error("Could not forget a changed CIBA client: the poll state is unreachable")
+            return
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(client_key(client_id))
@@ -180,9 +211,12 @@ class RedisPollState(DatabasePollState):
             logger.error("Could not forget a changed CIBA client: %s", type(exc).__name__)
 
     def client_version(self, client_id: str) -> bytes | None:
+        if not self.available:
+            return None
         try:
             return self.redis.get(version_key(client_id)) or b"-"
-        except self._errors:
+        except self._errors as exc:
+            self._trip(exc, "client version")
             return None
 
 
