@@ -24,6 +24,7 @@ from .models import CibaClientMixin
 from .oauth.server import CibaServerMixin
 from .oauth.validators import CibaValidator
 from .polling import PollState, RedisPollState
+from .replay import cache_is_shared
 
 
 class Codes:
@@ -45,9 +46,11 @@ class Codes:
     ACR_VALUES = "ciba.E016"
     AUTOMATED_APPROVAL = "ciba.E017"
     NO_CELERY_APP = "ciba.E018"
+    REPLAY_STORE = "ciba.E019"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CLIENTS_CANNOT_USE_CIBA = "ciba.W005"
     NO_BROKER = "ciba.W006"
+    PER_PROCESS_CACHE = "ciba.W007"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
     CONSENT_SCOPE = "ciba.W004"
@@ -209,6 +212,14 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
     messages.extend(_check_poll_state())
     messages.extend(_check_notifiers())
+    if ciba_settings.raw("REPLAY_STORE") not in ("auto", "cache", "database"):
+        messages.append(
+            checks.Error(
+                "CIBA's replay store must be auto, cache or database.",
+                hint='Set CIBA["REPLAY_STORE"] to "auto" (the default).',
+                id=Codes.REPLAY_STORE,
+            )
+        )
     acr_values = ciba_settings.raw("ACR_VALUES_SUPPORTED")
     if not isinstance(acr_values, (list, tuple)) or not all(
         isinstance(v, str) and v and len(v.split()) == 1 and v == v.strip() for v in acr_values
@@ -366,6 +377,17 @@ def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 "make this server call internal services (SSRF).",
                 hint='Set CIBA["CALLBACK_ALLOW_PRIVATE_NETWORKS"] = False in production.',
                 id=Codes.CALLBACK_ALLOW_PRIVATE,
+            )
+        )
+    if not cache_is_shared():
+        messages.append(
+            checks.Warning(
+                "The default cache is per process: the failed-authentication guard, the backchannel "
+                "throttle and the verified-secret cache each count in their own process, so several "
+                "processes allow several times the configured rates (single-use jti records fall back "
+                "to the database and stay correct).",
+                hint='Point CACHES["default"] at a Redis every process shares.',
+                id=Codes.PER_PROCESS_CACHE,
             )
         )
     if _celery_is_eager():

@@ -42,6 +42,8 @@ DEFAULTS: dict[str, Any] = {
     # --- client authentication (CIBA §7.1, RFC 7523) ---
     "CLIENT_SECRET_CACHE_SECONDS": 300,
     "CLIENT_ASSERTION_MAX_LIFETIME": 3600,
+    # --- where single-use jti records live: "auto" (the cache if shared, else the database) ---
+    "REPLAY_STORE": "auto",
     # --- failed client authentications, refused before any hash (docs/security.md) ---
     "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT": "20/minute",
     "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": "60/minute",

@@ -3,6 +3,9 @@
 These are wire values: they never change with settings and are never translated.
 """
 
+#: Clock skew tolerated on both sides of JWT time claims, in seconds.
+CLOCK_LEEWAY = 30
+
 #: CIBA §10.1: the extension grant type clients use at the token endpoint.
 CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 

@@ -131,7 +131,8 @@ def test_deploy_checks_are_quiet_for_a_production_posture(monkeypatch):
     from celery import current_app
 
     monkeypatch.setitem(current_app.conf, "task_always_eager", False)
-    with override_settings(CIBA={}, CELERY_TASK_ALWAYS_EAGER=False):
+    shared = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}}
+    with override_settings(CIBA={}, CELERY_TASK_ALWAYS_EAGER=False, CACHES=shared):
         assert ciba_checks.check_deploy() == []
 
 

@@ -17,7 +17,8 @@ from ..conf import ciba_settings
 from ..constants import ASYMMETRIC_JWS_ALGORITHMS
 from ..endpoints import audiences
 from ..errors import InvalidClient, InvalidRequest
-from ..jose import JoseError, client_keys, first_use, header_of, verify
+from ..jose import JoseError, client_keys, header_of, verify
+from ..replay import first_use
 
 #: Authentication request parameters: inside a signed request they may only be claims (§7.1.1).
 REQUEST_PARAMETERS = (

@@ -13,7 +13,8 @@ from .. import constants
 from ..conf import ciba_settings
 from ..endpoints import audiences
 from ..errors import InvalidClient
-from ..jose import JoseError, client_keys, first_use, verify
+from ..jose import JoseError, client_keys, verify
+from ..replay import first_use
 from .clients import load_client
 from .credentials import SECRET_METHODS, Credentials, read_credentials
 from .guard import client_address, record_failure, refuse_if_throttled

@@ -6,7 +6,7 @@ from typing import Any
 
 import jwt
 
-from .replay import LEEWAY
+from ..constants import CLOCK_LEEWAY as LEEWAY
 
 
 class JoseError(Exception):

@@ -4,6 +4,7 @@ from .callback import CallbackDelivery
 from .consent_client import ConsentClient
 from .device import Device
 from .mixins import CibaClientMixin
+from .replay import UsedJti
 from .user_code import UserCode
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "CibaClientMixin",
     "ConsentClient",
     "Device",
+    "UsedJti",
     "UserCode",
     "generate_auth_req_id",
 ]
