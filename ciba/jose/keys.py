@@ -1,9 +1,17 @@
 """Key sets: a client's registered public keys, this server's own, and validating what a
-client registers."""
+client registers.
+
+A ``jwks_uri`` is fetched inside the request that needs it (a backchannel or token request),
+so the fetch has its own short deadline (``JWKS_FETCH_TIMEOUT``) and a failure is remembered
+for ``JWKS_FAILURE_CACHE_SECONDS``: otherwise anyone could hold a web worker per request by
+sending assertions that name a client whose ``jwks_uri`` does not answer.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from typing import Any
 
 import jwt
@@ -13,10 +21,13 @@ from django.utils.translation import gettext as _
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.utils import jwk_from_pem
 
+from ..conf import ciba_settings
 from ..outbound import OutboundError, get_json
 from .jws import JoseError
 
 JWKS_CACHE_SECONDS = 300
+
+logger = logging.getLogger("ciba.jose")
 
 # Members that only a private or symmetric JWK carries (RFC 7518 §6.2.2, §6.3.2, §6.4.1).
 _PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
@@ -48,22 +59,39 @@ def validate_public_jwks(value: Any) -> None:
         raise ValidationError(errors)
 
 
+_JWKS_URI_FAILED = "The client's jwks_uri could not be fetched."
+
+
 def client_keys(client: Any) -> list[dict[str, Any]]:
     """The client's public signing JWKs, from ``jwks`` or (cached for 5 minutes) its ``jwks_uri``.
 
     Keys stay JWK dicts until a JWT is verified: only then is the algorithm known, and an
     RSA key may verify RS256 as well as PS256 unless the JWK itself declares an ``alg``.
+    A failed fetch is remembered for ``JWKS_FAILURE_CACHE_SECONDS``; until then the key set
+    is refused at once, without calling the URL again.
     """
     if client.jwks:
         document = client.jwks
     elif client.jwks_uri:
-        cache_key = f"ciba:jwks:{client.pk}:{client.jwks_uri}"
+        # The URL is client input of any length (cache keys are limited): it is hashed.
+        url_hash = hashlib.sha256(client.jwks_uri.encode()).hexdigest()[:32]
+        cache_key = f"ciba:jwks:{client.pk}:{url_hash}"
+        failed_key = f"ciba:jwks-failed:{client.pk}:{url_hash}"
         document = cache.get(cache_key)
         if document is None:
+            if cache.get(failed_key):
+                raise JoseError(_JWKS_URI_FAILED)
             try:
-                document = get_json(client.jwks_uri)
-            except OutboundError as exc:
-                raise JoseError(f"The client's jwks_uri could not be used: {exc}") from None
+                document = get_json(client.jwks_uri, total_timeout=ciba_settings.JWKS_FETCH_TIMEOUT)
+            except OutboundError:
+                # Not the reason: it holds the URL, whose query may be a secret.
+                logger.warning(
+                    "The jwks_uri of client %s could not be fetched; its JWTs are refused for %s s.",
+                    client.client_id,
+                    ciba_settings.JWKS_FAILURE_CACHE_SECONDS,
+                )
+                cache.set(failed_key, True, ciba_settings.JWKS_FAILURE_CACHE_SECONDS)
+                raise JoseError(_JWKS_URI_FAILED) from None
             cache.set(cache_key, document, JWKS_CACHE_SECONDS)
     else:
         raise JoseError("The client has registered no keys (jwks or jwks_uri).")

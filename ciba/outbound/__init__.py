@@ -3,15 +3,16 @@
 
 * ``policy``: which URLs may be called at all (https, public hosts; checked at registration
   and again at call time).
-* ``http``: the hardened session every such call goes through.
+* ``http``: the hardened session every such call goes through, with a total deadline per call.
 * ``outcome``: how an answer is classified, and the one backoff rule for retries.
 """
 
-from .http import OutboundError, get_json, session
+from .http import DeadlineExceeded, OutboundError, get_json, session
 from .outcome import Outcome, backoff, is_transient, parse_retry_after
 from .policy import is_non_public_host, validate_outbound_url
 
 __all__ = [
+    "DeadlineExceeded",
     "Outcome",
     "OutboundError",
     "backoff",

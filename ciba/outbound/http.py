@@ -6,16 +6,41 @@ refused, and the connection is pinned to the checked address (no DNS rebinding).
 are never followed and responses are read up to a size limit. The URL policy of
 ``ciba.outbound.policy`` (https only, no credentials) is applied again at call time, because
 settings can change after a client was registered.
+
+Every call also has a total deadline, connect to last byte (``CALLBACK_TOTAL_TIMEOUT``;
+``JWKS_FETCH_TIMEOUT`` for key sets). requests only bounds each socket operation, so a peer
+that sends one byte at a time, just inside the read timeout, in the TLS handshake, the status
+line, the headers or the body, would hold a worker for as long as it likes. Hence ``send``
+arms a watchdog (a ``threading.Timer``), and the connection pools use connection classes that
+register every socket the call opens or reuses; when the deadline passes, the watchdog shuts
+those sockets down, the blocked read fails at once, and the call raises ``DeadlineExceeded``,
+a ``requests.Timeout``, which every caller already treats as worth a retry. The watchdog is
+cancelled once the answer has been read: at the end of ``send``, or for a streamed response
+when its body has been read, or it or the session is closed. It holds a duplicate of each
+socket's descriptor, because wrapping a socket in TLS detaches the original socket object
+while the handshake runs. A socket that is still connecting cannot be shut down, so the
+connect timeout is cut to the deadline; name resolution, which no timeout reaches, is not
+covered.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from contextvars import ContextVar
 from typing import Any
 
 import requests
 from django.core.exceptions import ValidationError
+from requests.adapters import HTTPAdapter
 from requests_hardened import Config, HTTPSession
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
+from urllib3.poolmanager import ProxyManager
+from urllib3.response import HTTPResponse
 
 from ..conf import ciba_settings
 from .policy import validate_outbound_url
@@ -27,30 +52,280 @@ class OutboundError(Exception):
     """A client URL could not be called or did not answer usefully; the message is safe to show."""
 
 
-def session(*, allow_private: bool | None = None) -> requests.Session:
-    """A hardened session; ``allow_private`` defaults to ``CALLBACK_ALLOW_PRIVATE_NETWORKS``."""
+class DeadlineExceeded(requests.Timeout):
+    """The call was cut off at its total deadline (a ``requests.Timeout``: worth a retry)."""
+
+
+class _Deadline:
+    """The watchdog of one call: at the deadline it shuts down the sockets the call uses."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        #: A socket of this call was shut down: what it reads or writes is cut short.
+        self.cut = False
+        self._expired = self._done = False
+        self._lock = threading.Lock()
+        self._handles: dict[Any, socket.socket] = {}  # connection -> duplicate of its socket
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.name = "ciba-outbound-deadline"
+        self._timer.start()
+
+    def watch(self, connection: Any, sock: socket.socket) -> None:
+        """Watch the socket ``connection`` uses for this call (shut at once if time is up)."""
+        try:
+            handle = socket.fromfd(sock.fileno(), sock.family, sock.type, sock.proto)
+        except OSError:
+            return
+        with self._lock:  # shutdown and close never race (a closed descriptor can be reused)
+            if self._done:
+                handle.close()
+                return
+            old = self._handles.pop(connection, None)
+            if old is not None:  # the connection's previous socket
+                old.close()
+            self._handles[connection] = handle
+            if self._expired:
+                self._shut(handle)
+
+    def release(self, connection: Any) -> None:
+        """``connection`` now serves another call of the session: stop watching it."""
+        with self._lock:
+            handle = self._handles.pop(connection, None)
+            if handle is not None:
+                handle.close()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            for handle in self._handles.values():
+                handle.close()
+            self._handles.clear()
+
+    def exceeded(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"no complete answer within {self.seconds:g} s")
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._expired = True
+            for handle in self._handles.values():
+                self._shut(handle)
+
+    def _shut(self, handle: socket.socket) -> None:
+        self.cut = True
+        try:
+            handle.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already closed by the peer
+            pass
+
+
+#: The deadline of the call ``send`` is making in this thread (connections register with it).
+_current: ContextVar[_Deadline | None] = ContextVar("ciba_outbound_deadline", default=None)
+
+
+class _WatchedConnection:
+    """Registers each socket it opens, or reuses for a new call, with the call's deadline."""
+
+    sock: Any
+    _watched_by: _Deadline | None = None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        self._watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        if self.sock is not None and self._watched_by is not _current.get():
+            self._watch(self.sock)  # a kept-alive connection, now serving this call
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def _watch(self, sock: socket.socket) -> None:
+        deadline = _current.get()
+        if deadline is None:
+            return
+        if self._watched_by is not None and self._watched_by is not deadline:
+            self._watched_by.release(self)
+        self._watched_by = deadline
+        deadline.watch(self, sock)
+
+    def getresponse(self) -> Any:
+        response = super().getresponse()  # type: ignore[misc]
+        deadline = _current.get()
+        if deadline is not None:
+            # urllib3 builds its response in this method, so it is given its class here.
+            response.__class__, response.deadline = _WatchedResponse, deadline
+        return response
+
+
+class _WatchedResponse(HTTPResponse):
+    """urllib3's response, still under the call's deadline while its body is read (requests
+    leaves a streamed body to be read after ``send`` returns); disarmed once it is read or
+    closed. Its reads raise requests exceptions, which is what callers of ``response.raw``
+    catch: ``DeadlineExceeded`` when the watchdog cut the body short, even if the cut looked
+    like the end of a body without a length."""
+
+    deadline: _Deadline
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            data = super().read(*args, **kwargs)
+        except requests.RequestException:
+            raise
+        except Exception as exc:
+            if self.deadline.cut:
+                raise self.deadline.exceeded() from exc
+            if isinstance(exc, ReadTimeoutError):
+                raise requests.ReadTimeout(exc) from exc
+            if isinstance(exc, ProtocolError):
+                raise requests.ConnectionError(exc) from exc
+            raise
+        if self.deadline.cut:
+            raise self.deadline.exceeded()
+        return data
+
+    def release_conn(self) -> None:  # urllib3 calls it when the body has been read
+        try:
+            super().release_conn()
+        finally:
+            self.deadline.cancel()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.deadline.cancel()
+
+
+class _HTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _WatchedPools:
+    """An adapter mixin: its pool managers make connections that a deadline can cut."""
+
+    poolmanager: Any
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[misc]
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(*args, **kwargs)  # type: ignore[misc]
+        if type(manager) is ProxyManager:  # not SOCKS, whose pools are its own
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+class _IPFilterAdapter(_WatchedPools, IPFilterAdapter):
+    """requests-hardened's adapter (resolve, refuse private addresses, pin), with deadlines."""
+
+
+class _PlainAdapter(_WatchedPools, HTTPAdapter):
+    """The adapter used when private networks are allowed, with deadlines."""
+
+
+class _Session(HTTPSession):
+    """requests-hardened's session, where every ``send`` has a total deadline."""
+
+    def __init__(self, config: Config, *, total_timeout: float) -> None:
+        super().__init__(config)
+        self.total_timeout = total_timeout
+        self._streaming: list[_Deadline] = []
+        for prefix, https in (("http://", False), ("https://", True)):
+            if config.ip_filter_enable:
+                adapter: HTTPAdapter = _IPFilterAdapter(
+                    is_https_proto=https,
+                    allow_loopback=config.ip_filter_allow_loopback_ips,
+                    tls_sni_support=config.ip_filter_tls_sni_support,
+                )
+            else:
+                adapter = _PlainAdapter()
+            self.mount(prefix, adapter)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        total = self.total_timeout
+        timeout = kwargs.get("timeout") or self._config.default_timeout or total
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        kwargs["timeout"] = (min(connect or total, total), min(read or total, total))
+        deadline = _Deadline(total)
+        reset = _current.set(deadline)
+        try:
+            response = super().send(request, **kwargs)
+        except Exception as exc:
+            deadline.cancel()
+            if deadline.cut:
+                raise deadline.exceeded() from exc
+            raise
+        except BaseException:
+            deadline.cancel()
+            raise
+        finally:
+            _current.reset(reset)
+        if deadline.cut:  # the watchdog fired as the answer came in: past the deadline all the same
+            deadline.cancel()
+            response.close()
+            raise deadline.exceeded()
+        if kwargs.get("stream"):
+            self._streaming.append(deadline)  # until the body is read, or closed with the session
+        else:
+            deadline.cancel()  # the body has been read
+        return response
+
+    def close(self) -> None:
+        for deadline in self._streaming:
+            deadline.cancel()
+        self._streaming.clear()
+        super().close()
+
+
+def session(*, allow_private: bool | None = None, total_timeout: float | None = None) -> requests.Session:
+    """A hardened session; ``allow_private`` defaults to ``CALLBACK_ALLOW_PRIVATE_NETWORKS``,
+    ``total_timeout`` (the deadline of each call it makes) to ``CALLBACK_TOTAL_TIMEOUT``."""
     if allow_private is None:
         allow_private = ciba_settings.CALLBACK_ALLOW_PRIVATE_NETWORKS
-    return HTTPSession(
+    if total_timeout is None:
+        total_timeout = ciba_settings.CALLBACK_TOTAL_TIMEOUT
+    return _Session(
         Config(
             ip_filter_enable=not allow_private,
             ip_filter_allow_loopback_ips=allow_private,
             never_redirect=True,
             default_timeout=(ciba_settings.CALLBACK_CONNECT_TIMEOUT, ciba_settings.CALLBACK_READ_TIMEOUT),
             user_agent_override=USER_AGENT,
-        )
+        ),
+        total_timeout=total_timeout,
     )
 
 
-def get_json(url: str, *, max_bytes: int = 64 * 1024) -> Any:
-    """GET a JSON document from a client-registered URL, or raise ``OutboundError``."""
+def get_json(url: str, *, max_bytes: int = 64 * 1024, total_timeout: float | None = None) -> Any:
+    """GET a JSON document from a client-registered URL, or raise ``OutboundError``.
+
+    ``total_timeout`` bounds the whole fetch (default ``CALLBACK_TOTAL_TIMEOUT``)."""
     try:
         validate_outbound_url(url)
     except ValidationError as exc:
         raise OutboundError(f"URL refused: {' '.join(exc.messages)}") from None
     try:
         with (
-            session() as http,
+            session(total_timeout=total_timeout) as http,
             http.get(url, stream=True, headers={"Accept": "application/json"}) as response,
         ):
             if response.status_code != 200:
