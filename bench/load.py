@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, ROOT, environment, flush_redis, gunicorn, manage, prepare_database
+from ciba.dispatch import QUEUES
 
 GRANT = "urn:openid:params:grant-type:ciba"
 TARGETS = {"backchannel_per_second": 500, "pending_polls_per_second_at_1000": 1000, "ping_p95_ms": 50}
@@ -146,6 +147,8 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen:
             "-A",
             "example_project",
             "worker",
+            "-Q",
+            ",".join(QUEUES),
             "--concurrency",
             "1",
             "--pool",

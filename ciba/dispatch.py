@@ -32,6 +32,25 @@ DELIVER_CALLBACK = "ciba.deliver_callback"
 SWEEP_CALLBACKS = "ciba.sweep_callbacks"
 EXPIRE_REQUESTS = "ciba.expire_requests"
 
+#: One queue per kind of work, so a callback never waits behind a burst of device
+#: notifications and a slow endpoint of one kind cannot hold up the other (docs/deployment.md).
+#: Sites opt in with ``CELERY_TASK_ROUTES = ciba.dispatch.TASK_ROUTES`` and run workers for
+#: the queues (``celery worker -Q ciba-callbacks`` ...); without routes everything goes to
+#: Celery's default queue.
+QUEUES = ("ciba-callbacks", "ciba-notify", "ciba-sweeps")
+TASK_ROUTES = {
+    DELIVER_CALLBACK: {"queue": "ciba-callbacks"},
+    NOTIFY_DEVICE: {"queue": "ciba-notify"},
+    SWEEP_CALLBACKS: {"queue": "ciba-sweeps"},
+    EXPIRE_REQUESTS: {"queue": "ciba-sweeps"},
+}
+#: The periodic tasks every deployment runs with Celery beat (``CELERY_BEAT_SCHEDULE``): the
+#: outbox sweep is what recovers work a dead worker or a broker outage left behind.
+BEAT_SCHEDULE = {
+    "ciba-sweep-callbacks": {"task": SWEEP_CALLBACKS, "schedule": 30.0},
+    "ciba-expire-requests": {"task": EXPIRE_REQUESTS, "schedule": 60.0},
+}
+
 #: What each task is about, for log lines an operator can search for.
 SUBJECTS = {
     NOTIFY_DEVICE: "the device notification for CIBA request",
@@ -55,6 +74,18 @@ def after_commit(
     transaction.on_commit(
         lambda: send(task, *args, countdown=countdown, on_error=on_error, **kwargs), using=using
     )
+
+
+def later(task: str, *args: Any, countdown: float) -> bool:
+    """Send ``task(*args)`` to run in ``countdown`` seconds; False when nothing was scheduled.
+
+    With eager Celery (development, the fast tests) there is no "later": running it now would
+    find the same state again and recurse, so nothing is sent and the periodic sweep, or the
+    next request, takes over.
+    """
+    if current_app.conf.task_always_eager:
+        return False
+    return send(task, *args, countdown=countdown)
 
 
 def send(

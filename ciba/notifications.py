@@ -1,21 +1,26 @@
-"""Running the device notifiers for one pending request, recording the outcome, and retrying.
+"""Device notifications as a durable outbox: claim, run the notifiers, record, retry.
 
-Called by the ``ciba.notify_authentication_device`` task once the request is committed. The
-notifiers are the classes of ``CIBA["NOTIFIER_CLASSES"]`` (contract:
-``ciba.backends.notification.BaseNotifier``); each returns an ``Outcome``. Failures worth a
-retry are retried with the shared backoff (``NOTIFY_RETRY_BACKOFF_*``), only for the
-notifiers that failed, and never past the request's expiry; the outcome is recorded on the
-request (``device_notification_status``), where the consent API and the admin show it.
+The request row is the outbox entry of its device notification (status, due time, lease,
+notifiers still to retry), written in the same INSERT as the request. The
+``ciba.notify_authentication_device`` task claims it with a lease (a conditional UPDATE),
+runs the classes of ``CIBA["NOTIFIER_CLASSES"]`` (contract:
+``ciba.backends.notification.BaseNotifier``), each returning an ``Outcome``, and records the
+result on the row, where the consent API and the admin show it. Failures worth a retry are
+retried with the shared backoff (``NOTIFY_RETRY_BACKOFF_*``), only for the notifiers that
+failed, never past the request's expiry.
+
+Nothing is lost when the broker is down or a worker dies: ``sweep`` (run by
+``ciba.sweep_callbacks``) hands every due, unleased entry to a worker, and a task that finds
+the entry leased by another (say, one killed mid-run) comes back when that lease runs out.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from . import dispatch
@@ -27,36 +32,90 @@ from .polling import poll_state
 
 logger = logging.getLogger("ciba.notifications")
 Status = AuthenticationRequest.NotificationStatus
+OPEN = (Status.QUEUED, Status.RETRYING)
+#: A new entry is left to its own task this long before a sweep sends it too.
+SWEEP_GRACE = timedelta(seconds=10)
 
 
-def notify(
-    request_pk: int, *, notification_id: str = "", only: list[str] | None = None, attempt: int = 0
-) -> str:
-    """Run the notifiers (or, on retry ``attempt``, ``only`` those that failed); return
-    ``sent``, ``retrying``, ``failed`` or ``skipped`` (decided or expired meanwhile)."""
-    ar = AuthenticationRequest.objects.select_related("client").filter(pk=request_pk).first()
-    if ar is None or ar.effective_state() != AuthenticationRequest.State.PENDING:
-        return "skipped"  # nobody needs to be told any more
-    if only is None:
+def lease_duration() -> timedelta:
+    """Long enough for the notifiers to run (each call is bounded by the total timeout)."""
+    return timedelta(seconds=2 * ciba_settings.CALLBACK_TOTAL_TIMEOUT + 10)
+
+
+def notify(request_pk: int, **_legacy: Any) -> str:
+    """Run the notifiers of one pending request; return ``sent``, ``retrying``, ``failed``,
+    ``deferred`` (another worker holds it; this task comes back when its lease ends) or
+    ``skipped`` (decided, expired, or already done). Keyword arguments of messages queued by
+    0.1 are ignored: the row says what is left to do."""
+    now = timezone.now()
+    if not _claim(request_pk, now):
+        return _deferred_or_skipped(request_pk, now)
+    ar = AuthenticationRequest.objects.select_related("client").get(pk=request_pk)
+    if ar.device_notification_attempts == 0:
         # The first work after the request committed: record it in the shared poll state
         # here, keeping that Redis round trip off the backchannel request. Until then (or if
         # this never runs) its polls take the database path, which records it too.
         poll_state().track(ar)
-    ar.notification_id = notification_id or uuid.uuid4().hex
+    ar.notification_id = ar.device_notification_id or str(ar.pk)
     devices = list(Device.objects.filter(user_id=ar.user_id))
     failed = {
         path: outcome
-        for path, notifier_class in _notifiers(only).items()
+        for path, notifier_class in _notifiers(ar.device_notification_retry).items()
         if not (outcome := _run(path, notifier_class, ar, devices)).delivered
     }
-    return _record(ar, failed, attempt)
+    return _record(ar, failed, now)
+
+
+def sweep(now: datetime | None = None, limit: int = 500) -> int:
+    """Hand every due, unleased notification of a pending request to a worker."""
+    now = now or timezone.now()
+    pks = list(
+        _open(AuthenticationRequest.objects.all(), now)
+        .filter(device_notification_due_at__lte=now - SWEEP_GRACE)
+        .order_by("device_notification_due_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in pks:
+        dispatch.send(dispatch.NOTIFY_DEVICE, pk)
+    return len(pks)
+
+
+def _open(rows: Any, now: datetime) -> Any:
+    """Entries a worker may take now: pending, unexpired, not finished, not leased."""
+    return rows.filter(
+        state=AuthenticationRequest.State.PENDING,
+        expires_at__gt=now,
+        device_notification_status__in=OPEN,
+    ).filter(Q(device_notification_lease_until__isnull=True) | Q(device_notification_lease_until__lt=now))
+
+
+def _claim(request_pk: int, now: datetime) -> bool:
+    rows = _open(AuthenticationRequest.objects.filter(pk=request_pk), now)
+    return rows.update(device_notification_lease_until=now + lease_duration()) == 1
+
+
+def _deferred_or_skipped(request_pk: int, now: datetime) -> str:
+    row = (
+        AuthenticationRequest.objects.filter(
+            pk=request_pk, state=AuthenticationRequest.State.PENDING, device_notification_status__in=OPEN
+        )
+        .values_list("device_notification_lease_until", "expires_at")
+        .first()
+    )
+    if row is None or row[0] is None or row[0] < now or row[1] <= now:
+        return "skipped"
+    # Another run holds it, alive or dead: come back when its lease ends.
+    countdown = (row[0] - now).total_seconds() + 1
+    return (
+        "deferred" if dispatch.later(dispatch.NOTIFY_DEVICE, request_pk, countdown=countdown) else "skipped"
+    )
 
 
 def _notifiers(only: list[str] | None) -> dict[str, Any]:
-    """The configured notifier classes by dotted path (which survives the trip through the broker)."""
+    """The configured notifier classes by dotted path (the path is what a retry names)."""
     paths = ciba_settings.raw("NOTIFIER_CLASSES")
     notifiers = dict(zip(paths, ciba_settings.NOTIFIER_CLASSES, strict=True))
-    return notifiers if only is None else {p: cls for p, cls in notifiers.items() if p in only}
+    return notifiers if not only else {p: cls for p, cls in notifiers.items() if p in only}
 
 
 def _run(path: str, notifier_class: Any, ar: AuthenticationRequest, devices: list[Device]) -> Outcome:
@@ -73,16 +132,16 @@ def _run(path: str, notifier_class: Any, ar: AuthenticationRequest, devices: lis
         return Outcome.failed(f"{type(exc).__name__}: {exc}", retry=False)
 
 
-def _record(ar: AuthenticationRequest, failed: dict[str, Outcome], attempt: int) -> str:
-    """Store the outcome on the request and schedule the retry, if one is due."""
-    now = timezone.now()
+def _record(ar: AuthenticationRequest, failed: dict[str, Outcome], now: datetime) -> str:
+    """Store the outcome on the entry, release it, and schedule the retry if one is due."""
+    attempts = ar.device_notification_attempts + 1
     retry = [path for path, outcome in failed.items() if outcome.retry]
     delay = backoff(
-        attempt + 1, base=ciba_settings.NOTIFY_RETRY_BACKOFF_BASE, cap=ciba_settings.NOTIFY_RETRY_BACKOFF_MAX
+        attempts, base=ciba_settings.NOTIFY_RETRY_BACKOFF_BASE, cap=ciba_settings.NOTIFY_RETRY_BACKOFF_MAX
     )
     can_retry = (
         bool(retry)
-        and attempt < ciba_settings.NOTIFY_MAX_RETRIES
+        and attempts <= ciba_settings.NOTIFY_MAX_RETRIES
         and now + timedelta(seconds=delay) < ar.expires_at
     )
     if not failed:
@@ -96,14 +155,10 @@ def _record(ar: AuthenticationRequest, failed: dict[str, Outcome], attempt: int)
         device_notification_attempts=F("device_notification_attempts") + 1,
         device_notification_error=error,
         device_notified_at=now if not failed else None,
+        device_notification_lease_until=None,
+        device_notification_due_at=now + timedelta(seconds=delay) if can_retry else None,
+        device_notification_retry=retry if can_retry else None,
     )
     if can_retry:
-        dispatch.send(
-            dispatch.NOTIFY_DEVICE,
-            ar.pk,
-            notification_id=ar.notification_id,
-            only=retry,
-            attempt=attempt + 1,
-            countdown=delay,
-        )
+        dispatch.send(dispatch.NOTIFY_DEVICE, ar.pk, countdown=delay)
     return status

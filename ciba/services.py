@@ -58,7 +58,12 @@ def create_request(*, expires_in: int, now: datetime | None = None, **fields: An
     """
     now = now or timezone.now()
     ar = AuthenticationRequest.objects.create(
-        expires_at=now + timedelta(seconds=expires_in), created_at=now, updated_at=now, **fields
+        expires_at=now + timedelta(seconds=expires_in),
+        created_at=now,
+        updated_at=now,
+        device_notification_id=uuid.uuid4().hex,
+        device_notification_due_at=now,
+        **fields,
     )
     _after_commit(signals.auth_request_created, request=ar)
     _notify_device(ar)
@@ -66,31 +71,27 @@ def create_request(*, expires_in: int, now: datetime | None = None, **fields: An
 
 
 def resend_device_notification(ar: AuthenticationRequest) -> bool:
-    """Notify the user's device again (an operator's re-send); False if no longer pending."""
+    """Notify the user's device again (an operator's re-send): a new series of attempts under a
+    new notification id (receivers de-duplicate on it); False if no longer pending."""
     if ar.effective_state() != State.PENDING:
         return False
-    AuthenticationRequest.objects.record_notification(ar.pk, NotificationStatus.QUEUED)
+    AuthenticationRequest.objects.record_notification(
+        ar.pk,
+        NotificationStatus.QUEUED,
+        device_notification_id=uuid.uuid4().hex,
+        device_notification_attempts=0,
+        device_notification_due_at=timezone.now(),
+        device_notification_lease_until=None,
+        device_notification_retry=None,
+    )
     _notify_device(ar)
     return True
 
 
 def _notify_device(ar: AuthenticationRequest) -> None:
-    """Schedule the device notification; a broker outage is recorded on the request (an
-    operator can re-send it), never raised at the client."""
-    pk = ar.pk
-
-    def enqueue_failed(exc: Exception) -> None:
-        AuthenticationRequest.objects.record_notification(
-            pk,
-            NotificationStatus.FAILED,
-            device_notification_error=f"Could not enqueue: {type(exc).__name__}",
-        )
-
-    # The id stays the same across retries (receivers de-duplicate) and changes on a re-send.
-    notification_id = uuid.uuid4().hex
-    dispatch.after_commit(
-        dispatch.NOTIFY_DEVICE, pk, notification_id=notification_id, using=_db(), on_error=enqueue_failed
-    )
+    """Hand the device notification to a worker once committed. The row is its outbox entry:
+    if the broker is down, the sweep sends it later (never an error for the client)."""
+    dispatch.after_commit(dispatch.NOTIFY_DEVICE, ar.pk, using=_db())
 
 
 def approve(

@@ -2,24 +2,31 @@
 
 Their names are wire values (``ciba.dispatch`` sends them by name) and never change. Each is
 safe to run twice: the work it wraps re-checks the state it acts on.
+
+The two that talk to the outside world acknowledge late and are *requeued* when the pool child
+running them dies (``reject_on_worker_lost``): Celery's default would acknowledge the lost
+message and the only trace of the work would be the outbox row. A task that kills its worker
+every time cannot loop for ever: each claim counts an attempt, and the outbox gives up after
+``CALLBACK_MAX_ATTEMPTS`` (callbacks) or the request's expiry (device notifications).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery import shared_task
 
 from . import callbacks, dispatch, notifications, services
 
 
-@shared_task(name=dispatch.NOTIFY_DEVICE, acks_late=True, ignore_result=False)
-def notify_authentication_device(
-    request_pk: int, notification_id: str = "", only: list[str] | None = None, attempt: int = 0
-) -> str:
-    """Tell the user's devices about a pending request (``ciba.notifications``)."""
-    return notifications.notify(request_pk, notification_id=notification_id, only=only, attempt=attempt)
+@shared_task(name=dispatch.NOTIFY_DEVICE, acks_late=True, reject_on_worker_lost=True, ignore_result=False)
+def notify_authentication_device(request_pk: int, *args: Any, **kwargs: Any) -> str:
+    """Tell the user's devices about a pending request (``ciba.notifications``). Extra
+    arguments of messages queued by 0.1 are ignored."""
+    return notifications.notify(request_pk)
 
 
-@shared_task(name=dispatch.DELIVER_CALLBACK, acks_late=True, ignore_result=True)
+@shared_task(name=dispatch.DELIVER_CALLBACK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_callback(delivery_pk: int) -> str:
     """Attempt one ping or push callback (``ciba.callbacks.outbox``)."""
     return callbacks.deliver(delivery_pk)
@@ -27,11 +34,10 @@ def deliver_callback(delivery_pk: int) -> str:
 
 @shared_task(name=dispatch.SWEEP_CALLBACKS, ignore_result=True)
 def sweep_callbacks() -> int:
-    """Re-enqueue callbacks that are due but not in flight (broker outage, killed worker).
-
-    Run it from Celery beat every minute or so (docs/integration.md).
-    """
-    return callbacks.sweep()
+    """Hand both outboxes' due entries to workers: client callbacks and device notifications
+    that are not in flight (a broker outage, a killed worker). Run it from Celery beat every
+    30 seconds or so (docs/integration.md); the name predates the second outbox."""
+    return callbacks.sweep() + notifications.sweep()
 
 
 @shared_task(name=dispatch.EXPIRE_REQUESTS, ignore_result=True)

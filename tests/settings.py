@@ -54,7 +54,9 @@ CACHES = {"default": env.cache()}
 globals().update(env.celery_settings())
 # Tests run tasks eagerly even when CELERY_BROKER_URL names a real broker: the integration
 # tier's worker fixture switches this test process to the broker for the tests that use it.
-CELERY_TASK_ALWAYS_EAGER = True
+# The worker it starts (CIBA_TEST_WORKER=1) sends through the broker like a deployed one, so
+# its retries and deferrals are real countdowns, not nested eager calls.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CIBA_TEST_WORKER") != "1"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
@@ -108,6 +110,7 @@ for _key, _env in (
     ("CALLBACK_RETRY_BACKOFF_BASE", "CIBA_TEST_BACKOFF_BASE"),
     ("CALLBACK_READ_TIMEOUT", "CIBA_TEST_READ_TIMEOUT"),
     ("CALLBACK_CONNECT_TIMEOUT", "CIBA_TEST_CONNECT_TIMEOUT"),
+    ("CALLBACK_TOTAL_TIMEOUT", "CIBA_TEST_TOTAL_TIMEOUT"),
 ):
     if os.environ.get(_env):
         CIBA[_key] = float(os.environ[_env])

@@ -248,6 +248,31 @@ def test_a_leased_callback_is_not_sent_twice(alice, make_client, recorder):
     assert len(recorder.received) == 1
 
 
+def test_a_callback_whose_attempts_keep_dying_is_given_up_not_retried_for_ever(alice, make_client, recorder):
+    """Each claim counts an attempt; claims that never record (the worker died each time) end
+    the row as failed once the retry budget is spent, rather than killing workers for ever."""
+    app, _ = make_client("ping", backchannel_client_notification_endpoint=recorder.url("/cb"))
+    ar = services.create_request(
+        expires_in=60,
+        client=app,
+        user=alice,
+        hint_kind="login_hint",
+        scope="openid",
+        interval=5,
+        client_notification_token=NT,
+    )
+    services.approve(ar, user=alice)
+    row = CallbackDelivery.objects.get()
+    spent = settings.CIBA.get("CALLBACK_MAX_RETRIES", 8) + 1
+    CallbackDelivery.objects.filter(pk=row.pk).update(
+        attempts=spent, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert delivery.deliver(row.pk) == "failed"
+    row.refresh_from_db()
+    assert row.state == "failed" and "worker lost" in row.last_error
+    assert recorder.received == []
+
+
 def test_no_token_reaches_the_logs(
     client, alice, endpoint_client, recorder, caplog, django_capture_on_commit_callbacks
 ):

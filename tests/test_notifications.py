@@ -444,3 +444,86 @@ def test_a_sent_notification_is_not_marked_failed_by_a_late_duplicate_run(alice,
     assert services.resend_device_notification(ar)  # an operator may always re-send
     ar.refresh_from_db()
     assert ar.device_notification_status == "queued"
+
+
+# --- The outbox: nothing is lost to a broker outage or a dead worker -------------------------------
+
+
+def _queued_request(alice, make_client, **fields):
+    """A request whose notification task never ran (the broker was down at commit time)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    app, _ = make_client("poll")
+    ar = services.create_request(
+        expires_in=60, client=app, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    AuthenticationRequest.objects.filter(pk=ar.pk).update(
+        device_notification_due_at=timezone.now() - timedelta(seconds=60), **fields
+    )
+    return ar
+
+
+def test_a_notification_whose_task_never_ran_is_sent_by_the_sweep(alice, make_client, recorder):
+    from ciba.tasks import sweep_callbacks
+
+    ar = _queued_request(alice, make_client)
+    with override_settings(CIBA=webhook_settings(recorder)):
+        assert sweep_callbacks.apply().get() == 1
+        assert sweep_callbacks.apply().get() == 0  # sent once: nothing left to sweep
+    ar.refresh_from_db()
+    assert ar.device_notification_status == "sent"
+    assert len(recorder.received) == 1
+
+
+def test_a_fresh_notification_is_left_to_its_own_task_by_the_sweep(alice, make_client, recorder):
+    from ciba.tasks import sweep_callbacks
+
+    app, _ = make_client("poll")
+    services.create_request(
+        expires_in=60, client=app, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    with override_settings(CIBA=webhook_settings(recorder)):
+        assert sweep_callbacks.apply().get() == 0
+    assert recorder.received == []
+
+
+def test_a_notification_held_by_a_running_worker_is_neither_swept_nor_sent_twice(
+    alice, make_client, recorder
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ciba.tasks import notify_authentication_device, sweep_callbacks
+
+    held = timezone.now() + timedelta(seconds=30)
+    ar = _queued_request(alice, make_client, device_notification_lease_until=held)
+    with override_settings(CIBA=webhook_settings(recorder)):
+        assert sweep_callbacks.apply().get() == 0
+        assert notify_authentication_device.apply(args=[ar.pk]).get() == "skipped"
+        # The holder died: once its lease has run out, the next run sends it.
+        AuthenticationRequest.objects.filter(pk=ar.pk).update(
+            device_notification_lease_until=timezone.now() - timedelta(seconds=1)
+        )
+        assert notify_authentication_device.apply(args=[ar.pk]).get() == "sent"
+    assert len(recorder.received) == 1
+
+
+@pytest.mark.parametrize("end", ["expired", "denied"])
+def test_the_sweep_does_not_notify_a_request_that_is_over(alice, make_client, recorder, end):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ciba.tasks import sweep_callbacks
+
+    ar = _queued_request(alice, make_client)
+    if end == "expired":
+        AuthenticationRequest.objects.filter(pk=ar.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    else:
+        services.deny(AuthenticationRequest.objects.get(pk=ar.pk), user=alice)
+    with override_settings(CIBA=webhook_settings(recorder)):
+        assert sweep_callbacks.apply().get() == 0
+    assert recorder.received == []

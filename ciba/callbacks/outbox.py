@@ -30,14 +30,14 @@ Kind, DState = CallbackDelivery.Kind, CallbackDelivery.State
 
 
 def lease_duration() -> timedelta:
-    """Long enough for one attempt (connect + read timeouts) with room to record the result."""
-    return timedelta(
-        seconds=ciba_settings.CALLBACK_CONNECT_TIMEOUT + ciba_settings.CALLBACK_READ_TIMEOUT + 10
-    )
+    """Longer than one attempt can take (the outbound total deadline), with room to record it."""
+    return timedelta(seconds=ciba_settings.CALLBACK_TOTAL_TIMEOUT + 10)
 
 
 def deliver(delivery_pk: int) -> str:
-    """Attempt one delivery; return ``delivered``, ``retrying``, ``failed`` or ``skipped``."""
+    """Attempt one delivery; return ``delivered``, ``retrying``, ``failed``, ``deferred``
+    (another worker holds the row; this task comes back when its lease ends) or ``skipped``
+    (finished)."""
     now = timezone.now()
     claimed = (
         CallbackDelivery.objects.filter(pk=delivery_pk, state=DState.PENDING)
@@ -45,12 +45,34 @@ def deliver(delivery_pk: int) -> str:
         .update(lease_until=now + lease_duration(), attempts=F("attempts") + 1)
     )
     if not claimed:
-        return "skipped"  # finished, or another worker holds the lease
+        return _deferred_or_skipped(delivery_pk, now)
     delivery = CallbackDelivery.objects.select_related("request__client", "request__user").get(pk=delivery_pk)
+    if delivery.attempts > ciba_settings.CALLBACK_MAX_RETRIES + 1:
+        # Every attempt so far was claimed and never recorded: whatever runs it dies (a
+        # payload that crashes the worker, say). Give up instead of dying for ever.
+        return _record(delivery, Outcome(False, error="attempts never finished (worker lost)"))
     ar = delivery.request
     body = payload(delivery)
     outcome = post(ar.client.backchannel_client_notification_endpoint, ar.client_notification_token, body)
     return _record(delivery, outcome)
+
+
+def _deferred_or_skipped(delivery_pk: int, now: datetime) -> str:
+    """A leased row may belong to a worker that died mid-attempt (its redelivered task lands
+    here): come back when the lease ends, instead of dropping the only message that would."""
+    lease = (
+        CallbackDelivery.objects.filter(pk=delivery_pk, state=DState.PENDING)
+        .values_list("lease_until", flat=True)
+        .first()
+    )
+    if lease is None or lease < now:
+        return "skipped"
+    countdown = (lease - now).total_seconds() + 1
+    return (
+        "deferred"
+        if dispatch.later(dispatch.DELIVER_CALLBACK, delivery_pk, countdown=countdown)
+        else "skipped"
+    )
 
 
 def payload(delivery: CallbackDelivery) -> dict[str, Any]:

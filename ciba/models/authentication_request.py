@@ -165,6 +165,18 @@ class AuthenticationRequest(models.Model):
     )
     device_notification_attempts = models.PositiveSmallIntegerField(_("notification attempts"), default=0)
     device_notification_error = models.TextField(_("last notification error"), blank=True)
+    # The device notification is a durable outbox entry, like a callback: a worker claims it
+    # with a lease; a sweep hands it to another worker when it is due and nobody holds it.
+    device_notification_id = models.CharField(
+        _("notification id"), max_length=32, blank=True, help_text=_("Stays the same across retries.")
+    )
+    device_notification_due_at = models.DateTimeField(_("notification due at"), null=True, blank=True)
+    device_notification_lease_until = models.DateTimeField(
+        _("notification leased until"), null=True, blank=True
+    )
+    device_notification_retry = models.JSONField(
+        _("notifiers to retry"), null=True, blank=True, help_text=_("Dotted paths; empty: all.")
+    )
     device_notified_at = models.DateTimeField(_("device notified at"), null=True, blank=True)
 
     objects = AuthenticationRequestQuerySet.as_manager()
@@ -177,6 +189,11 @@ class AuthenticationRequest(models.Model):
             models.Index(fields=["user", "state", "expires_at"], name="ciba_req_user_state_exp"),
             # The expiry sweep finds unfinished requests past expires_at.
             models.Index(fields=["state", "expires_at"], name="ciba_req_state_exp"),
+            # The outbox sweep finds device notifications that are due.
+            models.Index(
+                fields=["device_notification_status", "device_notification_due_at"],
+                name="ciba_req_notify_due",
+            ),
         ]
 
     def __str__(self) -> str:

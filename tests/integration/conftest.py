@@ -7,6 +7,7 @@ when a production part is missing: a green run must mean the parts were really u
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,6 +21,8 @@ import redis
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.db import connection
+
+from ciba.dispatch import QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,14 +49,17 @@ WORKER_TIMING = {
     "CIBA_TEST_BACKOFF_BASE": "0.2",
     "CIBA_TEST_READ_TIMEOUT": "2",
     "CIBA_TEST_CONNECT_TIMEOUT": "1",
+    "CIBA_TEST_TOTAL_TIMEOUT": "3",
+    "CIBA_SWEEP_SECONDS": "1",
 }
 
 
 class Worker:
     """Starts (and restarts) a real ``celery worker`` process sharing the test database."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], options: tuple[str, ...] = ("--pool=solo",)) -> None:
         self.env = env
+        self.options = options
         self.process: subprocess.Popen | None = None
         self.output: list[str] = []
 
@@ -66,7 +72,9 @@ class Worker:
                 "-A",
                 "example_project",
                 "worker",
-                "--pool=solo",
+                "-Q",
+                ",".join(QUEUES),
+                *self.options,
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
@@ -77,6 +85,9 @@ class Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Its own process group, so the embedded beat process dies with it (an orphaned
+            # beat would go on sending sweeps to later tests, and outlive the run).
+            start_new_session=True,
         )
         ready = threading.Event()
 
@@ -93,10 +104,28 @@ class Worker:
             pytest.fail("The Celery worker did not start:\n" + "".join(self.output[-40:]))
 
     def kill(self) -> None:
-        """SIGKILL: the worker dies mid-task, as on an OOM kill or a lost host."""
+        """SIGKILL to every process of the worker: it dies mid-task, as on a lost host."""
         assert self.process is not None
-        self.process.kill()
+        self._kill_group()
         self.process.wait(10)
+
+    def _kill_group(self) -> None:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def kill_pool_child(self) -> int:
+        """SIGKILL the prefork pool child running the task: the main process lives on."""
+        assert self.process is not None
+        children = subprocess.run(
+            ["ps", "--ppid", str(self.process.pid), "-o", "pid="], capture_output=True, text=True
+        ).stdout.split()
+        assert children, "no pool child"
+        for pid in children:
+            os.kill(int(pid), 9)
+        return len(children)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -104,35 +133,37 @@ class Worker:
             try:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                pass
+        if self.process:
+            self._kill_group()  # whatever of the group outlived the warm shutdown
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db: Any) -> Iterator[Worker]:
-    """A real ``celery worker`` on the Redis broker, sharing the test database.
-
-    For the duration of the test this process stops running tasks eagerly, so production
-    code paths (``.delay`` after commit) reach the worker exactly as in a deployment.
-    """
-    from example_project.celery import app
-
+def _worker_env() -> dict[str, str]:
     broker = os.environ.get("CELERY_BROKER_URL", "")
     if not broker.startswith("redis"):
         pytest.fail("Set CELERY_BROKER_URL=redis://... for the worker tests (./scripts/test --production).")
     # The broker database belongs to the test run: drop messages a previous run left behind.
     redis.Redis.from_url(broker).flushdb()
     db = connection.settings_dict
-    env = {
+    return {
         **os.environ,
         **WORKER_TIMING,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CIBA_TEST_WORKER": "1",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CIBA_TEST_NOTIFIERS": "tests.integration.notifiers.CacheRecordingNotifier",
         # Workers sign ID tokens (push) with the same key as the web processes, as in production.
         "OIDC_RSA_PRIVATE_KEY": settings.OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"],
         "PYTHONPATH": str(ROOT),
     }
-    worker = Worker(env)
+
+
+def _running(options: tuple[str, ...]) -> Iterator[Worker]:
+    """For the duration of the test this process stops running tasks eagerly, so production
+    code paths (sending after commit) reach the worker exactly as in a deployment."""
+    from example_project.celery import app
+
+    worker = Worker(_worker_env(), options)
     worker.start()
     app.conf.task_always_eager = False
     try:
@@ -141,6 +172,20 @@ def celery_worker_process(transactional_db: Any) -> Iterator[Worker]:
     finally:
         app.conf.task_always_eager = True
         worker.stop()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db: Any, tmp_path: Path) -> Iterator[Worker]:
+    """A real ``celery worker`` on the Redis broker, sharing the test database, with Celery
+    beat inside it running the outbox sweep every second, as a deployment runs beat."""
+    yield from _running(("--pool=solo", "--beat", f"--schedule={tmp_path / 'beat-schedule'}"))
+
+
+@pytest.fixture
+def prefork_worker(transactional_db: Any) -> Iterator[Worker]:
+    """A prefork worker (one pool child) and no beat: what is recovered, is recovered by the
+    tasks themselves."""
+    yield from _running(("--pool=prefork", "--concurrency=1"))
 
 
 def wait_for(predicate: Any, timeout: float = 20.0) -> Any:

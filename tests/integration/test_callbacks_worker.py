@@ -16,7 +16,6 @@ from ciba import services
 from ciba.constants import AUTH_REQ_ID_CLAIM, RT_HASH_CLAIM
 from ciba.models import AuthenticationRequest, CallbackDelivery
 from ciba.oauth.validators import token_hash
-from ciba.tasks import sweep_callbacks
 from tests.conftest import start_request
 from tests.integration.conftest import wait_for
 
@@ -107,23 +106,71 @@ def test_a_400_is_not_retried(celery_worker_process, alice, endpoint_client, rec
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_delivery_still_delivers_after_restart(
+def test_a_worker_killed_mid_delivery_delivers_once_after_restart_without_a_manual_sweep(
     celery_worker_process, alice, endpoint_client, recorder
 ):
-    recorder.delays = [30]  # the first attempt hangs; the worker dies while it waits
+    recorder.delays = [30]  # the first attempt hangs; the whole worker dies while it waits
     app, secret = endpoint_client("ping")
     ar = start(app, secret)
     services.approve(ar, user=alice)
     assert wait_for(lambda: len(recorder.received) == 1), "the first attempt never arrived"
     celery_worker_process.kill()
-    celery_worker_process.start()
     row = CallbackDelivery.objects.get(request=ar)
     assert row.state == "pending" and row.lease_until is not None
-    # Once the dead worker's lease runs out, the periodic sweep hands the row to the new one.
-    wait_for(lambda: CallbackDelivery.objects.filter(pk=row.pk, lease_until__lt=timezone.now()).exists(), 30)
-    sweep_callbacks.delay()
-    assert wait_for(lambda: delivered(ar), timeout=30), "not delivered after the restart"
-    assert len(recorder.received) == 2 and recorder.answered == 1
+    celery_worker_process.start()
+    # The dead worker's message comes back only after the broker's visibility timeout (an
+    # hour); the beat sweep hands the row to the new worker as soon as its lease runs out.
+    assert wait_for(lambda: delivered(ar), timeout=40), "not delivered after the restart"
+    assert recorder.answered == 1  # exactly one callback was answered by the client
+    assert delivered(ar).delivered_at < ar.expires_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pool_child_killed_mid_delivery_delivers_once_without_any_sweep(
+    prefork_worker, alice, endpoint_client, recorder
+):
+    """The redelivered task finds the dead attempt's lease: it comes back when the lease ends
+    (it used to end as 'skipped', leaving the row pending for ever without beat)."""
+    recorder.delays = [30]
+    app, secret = endpoint_client("ping")
+    ar = start(app, secret)
+    services.approve(ar, user=alice)
+    assert wait_for(lambda: len(recorder.received) == 1), "the first attempt never arrived"
+    prefork_worker.kill_pool_child()
+    assert wait_for(lambda: delivered(ar), timeout=40), "not delivered after the pool child died"
+    assert recorder.answered == 1 and len(recorder.received) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_device_notification_survives_a_broker_outage_without_an_operator(
+    celery_worker_process, alice, make_client
+):
+    from django.core.cache import cache
+
+    from example_project.celery import app as celery_app
+
+    client_app, _ = make_client("poll")
+    saved_url, saved_pool = celery_app.conf.broker_write_url, celery_app.amqp._producer_pool
+    celery_app.conf.broker_write_url, celery_app.amqp._producer_pool = "redis://127.0.0.1:1/0", None
+    try:
+        ar = services.create_request(
+            expires_in=120,
+            client=client_app,
+            user=alice,
+            hint_kind="login_hint",
+            scope="openid",
+            interval=5,
+            binding_message="SWEPT",
+        )
+    finally:
+        celery_app.conf.broker_write_url, celery_app.amqp._producer_pool = saved_url, saved_pool
+    ar.refresh_from_db()
+    assert ar.device_notification_status == "queued"  # not failed: the outbox entry waits
+    # The beat sweep sends it once it is overdue (SWEEP_GRACE), with nobody re-sending by hand.
+    assert wait_for(lambda: cache.get(f"ciba-test-notified:{ar.auth_req_id}") == "SWEPT", timeout=40)
+    assert wait_for(
+        lambda: AuthenticationRequest.objects.filter(pk=ar.pk, device_notification_status="sent").exists()
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -143,11 +190,9 @@ def test_a_broker_outage_at_approval_time_still_delivers_once_it_is_back(
     finally:
         celery_app.conf.broker_write_url, celery_app.amqp._producer_pool = saved_url, saved_pool
     assert "Could not enqueue CIBA callback" in caplog.text
-    assert CallbackDelivery.objects.get(request=ar).state == "pending"
-    time.sleep(1)
-    assert recorder.received == []
-    sweep_callbacks.delay()  # the broker is back: the periodic sweep finds the owed callback
-    assert wait_for(lambda: delivered(ar)), "not delivered once the broker was back"
+    # The broker is back: the beat sweep finds the owed callback, with nobody sweeping by hand.
+    assert wait_for(lambda: delivered(ar), timeout=30), "not delivered once the broker was back"
+    time.sleep(2)  # two more sweeps: none may send it again
     assert len(recorder.received) == 1
 
 
