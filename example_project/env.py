@@ -152,6 +152,33 @@ def conformance_run() -> dict[str, Any]:
     return values
 
 
+def flag(name: str, default: bool) -> bool:
+    """A boolean environment variable; a value that is not clearly on or off stops the start."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"{name}={raw!r}: use 1 or 0.")
+
+
+def callback_posture() -> dict[str, bool]:
+    """Whether callbacks and webhooks may go to plain http and private addresses.
+
+    On by default so the demo's kiosk receives pings on this machine; a deployment of the
+    example turns both off (``CIBA_CALLBACK_ALLOW_HTTP=0``,
+    ``CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS=0``) and ``check --deploy`` stops warning.
+    """
+    return {
+        "CALLBACK_ALLOW_HTTP": flag("CIBA_CALLBACK_ALLOW_HTTP", True),
+        "CALLBACK_ALLOW_PRIVATE_NETWORKS": flag("CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS", True),
+    }
+
+
 def poll_state() -> dict[str, str]:
     """With ``CACHE_URL`` on Redis, pending polls are answered from that Redis too.
 

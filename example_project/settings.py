@@ -108,11 +108,11 @@ OAUTH2_PROVIDER = {
     **env.RFC9700,
 }
 
-# --- CIBA: development posture. The kiosk's callback receiver runs on this machine over
-# plain http, which production must never allow (manage.py check --deploy warns). ---
+# --- CIBA: development posture by default. The kiosk's callback receiver runs on this
+# machine over plain http, which production must never allow (manage.py check --deploy
+# warns); CIBA_CALLBACK_ALLOW_HTTP=0 and CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS=0 turn it off. ---
 CIBA = {
-    "CALLBACK_ALLOW_HTTP": True,
-    "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
+    **env.callback_posture(),
     **env.poll_state(),
     **env.conformance_run(),
 }

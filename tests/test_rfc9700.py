@@ -44,3 +44,36 @@ def test_a_push_is_minted_and_delivered_with_every_rfc9700_gate_on(
         services.approve(ar, user=alice)
     assert CallbackDelivery.objects.get().state == "delivered"
     assert b"access_token" in recorder.received[0][2]
+
+
+def test_the_consent_api_refuses_a_token_in_the_query_string(alice):
+    """RFC 9700 §4.3.2: a token in a URL ends up in logs and Referer headers."""
+    bearer = consent_bearer(alice)["HTTP_AUTHORIZATION"].split()[1]
+    in_query = Client().get(f"/o/ciba/requests/?access_token={bearer}")
+    assert in_query.status_code == 401
+    assert Client().get("/o/ciba/requests/", HTTP_AUTHORIZATION=f"Bearer {bearer}").status_code == 200
+
+
+def test_the_password_grant_is_refused_alike_for_right_and_wrong_passwords(client, alice, db):
+    """The example project has no use for ROPC (CIBA exists so that no client sees a password):
+    with the RFC 9700 gate on, a password client learns nothing about the password."""
+    from oauth2_provider.models import get_application_model
+
+    app = get_application_model().objects.create(
+        name="legacy ropc",
+        client_type="public",
+        authorization_grant_type="password",
+        client_id="legacy-ropc-client",
+    )
+    answers = [
+        client.post(
+            "/o/token/",
+            {"grant_type": "password", "username": "alice", "password": password, "client_id": app.client_id},
+        )
+        for password in ("alice-password", "wrong")
+    ]
+    assert [a.status_code for a in answers] == [answers[0].status_code] * 2
+    assert answers[0].status_code == 400
+    assert answers[0].json()["error"] == "unauthorized_client"
+    assert answers[0].json() == answers[1].json()
+    assert "access_token" not in answers[0].json()

@@ -9,7 +9,8 @@ from typing import Any
 from django.db import router, transaction
 from django.utils import timezone
 from oauth2_provider.oauth2_validators import OAuth2Validator
-from oauthlib.oauth2.rfc6749.errors import InvalidGrantError
+from oauth2_provider.settings import oauth2_settings
+from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
 
 from .. import client_auth, services
 from ..conf import ciba_settings
@@ -119,6 +120,22 @@ class CibaValidator(OAuth2Validator):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         return _active(getattr(request, "user", None))
+
+    def validate_user(
+        self, username: str, password: str, client: Any, request: Any, *args: Any, **kwargs: Any
+    ) -> bool:
+        """With RFC 9700's password-grant gate on, refuse before any password is checked.
+
+        oauthlib checks the user's password before the grant type, so DOT's own refusal comes
+        too late: a right password got ``unauthorized_client`` and a wrong one
+        ``invalid_grant`` - a password oracle open even to public clients, at the cost of a
+        password hash per guess. Here both get ``unauthorized_client`` and cost nothing.
+        """
+        if oauth2_settings.COMPLIANT_BCP_RFC9700_PASSWORD_GRANT:
+            raise UnauthorizedClientError(
+                description="The password grant is disabled (RFC 9700 §2.4).", request=request
+            )
+        return super().validate_user(username, password, client, request, *args, **kwargs)
 
     def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
         # DOT's own secret check, made cheap for repeat authentications (see ciba.client_auth).
