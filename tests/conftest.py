@@ -96,6 +96,8 @@ def recorder() -> Any:
 
     ``server.statuses`` is a list of status codes to answer in order (then 204);
     ``server.delays`` a list of seconds to wait before answering, in order;
+    ``server.drips`` maps a path to a list of seconds per byte: its next POSTs are answered
+    one byte at a time at that pace (a peer that never times out a read);
     ``server.received`` holds ``(path, headers, body)`` of every POST, recorded on arrival,
     and ``server.answered`` counts the answers actually sent.
     """
@@ -108,8 +110,22 @@ def recorder() -> Any:
                 server.received.append((self.path, dict(self.headers), body))
                 status = server.statuses.pop(0) if server.statuses else 204
                 delay = server.delays.pop(0) if server.delays else 0
+                pace = server.drips.get(self.path, [])
+                drip = pace.pop(0) if pace else 0
             if delay:
                 time.sleep(delay)
+            if drip:
+                answer = f"HTTP/1.1 {status} Dripped\r\nContent-Length: 0\r\n\r\n".encode()
+                try:
+                    for byte in answer:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(drip)
+                except OSError:  # the caller gave up: the usual end of a drip
+                    return
+                with lock:
+                    server.answered += 1
+                return
             try:
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -128,6 +144,7 @@ def recorder() -> Any:
     lock = threading.Lock()
     server: Any = Server(("127.0.0.1", 0), Handler)
     server.statuses, server.delays, server.received, server.answered = [], [], [], 0
+    server.drips = {}
     server.url = lambda path="/": f"http://127.0.0.1:{server.server_address[1]}{path}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()

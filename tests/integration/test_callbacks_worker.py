@@ -142,6 +142,35 @@ def test_a_pool_child_killed_mid_delivery_delivers_once_without_any_sweep(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_endpoint_that_drips_its_answer_holds_nobody_elses_callback_and_is_retried_once(
+    celery_worker_process, alice, make_client, recorder
+):
+    """One byte per second used to hold the only worker for as long as the peer liked, while
+    the lease ran out and a sweep sent the row again. Now the attempt ends at the total
+    deadline (3 s here), the next client's ping goes out, and the dripping one is retried once."""
+    recorder.drips["/slow"] = [1.0]
+    slow_app, slow_secret = make_client(
+        "ping", backchannel_client_notification_endpoint=recorder.url("/slow")
+    )
+    fast_app, fast_secret = make_client(
+        "ping", backchannel_client_notification_endpoint=recorder.url("/fast")
+    )
+    slow, fast = start(slow_app, slow_secret), start(fast_app, fast_secret)
+    services.approve(slow, user=alice)
+    assert wait_for(lambda: len(recorder.received) == 1), "the slow endpoint was never called"
+    began = time.monotonic()
+    services.approve(fast, user=alice)
+    assert wait_for(lambda: delivered(fast), timeout=15), "the other client's ping waited for ever"
+    assert time.monotonic() - began < 3 + 3  # at most one deadline behind the dripping peer
+    assert wait_for(lambda: delivered(slow), timeout=20), "the dripping endpoint was not retried"
+    time.sleep(2)  # beat sweeps every second: none may send either row again
+    paths = [path for path, _, _ in recorder.received]
+    assert sorted(paths) == ["/fast", "/slow", "/slow"]
+    row = CallbackDelivery.objects.get(request=slow)
+    assert row.attempts == 2
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_device_notification_survives_a_broker_outage_without_an_operator(
     celery_worker_process, alice, make_client
 ):
