@@ -14,7 +14,11 @@ from ciba.models import Device
 API = "/o/ciba/devices/"
 SUBSCRIPTION = {
     "endpoint": "https://push.example.net/send/abc",
-    "keys": {"p256dh": "BPub", "auth": "c2VjcmV0"},
+    "keys": {
+        # A real P-256 public key and a 16-byte secret: registration checks both.
+        "p256dh": "BGXeFf7LfsPN-1cPqHq3HOHxjonVl2sHBXzbv_X_hbdgZ9hQmLaQO62CvrDJiPefHylenBKFxYCxmYNhIO0bv34",
+        "auth": "c2l4dGVlbi1ieXRlLWtleQ",
+    },
 }
 
 

@@ -521,7 +521,9 @@ def test_the_sweep_does_not_notify_a_request_that_is_over(alice, make_client, re
 
     ar = _queued_request(alice, make_client)
     if end == "expired":
-        AuthenticationRequest.objects.filter(pk=ar.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        AuthenticationRequest.objects.filter(pk=ar.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
     else:
         services.deny(AuthenticationRequest.objects.get(pk=ar.pk), user=alice)
     with override_settings(CIBA=webhook_settings(recorder)):

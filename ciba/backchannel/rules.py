@@ -230,7 +230,7 @@ def _acr_claim(raw: str | None) -> tuple[bool, list[str]] | None:
         return None
     try:
         claims = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a document nested thousands deep is no claims request
         raise InvalidRequest("claims is not a JSON object.") from None
     id_token = claims.get("id_token", {}) if isinstance(claims, dict) else None
     if not isinstance(id_token, dict):

@@ -23,6 +23,7 @@ from ..conf import ciba_settings
 from ..errors import RequestNotPending
 from ..models import AuthenticationRequest
 from .openapi import OAUTH_ERROR, REQUEST_NOT_PENDING
+from .parsers import PARSER_CLASSES, parse_error_for
 from .permissions import IsConsentingUser
 from .rendering import CibaErrorMixin
 from .serializers import ApprovalSerializer, AuthenticationRequestSerializer
@@ -33,6 +34,12 @@ State = AuthenticationRequest.State
 class ConsentAuthenticationMixin(CibaErrorMixin):
     authentication_classes = [OAuth2Authentication, SessionAuthentication]
     permission_classes = [IsConsentingUser]
+    # DOT's token check reads the body before anyone is authenticated (see .parsers).
+    parser_classes = PARSER_CLASSES
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """A body Django refused to read is this API's 400, not Django's HTML page."""
+        return super().handle_exception(parse_error_for(exc) or exc)
 
 
 @extend_schema(tags=["consent"])

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from rest_framework import exceptions, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from ..errors import CibaError, describe
+
+UNREADABLE_BODY = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
 
 class CibaErrorMixin:
@@ -59,6 +62,16 @@ class OAuthErrorMixin(CibaErrorMixin):
                 {
                     "error": "invalid_request",
                     "error_description": "The body must be application/x-www-form-urlencoded.",
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        elif isinstance(exc, UNREADABLE_BODY):
+            # Django refuses to read the body (DATA_UPLOAD_MAX_*): its HTML 400 would leave a
+            # client with no error code, so it is an OAuth error like any other bad request.
+            response = Response(
+                {
+                    "error": "invalid_request",
+                    "error_description": "The request body is too large or has too many fields.",
                 },
                 status=status.HTTP_400_BAD_REQUEST,
             )

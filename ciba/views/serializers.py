@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from oauth2_provider.scopes import get_scopes_backend
 from rest_framework import serializers
 
 from ..models import AuthenticationRequest, Device
+from ..outbound import validate_outbound_url
 
 
 class ScopeSerializer(serializers.Serializer):
@@ -76,8 +82,49 @@ class ApprovalSerializer(serializers.Serializer):
     )
 
 
+#: RFC 8291 §3.2: the authentication secret is 16 octets.
+AUTH_SECRET_SIZE = 16
+#: RFC 8291 §3.1: an uncompressed P-256 point (0x04, then x and y of 32 octets each).
+P256_POINT_SIZE = 65
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]{1,128}={0,2}")
+
+
+#: What ``_web_push_subscription`` accepts, for the OpenAPI schema (and the clients and fuzzers
+#: that read it).
+WEB_PUSH_SUBSCRIPTION_SCHEMA = {
+    "type": "object",
+    "description": "The browser's PushSubscription.toJSON(); required for webpush devices.",
+    "properties": {
+        "endpoint": {"type": "string", "format": "uri", "maxLength": 2000},
+        "keys": {
+            "type": "object",
+            "properties": {
+                "p256dh": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]{87}=?$",
+                    "description": "The uncompressed P-256 public key (65 bytes), base64url.",
+                },
+                "auth": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]{22}(==)?$",
+                    "description": "The authentication secret (16 bytes), base64url.",
+                },
+            },
+            "required": ["p256dh", "auth"],
+        },
+    },
+    "required": ["endpoint", "keys"],
+}
+
+
+@extend_schema_field(WEB_PUSH_SUBSCRIPTION_SCHEMA)
+class WebPushSubscriptionField(serializers.JSONField):
+    """Any JSON on the way in (``DeviceSerializer.validate`` checks it against the kind)."""
+
+
 class DeviceSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
+    subscription = WebPushSubscriptionField(write_only=True, required=False, allow_null=True)
 
     class Meta:
         model = Device
@@ -101,14 +148,62 @@ class DeviceSerializer(serializers.ModelSerializer):
 
 
 def _web_push_subscription(value: Any) -> dict[str, Any]:
-    """A browser's PushSubscription.toJSON(): an https endpoint and the p256dh and auth keys."""
+    """A browser's PushSubscription.toJSON(): the push service's endpoint and the p256dh and
+    auth keys (RFC 8291 §3), checked now rather than when a notification fails to encrypt.
+
+    The endpoint is a URL the notifier will POST to, so it gets the policy of every outbound
+    URL (``ciba.outbound``: public hosts unless ``CALLBACK_ALLOW_PRIVATE_NETWORKS``, no
+    credentials); and https always, whatever ``CALLBACK_ALLOW_HTTP`` says: a push service is
+    https (RFC 8030 §8), and a browser hands out nothing else. Keys are stored in their
+    canonical unpadded base64url form.
+    """
     if not isinstance(value, dict):
         raise serializers.ValidationError({"subscription": "A Web Push subscription object is required."})
     endpoint, keys = value.get("endpoint"), value.get("keys")
-    if not isinstance(endpoint, str) or urlsplit(endpoint).scheme != "https" or len(endpoint) > 2000:
+    if not isinstance(endpoint, str) or len(endpoint) > 2000 or not endpoint.isprintable():
+        raise serializers.ValidationError({"subscription": "endpoint must be an https URL."})
+    try:
+        validate_outbound_url(endpoint)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({"subscription": f"endpoint: {' '.join(exc.messages)}"}) from None
+    if urlsplit(endpoint).scheme != "https":
         raise serializers.ValidationError({"subscription": "endpoint must be an https URL."})
     if not isinstance(keys, dict) or not all(
         isinstance(keys.get(k), str) and keys[k] for k in ("p256dh", "auth")
     ):
         raise serializers.ValidationError({"subscription": "keys.p256dh and keys.auth are required."})
-    return {"endpoint": endpoint, "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]}}
+    p256dh, auth = _base64url(keys["p256dh"]), _base64url(keys["auth"])
+    if p256dh is None or not _is_p256_point(p256dh):
+        raise serializers.ValidationError(
+            {"subscription": "keys.p256dh must be an uncompressed P-256 public key (65 bytes), base64url."}
+        )
+    if auth is None or len(auth) != AUTH_SECRET_SIZE:
+        raise serializers.ValidationError(
+            {"subscription": f"keys.auth must be {AUTH_SECRET_SIZE} bytes, base64url."}
+        )
+    return {"endpoint": endpoint, "keys": {"p256dh": _encode(p256dh), "auth": _encode(auth)}}
+
+
+def _base64url(text: str) -> bytes | None:
+    """The bytes of padded or unpadded base64url (as browsers send it); ``None`` if it is not."""
+    if not _BASE64URL.fullmatch(text):
+        return None
+    unpadded = text.rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
+    except binascii.Error:
+        return None
+
+
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _is_p256_point(raw: bytes) -> bool:
+    if len(raw) != P256_POINT_SIZE or raw[0] != 0x04:
+        return False
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        return False  # not on the curve
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -11,6 +12,7 @@ from oauth2_provider.views import TokenView
 from ..client_auth import poll_identity
 from ..errors import describe
 from ..polling import prescreen
+from . import screening
 
 #: Credentials that can appear in a token request body (CIBA grant, RFC 7523, refresh, code).
 SENSITIVE = (
@@ -28,16 +30,22 @@ class CibaTokenView(TokenView):
     """DOT marks only ``password`` and ``client_secret`` sensitive; an ``auth_req_id`` or a
     client assertion in a Django error report is a usable credential, so hide them too.
 
-    CIBA grant requests are screened first (``ciba.polling.prescreen``): repeated parameters are
-    refused, and pending polls answered from the shared poll state when one is configured;
-    everything else is DOT's endpoint, whose error descriptions are kept within RFC 6749's
-    character set (oauthlib and DOT sometimes repeat what the client sent).
+    A body Django will not read is refused first, as an OAuth error (``ciba.views.screening``).
+    CIBA grant requests are then screened (``ciba.polling.prescreen``): repeated parameters are
+    refused, and pending polls answered from the shared poll state when one is configured.
+    Requests of the other grants are screened for what DOT would answer with a 500
+    (``screening.refusal``; a CIBA poll costs it one look at ``grant_type``). Everything else
+    is DOT's endpoint, whose error descriptions are kept within RFC 6749's character set
+    (oauthlib and DOT sometimes repeat what the client sent) and whose errors are always JSON.
     """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            return prescreen.answer(request, poll_identity) or _described(
-                super().post(request, *args, **kwargs)
+            return (
+                screening.unreadable(request)
+                or prescreen.answer(request, poll_identity)
+                or screening.refusal(request, self._grant_types)
+                or _described(_typed(super().post(request, *args, **kwargs)))
             )
         finally:
             # DOT's post() sets its own, shorter list when it runs; Django reads the list
@@ -45,6 +53,25 @@ class CibaTokenView(TokenView):
             current = getattr(request, "sensitive_post_parameters", ())
             if current != "__ALL__":
                 request.sensitive_post_parameters = sorted(set(current) | set(SENSITIVE))
+
+    def _grant_types(self) -> Collection[str]:
+        """The grant types the token endpoint's oauthlib server dispatches (DOT's and CIBA)."""
+        return self.get_oauthlib_core().server.grant_types
+
+
+def _typed(response: HttpResponse) -> HttpResponse:
+    """An OAuth error body labelled as JSON, and not to be stored.
+
+    An ``OAuth2Error`` raised after oauthlib's checks (DOT's ``invalid_target`` for an RFC 8707
+    ``resource`` it refuses while saving the token) reaches DOT's view with the error's own
+    headers, which name no Content-Type: Django's default, ``text/html``, would stand.
+    """
+    if response.status_code >= 400 and not response["Content-Type"].startswith("application/json"):
+        if response.content.startswith(b'{"error"'):
+            response["Content-Type"] = "application/json"
+            response.setdefault("Cache-Control", "no-store")
+            response.setdefault("Pragma", "no-cache")
+    return response
 
 
 def _described(response: HttpResponse) -> HttpResponse:

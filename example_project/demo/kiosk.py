@@ -28,6 +28,8 @@ FINAL = {"approved", "denied", "expired", "failed"}
 #: purchase is re-examined meanwhile.
 MAX_WAIT = 20.0
 WAIT_STEP = 0.25
+#: What the kiosk may charge, in euros.
+MIN_AMOUNT, MAX_AMOUNT = Decimal("0.01"), Decimal("10000")
 #: Errors of the backchannel endpoint a kiosk operator can act on, in plain words. The code
 #: stays visible: it is what the operator would search for.
 ERROR_SENTENCES = {
@@ -67,12 +69,7 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     login_hint = login_hint.strip()
     if not login_hint:
         raise KioskError("Enter the customer's username or email address.")
-    try:
-        value = Decimal(amount).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError):
-        raise KioskError("Enter an amount such as 12.50.") from None
-    if not Decimal("0.01") <= value <= Decimal("10000"):
-        raise KioskError("The amount must be between 0.01 and 10000.")
+    value = _amount(amount)
     code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(4))
     binding_message = f"Pay EUR {value} at Corner Shop #{code}"
     notification_token = secrets.token_urlsafe(32)
@@ -107,6 +104,23 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     return purchase
 
 
+def _amount(amount: str) -> Decimal:
+    """The amount, rounded to cents, between ``MIN_AMOUNT`` and ``MAX_AMOUNT``.
+
+    ``Decimal`` also reads ``NaN``, ``Infinity`` and exponents too large to round, and NaN
+    answers a comparison by raising, so finiteness and range are checked before anything else.
+    """
+    try:
+        value = Decimal(amount) if len(amount) <= 40 else None
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite():
+        raise KioskError("Enter an amount such as 12.50.")
+    if not MIN_AMOUNT <= value <= MAX_AMOUNT:
+        raise KioskError(f"The amount must be between {MIN_AMOUNT} and {MAX_AMOUNT}.")
+    return value.quantize(MIN_AMOUNT)
+
+
 def status(purchase_id: str) -> dict[str, Any] | None:
     """Advance a purchase the way its delivery mode says, and return it."""
     purchase = cache.get(f"demo:purchase:{purchase_id}")
@@ -139,7 +153,10 @@ def wait_for_decision(purchase_id: str, timeout: float) -> dict[str, Any] | None
 
 def receive_callback(mode: str, authorization: str, body: dict[str, Any]) -> bool:
     """A ping or push from the server; True when it carries this kiosk's bearer token."""
-    purchase_id = cache.get(f"demo:by-req:{body.get('auth_req_id')}")
+    auth_req_id = body.get("auth_req_id")
+    if not isinstance(auth_req_id, str):
+        return False
+    purchase_id = cache.get(f"demo:by-req:{auth_req_id}")
     purchase = cache.get(f"demo:purchase:{purchase_id}") if purchase_id else None
     if purchase is None or purchase["mode"] != mode:
         return False

@@ -38,11 +38,14 @@ def kiosk_page(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def kiosk_start(request: HttpRequest) -> JsonResponse:
+    data = _json_object(request.body or b"{}")
+    if data is None:
+        return JsonResponse({"error": "The body must be a JSON object."}, status=400)
+    fields = (data.get("mode", "poll"), data.get("login_hint", ""), data.get("amount", ""))
+    if not all(isinstance(field, str) for field in fields):
+        return JsonResponse({"error": "mode, login_hint and amount must be strings."}, status=400)
     try:
-        data = json.loads(request.body or b"{}")
-        purchase = kiosk.start(
-            str(data.get("mode", "poll")), str(data.get("login_hint", "")), str(data.get("amount", ""))
-        )
+        purchase = kiosk.start(*fields)
     except (ValueError, kiosk.KioskError) as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse(_public(purchase))
@@ -70,12 +73,19 @@ def kiosk_status(request: HttpRequest, purchase_id: str) -> JsonResponse:
 @require_POST
 def callback(request: HttpRequest, mode: str) -> HttpResponse:
     """The kiosk's client notification endpoint (CIBA §10.2, §10.3): 204 on a genuine callback."""
-    try:
-        body = json.loads(request.body)
-    except ValueError:
+    body = _json_object(request.body)
+    if body is None:
         return HttpResponse(status=400)
-    if not isinstance(body, dict) or not kiosk.receive_callback(
-        mode, request.headers.get("Authorization", ""), body
-    ):
+    if not kiosk.receive_callback(mode, request.headers.get("Authorization", ""), body):
         return HttpResponse(status=401)
     return HttpResponse(status=204)
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object in ``raw``; ``None`` for anything else, including a body nested too
+    deeply for Python's parser (``RecursionError``, which is not a ``ValueError``)."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None

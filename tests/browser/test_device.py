@@ -145,7 +145,12 @@ FAKE_PUSH = """
       endpoint: "https://push.example.com/send/browser-1",
       options: { applicationServerKey: key },
       toJSON() {
-        return { endpoint: this.endpoint, expirationTime: null, keys: { p256dh: "BPk3y", auth: "c2VjcmV0" } };
+        // A real P-256 public key and a 16-byte secret: registration checks both.
+        const keys = {
+          p256dh: "BGXeFf7LfsPN-1cPqHq3HOHxjonVl2sHBXzbv_X_hbdgZ9hQmLaQO62CvrDJiPefHylenBKFxYCxmYNhIO0bv34",
+          auth: "c2l4dGVlbi1ieXRlLWtleQ",
+        };
+        return { endpoint: this.endpoint, expirationTime: null, keys };
       },
       unsubscribe() {
         window.__push.unsubscribed = true;
