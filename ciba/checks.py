@@ -8,6 +8,7 @@ only as a ``Tags.database`` check: Django runs those in ``migrate`` and in
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from celery import current_app
@@ -47,6 +48,7 @@ class Codes:
     AUTOMATED_APPROVAL = "ciba.E017"
     NO_CELERY_APP = "ciba.E018"
     REPLAY_STORE = "ciba.E019"
+    RATES = "ciba.E020"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CLIENTS_CANNOT_USE_CIBA = "ciba.W005"
     NO_BROKER = "ciba.W006"
@@ -220,6 +222,7 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 id=Codes.REPLAY_STORE,
             )
         )
+    messages.extend(_check_rates())
     acr_values = ciba_settings.raw("ACR_VALUES_SUPPORTED")
     if not isinstance(acr_values, (list, tuple)) or not all(
         isinstance(v, str) and v and len(v.split()) == 1 and v == v.strip() for v in acr_values
@@ -244,6 +247,37 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
         )
     return messages
+
+
+RATE = re.compile(r"[1-9][0-9]*/(s|m|h|d)[a-z]*")
+
+
+def _check_rates() -> list[checks.CheckMessage]:
+    """A malformed rate would only fail at request time, as a 500 on every request."""
+    keys = (
+        "BACKCHANNEL_THROTTLE_RATE",
+        "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT",
+        "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS",
+    )
+    bad = [
+        key
+        for key in keys
+        if (value := ciba_settings.raw(key)) is not None
+        and not (isinstance(value, str) and RATE.fullmatch(value.replace(" ", "")))
+    ]
+    burst = ciba_settings.raw("CLIENT_AUTH_FAILURE_BURST")
+    if not isinstance(burst, int) or isinstance(burst, bool) or burst < 1:
+        bad.append("CLIENT_AUTH_FAILURE_BURST")
+    if not bad:
+        return []
+    return [
+        checks.Error(
+            f"CIBA rate settings {', '.join(bad)} are not valid.",
+            hint='Rates are "<count>/<second|minute|hour|day>" such as "20/minute", or None for no '
+            "limit; CLIENT_AUTH_FAILURE_BURST is a whole number of at least 1.",
+            id=Codes.RATES,
+        )
+    ]
 
 
 def _check_poll_state() -> list[checks.CheckMessage]:

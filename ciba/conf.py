@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     # --- failed client authentications, refused before any hash (docs/security.md) ---
     "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT": "20/minute",
     "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": "60/minute",
+    "CLIENT_AUTH_FAILURE_BURST": 5,
     "TRUSTED_PROXIES": [],
     "CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR",
     # --- where pending polls are answered (docs/deployment.md) ---

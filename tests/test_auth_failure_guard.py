@@ -14,8 +14,17 @@ from tests.protocol import backchannel, oauth_error, token
 LIMITS = {
     "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT": "3/minute",
     "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": "5/minute",
+    "CLIENT_AUTH_FAILURE_BURST": 5,  # whole minutes: 3 per minute per id, 5 per address
 }
 BODY = "scope=openid&login_hint=alice"
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    """The guard's clock, stopped mid-slot (slots are aligned to the clock); tests move it."""
+    now = [1_800_000_030.0]
+    monkeypatch.setattr("ciba.client_auth.guard._now", lambda: now[0])
+    return now
 
 
 @pytest.fixture
@@ -108,3 +117,98 @@ def test_the_token_endpoint_refuses_repeated_failures_the_same_way(client, alice
     refused = token(client, app, None, params, HTTP_AUTHORIZATION=basic_auth(app.client_id, "wrong"))
     assert refused.status_code == 429 and refused.json()["error"] == "invalid_client"
     assert int(refused["Retry-After"]) >= 1
+
+
+@override_settings(CIBA={"CLIENT_AUTH_FAILURE_RATE_PER_CLIENT": "20/minute", "CLIENT_AUTH_FAILURE_BURST": 1})
+def test_a_rate_is_spread_evenly_so_no_burst_of_hashes_reaches_the_server(
+    client, alice, make_client, hashes, clock
+):
+    """20/minute is one failure per 3 s, not 20 hashes in the first second of a minute."""
+    app, _ = make_client("poll")
+    oauth_error(wrong(client, app), 401, "invalid_client")
+    refused = wrong(client, app)
+    oauth_error(refused, 429, "invalid_client")
+    assert 1 <= int(refused["Retry-After"]) <= 3
+    assert len(hashes) == 1
+    clock[0] += 3
+    oauth_error(wrong(client, app), 401, "invalid_client")  # the next slot: one more check
+    assert len(hashes) == 2
+
+
+def test_a_malformed_rate_is_a_configuration_error_not_a_500_per_request(settings):
+    from ciba.checks import check_ciba_settings
+
+    for broken in (
+        {"CLIENT_AUTH_FAILURE_RATE_PER_CLIENT": "20 per minute"},
+        {"CLIENT_AUTH_FAILURE_BURST": 0},
+    ):
+        settings.CIBA = broken
+        assert "ciba.E020" in [m.id for m in check_ciba_settings()]
+    settings.CIBA = {"BACKCHANNEL_THROTTLE_RATE": None, "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": "100/hour"}
+    assert "ciba.E020" not in [m.id for m in check_ciba_settings()]
+
+
+def test_an_unknown_client_id_at_the_token_endpoint_costs_what_a_known_one_does(
+    client, alice, make_client, hashes
+):
+    """Timing must not tell which client ids exist: both pay one password hash."""
+    app, _ = make_client("poll")
+    params = {"grant_type": "client_credentials"}
+    known = token(client, app, None, params, HTTP_AUTHORIZATION=basic_auth(app.client_id, "wrong"))
+    unknown = token(
+        client,
+        app,
+        None,
+        params,
+        HTTP_AUTHORIZATION=basic_auth("no-such-client", "wrong"),
+        REMOTE_ADDR="198.51.100.9",
+    )
+    assert known.status_code == unknown.status_code == 401
+    assert known.json() == unknown.json()
+    assert len(hashes) == 2
+
+
+def test_a_client_id_gets_one_unverified_check_at_a_time(client, alice, make_client, hashes):
+    """Requests arriving while a check of the same id runs are refused at once, not hashed in
+    parallel (every worker hashing at once is what stalled legitimate polls under attack)."""
+    from ciba.client_auth import attempt
+
+    app, secret = make_client("poll")
+    in_flight = attempt(app.client_id, "198.51.100.77")  # another process is checking it
+    refused = wrong(client, app, address="198.51.100.78")
+    oauth_error(refused, 429, "invalid_client")
+    assert refused["Retry-After"] == "1" and len(hashes) == 0
+    in_flight.failed()
+    oauth_error(wrong(client, app, address="198.51.100.78"), 401, "invalid_client")  # its turn
+    assert len(hashes) == 1
+    assert backchannel(client, app, secret, BODY, REMOTE_ADDR="198.51.100.79").status_code == 200
+
+
+def test_a_source_address_gets_one_unverified_check_at_a_time(client, alice, make_client, hashes):
+    from ciba.client_auth import attempt
+
+    app, _ = make_client("poll")
+    in_flight = attempt("another-client", "203.0.113.7")
+    oauth_error(wrong(client, app, address="203.0.113.7"), 429, "invalid_client")
+    in_flight.succeeded()
+    oauth_error(wrong(client, app, address="203.0.113.7"), 401, "invalid_client")
+    assert len(hashes) == 1
+
+
+class BrokenCache:
+    """A cache whose server is gone: every call raises, as django-redis does."""
+
+    def __getattr__(self, name):
+        def broken(*args, **kwargs):
+            raise ConnectionError("cache server unreachable")
+
+        return broken
+
+
+def test_an_unreachable_cache_does_not_lock_clients_out(monkeypatch):
+    from ciba.client_auth import guard
+
+    monkeypatch.setattr(guard, "cache", BrokenCache())
+    checking = guard.attempt("some-client", "203.0.113.9")  # no exception: the check goes ahead
+    checking.failed()
+    guard.attempt("some-client", "203.0.113.9").succeeded()

@@ -6,13 +6,16 @@
 * ``clients``: client rows kept per process, re-read whenever the client changes.
 """
 
-from .clients import load_client
+from .clients import forget_client, load_client
 from .credentials import JWT_METHODS, SECRET_METHODS, Credentials, read_credentials
-from .guard import client_address, record_failure, refuse_if_throttled
-from .secret import check_secret, recently_verified
+from .guard import Attempt, attempt, client_address
+from .secret import check_secret, pay_for_unknown_client, recently_verified
 from .verify import authenticate_client, poll_identity, verify_credentials
 
 __all__ = [
+    "Attempt",
+    "attempt",
+    "pay_for_unknown_client",
     "JWT_METHODS",
     "SECRET_METHODS",
     "Credentials",
@@ -20,8 +23,7 @@ __all__ = [
     "check_secret",
     "client_address",
     "recently_verified",
-    "record_failure",
-    "refuse_if_throttled",
+    "forget_client",
     "load_client",
     "poll_identity",
     "read_credentials",

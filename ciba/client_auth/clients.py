@@ -53,5 +53,17 @@ def clear() -> None:
     _rows.clear()
 
 
+def forget_client(client_id: str) -> None:
+    """Stop trusting what every process knows of a client changed without its model signals.
+
+    Saving or deleting a client does this after the commit. A secret rotated with
+    ``QuerySet.update()`` or raw SQL would otherwise keep answering pending polls from Redis
+    for up to ``CLIENT_SECRET_CACHE_SECONDS`` and other requests for up to ``MAX_AGE``: call
+    this after such a change commits.
+    """
+    _rows.pop(client_id, None)
+    poll_state().forget_client(client_id)
+
+
 def _query(client_id: str) -> Any:
     return get_application_model().objects.filter(client_id=client_id).first()

@@ -17,7 +17,7 @@ from ..jose import JoseError, client_keys, verify
 from ..replay import first_use
 from .clients import load_client
 from .credentials import SECRET_METHODS, Credentials, read_credentials
-from .guard import client_address, record_failure, refuse_if_throttled
+from .guard import attempt, client_address
 from .secret import check_secret, pay_for_unknown_client, recently_verified
 
 logger = logging.getLogger("ciba.client_auth")
@@ -41,15 +41,19 @@ def verify_credentials(credentials: Credentials, client: Any, request: Any) -> A
     ):
         return client  # the common poll: no hash, no counter
     address = client_address(request)
-    refuse_if_throttled(credentials.client_id, address)
+    counted = attempt(credentials.client_id, address)
     try:
         _verify(credentials, client, registered, request)
     except InvalidClient as exc:
-        record_failure(credentials.client_id, address)
+        counted.failed()
         logger.info(
             "Client authentication failed for %r from %s: %s", credentials.client_id[:80], address, exc
         )
         raise InvalidClient("Client authentication failed.") from None
+    except BaseException:
+        counted.succeeded()  # not a failed authentication: only let the next check in
+        raise
+    counted.succeeded()
     return client
 
 

@@ -88,12 +88,22 @@ class CibaValidator(OAuth2Validator):
             return super().authenticate_client(request, *args, **kwargs)
         address = client_auth.client_address(request)
         try:
-            client_auth.refuse_if_throttled(credentials.client_id, address)
+            counted = client_auth.attempt(credentials.client_id, address)
         except TooManyFailedAuthentications as exc:
             raise TooManyFailedAuthenticationsError(retry_after=exc.retry_after) from None
-        if super().authenticate_client(request, *args, **kwargs):
+        try:
+            authenticated = super().authenticate_client(request, *args, **kwargs)
+        except BaseException:
+            counted.succeeded()  # not a failed authentication: only let the next check in
+            raise
+        if authenticated:
+            counted.succeeded()
             return True
-        client_auth.record_failure(credentials.client_id, address)
+        if client is None:
+            # DOT answers an unknown id without hashing: pay what a known one costs, or the
+            # time of a 401 tells which client ids exist.
+            client_auth.pay_for_unknown_client(credentials.secret)
+        counted.failed()
         return False
 
     def validate_scopes(

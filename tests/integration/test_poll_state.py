@@ -158,6 +158,26 @@ def test_rotating_a_client_secret_stops_the_old_one_at_once(
     assert rotated.json()["error"] == "slow_down"  # accepted; it only polled again too soon
 
 
+def test_a_secret_rotated_by_a_bulk_update_stops_the_old_one_once_the_client_is_forgotten(
+    client, alice, make_client, clock
+):
+    """QuerySet.update() sends no signal: the documented call makes the rotation take effect."""
+    from django.contrib.auth.hashers import make_password
+
+    from ciba.client_auth import forget_client
+    from ciba.models import Application
+
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)
+    assert poll(client, app, secret, auth_req_id).json()["error"] == "authorization_pending"
+    new_secret = "bulk-rotated-0123456789abcdef0123456789abcdef"
+    Application.objects.filter(pk=app.pk).update(client_secret=make_password(new_secret))
+    forget_client(app.client_id)
+    clock[0] += 60
+    assert poll(client, app, secret, auth_req_id).status_code == 401
+    assert poll(client, app, new_secret, auth_req_id).json()["error"] == "slow_down"
+
+
 def test_a_client_changed_in_another_process_is_read_again(
     client, alice, make_client, django_capture_on_commit_callbacks
 ):
