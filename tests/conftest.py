@@ -98,6 +98,7 @@ def recorder() -> Any:
     ``server.delays`` a list of seconds to wait before answering, in order;
     ``server.drips`` maps a path to a list of seconds per byte: its next POSTs are answered
     one byte at a time at that pace (a peer that never times out a read);
+    ``server.retry_after`` (seconds) goes with every 429 and 503;
     ``server.received`` holds ``(path, headers, body)`` of every POST, recorded on arrival,
     and ``server.answered`` counts the answers actually sent.
     """
@@ -128,6 +129,8 @@ def recorder() -> Any:
                 return
             try:
                 self.send_response(status)
+                if server.retry_after is not None and status in (429, 503):
+                    self.send_header("Retry-After", str(server.retry_after))
                 self.send_header("Content-Length", "0")
                 self.end_headers()
             except OSError:  # the caller gave up (or died) while we waited
@@ -144,7 +147,7 @@ def recorder() -> Any:
     lock = threading.Lock()
     server: Any = Server(("127.0.0.1", 0), Handler)
     server.statuses, server.delays, server.received, server.answered = [], [], [], 0
-    server.drips = {}
+    server.drips, server.retry_after = {}, None
     server.url = lambda path="/": f"http://127.0.0.1:{server.server_address[1]}{path}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()

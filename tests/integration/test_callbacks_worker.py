@@ -126,6 +126,28 @@ def test_a_worker_killed_mid_delivery_delivers_once_after_restart_without_a_manu
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_while_holding_a_scheduled_retry_delivers_once_after_restart(
+    celery_worker_process, alice, endpoint_client, recorder
+):
+    """A retry waiting for its countdown sits unacknowledged in the worker that took it; if that
+    worker dies, the broker gives it back only after its visibility timeout (an hour), past
+    the request's expiry. The outbox row says when it is due, and beat sends it then."""
+    recorder.statuses, recorder.retry_after = [503], 4
+    app, secret = endpoint_client("ping")
+    ar = start(app, secret)
+    services.approve(ar, user=alice)
+    assert wait_for(lambda: CallbackDelivery.objects.filter(request=ar, attempts=1, last_status=503).exists())
+    celery_worker_process.kill()  # the retry's message dies with it, unacknowledged
+    celery_worker_process.start()
+    assert wait_for(lambda: delivered(ar), timeout=30), "the retry was lost with the worker"
+    time.sleep(2)  # later sweeps must not send it again
+    assert len(recorder.received) == 2  # the 503, then the retry
+    assert recorder.answered == 2
+    row = CallbackDelivery.objects.get(request=ar)
+    assert row.attempts == 2 and row.delivered_at < ar.expires_at
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_pool_child_killed_mid_delivery_delivers_once_without_any_sweep(
     prefork_worker, alice, endpoint_client, recorder
 ):
