@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, environment, flush_redis, gunicorn, manage, prepare_database
+from bench.common import RESULTS, environment, finish, flush_redis, gunicorn, manage, prepare_database
 from bench.load import GRANT, basic, percentiles, post
 
 TARGET_P95_MS = 50.0
@@ -226,13 +226,7 @@ def main() -> None:
         ]
     results["errors"] = sum(s["errors"] for s in results["scenarios"])
     results["targets_met"] = all(s["target_met"] for s in results["scenarios"])
-    args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / ("attack-no-guard.json" if args.no_guard else "attack.json")
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
-    print(f"written to {path}")
-    if results["errors"]:
-        sys.exit(f"{results['errors']} errors: these figures are not valid")
+    finish(results, args.results / ("attack-no-guard.json" if args.no_guard else "attack.json"))
 
 
 if __name__ == "__main__":

@@ -186,3 +186,13 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+def finish(results: dict[str, Any], path: Path, shown: dict[str, Any] | None = None) -> None:
+    """Write a run's results, print them (or the ``shown`` summary), and fail on errors."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(shown if shown is not None else results, indent=2))
+    print(f"written to {path}")
+    if results["errors"]:
+        sys.exit(f"{results['errors']} errors: these figures are not valid")

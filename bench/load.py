@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT, environment, flush_redis, gunicorn, manage, prepare_database
+from bench.common import RESULTS, ROOT, environment, finish, flush_redis, gunicorn, manage, prepare_database
 from ciba.dispatch import QUEUES
 
 GRANT = "urn:openid:params:grant-type:ciba"
@@ -402,16 +402,12 @@ def main() -> None:
         "ping_p95_ms": ping["approval_to_callback_ms"].get("p95", 1e9) < TARGETS["ping_p95_ms"],
         "zero_errors": results["errors"] == 0,
     }
-    args.results.mkdir(parents=True, exist_ok=True)
     name = args.name or f"load-{args.poll_state}"
-    (args.results / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.results.mkdir(parents=True, exist_ok=True)
     chart(results, args.results / f"{name}.png")
     summary = {k: v for k, v in results.items() if k not in ("callbacks",)}
     summary["callbacks"] = [{k: v for k, v in s.items() if k != "samples_ms"} for s in results["callbacks"]]
-    print(json.dumps(summary, indent=2))
-    print(f"written to {args.results / name}.json and .png")
-    if results["errors"]:
-        sys.exit(f"{results['errors']} errors: these figures are not valid")
+    finish(results, args.results / f"{name}.json", summary)
 
 
 if __name__ == "__main__":

@@ -225,7 +225,8 @@ def test_a_callback_survives_a_broker_outage_and_is_swept_later(
     assert sweep_callbacks.apply().get() == 0
 
 
-def test_a_leased_callback_is_not_sent_twice(alice, make_client, recorder):
+def approved_ping(alice, make_client, recorder):
+    """The outbox row of an approved ping request, not yet handed to a worker."""
     app, _ = make_client("ping", backchannel_client_notification_endpoint=recorder.url("/cb"))
     ar = services.create_request(
         expires_in=60,
@@ -236,8 +237,12 @@ def test_a_leased_callback_is_not_sent_twice(alice, make_client, recorder):
         interval=5,
         client_notification_token=NT,
     )
-    services.approve(ar, user=alice)  # on_commit not run: nothing sent yet
-    row = CallbackDelivery.objects.get()
+    services.approve(ar, user=alice)
+    return CallbackDelivery.objects.get()
+
+
+def test_a_leased_callback_is_not_sent_twice(alice, make_client, recorder):
+    row = approved_ping(alice, make_client, recorder)  # on_commit not run: nothing sent yet
     CallbackDelivery.objects.filter(pk=row.pk).update(lease_until=timezone.now() + timedelta(seconds=30))
     assert delivery.deliver(row.pk) == "skipped"
     assert delivery.due() == []
@@ -251,18 +256,7 @@ def test_a_leased_callback_is_not_sent_twice(alice, make_client, recorder):
 def test_a_callback_whose_attempts_keep_dying_is_given_up_not_retried_for_ever(alice, make_client, recorder):
     """Each claim counts an attempt; claims that never record (the worker died each time) end
     the row as failed once the retry budget is spent, rather than killing workers for ever."""
-    app, _ = make_client("ping", backchannel_client_notification_endpoint=recorder.url("/cb"))
-    ar = services.create_request(
-        expires_in=60,
-        client=app,
-        user=alice,
-        hint_kind="login_hint",
-        scope="openid",
-        interval=5,
-        client_notification_token=NT,
-    )
-    services.approve(ar, user=alice)
-    row = CallbackDelivery.objects.get()
+    row = approved_ping(alice, make_client, recorder)
     spent = settings.CIBA.get("CALLBACK_MAX_RETRIES", 8) + 1
     CallbackDelivery.objects.filter(pk=row.pk).update(
         attempts=spent, lease_until=timezone.now() - timedelta(seconds=1)
