@@ -13,6 +13,10 @@ from ciba.models import UsedJti
 from ciba.replay import first_use
 
 
+LOCAL_MEMORY = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "replay"}}
+
+
+@override_settings(CACHES=LOCAL_MEMORY)
 def test_a_replay_is_refused_even_by_a_process_that_never_saw_the_first_use(db):
     expires = time.time() + 120
     assert first_use("client_assertion", "kiosk", "jti-1", expires)
@@ -30,8 +34,9 @@ def test_with_a_shared_cache_the_records_stay_in_it(db):
 
 
 def test_check_deploy_says_when_the_cache_is_per_process(settings):
+    settings.CACHES = LOCAL_MEMORY  # what the fast tier uses; the production tier uses Redis
     messages = checks.run_checks(include_deployment_checks=True, tags=[checks.Tags.security])
-    assert "ciba.W007" in [m.id for m in messages]  # the test settings use local memory
+    assert "ciba.W007" in [m.id for m in messages]
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x"}
     }
