@@ -12,7 +12,6 @@ from ciba import checks as ciba_checks
 from ciba.models import UsedJti
 from ciba.replay import first_use
 
-
 LOCAL_MEMORY = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "replay"}}
 
 
