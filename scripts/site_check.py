@@ -195,8 +195,10 @@ def device_page(site: Site) -> None:
     served from the installed wheel (templates and static files are package data)."""
     print("--> the device app's page and assets", flush=True)
     site.run(
-        'curl -sf -b jar "$SITE/ciba/device/" | grep -q "ciba-request-template"\n'
-        'curl -sf "$SITE/static/ciba/device/device.js" | grep -q "approve"\n'
+        # grep reads to the end (no -q): quitting at the first match would fail curl's write
+        # (exit 23) under pipefail whenever the page is still arriving.
+        'curl -sf -b jar "$SITE/ciba/device/" | grep "ciba-request-template" > /dev/null\n'
+        'curl -sf "$SITE/static/ciba/device/device.js" | grep "approve" > /dev/null\n'
         'curl -sf "$SITE/ciba/device/manifest.webmanifest" | python -m json.tool > /dev/null\n',
         "device app",
     )
