@@ -20,6 +20,8 @@ from django.utils.module_loading import import_string
 SETTINGS_NAME = "CIBA"
 
 DEFAULTS: dict[str, Any] = {
+    # --- one switch for a security profile: "" (plain CIBA) or "fapi-ciba" (docs/fapi.md) ---
+    "PROFILE": "",
     # --- delivery modes and request lifetime (CIBA §5, §7.3) ---
     "DELIVERY_MODES": ["poll", "ping", "push"],
     "DEFAULT_EXPIRES_IN": 300,
@@ -50,6 +52,19 @@ DEFAULTS: dict[str, Any] = {
     "CLIENT_AUTH_FAILURE_BURST": 5,
     "TRUSTED_PROXIES": [],
     "CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR",
+    # --- mutual TLS (RFC 8705): the client certificate as the TLS terminator forwards it ---
+    "MTLS_CERT_HEADER": "",
+    "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
+    "MTLS_CERT_VERIFY_HEADER": "",
+    "MTLS_TRUSTED_CA_FILE": "",
+    "MTLS_BASE_URL": "",
+    # --- DPoP (RFC 9449) proofs at the token endpoint and on bound tokens' use ---
+    "DPOP_SIGNING_ALGS": ["PS256", "ES256", "RS256", "EdDSA"],
+    "DPOP_PROOF_MAX_AGE": 60,
+    "DPOP_NONCE_REQUIRED": False,
+    "DPOP_NONCE_LIFETIME": 300,
+    # --- this server's ID-token signing keys (manage.py ciba_keys) ---
+    "SIGNING_KEY_RETIRED_KEEP_SECONDS": 7 * 24 * 3600,
     # --- where pending polls are answered (docs/deployment.md) ---
     "POLL_STATE_CLASS": "ciba.polling.DatabasePollState",
     "POLL_STATE_REDIS_URL": "",

@@ -28,11 +28,25 @@ AUTH_CLIENT_SECRET_BASIC = "client_secret_basic"
 AUTH_CLIENT_SECRET_POST = "client_secret_post"
 AUTH_CLIENT_SECRET_JWT = "client_secret_jwt"
 AUTH_PRIVATE_KEY_JWT = "private_key_jwt"
+#: RFC 8705 §2: mutual-TLS client authentication, by PKI (§2.1) or a self-signed certificate (§2.2).
+AUTH_TLS_CLIENT_AUTH = "tls_client_auth"
+AUTH_SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"
+MTLS_AUTH_METHODS = (AUTH_TLS_CLIENT_AUTH, AUTH_SELF_SIGNED_TLS_CLIENT_AUTH)
 TOKEN_ENDPOINT_AUTH_METHODS = (
     AUTH_CLIENT_SECRET_BASIC,
     AUTH_CLIENT_SECRET_POST,
     AUTH_CLIENT_SECRET_JWT,
     AUTH_PRIVATE_KEY_JWT,
+    *MTLS_AUTH_METHODS,
+)
+
+#: RFC 8705 §2.1.2: how a ``tls_client_auth`` client names its certificate (exactly one).
+TLS_CLIENT_AUTH_NAME_FIELDS = (
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
 )
 
 #: Asymmetric JWS algorithms (RFC 7518 §3.1, RFC 8037) a client may register for signed
@@ -68,3 +82,22 @@ AUTH_REQ_ID_PATTERN = r"[A-Za-z0-9._-]{1,255}"
 B64TOKEN_PATTERN = r"[A-Za-z0-9\-._~+/]+=*"
 #: CIBA §7.1: "The length of the token MUST NOT exceed 1024 characters".
 CLIENT_NOTIFICATION_TOKEN_MAX_LENGTH = 1024
+
+#: ID-token signing algorithms this server can produce with its own key set (``ciba_keys``);
+#: DOT's own RS256 (``OIDC_RSA_PRIVATE_KEY``) and HS256 (client secret) stay available too.
+ID_TOKEN_SIGNING_ALGS = ("RS256", "PS256", "ES256")
+
+#: RFC 9449: the DPoP proof's JWT type, the token type of DPoP-bound tokens, and the header.
+DPOP_JWT_TYPE = "dpop+jwt"
+DPOP_TOKEN_TYPE = "DPoP"
+
+#: FAPI-CIBA (FAPI 1 Advanced, §8.6): the only JWS algorithms, and client authentication methods.
+PROFILE_FAPI_CIBA = "fapi-ciba"
+PROFILES = ("", PROFILE_FAPI_CIBA)
+FAPI_ALGS = ("PS256", "ES256")
+FAPI_AUTH_METHODS = (AUTH_PRIVATE_KEY_JWT, *MTLS_AUTH_METHODS)
+#: FAPI 1 Advanced §5.2.2-5/6: minimum key sizes.
+FAPI_MIN_RSA_BITS = 2048
+FAPI_EC_CURVES = ("P-256",)
+#: FAPI-CIBA §5.2.2: nbf and exp of a signed request at most 60 minutes apart.
+FAPI_REQUEST_OBJECT_MAX_LIFETIME = 3600

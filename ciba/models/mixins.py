@@ -45,6 +45,7 @@ class CibaClientMixin(models.Model):
     )
     AUTH_METHOD_CHOICES = tuple((method, method) for method in constants.TOKEN_ENDPOINT_AUTH_METHODS)
     SIGNING_ALG_CHOICES = tuple((alg, alg) for alg in constants.ASYMMETRIC_JWS_ALGORITHMS)
+    ID_TOKEN_ALG_CHOICES = tuple((alg, alg) for alg in constants.ID_TOKEN_SIGNING_ALGS)
     AUTH_SIGNING_ALG_CHOICES = tuple(
         (alg, alg) for alg in constants.HMAC_JWS_ALGORITHMS + constants.ASYMMETRIC_JWS_ALGORITHMS
     )
@@ -110,6 +111,63 @@ class CibaClientMixin(models.Model):
         blank=True,
         verbose_name=_("JWKS URI"),
         help_text=_("HTTPS URL of the client's public JWK Set."),
+    )
+
+    # --- mutual TLS (RFC 8705 §2.1.2: a tls_client_auth client registers exactly one name) ---
+    tls_client_auth_subject_dn = models.CharField(
+        max_length=500,
+        blank=True,
+        verbose_name=_("TLS client auth subject DN"),
+        help_text=_("tls_client_auth: the certificate's subject DN (RFC 4514), e.g. CN=kiosk-7,O=Shop."),
+    )
+    tls_client_auth_san_dns = models.CharField(
+        max_length=253,
+        blank=True,
+        verbose_name=_("TLS client auth SAN DNS"),
+        help_text=_("tls_client_auth: a dNSName the certificate's subjectAltName must contain."),
+    )
+    tls_client_auth_san_uri = models.CharField(
+        max_length=2000,
+        blank=True,
+        verbose_name=_("TLS client auth SAN URI"),
+        help_text=_("tls_client_auth: a URI the certificate's subjectAltName must contain."),
+    )
+    tls_client_auth_san_ip = models.CharField(
+        max_length=45,
+        blank=True,
+        verbose_name=_("TLS client auth SAN IP"),
+        help_text=_("tls_client_auth: an IP address the certificate's subjectAltName must contain."),
+    )
+    tls_client_auth_san_email = models.CharField(
+        max_length=254,
+        blank=True,
+        verbose_name=_("TLS client auth SAN email"),
+        help_text=_("tls_client_auth: an rfc822Name the certificate's subjectAltName must contain."),
+    )
+    # --- sender-constrained tokens (RFC 8705 §3, RFC 9449 §5.2) ---
+    tls_client_certificate_bound_access_tokens = models.BooleanField(
+        default=False,
+        verbose_name=_("certificate-bound access tokens"),
+        help_text=_(
+            "Every token request must come over mutual TLS; the tokens are bound to the certificate "
+            "(cnf.x5t#S256). Tokens are bound whenever a certificate is presented, even when this is off."
+        ),
+    )
+    dpop_bound_access_tokens = models.BooleanField(
+        default=False,
+        verbose_name=_("DPoP-bound access tokens"),
+        help_text=_("Every token request must carry a DPoP proof (RFC 9449); tokens are bound to its key."),
+    )
+    # --- ID tokens (OpenID Connect Dynamic Client Registration §2) ---
+    id_token_signed_response_alg = models.CharField(
+        max_length=8,
+        choices=ID_TOKEN_ALG_CHOICES,
+        blank=True,
+        verbose_name=_("ID token signing algorithm"),
+        help_text=_(
+            "Sign this client's ID tokens with the server's key set (manage.py ciba_keys). Empty: "
+            "DOT's algorithm field decides (RS256 with OIDC_RSA_PRIVATE_KEY, or HS256)."
+        ),
     )
 
     class Meta:
