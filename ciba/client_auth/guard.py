@@ -29,7 +29,6 @@ requests through: an outage must not lock every client out.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import math
 import time
@@ -40,6 +39,7 @@ from django.core.cache import cache
 
 from ..conf import ciba_settings
 from ..errors import TooManyFailedAuthentications
+from ..proxies import meta_of, trusted_networks, within
 
 logger = logging.getLogger("ciba.client_auth")
 
@@ -139,30 +139,17 @@ def _slot(rate: str, burst: int) -> tuple[int, float]:
 
 def client_address(request: Any) -> str:
     """Where the request came from, for a Django, DRF or oauthlib request (proxy-aware)."""
-    meta = getattr(request, "META", None) or getattr(request, "headers", {}) or {}
+    meta = meta_of(request)
     remote = str(meta.get("REMOTE_ADDR", ""))
-    proxies = _trusted(tuple(ciba_settings.TRUSTED_PROXIES))
-    if not proxies or not _within(remote, proxies):
+    proxies = trusted_networks(tuple(ciba_settings.TRUSTED_PROXIES))
+    if not proxies or not within(remote, proxies):
         return remote
     forwarded = str(meta.get(ciba_settings.CLIENT_ADDRESS_HEADER, ""))
     for hop in reversed([part.strip() for part in forwarded.split(",") if part.strip()]):
-        if not _within(hop, proxies):
+        if not within(hop, proxies):
             return hop
     return remote
 
 
 def _key(kind: str, value: str) -> str:
     return f"ciba:authfail:{kind}:" + hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:32]
-
-
-@lru_cache(maxsize=8)
-def _trusted(networks: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(ipaddress.ip_network(n, strict=False) for n in networks)
-
-
-def _within(address: str, networks: tuple[Any, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
