@@ -102,6 +102,17 @@ CIBA = {
     "CALLBACK_ALLOW_HTTP": True,
     "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
 }
+# The integration tier's nginx (TLS terminator with client certificates) in front of gunicorn
+# forwards the certificate and its verdict as docs/fapi.md configures them.
+if os.environ.get("CIBA_TEST_MTLS") == "1":
+    CIBA.update(
+        {
+            "TRUSTED_PROXIES": ["127.0.0.1/32"],
+            "MTLS_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT",
+            "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
+            "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
+        }
+    )
 if os.environ.get("CIBA_TEST_NOTIFIERS"):
     CIBA["NOTIFIER_CLASSES"] = os.environ["CIBA_TEST_NOTIFIERS"].split(",")
 # The integration tier's worker uses short callback timeouts and backoff, so that retries and
