@@ -21,7 +21,7 @@ from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
 from . import services, user_codes
 from .conf import ciba_settings
-from .models import AuthenticationRequest, CallbackDelivery, ConsentClient, Device, UserCode
+from .models import AuthenticationRequest, CallbackDelivery, ConsentClient, Device, SigningKey, UserCode
 
 
 class BlankJSONField(forms.JSONField):
@@ -345,3 +345,24 @@ class ConsentClientAdmin(admin.ModelAdmin):
     list_select_related = ("application",)
     search_fields = ("application__name", "application__client_id")
     raw_id_fields = ("application",)
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin):
+    """ID-token signing keys, to look at only: ``manage.py ciba_keys`` adds, rotates and prunes
+    them (the published set must change in order), and the private key is never shown."""
+
+    list_display = ("kid", "kty", "state", "created_at", "activated_at", "retired_at")
+    list_filter = ("kty", "state")
+    search_fields = ("kid",)
+    fields = list_display
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

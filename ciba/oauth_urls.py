@@ -1,5 +1,7 @@
-"""DOT's URLconf with the discovery views replaced by CIBA-aware ones, and the token view
-replaced by one that keeps CIBA credentials out of error reports.
+"""DOT's URLconf with the discovery views replaced by CIBA-aware ones, the token view
+replaced by one that keeps CIBA credentials out of error reports, and the JWK Set by one that
+publishes this server's database keys too (``ciba.signing``), and introspection by one that
+shows what a token is bound to (``cnf``).
 
 Include it *instead of* ``oauth2_provider.urls``, under DOT's namespace, so that DOT's
 own ``reverse("oauth2_provider:...")`` calls keep working::
@@ -14,6 +16,8 @@ from django.urls import path, re_path
 from oauth2_provider import urls as dot_urls
 
 from .views.discovery import CibaConnectDiscoveryInfoView, CibaOAuthServerMetadataView
+from .views.introspection import CibaIntrospectTokenView
+from .views.jwks import CibaJwksInfoView
 from .views.token import CibaTokenView
 
 app_name = "oauth2_provider"
@@ -23,6 +27,8 @@ _OVERRIDDEN = {
     "oauth-server-metadata",
     "oauth-server-metadata-issuer",
     "token",
+    "jwks-info",
+    "introspect",
 }
 
 urlpatterns = [
@@ -42,4 +48,6 @@ urlpatterns = [
         CibaOAuthServerMetadataView.as_view(),
         name="oauth-server-metadata-issuer",
     ),
+    path(".well-known/jwks.json", CibaJwksInfoView.as_view(), name="jwks-info"),
+    path("introspect/", CibaIntrospectTokenView.as_view(), name="introspect"),
 ] + [pattern for pattern in dot_urls.urlpatterns if getattr(pattern, "name", None) not in _OVERRIDDEN]

@@ -11,10 +11,11 @@ from django.contrib.auth.hashers import identify_hasher
 from django.db.models import Q
 
 from ..conf import ciba_settings
-from ..constants import ASYMMETRIC_JWS_ALGORITHMS
+from ..constants import ASYMMETRIC_JWS_ALGORITHMS, ID_TOKEN_SIGNING_ALGS
 from ..endpoints import audiences, issuer
 from ..errors import ExpiredLoginHintToken, InvalidRequest, UnknownUserId
-from ..jose import LEEWAY, JoseError, client_keys, header_of, server_keys, verify
+from ..jose import LEEWAY, JoseError, client_keys, header_of, verify
+from ..signing import kty_for_alg, verification_keys
 
 
 class BaseUserResolver:
@@ -63,9 +64,11 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
 
     - ``login_hint``: the user's ``USERNAME_FIELD`` value, or their email address.
     - ``id_token_hint``: an ID token this server signed for this client (``aud``, every
-      member a string), with this server's ``iss``: RS256 with a current or inactive key, or
-      HS256 with this client's (unhashed) secret. Expired tokens are accepted, as §7.1
-      allows, for ``ID_TOKEN_HINT_MAX_AGE`` seconds past ``exp``; ``sub`` names the user.
+      member a string), with this server's ``iss``: with a key this server publishes
+      (``ciba.signing``: RS256 or PS256 with an RSA key, ES256 with an EC key; a key that
+      declares its ``alg`` only with that), or HS256 with this client's (unhashed) secret.
+      Expired tokens are accepted, as §7.1 allows, for ``ID_TOKEN_HINT_MAX_AGE`` seconds past
+      ``exp``; ``sub`` names the user.
     - ``login_hint_token``: a JWT the client signed with its registered keys, ``iss`` = the
       client id, ``aud`` naming this server, ``exp`` required (expired →
       ``expired_login_hint_token``); its ``sub`` is resolved like a ``login_hint``.
@@ -90,8 +93,8 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
     def resolve_id_token_hint(
         self, id_token_hint: str, *, client: Any, http_request: Any
     ) -> AbstractBaseUser:
-        keys: list[Any] = server_keys()
-        algorithms = ["RS256"]
+        keys: list[Any] = verification_keys()
+        algorithms = _hint_algorithms(keys)
         if client.algorithm == "HS256" and client.client_secret and not _is_hashed(client.client_secret):
             keys, algorithms = [client.client_secret.encode()], ["HS256"]
         try:
@@ -155,6 +158,16 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
         if user is None:
             raise UnknownUserId("The id_token_hint does not identify a user of this server.")
         return user
+
+
+def _hint_algorithms(keys: list[dict[str, Any]]) -> list[str]:
+    """The ID-token algorithms some key of ``keys`` can verify (RS256 when there is none)."""
+    usable = set()
+    for key in keys:
+        for alg in ID_TOKEN_SIGNING_ALGS:
+            if key.get("alg", alg) == alg and key.get("kty") == kty_for_alg(alg):
+                usable.add(alg)
+    return [alg for alg in ID_TOKEN_SIGNING_ALGS if alg in usable] or ["RS256"]
 
 
 def _is_hashed(secret: str) -> bool:
