@@ -56,7 +56,6 @@ DEFAULTS: dict[str, Any] = {
     "MTLS_CERT_HEADER": "",
     "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
     "MTLS_CERT_VERIFY_HEADER": "",
-    "MTLS_TRUSTED_CA_FILE": "",
     "MTLS_BASE_URL": "",
     # --- DPoP (RFC 9449) proofs at the token endpoint and on bound tokens' use ---
     "DPOP_SIGNING_ALGS": ["PS256", "ES256", "RS256", "EdDSA"],

@@ -220,6 +220,22 @@ class TooManyFailedAuthenticationsError(OAuth2Error):
         return {"Retry-After": str(self.retry_after)}
 
 
+class SenderConstraintError(OAuth2Error):
+    """A token request that breaks a binding rule (RFC 8705 §3, RFC 9449 §§5, 8): 400 with the
+    rule's error code; ``use_dpop_nonce`` carries the nonce to use (``DPoP-Nonce``)."""
+
+    status_code = 400
+
+    def __init__(self, *, error: str, description: str, nonce: str = "", **kwargs: Any) -> None:
+        self.error = error
+        self.nonce = nonce
+        super().__init__(description=description, **kwargs)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"DPoP-Nonce": self.nonce} if self.nonce else {}
+
+
 class ExpiredTokenError(OAuth2Error):
     error = "expired_token"
     description = DESCRIPTIONS["expired_token"]

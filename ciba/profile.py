@@ -34,8 +34,9 @@ def request_signing_algs() -> list[str]:
     return _narrowed(algs, FAPI_ALGS)
 
 
-def client_assertion_algs(algs: list[str] | tuple[str, ...]) -> list[str]:
-    """Of ``algs``, those a client assertion may use (FAPI 1 Advanced §8.6: PS256, ES256)."""
+def jws_algs(algs: list[str] | tuple[str, ...]) -> list[str]:
+    """Of ``algs``, those a client assertion or an ID token may use (FAPI 1 Advanced §8.6:
+    PS256 and ES256 only)."""
     return _narrowed(algs, FAPI_ALGS)
 
 

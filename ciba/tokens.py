@@ -45,7 +45,10 @@ def mint_for_push(ar: Any) -> dict[str, Any]:
     request.scopes = (ar.granted_scope or ar.scope).split()
     request.grant_type = CIBA_GRANT_TYPE
     request.ciba_request = ar
-    return mint(request, server.bearer, server.ciba_grant._token_modifiers, server.request_validator)
+    # The token endpoint's handler: DOT's generator and ACCESS_TOKEN_EXPIRE_SECONDS (oauthlib's
+    # ``server.bearer`` is the userinfo endpoint's, with a one-hour default lifetime).
+    handler = server.default_token_type
+    return mint(request, handler, server.ciba_grant._token_modifiers, server.request_validator)
 
 
 def token_hash(value: str) -> str:

@@ -31,7 +31,7 @@ def id_token_claims(response):
     return jwt.decode(response.json()["id_token"], options={"verify_signature": False})
 
 
-def test_discovery_publishes_the_acr_values_the_server_supports(client):
+def test_discovery_publishes_the_acr_values_the_server_supports(client, db):
     assert "acr_values_supported" not in client.get("/o/.well-known/openid-configuration").json()
     with override_settings(CIBA=ACR):
         document = client.get("/o/.well-known/openid-configuration").json()

@@ -8,6 +8,9 @@ from ciba.constants import CIBA_GRANT_TYPE
 OIDC = "/o/.well-known/openid-configuration"
 RFC8414 = "/o/.well-known/oauth-authorization-server"
 
+# The ID-token algorithms come from this server's key set, which lives in the database.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.mark.parametrize("path", [OIDC, RFC8414])
 def test_metadata_carries_the_ciba_members(client, path):

@@ -29,7 +29,7 @@ def ask(client, coded_client, **params):
         return backchannel(client, app, secret, {"scope": "openid", "login_hint": "alice", **params})
 
 
-def test_discovery_says_user_codes_are_supported_when_they_are(client):
+def test_discovery_says_user_codes_are_supported_when_they_are(client, db):
     with override_settings(CIBA=CODES):
         assert client.get("/o/.well-known/openid-configuration").json()[
             "backchannel_user_code_parameter_supported"

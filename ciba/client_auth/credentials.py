@@ -22,6 +22,9 @@ from ..jose import JoseError, header_of, unverified_claims
 
 SECRET_METHODS = (constants.AUTH_CLIENT_SECRET_BASIC, constants.AUTH_CLIENT_SECRET_POST)
 JWT_METHODS = (constants.AUTH_CLIENT_SECRET_JWT, constants.AUTH_PRIVATE_KEY_JWT)
+#: A request naming its client by ``client_id`` alone: mutual TLS (RFC 8705 §2), whose
+#: credential is the TLS certificate, is the only way such a CIBA client can authenticate.
+CLIENT_ID_ONLY = "client_id_only"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Credentials:
 
 def read_credentials(authorization: str, params: Mapping[str, str]) -> Credentials | None:
     """Parse the one authentication method a request uses; ``None`` when it uses none.
+
+    A bare ``client_id`` is ``CLIENT_ID_ONLY``: mutual TLS for a client that registered it
+    (the certificate is checked in ``verify``), nothing at all for any other CIBA client.
 
     Using two methods at once is refused (RFC 6749 §2.3: "MUST NOT use more than one").
     """
@@ -88,6 +94,8 @@ def read_credentials(authorization: str, params: Mapping[str, str]) -> Credentia
             else constants.AUTH_PRIVATE_KEY_JWT
         )
         return Credentials(method, sub, assertion=assertion)
+    if body_client_id:
+        return Credentials(CLIENT_ID_ONLY, body_client_id)
     return None
 
 

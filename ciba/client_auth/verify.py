@@ -14,9 +14,11 @@ from ..conf import ciba_settings
 from ..endpoints import audiences
 from ..errors import InvalidClient
 from ..jose import JoseError, client_keys, verify
+from ..profile import client_auth_methods, jws_algs
 from ..replay import first_use
+from ..sender.certificates import presented_certificate
 from .clients import load_client
-from .credentials import SECRET_METHODS, Credentials, read_credentials
+from .credentials import CLIENT_ID_ONLY, SECRET_METHODS, Credentials, read_credentials
 from .guard import attempt, client_address
 from .secret import check_secret, pay_for_unknown_client, recently_verified
 
@@ -61,6 +63,11 @@ def _verify(credentials: Credentials, client: Any, registered: str, request: Any
     if client is None:
         pay_for_unknown_client(credentials.secret)
         raise InvalidClient("unknown client id")
+    if registered not in client_auth_methods():
+        raise InvalidClient(f"the client registered {registered}, which this server does not accept now")
+    if credentials.method == CLIENT_ID_ONLY and registered in constants.MTLS_AUTH_METHODS:
+        _verify_certificate(client, registered, request)
+        return
     if credentials.method != registered:
         raise InvalidClient(f"used {credentials.method}; the client registered {registered}")
     if credentials.method in SECRET_METHODS:
@@ -68,6 +75,25 @@ def _verify(credentials: Credentials, client: Any, registered: str, request: Any
             raise InvalidClient("wrong client secret")
         return
     _verify_assertion(credentials, client, request)
+
+
+def _verify_certificate(client: Any, registered: str, request: Any) -> None:
+    """RFC 8705 §2: the certificate the TLS terminator forwarded identifies the client."""
+    certificate = presented_certificate(request)
+    if certificate is None:
+        raise InvalidClient(f"{registered}, but no client certificate was presented")
+    if registered == constants.AUTH_TLS_CLIENT_AUTH:
+        if not certificate.chain_verified:
+            raise InvalidClient("tls_client_auth, but the certificate does not chain to a trusted CA")
+        if not certificate.matches_names(client):
+            raise InvalidClient("tls_client_auth, but the certificate's names are not the registered one")
+        return
+    try:
+        keys = client_keys(client)
+    except JoseError as exc:
+        raise InvalidClient(str(exc)) from None
+    if not certificate.matches_key(keys):
+        raise InvalidClient("self_signed_tls_client_auth, but the certificate's key is not registered")
 
 
 def authenticate_client(request: Any, params: Mapping[str, str]) -> Any:
@@ -92,6 +118,8 @@ def poll_identity(authorization: str, params: Mapping[str, str]) -> tuple[str, s
 
 def _verify_assertion(credentials: Credentials, client: Any, request: Any) -> None:
     alg = client.client_assertion_alg
+    if not jws_algs([alg]):
+        raise InvalidClient(f"the client's assertion algorithm {alg} is not accepted under the profile")
     if credentials.method == constants.AUTH_CLIENT_SECRET_JWT:
         try:
             identify_hasher(client.client_secret)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from cryptography import x509
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -199,7 +200,10 @@ class CibaClientMixin(models.Model):
         return problems
 
     def _signing_problem(self) -> str:
-        """ID tokens are part of every CIBA token response; DOT cannot sign them without this."""
+        """ID tokens are part of every CIBA token response; DOT cannot sign them without this
+        (``id_token_signed_response_alg`` signs with this server's key set instead)."""
+        if self.id_token_signed_response_alg:
+            return ""
         if self.algorithm == AbstractApplication.NO_ALGORITHM:
             return "it has no ID token signing algorithm"
         if self.algorithm == AbstractApplication.HS256_ALGORITHM and (
@@ -278,7 +282,11 @@ class CibaClientMixin(models.Model):
                     _("A client registering a token delivery mode must use the CIBA grant (CIBA §4)."),
                 )
             )
-        if mode and self.algorithm == AbstractApplication.NO_ALGORITHM:
+        if (
+            mode
+            and self.algorithm == AbstractApplication.NO_ALGORITHM
+            and not self.id_token_signed_response_alg
+        ):
             errors.append(
                 (
                     "algorithm",
@@ -353,6 +361,7 @@ class CibaClientMixin(models.Model):
                     ),
                 )
             )
+        errors.extend(self._mtls_errors())
         auth_alg = self.token_endpoint_auth_signing_alg
         if (
             auth_alg
@@ -385,6 +394,42 @@ class CibaClientMixin(models.Model):
                 errors.extend(("jwks", message) for message in exc.messages)
         if self.jwks_uri:
             errors.extend(_outbound_url_errors("jwks_uri", self.jwks_uri))
+        return errors
+
+    def _mtls_errors(self) -> list[tuple[str, Any]]:
+        """RFC 8705 §2.1.2: a ``tls_client_auth`` client registers exactly one certificate name;
+        §2.2: a ``self_signed_tls_client_auth`` client registers its keys. One binding only."""
+        errors: list[tuple[str, Any]] = []
+        method = self.token_endpoint_auth_method
+        names = [f for f in constants.TLS_CLIENT_AUTH_NAME_FIELDS if getattr(self, f)]
+        if method == constants.AUTH_TLS_CLIENT_AUTH and len(names) != 1:
+            errors.append(
+                (
+                    "tls_client_auth_subject_dn",
+                    _(
+                        "tls_client_auth needs exactly one of the subject DN or a subjectAltName "
+                        "(DNS, URI, IP or email) the certificate must carry (RFC 8705 §2.1.2)."
+                    ),
+                )
+            )
+        if method != constants.AUTH_TLS_CLIENT_AUTH and names:
+            errors.append((names[0], _("Certificate names are used by tls_client_auth only.")))
+        if self.tls_client_auth_subject_dn:
+            try:
+                x509.Name.from_rfc4514_string(self.tls_client_auth_subject_dn)
+            except ValueError:
+                errors.append(("tls_client_auth_subject_dn", _("Not a distinguished name (RFC 4514).")))
+        if method == constants.AUTH_SELF_SIGNED_TLS_CLIENT_AUTH and not self.jwks and not self.jwks_uri:
+            errors.append(
+                ("jwks", _("self_signed_tls_client_auth needs the certificate's key in jwks or jwks_uri."))
+            )
+        if self.tls_client_certificate_bound_access_tokens and self.dpop_bound_access_tokens:
+            errors.append(
+                (
+                    "dpop_bound_access_tokens",
+                    _("Tokens are bound to a certificate or to a DPoP key, not both: choose one."),
+                )
+            )
         return errors
 
 

@@ -2,33 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import AbstractContextManager
 from typing import Any
 
 from django.db import router, transaction
 from django.utils import timezone
+from oauth2_provider.models import get_id_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
-from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
+from oauthlib.oauth2.rfc6749.errors import (
+    InvalidGrantError,
+    TemporarilyUnavailableError,
+    UnauthorizedClientError,
+)
 
-from .. import client_auth, services
+from .. import client_auth, services, signing
 from ..conf import ciba_settings
 from ..consent import is_device_app
-from ..constants import AUTH_REQ_ID_CLAIM, AUTH_REQ_ID_PATTERN, CIBA_GRANT_TYPE, RT_HASH_CLAIM
+from ..constants import (
+    AUTH_REQ_ID_CLAIM,
+    AUTH_REQ_ID_PATTERN,
+    CIBA_GRANT_TYPE,
+    DPOP_TOKEN_TYPE,
+    RT_HASH_CLAIM,
+)
+from ..endpoints import token_endpoint_urls
 from ..errors import (
     AccessDeniedError,
     AuthorizationPendingError,
     ExpiredTokenError,
     InvalidClient,
+    SenderConstraintError,
     SlowDownError,
     TooManyFailedAuthentications,
     TooManyFailedAuthenticationsError,
 )
 from ..models import AuthenticationRequest
 from ..polling import SLOW_DOWN, poll_state
+from ..sender import bindings, dpop
 from ..tokens import token_hash
 
+logger = logging.getLogger("ciba.oauth")
 State = AuthenticationRequest.State
 AUTH_REQ_ID_SYNTAX = re.compile(AUTH_REQ_ID_PATTERN)
 
@@ -75,6 +91,8 @@ class CibaValidator(OAuth2Validator):
         request.client = client
         if credentials.method in client_auth.SECRET_METHODS:
             request.ciba_credentials = credentials  # verified: the poll state may remember them
+        if request.grant_type in (CIBA_GRANT_TYPE, "refresh_token"):
+            request.ciba_binding = _binding(request, client)
         return True
 
     def _dot_authenticate_client(
@@ -117,19 +135,67 @@ class CibaValidator(OAuth2Validator):
         return super().validate_scopes(client_id, scopes, client, request, *args, **kwargs)
 
     def validate_bearer_token(self, token: str, scopes: list[str], request: Any) -> bool:
-        """DOT's check, and the token's user must still be active: a deactivated account's
-        tokens neither approve CIBA requests (consent API) nor read userinfo."""
+        """DOT's check; the token's user must still be active (a deactivated account's tokens
+        neither approve CIBA requests nor read userinfo); and a bound token counts only with
+        its certificate, or in the DPoP scheme with a proof of its key (RFC 8705 §3,
+        RFC 9449 §7). Every DOT-protected view and DRF's ``OAuth2Authentication`` ask here."""
         if not super().validate_bearer_token(token, scopes, request):
             return False
-        return _active(getattr(request, "user", None))
+        if not _active(getattr(request, "user", None)):
+            return False
+        stored = bindings.stored_for(access_token=getattr(request, "access_token", None))
+        scheme = getattr(request, "ciba_token_scheme", "bearer")
+        try:
+            bindings.check_presentation(stored, request, token=token, scheme=scheme)
+        except bindings.BindingRefused as exc:
+            request.oauth2_error = {"error": exc.error, "error_description": exc.description}
+            return False
+        return True
 
     def validate_refresh_token(
         self, refresh_token: str, client: Any, request: Any, *args: Any, **kwargs: Any
     ) -> bool:
-        """A deactivated user's refresh tokens mint nothing more (``invalid_grant``)."""
+        """A deactivated user's refresh tokens mint nothing more (``invalid_grant``), and a
+        bound refresh token refreshes only with a binding of the same kind."""
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
+        stored = bindings.stored_for(refresh_token=getattr(request, "refresh_token_instance", None))
+        try:
+            bindings.refresh_keeps(stored, getattr(request, "ciba_binding", None))
+        except bindings.BindingRefused as exc:
+            raise SenderConstraintError(
+                error=exc.error, description=exc.description, request=request
+            ) from None
         return _active(getattr(request, "user", None))
+
+    # --- sender-constrained tokens (RFC 8705 §3, RFC 9449) ---------------------------------
+
+    def save_bearer_token(self, token: dict, request: Any, *args: Any, **kwargs: Any) -> Any:
+        """DOT's save, then the binding decided at authentication recorded for the new rows
+        (``_create_access_token`` and ``_create_refresh_token``), and the DPoP token type."""
+        result = super().save_bearer_token(token, request, *args, **kwargs)
+        binding = getattr(request, "ciba_binding", None)
+        if binding is not None and binding.is_dpop:
+            token["token_type"] = DPOP_TOKEN_TYPE  # RFC 9449 §5
+        return result
+
+    def _create_access_token(
+        self, expires: Any, request: Any, token: dict, source_refresh_token: Any = None
+    ) -> Any:
+        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        binding = getattr(request, "ciba_binding", None)
+        if binding is not None:
+            bindings.save(binding, access_token=access_token)
+        return access_token
+
+    def _create_refresh_token(
+        self, request: Any, refresh_token_code: str, access_token: Any, previous: Any
+    ) -> Any:
+        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous)
+        binding = getattr(request, "ciba_binding", None)
+        if binding is not None:
+            bindings.save(binding, refresh_token=refresh_token)
+        return refresh_token
 
     def validate_user(
         self, username: str, password: str, client: Any, request: Any, *args: Any, **kwargs: Any
@@ -211,6 +277,35 @@ class CibaValidator(OAuth2Validator):
         if not services.mark_issued(request.ciba_request):
             raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
 
+    def finalize_id_token(self, id_token: dict, token: dict, token_handler: Any, request: Any) -> str:
+        """DOT's ID token, or, for a client that registered ``id_token_signed_response_alg``,
+        the same claims signed with this server's key set (``ciba.signing``: PS256, ES256 or
+        RS256 with a ``kid`` its JWKS publishes). A missing key is 503 ``temporarily_unavailable``
+        and, the token transaction rolling back, leaves the request to be collected later."""
+        alg = getattr(request.client, "id_token_signed_response_alg", "")
+        if not alg:
+            return super().finalize_id_token(id_token, token, token_handler, request)
+        claims, expiration_time = self.get_id_token_dictionary(token, token_handler, request)
+        id_token.update(**claims)
+        if "nonce" not in id_token and request.nonce:
+            id_token["nonce"] = request.nonce
+        try:
+            signed = signing.sign_id_token(id_token, alg)
+        except signing.SigningKeyMissing:
+            logger.error(
+                "No active key signs %s ID tokens (client %s): run manage.py ciba_keys.",
+                alg,
+                request.client_id,
+            )
+            raise TemporarilyUnavailableError(
+                description="The server cannot sign ID tokens for this client now.", request=request
+            ) from None
+        with transaction.atomic(using=router.db_for_write(get_id_token_model())):
+            saved = self._save_id_token(id_token["jti"], request, expiration_time)
+        request.access_token = saved  # as DOT does: DRF reads it
+        request.id_token = saved
+        return signed
+
     def get_id_token_dictionary(self, token: dict, token_handler: Any, request: Any) -> tuple[dict, Any]:
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
         ar = getattr(request, "ciba_request", None)
@@ -228,6 +323,18 @@ class CibaValidator(OAuth2Validator):
             # the client receives unsolicited; harmless (and useful) in poll and ping.
             claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
         return claims, expiration_time
+
+
+def _binding(request: Any, client: Any) -> bindings.Binding | None:
+    """The binding of the tokens this CIBA or refresh request will receive (``SenderConstraintError``
+    when the client did not meet its binding rule)."""
+    try:
+        return bindings.for_token_request(request, client, token_endpoint_urls(request))
+    except bindings.BindingRefused as exc:
+        nonce = dpop.new_nonce() if exc.error == "use_dpop_nonce" else ""
+        raise SenderConstraintError(
+            error=exc.error, description=exc.description, nonce=nonce, request=request
+        ) from None
 
 
 def _active(user: Any) -> bool:

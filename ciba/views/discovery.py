@@ -14,9 +14,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
 
-from .. import constants
+from .. import constants, profile
 from ..conf import ciba_settings
-from ..endpoints import backchannel_authentication_endpoint
+from ..endpoints import backchannel_authentication_endpoint, mtls_endpoint_aliases
+from ..signing import id_token_algs_available
 
 
 def supported_grant_types() -> list[str]:
@@ -30,28 +31,37 @@ def supported_grant_types() -> list[str]:
         grant_types = [g for g in grant_types if g != "implicit"]
     if oauth2_settings.COMPLIANT_BCP_RFC9700_PASSWORD_GRANT:
         grant_types = [g for g in grant_types if g != "password"]
-    polls = any(mode in constants.TOKEN_ENDPOINT_MODES for mode in ciba_settings.DELIVERY_MODES)
+    polls = any(mode in constants.TOKEN_ENDPOINT_MODES for mode in profile.delivery_modes())
     if polls and constants.CIBA_GRANT_TYPE not in grant_types:
         grant_types.append(constants.CIBA_GRANT_TYPE)
     return grant_types
 
 
 def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
-    """The CIBA members of the provider metadata."""
+    """The CIBA members of the provider metadata, and those of the profile in force (FAPI-CIBA:
+    RFC 8705 mTLS, RFC 9449 DPoP, the ID-token algorithms this server's keys can produce)."""
+    assertion_algs = constants.ASYMMETRIC_JWS_ALGORITHMS
+    if constants.AUTH_CLIENT_SECRET_JWT in profile.client_auth_methods():
+        assertion_algs = constants.HMAC_JWS_ALGORITHMS + assertion_algs
     data: dict[str, Any] = {
         "backchannel_authentication_endpoint": backchannel_authentication_endpoint(request),
-        "backchannel_token_delivery_modes_supported": list(ciba_settings.DELIVERY_MODES),
+        "backchannel_token_delivery_modes_supported": profile.delivery_modes(),
         "backchannel_user_code_parameter_supported": bool(ciba_settings.USER_CODE_SUPPORTED),
         "grant_types_supported": supported_grant_types(),
         # ciba.client_auth serves both endpoints (CIBA §7.1: the token endpoint's methods).
-        "token_endpoint_auth_methods_supported": list(constants.TOKEN_ENDPOINT_AUTH_METHODS),
-        "token_endpoint_auth_signing_alg_values_supported": list(
-            constants.HMAC_JWS_ALGORITHMS + constants.ASYMMETRIC_JWS_ALGORITHMS
-        ),
+        "token_endpoint_auth_methods_supported": profile.client_auth_methods(),
+        "token_endpoint_auth_signing_alg_values_supported": profile.jws_algs(assertion_algs),
+        "id_token_signing_alg_values_supported": profile.jws_algs(id_token_algs_available()),
+        # RFC 8705 §3.3: tokens are bound whenever a TLS terminator forwards a certificate.
+        "tls_client_certificate_bound_access_tokens": bool(ciba_settings.MTLS_CERT_HEADER),
+        "dpop_signing_alg_values_supported": profile.dpop_algs(),
     }
+    aliases = mtls_endpoint_aliases(request)
+    if aliases:
+        data["mtls_endpoint_aliases"] = aliases
     if ciba_settings.ACR_VALUES_SUPPORTED:
         data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
-    algs = [a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in constants.ASYMMETRIC_JWS_ALGORITHMS]
+    algs = profile.request_signing_algs()
     if algs:
         # Omitting the member is how §4 says "signed requests are not supported".
         data["backchannel_authentication_request_signing_alg_values_supported"] = algs

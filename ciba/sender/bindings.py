@@ -1,0 +1,149 @@
+"""Which certificate or key a token is bound to, decided when it is issued and checked when
+it is used (RFC 8705 §3, RFC 9449 §§5-7).
+
+At the token endpoint ``for_token_request`` decides the binding of what is about to be
+issued: a valid DPoP proof binds to its key, otherwise a forwarded client certificate binds
+to the certificate; a client registered for one of them must present it. Where a token is
+used, ``check_presentation`` demands the same certificate or a fresh proof of the same key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..endpoints import request_urls
+from ..jose import JoseError, unverified_claims
+from ..models import TokenBinding
+from ..profile import sender_constrained_tokens_required
+from . import dpop
+from .certificates import presented_certificate
+
+
+class BindingRefused(Exception):
+    """The token request or presentation does not satisfy a binding rule.
+
+    ``error`` is the OAuth error code (``invalid_request``, ``invalid_dpop_proof``,
+    ``use_dpop_nonce``, ``invalid_token``, ``invalid_grant``); ``description`` is safe to return.
+    """
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error, self.description = error, description
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A confirmation: a certificate thumbprint or a DPoP key thumbprint (never both)."""
+
+    x5t_s256: str = ""
+    jkt: str = ""
+
+    @property
+    def is_dpop(self) -> bool:
+        return bool(self.jkt)
+
+    @property
+    def cnf(self) -> dict[str, str]:
+        return {"x5t#S256": self.x5t_s256} if self.x5t_s256 else {"jkt": self.jkt}
+
+
+def for_token_request(request: Any, client: Any, urls: list[str]) -> Binding | None:
+    """The binding of the tokens a token request is about to receive, or ``None`` (bearer).
+
+    ``urls`` are the URLs that name the token endpoint (its plain and mTLS aliases) for the
+    proof's ``htu``. Raises ``BindingRefused`` when a rule is not met.
+    """
+    meta = getattr(request, "headers", None) or getattr(request, "META", {})
+    try:
+        header = dpop.proof_header(meta)
+        proof = _verified(header, "POST", urls) if header is not None else None
+    except dpop.DPoPError as exc:
+        raise BindingRefused(exc.error, exc.description) from None
+    certificate = presented_certificate(request)
+    if getattr(client, "dpop_bound_access_tokens", False) and proof is None:
+        raise BindingRefused("invalid_dpop_proof", "This client's tokens are DPoP-bound: send a DPoP proof.")
+    if getattr(client, "tls_client_certificate_bound_access_tokens", False) and certificate is None:
+        raise BindingRefused(
+            "invalid_request", "This client's tokens are certificate-bound: connect with mutual TLS."
+        )
+    if proof is not None and not getattr(client, "tls_client_certificate_bound_access_tokens", False):
+        return Binding(jkt=proof.jkt)
+    if certificate is not None:
+        return Binding(x5t_s256=certificate.x5t_s256)
+    if sender_constrained_tokens_required():
+        raise BindingRefused(
+            "invalid_request",
+            "Tokens must be sender-constrained: connect with mutual TLS or send a DPoP proof.",
+        )
+    return None
+
+
+def _verified(header: str, method: str, urls: list[str], access_token: str | None = None) -> dpop.Proof:
+    """Verify the proof against whichever of ``urls`` its ``htu`` names (the first otherwise,
+    so a wrong ``htu`` is reported as such)."""
+    try:
+        htu = unverified_claims(header).get("htu")
+    except JoseError:
+        htu = None
+    url = next((u for u in urls if isinstance(htu, str) and dpop.htu_matches(htu, u)), urls[0])
+    return dpop.verify_proof(header, method=method, url=url, access_token=access_token)
+
+
+def refresh_keeps(stored: TokenBinding | None, binding: Binding | None) -> None:
+    """A refresh token issued with a binding refreshes only with one of the same kind: its
+    access tokens stay sender-constrained (the key or certificate may be new: CIBA clients
+    are confidential, so the refresh token itself is bound by client authentication)."""
+    if stored is None:
+        return
+    if stored.jkt and (binding is None or not binding.jkt):
+        raise BindingRefused("invalid_grant", "This refresh token is DPoP-bound: send a DPoP proof.")
+    if stored.x5t_s256 and (binding is None or not binding.x5t_s256):
+        raise BindingRefused("invalid_grant", "This refresh token is certificate-bound: use mutual TLS.")
+
+
+def save(binding: Binding, *, access_token: Any = None, refresh_token: Any = None) -> None:
+    """Record ``binding`` for one token row (replacing an earlier one: DOT may update a token in place)."""
+    key = {"access_token": access_token} if access_token is not None else {"refresh_token": refresh_token}
+    TokenBinding.objects.update_or_create(**key, defaults={"x5t_s256": binding.x5t_s256, "jkt": binding.jkt})
+
+
+def stored_for(*, access_token: Any = None, refresh_token: Any = None) -> TokenBinding | None:
+    if access_token is not None:
+        return TokenBinding.objects.filter(access_token=access_token).first()
+    if refresh_token is not None:
+        return TokenBinding.objects.filter(refresh_token=refresh_token).first()
+    return None
+
+
+def check_presentation(stored: TokenBinding | None, request: Any, *, token: str, scheme: str) -> None:
+    """RFC 8705 §3 / RFC 9449 §7: a bound token is honoured only with its certificate, or with
+    the ``DPoP`` scheme and a proof of its key for this very request (``ath`` = the token)."""
+    if stored is None:
+        if scheme == "dpop":
+            raise BindingRefused("invalid_token", "This token is not DPoP-bound: use the Bearer scheme.")
+        return
+    if stored.x5t_s256:
+        certificate = presented_certificate(request)
+        if certificate is None or certificate.x5t_s256 != stored.x5t_s256:
+            raise BindingRefused(
+                "invalid_token", "This token is bound to a client certificate not presented."
+            )
+        return
+    if scheme != "dpop":
+        raise BindingRefused("invalid_token", "This token is DPoP-bound: use the DPoP scheme with a proof.")
+    meta = getattr(request, "headers", None) or getattr(request, "META", {})
+    method = getattr(request, "http_method", None) or getattr(request, "method", "GET")
+    try:
+        header = dpop.proof_header(meta)
+        if header is None:
+            raise dpop.DPoPError("invalid_dpop_proof", "A DPoP proof is required.")
+        proof = _verified(header, method, request_urls(request), access_token=token)
+    except dpop.DPoPError as exc:
+        raise BindingRefused(
+            exc.error if exc.error == "use_dpop_nonce" else "invalid_dpop_proof", exc.description
+        ) from None
+    if proof.jkt != stored.jkt:
+        raise BindingRefused(
+            "invalid_dpop_proof", "The DPoP proof is signed by another key than the token's."
+        )
