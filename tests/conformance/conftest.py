@@ -1,7 +1,12 @@
 """The OpenID conformance suite's FAPI-CIBA OP plan (``fapi-ciba-id1-test-plan``), played here.
 
-``Suite`` behaves as the suite does (``AbstractFAPICIBAID1``): two registered clients with
-``private_key_jwt`` and PS256 signed requests, the request object built with ``iss``, ``aud``,
+The server runs as a site runs it for certification: ``CIBA["PROFILE"] = "fapi-ciba"`` behind a
+TLS terminator that forwards client certificates (nginx's headers; the integration tier runs
+the real nginx), with a PS256 ID-token key. ``Suite`` behaves as the suite does
+(``AbstractFAPICIBAID1``): two registered clients, each connecting with its own certificate,
+authenticating by ``private_key_jwt`` or by ``tls_client_auth`` (the plan's
+``client_auth_type`` variant: every module runs in both unless it belongs to one), PS256
+signed requests, the request object built with ``iss``, ``aud``,
 ``iat``, ``nbf``, ``exp``, ``jti``, one hint and ``binding_message="1234"``; after the
 acknowledgement two polls that must be pending (or ``slow_down``), then the automated approval
 call (``automated_ciba_approval_url``), then tokens by polling or after the ping. The checks
@@ -22,6 +27,8 @@ from urllib.parse import urlencode
 import jwt
 import pytest
 
+from ciba import signing
+from tests.integration.tls import Pki
 from tests.keys import public_jwk, rsa_key, sign
 from tests.protocol import BACKCHANNEL, FORM, TOKEN, oauth_error
 
@@ -32,22 +39,53 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KEYS = {"client1": rsa_key(), "client2": rsa_key()}
 
 
+#: The certificate headers nginx sets (docs/nginx-mtls.md), believed from 127.0.0.1 only.
+MTLS = {
+    "TRUSTED_PROXIES": ["127.0.0.1/32"],
+    "MTLS_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT",
+    "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
+    "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
+}
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: Any) -> Pki:
+    return Pki(tmp_path_factory.mktemp("conformance-pki"))
+
+
 @pytest.fixture(autouse=True)
-def conformance_server(settings: Any) -> None:
-    """The example server configured as a site runs it for certification."""
+def conformance_server(settings: Any, db: Any) -> None:
+    """The example server configured as a site runs it for certification (docs/fapi.md)."""
     settings.CIBA = {
         **settings.CIBA,
+        **MTLS,
+        "PROFILE": "fapi-ciba",
+        "DELIVERY_MODES": ["poll", "ping"],
+        "REQUEST_SIGNING_ALGS": ["PS256", "ES256"],
+        "BINDING_MESSAGE_REQUIRED": True,
         "AUTOMATED_APPROVAL_SECRET": APPROVAL_SECRET,
         "ACR_VALUES_SUPPORTED": ["urn:example:loa:1", "urn:example:loa:2"],
     }
+    signing.generate_key("RSA")  # active at once: the first RSA key
+    signing.generate_key("EC")
+
+
+def presenting(credential: Any, verdict: str = "SUCCESS") -> dict[str, str]:
+    """The headers nginx sets for a connection that presented ``credential``."""
+    return {"HTTP_X_SSL_CLIENT_CERT": credential.escaped_pem, "HTTP_X_SSL_CLIENT_VERIFY": verdict}
 
 
 class Suite:
     """One of the suite's two clients, speaking to the server over HTTP only."""
 
-    def __init__(self, http: Any, app: Any, key: Any, kid: str, recorder: Any, capture: Callable) -> None:
+    def __init__(
+        self, http: Any, app: Any, key: Any, kid: str, recorder: Any, capture: Callable, cert: Any, auth: str
+    ) -> None:
         self.http, self.app, self.key, self.kid = http, app, key, kid
         self.recorder, self.capture = recorder, capture
+        self.cert, self.auth = cert, auth
+        #: The TLS connection's certificate, as nginx forwards it (None: connect without one).
+        self.tls: dict[str, str] | None = presenting(cert)
 
     # --- building what the suite sends -----------------------------------------------------
 
@@ -80,12 +118,18 @@ class Suite:
 
     # --- calls -------------------------------------------------------------------------------
 
-    def post(self, url: str, params: dict[str, str], assertion: str | None = "default") -> Any:
+    def post(
+        self, url: str, params: dict[str, str], assertion: str | None = "default", **headers: Any
+    ) -> Any:
+        """POST as this client: over its TLS connection, authenticated by ``private_key_jwt``
+        (``assertion``) or, for a ``tls_client_auth`` client, by the certificate and ``client_id``."""
         if assertion == "default":
-            assertion = self.assertion()
+            assertion = self.assertion() if self.auth == "private_key_jwt" else None
         if assertion is not None:
             params = {**params, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
-        return self.http.post(url, urlencode(params), content_type=FORM)
+        elif self.auth == "mtls":
+            params = {"client_id": self.app.client_id, **params}
+        return self.http.post(url, urlencode(params), content_type=FORM, **{**(self.tls or {}), **headers})
 
     def backchannel(self, request_object: str | None = None, **form: str) -> Any:
         params = {"request": request_object or self.request_object(), **form}
@@ -158,7 +202,7 @@ class Suite:
         header = jwt.get_unverified_header(body["id_token"])
         assert header.get("kid"), "ID token header has no kid"
         jwks = self.http.get("/o/.well-known/jwks.json").json()
-        key = next(jwt.PyJWK(k) for k in jwks["keys"] if k["kid"] == header["kid"])
+        key = next(jwt.PyJWK(k, algorithm=header["alg"]) for k in jwks["keys"] if k["kid"] == header["kid"])
         claims = jwt.decode(body["id_token"], key, algorithms=[header["alg"]], audience=self.app.client_id)
         assert claims["iss"] == ISSUER and claims["sub"]
         assert claims.get("urn:openid:params:jwt:claim:auth_req_id", auth_req_id) == auth_req_id
@@ -166,26 +210,53 @@ class Suite:
         return body
 
 
+@pytest.fixture(params=["private_key_jwt", "mtls"])
+def client_auth_type(request: Any) -> str:
+    """The plan's ``client_auth_type`` variant (a module may pin one by overriding this)."""
+    return request.param
+
+
 @pytest.fixture
 def suite_clients(
-    db: Any, make_client: Callable, client: Any, recorder: Any, django_capture_on_commit_callbacks
+    db: Any,
+    make_client: Callable,
+    client: Any,
+    recorder: Any,
+    django_capture_on_commit_callbacks,
+    pki: Pki,
+    client_auth_type: str,
 ):
-    """``suite_clients(mode)``: the suite's client1 and client2, registered as a site would."""
+    """``suite_clients(mode, auth=None)``: the suite's client1 and client2, registered as a site
+    registers FAPI clients (PS256 everywhere, certificate-bound tokens)."""
 
-    def register(mode: str) -> tuple[Suite, Suite]:
+    def register(mode: str, auth: str | None = None) -> tuple[Suite, Suite]:
+        auth = auth or client_auth_type
         made = []
         for name in ("client1", "client2"):
             key = KEYS[name]
+            cert = pki.issue(f"suite-{name}-{uuid.uuid4().hex[:8]}")
             fields: dict[str, Any] = {
-                "token_endpoint_auth_method": "private_key_jwt",
-                "token_endpoint_auth_signing_alg": "PS256",
                 "backchannel_authentication_request_signing_alg": "PS256",
                 "jwks": {"keys": [public_jwk(key, f"{name}-key")]},
+                "id_token_signed_response_alg": "PS256",
+                "tls_client_certificate_bound_access_tokens": True,
             }
+            if auth == "mtls":
+                fields.update(
+                    token_endpoint_auth_method="tls_client_auth", tls_client_auth_subject_dn=cert.subject_dn
+                )
+            else:
+                fields.update(
+                    token_endpoint_auth_method="private_key_jwt", token_endpoint_auth_signing_alg="PS256"
+                )
             if mode == "ping":
                 fields["backchannel_client_notification_endpoint"] = recorder.url(f"/{name}/cb")
             app, _ = make_client(mode, **fields)
-            made.append(Suite(client, app, key, f"{name}-key", recorder, django_capture_on_commit_callbacks))
+            made.append(
+                Suite(
+                    client, app, key, f"{name}-key", recorder, django_capture_on_commit_callbacks, cert, auth
+                )
+            )
         return made[0], made[1]
 
     return register

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 
 
@@ -29,13 +27,21 @@ def test_fapi_ciba_id1_discovery_end_point_verification(client):
         assert document[url].startswith("http://testserver/")
 
 
-@pytest.mark.xfail(strict=True, reason="the FAPI items of this module: issue 16 (FAPI-CIBA profile)")
 def test_fapi_ciba_id1_discovery_end_point_verification_fapi_items(client):
+    """``FAPICIBACheckDiscEndpoint...``: certificate-bound tokens, PS256/ES256 ID tokens and
+    nothing weaker, only private_key_jwt and mTLS client authentication, no push mode."""
     document = discovery(client)
     assert document.get("tls_client_certificate_bound_access_tokens") is True
-    assert {"PS256", "ES256"} & set(document["id_token_signing_alg_values_supported"])
-    assert set(document["token_endpoint_auth_methods_supported"]) <= {
+    assert set(document["id_token_signing_alg_values_supported"]) == {"PS256", "ES256"}
+    assert set(document["token_endpoint_auth_methods_supported"]) == {
         "private_key_jwt",
         "tls_client_auth",
         "self_signed_tls_client_auth",
     }
+    assert set(document["token_endpoint_auth_signing_alg_values_supported"]) == {"PS256", "ES256"}
+    assert set(document["backchannel_authentication_request_signing_alg_values_supported"]) == {
+        "PS256",
+        "ES256",
+    }
+    assert set(document["backchannel_token_delivery_modes_supported"]) == {"poll", "ping"}
+    assert set(document["dpop_signing_alg_values_supported"]) == {"PS256", "ES256"}

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from django.utils import timezone
 
 from ciba.models import AuthenticationRequest
-from tests.conformance.conftest import POTENTIALLY_BAD_BINDING_MESSAGE
-from tests.protocol import oauth_error
+from tests.conformance.conftest import POTENTIALLY_BAD_BINDING_MESSAGE, presenting
+from tests.protocol import consent_bearer, oauth_error
 
 
 def test_fapi_ciba_id1(suite_clients, ciba_mode, alice):
@@ -91,11 +90,23 @@ def test_fapi_ciba_id1_refresh_token(suite_clients, ciba_mode, alice):
     oauth_error(stolen, 400, "invalid_grant")
 
 
-@pytest.mark.xfail(strict=True, reason="certificate-bound access tokens (RFC 8705): issue 16")
-def test_fapi_ciba_id1_ensure_mtls_holder_of_key_required(suite_clients, alice):
+def test_fapi_ciba_id1_ensure_mtls_holder_of_key_required(suite_clients, client_auth_type, alice, pki):
+    """A token request without the client certificate is refused (4xx); the tokens issued are
+    bound to the certificate (``cnf.x5t#S256``) and unusable without it or with another one."""
     first, _ = suite_clients("poll")
     auth_req_id = first.start()
     first.automated_approval(auth_req_id)
-    tokens = first.tokens(auth_req_id)
-    introspection = first.post("/o/introspect/", {"token": tokens["access_token"]})
-    assert introspection.json().get("cnf", {}).get("x5t#S256")
+    first.tls = None  # the suite's call "without the TLS certificate"
+    refused = first.token(auth_req_id)
+    assert 400 <= refused.status_code < 500, refused.content
+    assert refused.json()["error"] in ("invalid_client", "invalid_request", "invalid_grant")
+    first.tls = presenting(first.cert)
+    tokens = first.token_response(first.token(auth_req_id), auth_req_id)
+    introspection = first.http.post(
+        "/o/introspect/", {"token": tokens["access_token"]}, **consent_bearer(alice, scope="introspection")
+    )
+    assert introspection.json()["cnf"] == {"x5t#S256": first.cert.x5t_s256}
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {tokens['access_token']}"}
+    assert first.http.get("/o/userinfo/", **bearer, **presenting(first.cert)).status_code == 200
+    assert first.http.get("/o/userinfo/", **bearer).status_code == 401
+    assert first.http.get("/o/userinfo/", **bearer, **presenting(pki.issue("thief"))).status_code == 401
