@@ -13,8 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from .. import profile
 from ..conf import ciba_settings
-from ..constants import ASYMMETRIC_JWS_ALGORITHMS
+from ..constants import FAPI_REQUEST_OBJECT_MAX_LIFETIME
 from ..endpoints import audiences
 from ..errors import InvalidClient, InvalidRequest
 from ..jose import JoseError, client_keys, header_of, verify
@@ -55,7 +56,7 @@ def parameters_from_request_object(
             "This client has not registered backchannel_authentication_request_signing_alg, "
             "so it may not send signed requests."
         )
-    accepted = [a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in ASYMMETRIC_JWS_ALGORITHMS]
+    accepted = profile.request_signing_algs()
     try:
         alg = header_of(token)["alg"]
         if alg not in accepted:
@@ -89,6 +90,8 @@ def _check_lifetime(claims: dict[str, Any]) -> None:
             raise InvalidRequest(f"request: {name} must be a number.")
     # The lifetime is a limit on what the client wrote, not a clock comparison: no leeway.
     limit = ciba_settings.REQUEST_OBJECT_MAX_LIFETIME
+    if profile.fapi():  # FAPI-CIBA §5.2.2: nbf and exp at most 60 minutes apart
+        limit = min(limit, FAPI_REQUEST_OBJECT_MAX_LIFETIME)
     if claims["exp"] - claims["nbf"] > limit:
         raise InvalidRequest(f"request: exp - nbf exceeds {limit} seconds.")
 

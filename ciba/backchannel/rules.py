@@ -19,7 +19,7 @@ from typing import Any
 from django.http import QueryDict
 from oauth2_provider.scopes import get_scopes_backend
 
-from .. import constants
+from .. import constants, profile
 from ..conf import ciba_settings
 from ..errors import (
     AccessDenied,
@@ -138,6 +138,8 @@ def signed_request(params: Mapping[str, str], *, client: Any, http_request: Any)
         return parameters_from_request_object(params["request"], params, client, http_request)
     if client.backchannel_authentication_request_signing_alg:
         raise InvalidRequest("This client registered a signing algorithm and must send a signed request.")
+    if profile.signed_requests_required():
+        raise InvalidRequest("This server accepts signed authentication requests only (FAPI-CIBA).")
     return params
 
 

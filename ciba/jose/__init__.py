@@ -3,7 +3,7 @@ hint tokens) and that this server signed (ID tokens presented back as ``id_token
 the key sets they are checked against. Single-use ``jti`` records are ``ciba.replay``."""
 
 from .jws import LEEWAY, JoseError, header_of, unverified_claims, verify
-from .keys import client_keys, server_keys, validate_public_jwks
+from .keys import client_keys, server_keys, strong_enough, validate_public_jwks, weak_keys
 
 __all__ = [
     "LEEWAY",
@@ -11,7 +11,9 @@ __all__ = [
     "client_keys",
     "header_of",
     "server_keys",
+    "strong_enough",
     "unverified_claims",
     "validate_public_jwks",
     "verify",
+    "weak_keys",
 ]

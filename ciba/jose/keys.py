@@ -9,6 +9,8 @@ sending assertions that name a client whose ``jwks_uri`` does not answer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -21,7 +23,9 @@ from django.utils.translation import gettext as _
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.utils import jwk_from_pem
 
+from .. import profile
 from ..conf import ciba_settings
+from ..constants import FAPI_EC_CURVES, FAPI_MIN_RSA_BITS
 from ..outbound import OutboundError, get_json
 from .jws import JoseError
 
@@ -57,6 +61,34 @@ def validate_public_jwks(value: Any) -> None:
             errors.append(_("Key %(key)s cannot be used: %(reason)s") % {"key": label, "reason": exc})
     if errors:
         raise ValidationError(errors)
+
+
+def strong_enough(jwk: Any) -> bool:
+    """FAPI 1 Advanced §5.2.2-5/6: RSA keys of at least 2048 bits, EC keys on P-256 (the curve
+    of ES256; OKP keys sign EdDSA, which FAPI does not allow)."""
+    if not isinstance(jwk, dict):
+        return False
+    if jwk.get("kty") == "RSA":
+        n = jwk.get("n")
+        if not isinstance(n, str):
+            return False
+        padded = n + "=" * (-len(n) % 4)
+        try:
+            modulus = int.from_bytes(base64.urlsafe_b64decode(padded), "big")
+        except (ValueError, binascii.Error):
+            return False
+        return modulus.bit_length() >= FAPI_MIN_RSA_BITS
+    return jwk.get("kty") == "EC" and jwk.get("crv") in FAPI_EC_CURVES
+
+
+def weak_keys(document: Any) -> str:
+    """The ``kid``s (or positions) of the keys in a JWK Set that FAPI finds too weak, joined."""
+    entries = document.get("keys") if isinstance(document, dict) else None
+    return ", ".join(
+        str(entry.get("kid", index) if isinstance(entry, dict) else index)
+        for index, entry in enumerate(entries if isinstance(entries, list) else [])
+        if not strong_enough(entry)
+    )
 
 
 _JWKS_URI_FAILED = "The client's jwks_uri could not be fetched."
@@ -101,6 +133,8 @@ def client_keys(client: Any) -> list[dict[str, Any]]:
         for entry in (entries if isinstance(entries, list) else [])
         if isinstance(entry, dict) and entry.get("use", "sig") == "sig" and entry.get("kty") != "oct"
     ]
+    if profile.fapi():
+        keys = [entry for entry in keys if strong_enough(entry)]
     if not keys:
         raise JoseError("The client's key set holds no usable signing key.")
     return keys

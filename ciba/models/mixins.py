@@ -11,9 +11,9 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
-from .. import constants
+from .. import constants, profile
 from ..conf import ciba_settings
-from ..jose import validate_public_jwks
+from ..jose import validate_public_jwks, weak_keys
 from ..outbound import validate_outbound_url
 
 
@@ -193,11 +193,55 @@ class CibaClientMixin(models.Model):
             problems.append("it is not registered for the CIBA grant")
         if self.client_type != AbstractApplication.CLIENT_CONFIDENTIAL:
             problems.append("it is not a confidential client")
-        if self.backchannel_token_delivery_mode not in ciba_settings.DELIVERY_MODES:
+        if self.backchannel_token_delivery_mode not in profile.delivery_modes():
             problems.append("its token delivery mode is not supported by this server")
         if problem := self._signing_problem():
             problems.append(problem)
+        problems.extend(message for _field, message in self.profile_problems())
         return problems
+
+    def profile_problems(self) -> list[tuple[str, str]]:
+        """What the security profile in force (``CIBA["PROFILE"]``) forbids in this
+        registration, as ``(field, reason)``; empty without a profile. FAPI-CIBA: PS256 or
+        ES256 for signed requests, client assertions and ID tokens; private_key_jwt or mTLS
+        client authentication; poll or ping; strong registered keys."""
+        if not profile.fapi():
+            return []
+        found: list[tuple[str, str]] = []
+        if self.token_endpoint_auth_method not in constants.FAPI_AUTH_METHODS:
+            found.append(
+                (
+                    "token_endpoint_auth_method",
+                    "FAPI-CIBA allows private_key_jwt, tls_client_auth or self_signed_tls_client_auth only",
+                )
+            )
+        if (
+            self.token_endpoint_auth_method == constants.AUTH_PRIVATE_KEY_JWT
+            and self.client_assertion_alg not in constants.FAPI_ALGS
+        ):
+            found.append(
+                ("token_endpoint_auth_signing_alg", "FAPI-CIBA client assertions use PS256 or ES256")
+            )
+        if self.backchannel_authentication_request_signing_alg not in constants.FAPI_ALGS:
+            found.append(
+                (
+                    "backchannel_authentication_request_signing_alg",
+                    "FAPI-CIBA authentication requests are signed with PS256 or ES256",
+                )
+            )
+        if self.id_token_signed_response_alg not in constants.FAPI_ALGS:
+            found.append(
+                ("id_token_signed_response_alg", "FAPI-CIBA ID tokens are signed with PS256 or ES256")
+            )
+        if self.backchannel_token_delivery_mode == constants.MODE_PUSH:
+            found.append(("backchannel_token_delivery_mode", "FAPI-CIBA does not allow the push mode"))
+        if isinstance(self.jwks, dict):
+            weak = weak_keys(self.jwks)
+            if weak:
+                found.append(
+                    ("jwks", f"FAPI needs RSA keys of 2048 bits or more and EC keys on P-256 ({weak})")
+                )
+        return found
 
     def _signing_problem(self) -> str:
         """ID tokens are part of every CIBA token response; DOT cannot sign them without this
@@ -266,7 +310,7 @@ class CibaClientMixin(models.Model):
     def _ciba_errors(self) -> list[tuple[str, Any]]:
         errors: list[tuple[str, Any]] = []
         mode = self.backchannel_token_delivery_mode
-        supported_modes = list(ciba_settings.DELIVERY_MODES)
+        supported_modes = profile.delivery_modes()
 
         if self.authorization_grant_type == constants.CIBA_GRANT_TYPE and not mode:
             errors.append(
@@ -329,9 +373,7 @@ class CibaClientMixin(models.Model):
 
         alg = self.backchannel_authentication_request_signing_alg
         if alg:
-            supported_algs = [
-                a for a in ciba_settings.REQUEST_SIGNING_ALGS if a in constants.ASYMMETRIC_JWS_ALGORITHMS
-            ]
+            supported_algs = profile.request_signing_algs()
             if alg not in supported_algs:
                 errors.append(
                     (
@@ -362,6 +404,7 @@ class CibaClientMixin(models.Model):
                 )
             )
         errors.extend(self._mtls_errors())
+        errors.extend(self.profile_problems())
         auth_alg = self.token_endpoint_auth_signing_alg
         if (
             auth_alg
