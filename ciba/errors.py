@@ -78,6 +78,15 @@ class InvalidRequest(CibaError):
     error = "invalid_request"
 
 
+class SenderBindingRefused(CibaError):
+    """A backchannel request whose DPoP proof or client certificate breaks a binding rule
+    (RFC 9449 §§4.3, 10; RFC 8705 §3); ``error`` is the RFC's code for the case."""
+
+    def __init__(self, error: str, description: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(description, headers=headers)
+        self.error = error
+
+
 class InvalidScope(CibaError):
     error = "invalid_scope"
 

@@ -16,6 +16,7 @@ from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.common import Request
 
 from .constants import CIBA_GRANT_TYPE
+from .sender import bindings
 
 
 def mint(request: Any, token_handler: Any, modifiers: Iterable[Callable], validator: Any) -> dict[str, Any]:
@@ -45,6 +46,8 @@ def mint_for_push(ar: Any) -> dict[str, Any]:
     request.scopes = (ar.granted_scope or ar.scope).split()
     request.grant_type = CIBA_GRANT_TYPE
     request.ciba_request = ar
+    # The key or certificate the client declared with its request (RFC 9449 §10, RFC 8705 §3).
+    request.ciba_binding = bindings.of_request(ar)
     # The token endpoint's handler: DOT's generator and ACCESS_TOKEN_EXPIRE_SECONDS (oauthlib's
     # ``server.bearer`` is the userinfo endpoint's, with a one-hour default lifetime).
     handler = server.default_token_type

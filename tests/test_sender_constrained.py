@@ -8,10 +8,14 @@ real nginx (``tests/integration/test_mtls_nginx.py``). DPoP proofs are made with
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from oauth2_provider.settings import oauth2_settings
 
 from ciba import services
 from ciba.constants import CIBA_GRANT_TYPE
@@ -181,10 +185,6 @@ def test_the_forwarded_certificate_may_come_as_envoy_xfcc_or_base64_der(client, 
     settings.CIBA = {**settings.CIBA, "MTLS_CERT_HEADER_FORMAT": "xfcc", "MTLS_CERT_VERIFY_HEADER": ""}
     spoofed = f'Cert="garbage",{xfcc}'  # the nearest proxy's element is the last one
     assert mtls_post(client, BACKCHANNEL, app, params, HTTP_X_SSL_CLIENT_CERT=spoofed).status_code == 200
-    import base64
-
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     der = base64.b64encode(cert.certificate.public_bytes(Encoding.DER)).decode()
     settings.CIBA = {**settings.CIBA, "MTLS_CERT_HEADER_FORMAT": "der-base64"}
     assert mtls_post(client, BACKCHANNEL, app, params, HTTP_X_SSL_CLIENT_CERT=der).status_code == 200
@@ -376,3 +376,120 @@ def test_a_bearer_token_is_not_accepted_in_the_dpop_scheme(client, alice, make_c
     proof = key.proof("GET", USERINFO_URL, access_token=access_token)
     assert client.get(USERINFO, HTTP_AUTHORIZATION=f"DPoP {access_token}", HTTP_DPOP=proof).status_code == 401
     assert client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {access_token}").status_code == 200
+
+
+# --- the key or certificate declared with the request (push, RFC 9449 §10) -----------------
+
+BACKCHANNEL_URL = "http://testserver/o/backchannel-authentication/"
+NT = "client-notification-token-0123456789"
+
+
+def push_request(client: Any, app: Any, secret: str, **headers: Any) -> Any:
+    auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
+    params = {"scope": "openid", "login_hint": "alice", "client_notification_token": NT}
+    return backchannel(client, app, None, params, **auth, **headers)
+
+
+def pushed(recorder: Any, capture: Any, auth_req_id: str) -> dict[str, Any]:
+    ar = AuthenticationRequest.objects.get(auth_req_id=auth_req_id)
+    with capture(execute=True):
+        services.approve(ar, user=ar.user)
+    assert len(recorder.received) == 1
+    return json.loads(recorder.received[0][2])
+
+
+def test_a_dpop_bound_push_client_declares_its_key_with_the_request_and_receives_dpop_tokens(
+    client, alice, make_client, recorder, django_capture_on_commit_callbacks
+):
+    app, secret = make_client(
+        "push", dpop_bound_access_tokens=True, backchannel_client_notification_endpoint=recorder.url("/cb")
+    )
+    oauth_error(push_request(client, app, secret), 400, "invalid_dpop_proof")
+    key = DPoPKey()
+    response = push_request(client, app, secret, HTTP_DPOP=key.proof("POST", BACKCHANNEL_URL))
+    assert response.status_code == 200, response.content
+    body = pushed(recorder, django_capture_on_commit_callbacks, response.json()["auth_req_id"])
+    assert body["token_type"] == "DPoP"
+    access_token = body["access_token"]
+    proof = key.proof("GET", USERINFO_URL, access_token=access_token)
+    assert client.get(USERINFO, HTTP_AUTHORIZATION=f"DPoP {access_token}", HTTP_DPOP=proof).status_code == 200
+    assert client.get(USERINFO, HTTP_AUTHORIZATION=f"Bearer {access_token}").status_code == 401
+
+
+def test_a_push_client_declaring_dpop_jkt_gets_tokens_bound_to_that_key(
+    client, alice, make_client, recorder, django_capture_on_commit_callbacks
+):
+    app, secret = make_client("push", backchannel_client_notification_endpoint=recorder.url("/cb"))
+    key = DPoPKey("RSA")
+    auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
+    params = {"scope": "openid", "login_hint": "alice", "client_notification_token": NT}
+    malformed = backchannel(client, app, None, {**params, "dpop_jkt": "not a thumbprint"}, **auth)
+    oauth_error(malformed, 400, "invalid_request")
+    mismatched = backchannel(
+        client,
+        app,
+        None,
+        {**params, "dpop_jkt": DPoPKey().jkt},
+        **auth,
+        HTTP_DPOP=key.proof("POST", BACKCHANNEL_URL),
+    )
+    oauth_error(mismatched, 400, "invalid_dpop_proof")
+    response = backchannel(client, app, None, {**params, "dpop_jkt": key.jkt}, **auth)
+    assert response.status_code == 200, response.content
+    body = pushed(recorder, django_capture_on_commit_callbacks, response.json()["auth_req_id"])
+    introspection = client.post(
+        "/o/introspect/", {"token": body["access_token"]}, **consent_bearer(alice, scope="introspection")
+    )
+    assert introspection.json()["cnf"] == {"jkt": key.jkt}
+
+
+def test_a_push_client_over_mtls_receives_tokens_bound_to_its_certificate(
+    client, alice, pki, make_client, recorder, django_capture_on_commit_callbacks
+):
+    cert = pki.issue("push-kiosk")
+    app, _ = make_client(
+        "push",
+        token_endpoint_auth_method="tls_client_auth",
+        tls_client_auth_subject_dn=cert.subject_dn,
+        tls_client_certificate_bound_access_tokens=True,
+        backchannel_client_notification_endpoint=recorder.url("/cb"),
+    )
+    params = {"scope": "openid", "login_hint": "alice", "client_notification_token": NT}
+    response = mtls_post(client, BACKCHANNEL, app, params, **presenting(cert))
+    assert response.status_code == 200, response.content
+    body = pushed(recorder, django_capture_on_commit_callbacks, response.json()["auth_req_id"])
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {body['access_token']}"}
+    assert client.get(USERINFO, **bearer, **presenting(cert)).status_code == 200
+    assert client.get(USERINFO, **bearer).status_code == 401
+
+
+def test_a_request_made_with_a_dpop_key_is_collected_only_with_that_key(client, alice, make_client):
+    app, secret = make_client("poll")
+    key = DPoPKey()
+    auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
+    response = backchannel(
+        client,
+        app,
+        None,
+        {"scope": "openid", "login_hint": "alice"},
+        **auth,
+        HTTP_DPOP=key.proof("POST", BACKCHANNEL_URL),
+    )
+    ar = AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
+    services.approve(ar, user=ar.user)
+    body = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ar.auth_req_id}
+    oauth_error(mtls_post(client, TOKEN, app, body, **auth), 400, "invalid_dpop_proof")
+    other = DPoPKey().proof("POST", TOKEN_URL)
+    oauth_error(mtls_post(client, TOKEN, app, body, **auth, HTTP_DPOP=other), 400, "invalid_dpop_proof")
+    granted = mtls_post(client, TOKEN, app, body, **auth, HTTP_DPOP=key.proof("POST", TOKEN_URL))
+    assert granted.status_code == 200 and granted.json()["token_type"] == "DPoP", granted.content
+
+
+def test_pushed_tokens_live_as_long_as_polled_ones(
+    client, alice, make_client, recorder, django_capture_on_commit_callbacks
+):
+    """Both are minted by the token endpoint's handler, with DOT's ACCESS_TOKEN_EXPIRE_SECONDS."""
+    app, secret = make_client("push", backchannel_client_notification_endpoint=recorder.url("/cb"))
+    response = push_request(client, app, secret)
+    body = pushed(recorder, django_capture_on_commit_callbacks, response.json()["auth_req_id"])
+    assert body["expires_in"] == oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS

@@ -35,6 +35,7 @@ REQUEST_PARAMETERS = (
     "request_context",
     "authorization_details",
     "claims",
+    "dpop_jkt",  # RFC 9449 §10: the key the tokens will be bound to
 )
 _STRING_CLAIMS = tuple(
     p

@@ -21,6 +21,7 @@ from oauth2_provider.scopes import get_scopes_backend
 
 from .. import constants, profile
 from ..conf import ciba_settings
+from ..endpoints import backchannel_authentication_endpoint, mtls_endpoint_aliases, request_urls
 from ..errors import (
     AccessDenied,
     InvalidBindingMessage,
@@ -28,7 +29,9 @@ from ..errors import (
     InvalidScope,
     InvalidUserCode,
     MissingUserCode,
+    SenderBindingRefused,
 )
+from ..sender import bindings
 from .request_object import REQUEST_PARAMETERS, parameters_from_request_object
 
 HINTS = ("login_hint", "login_hint_token", "id_token_hint")
@@ -65,6 +68,8 @@ class NewRequest:
     requested_expiry: int | None
     expires_in: int
     interval: int
+    dpop_jkt: str = ""
+    cert_x5t_s256: str = ""
 
     def create_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``services.create_request`` for this request."""
@@ -80,6 +85,8 @@ class NewRequest:
             "client_notification_token": self.client_notification_token,
             "requested_expiry": self.requested_expiry,
             "interval": self.interval,
+            "dpop_jkt": self.dpop_jkt,
+            "cert_x5t_s256": self.cert_x5t_s256,
         }
 
 
@@ -96,6 +103,7 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
     user = resolver.resolve(client=client, http_request=http_request, **{hint_kind: hint})
     user_code(params, user=user, client=client)
     ciba_settings.REQUEST_POLICY_CLASS().check(client=client, user=user, scopes=scopes, acr_values=acr_values)
+    binding = sender_binding(params, client=client, http_request=http_request)
     return NewRequest(
         client=client,
         user=user,
@@ -108,6 +116,8 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
         requested_expiry=int(params["requested_expiry"]) if "requested_expiry" in params else None,
         expires_in=expires_in,
         interval=ciba_settings.DEFAULT_INTERVAL,
+        dpop_jkt=binding.jkt if binding is not None else "",
+        cert_x5t_s256=binding.x5t_s256 if binding is not None else "",
     )
 
 
@@ -141,6 +151,20 @@ def signed_request(params: Mapping[str, str], *, client: Any, http_request: Any)
     if profile.signed_requests_required():
         raise InvalidRequest("This server accepts signed authentication requests only (FAPI-CIBA).")
     return params
+
+
+def sender_binding(params: Mapping[str, str], *, client: Any, http_request: Any) -> bindings.Binding | None:
+    """RFC 9449 §10, RFC 8705 §3: the key (DPoP proof or ``dpop_jkt``) or certificate this
+    request is made with; push tokens are bound to it. Checked last, so a refused request
+    never spends a proof's ``jti``."""
+    urls = [backchannel_authentication_endpoint(http_request), *request_urls(http_request)]
+    alias = mtls_endpoint_aliases(http_request).get("backchannel_authentication_endpoint")
+    if alias:
+        urls.append(alias)
+    try:
+        return bindings.for_backchannel_request(http_request, client, params, urls)
+    except bindings.BindingRefused as exc:
+        raise SenderBindingRefused(exc.error, exc.description) from None
 
 
 def scope(params: Mapping[str, str], *, client: Any) -> list[str]:

@@ -136,6 +136,10 @@ class AuthenticationRequest(models.Model):
         default=False,
         help_text=_("The client asked for one of acr_values as an essential claim: nothing weaker approves."),
     )
+    # The key or certificate the client declared with this request (RFC 9449 §10, RFC 8705 §3):
+    # push tokens are bound to it, and a DPoP key holds for the token request too.
+    dpop_jkt = models.CharField(_("DPoP key thumbprint"), max_length=64, blank=True)
+    cert_x5t_s256 = models.CharField(_("client certificate thumbprint"), max_length=64, blank=True)
     acr = models.CharField(_("achieved ACR"), max_length=255, blank=True)
     amr = models.CharField(
         _("authentication methods"),

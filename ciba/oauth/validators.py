@@ -244,11 +244,18 @@ class CibaValidator(OAuth2Validator):
                 "acr",
                 "amr",
                 "auth_req_id",
+                "dpop_jkt",
             )
             .first()
         )
         if ar is None or ar.state == State.ISSUED:
             raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
+        try:
+            bindings.same_key_as_declared(ar, getattr(request, "ciba_binding", None))
+        except bindings.BindingRefused as exc:
+            raise SenderConstraintError(
+                error=exc.error, description=exc.description, request=request
+            ) from None
         state = ar.effective_state(now)
         if state == State.EXPIRED:
             raise ExpiredTokenError(request=request)

@@ -9,6 +9,8 @@ used, ``check_presentation`` demands the same certificate or a fresh proof of th
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,9 @@ from ..models import TokenBinding
 from ..profile import sender_constrained_tokens_required
 from . import dpop
 from .certificates import presented_certificate
+
+#: A JWK SHA-256 thumbprint: 32 bytes in unpadded base64url (RFC 7638, RFC 9449 §10).
+_JKT = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class BindingRefused(Exception):
@@ -77,6 +82,64 @@ def for_token_request(request: Any, client: Any, urls: list[str]) -> Binding | N
             "Tokens must be sender-constrained: connect with mutual TLS or send a DPoP proof.",
         )
     return None
+
+
+def for_backchannel_request(
+    request: Any, client: Any, params: Mapping[str, str], urls: list[str]
+) -> Binding | None:
+    """The key or certificate a backchannel request declares (RFC 9449 §10 ``dpop_jkt``, or a
+    DPoP proof of the request itself; else the client certificate): push tokens are bound to
+    it, and a declared DPoP key is the one the token request must prove. A push client
+    registered for bound tokens must declare one here, since it never calls the token endpoint."""
+    meta = getattr(request, "headers", None) or getattr(request, "META", {})
+    declared = params.get("dpop_jkt")
+    if declared is not None and not (isinstance(declared, str) and _JKT.fullmatch(declared)):
+        raise BindingRefused("invalid_request", "dpop_jkt must be a base64url SHA-256 JWK thumbprint.")
+    try:
+        header = dpop.proof_header(meta)
+        proof = _verified(header, "POST", urls) if header is not None else None
+    except dpop.DPoPError as exc:
+        raise BindingRefused(exc.error, exc.description) from None
+    if proof is not None and declared is not None and proof.jkt != declared:
+        raise BindingRefused("invalid_dpop_proof", "dpop_jkt is not the thumbprint of the DPoP proof's key.")
+    jkt = proof.jkt if proof is not None else (declared or "")
+    certificate = presented_certificate(request)
+    push = getattr(client, "backchannel_token_delivery_mode", "") == "push"
+    if push and getattr(client, "dpop_bound_access_tokens", False) and not jkt:
+        raise BindingRefused(
+            "invalid_dpop_proof", "This push client's tokens are DPoP-bound: send a DPoP proof or dpop_jkt."
+        )
+    if push and getattr(client, "tls_client_certificate_bound_access_tokens", False) and certificate is None:
+        raise BindingRefused(
+            "invalid_request", "This push client's tokens are certificate-bound: connect with mutual TLS."
+        )
+    if jkt and not getattr(client, "tls_client_certificate_bound_access_tokens", False):
+        return Binding(jkt=jkt)
+    if certificate is not None:
+        return Binding(x5t_s256=certificate.x5t_s256)
+    if push and sender_constrained_tokens_required():
+        raise BindingRefused(
+            "invalid_request",
+            "Tokens must be sender-constrained: connect with mutual TLS or send a DPoP proof.",
+        )
+    return None
+
+
+def of_request(ar: Any) -> Binding | None:
+    """The binding a stored CIBA request declared, for tokens minted without a token request (push)."""
+    if ar.dpop_jkt:
+        return Binding(jkt=ar.dpop_jkt)
+    if ar.cert_x5t_s256:
+        return Binding(x5t_s256=ar.cert_x5t_s256)
+    return None
+
+
+def same_key_as_declared(ar: Any, binding: Binding | None) -> None:
+    """RFC 9449 §10: a request made with a DPoP key is collected only with a proof of that key."""
+    if ar.dpop_jkt and (binding is None or binding.jkt != ar.dpop_jkt):
+        raise BindingRefused(
+            "invalid_dpop_proof", "This request was made with a DPoP key: prove the same key to collect it."
+        )
 
 
 def _verified(header: str, method: str, urls: list[str], access_token: str | None = None) -> dpop.Proof:
