@@ -493,3 +493,31 @@ def test_pushed_tokens_live_as_long_as_polled_ones(
     response = push_request(client, app, secret)
     body = pushed(recorder, django_capture_on_commit_callbacks, response.json()["auth_req_id"])
     assert body["expires_in"] == oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
+
+
+# --- a site's own DRF API ------------------------------------------------------------------
+
+ACCOUNTS = "/api/accounts/"
+ACCOUNTS_URL = "http://testserver/api/accounts/"
+
+
+def test_a_sites_drf_api_honours_bindings_and_tells_dpop_clients_how_to_retry(
+    client, alice, pki, kiosk, dpop_client
+):
+    app, cert = kiosk
+    auth_req_id = approved(client, app, **presenting(cert))
+    cert_bound = poll(client, app, auth_req_id, **presenting(cert)).json()["access_token"]
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {cert_bound}"}
+    assert client.get(ACCOUNTS, **bearer, **presenting(cert)).json() == {"user": "alice"}
+    refused = client.get(ACCOUNTS, **bearer)
+    assert refused.status_code == 401
+    assert refused["WWW-Authenticate"].startswith('DPoP algs="PS256 ES256 RS256 EdDSA", Bearer realm="api"')
+
+    dpop_app, secret, key = dpop_client
+    dpop_bound = dpop_tokens(client, dpop_app, secret, key)["access_token"]
+    scheme = {"HTTP_AUTHORIZATION": f"DPoP {dpop_bound}"}
+    proof = key.proof("GET", ACCOUNTS_URL, access_token=dpop_bound)
+    assert client.get(ACCOUNTS, **scheme, HTTP_DPOP=proof).json() == {"user": "alice"}
+    replayed = client.get(ACCOUNTS, **scheme, HTTP_DPOP=proof)
+    assert replayed.status_code == 401
+    assert 'DPoP algs="PS256 ES256 RS256 EdDSA",error="invalid_dpop_proof"' in replayed["WWW-Authenticate"]
