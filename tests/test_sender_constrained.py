@@ -347,6 +347,7 @@ def test_when_nonces_are_required_the_token_endpoint_hands_one_out(client, alice
     nonce = first["DPoP-Nonce"]
     second = mtls_post(client, TOKEN, app, body, **auth, HTTP_DPOP=key.proof("POST", TOKEN_URL, nonce=nonce))
     assert second.status_code == 200, second.content
+    assert second["DPoP-Nonce"]  # the nonce for the client's next proof (RFC 9449 §8.2)
 
 
 def test_a_dpop_refresh_needs_a_proof_and_rebinds_to_its_key(client, alice, dpop_client):

@@ -10,8 +10,10 @@ from django.http import HttpRequest, HttpResponse
 from oauth2_provider.views import TokenView
 
 from ..client_auth import poll_identity
+from ..conf import ciba_settings
 from ..errors import describe
 from ..polling import prescreen
+from ..sender.dpop import new_nonce
 from . import screening
 
 #: Credentials that can appear in a token request body (CIBA grant, RFC 7523, refresh, code).
@@ -41,11 +43,12 @@ class CibaTokenView(TokenView):
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            return (
+            return _with_fresh_nonce(
+                request,
                 screening.unreadable(request)
                 or prescreen.answer(request, poll_identity)
                 or screening.refusal(request, self._grant_types)
-                or _described(_typed(super().post(request, *args, **kwargs)))
+                or _described(_typed(super().post(request, *args, **kwargs))),
             )
         finally:
             # DOT's post() sets its own, shorter list when it runs; Django reads the list
@@ -57,6 +60,18 @@ class CibaTokenView(TokenView):
     def _grant_types(self) -> Collection[str]:
         """The grant types the token endpoint's oauthlib server dispatches (DOT's and CIBA)."""
         return self.get_oauthlib_core().server.grant_types
+
+
+def _with_fresh_nonce(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """RFC 9449 §8.2: with nonces required, every answer to a DPoP client carries the nonce for
+    its next proof, so a polling client never pays a ``use_dpop_nonce`` round trip again."""
+    if (
+        ciba_settings.DPOP_NONCE_REQUIRED
+        and "HTTP_DPOP" in request.META
+        and not response.has_header("DPoP-Nonce")
+    ):
+        response["DPoP-Nonce"] = new_nonce()
+    return response
 
 
 def _typed(response: HttpResponse) -> HttpResponse:
