@@ -19,8 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
-from . import services, user_codes
-from .conf import ciba_settings
+from . import constants, profile, services, user_codes
 from .models import AuthenticationRequest, CallbackDelivery, ConsentClient, Device, SigningKey, UserCode
 
 
@@ -34,13 +33,45 @@ class BlankJSONField(forms.JSONField):
 CIBA_FIELDS = (
     "backchannel_token_delivery_mode",
     "backchannel_client_notification_endpoint",
-    "token_endpoint_auth_method",
-    "token_endpoint_auth_signing_alg",
     "backchannel_authentication_request_signing_alg",
     "backchannel_user_code_parameter",
+)
+CLIENT_AUTH_FIELDS = (
+    "token_endpoint_auth_method",
+    "token_endpoint_auth_signing_alg",
     "jwks",
     "jwks_uri",
+    *constants.TLS_CLIENT_AUTH_NAME_FIELDS,
 )
+TOKEN_FIELDS = (
+    "id_token_signed_response_alg",
+    "tls_client_certificate_bound_access_tokens",
+    "dpop_bound_access_tokens",
+)
+
+#: The FAPI-CIBA rule shown after a field's help text while ``CIBA["PROFILE"] = "fapi-ciba"``.
+FAPI_RULES = {
+    "token_endpoint_auth_method": _(
+        "FAPI-CIBA: private_key_jwt, tls_client_auth or self_signed_tls_client_auth only (the mTLS "
+        'methods need CIBA["MTLS_CERT_HEADER"]).'
+    ),
+    "token_endpoint_auth_signing_alg": _(
+        "FAPI-CIBA: PS256 or ES256 for private_key_jwt (empty would mean RS256, which is refused)."
+    ),
+    "backchannel_authentication_request_signing_alg": _(
+        "FAPI-CIBA: required, PS256 or ES256: every authentication request is a signed request object."
+    ),
+    "id_token_signed_response_alg": _(
+        "FAPI-CIBA: PS256 or ES256, signed with the server's key set (manage.py ciba_keys add --type rsa "
+        "or --type ec)."
+    ),
+    "backchannel_token_delivery_mode": _("FAPI-CIBA: poll or ping; push is not allowed."),
+    "jwks": _("FAPI-CIBA: RSA keys of 2048 bits or more, EC keys on P-256 only."),
+    "tls_client_certificate_bound_access_tokens": _(
+        "FAPI-CIBA: every access token is sender-constrained: bound to this certificate (mTLS) or, "
+        "if this is off, to a DPoP key."
+    ),
+}
 
 
 class CibaApplicationAdmin(ApplicationAdmin):
@@ -90,6 +121,26 @@ class CibaApplicationAdmin(ApplicationAdmin):
             },
         ),
         (
+            _("Client authentication and keys"),
+            {
+                "fields": CLIENT_AUTH_FIELDS,
+                "description": _(
+                    "How the client proves who it is. A tls_client_auth client registers exactly one "
+                    "certificate name (subject DN or one subjectAltName); self_signed_tls_client_auth and "
+                    "private_key_jwt clients register their keys (jwks or jwks_uri)."
+                ),
+            },
+        ),
+        (
+            _("Tokens"),
+            {
+                "fields": TOKEN_FIELDS,
+                "description": _(
+                    "How ID tokens are signed, and what access tokens are bound to (RFC 8705, RFC 9449)."
+                ),
+            },
+        ),
+        (
             _("Redirects and origins"),
             {
                 "fields": ("redirect_uris", "post_logout_redirect_uris", "allowed_origins"),
@@ -100,16 +151,80 @@ class CibaApplicationAdmin(ApplicationAdmin):
     )
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
-        return {**self.new_client_defaults, **super().get_changeform_initial_data(request)}
+        defaults = dict(self.new_client_defaults)
+        if profile.fapi():
+            # The model's default, client_secret_basic, is not offered under FAPI-CIBA.
+            defaults["token_endpoint_auth_method"] = constants.AUTH_PRIVATE_KEY_JWT
+        return {**defaults, **super().get_changeform_initial_data(request)}
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Under FAPI-CIBA, the CIBA fieldset says so first: its rules apply to every field below."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if not profile.fapi():
+            return fieldsets
+        notice = _(
+            'This server runs the FAPI-CIBA profile (CIBA["PROFILE"]): only what it allows is offered, '
+            "and each field says its rule."
+        )
+        return [
+            (name, {**options, "description": f"{notice} {options.get('description', '')}".strip()})
+            if options.get("fields") == CIBA_FIELDS
+            else (name, options)
+            for name, options in fieldsets
+        ]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        """A stored value that is no longer offered stays selectable, marked, so that the form
+        shows what is stored and saving it names the rule it breaks (instead of silently
+        selecting another value)."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            return form
+        for name in self.allowed_choices(request):
+            field = form.base_fields.get(name)
+            value = getattr(obj, name, "")
+            if field is None or not value or value in {choice for choice, _label in field.choices}:
+                continue
+            reason = _("not allowed by FAPI-CIBA") if profile.fapi() else _("not offered by this server")
+            field.choices = [*field.choices, (value, f"{value} ({reason})")]
+        return form
+
+    def allowed_choices(self, request: HttpRequest) -> dict[str, list[str]]:
+        """The values offered per choice field: the delivery modes in force, and under
+        FAPI-CIBA only the methods and algorithms the profile allows."""
+        allowed = {"backchannel_token_delivery_mode": profile.delivery_modes()}
+        if profile.fapi():
+            allowed.update(
+                token_endpoint_auth_method=profile.client_auth_methods(),
+                token_endpoint_auth_signing_alg=list(constants.FAPI_ALGS),
+                backchannel_authentication_request_signing_alg=profile.request_signing_algs(),
+                id_token_signed_response_alg=list(constants.FAPI_ALGS),
+            )
+        return allowed
 
     def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        """Offer only the delivery modes this server supports (``CIBA["DELIVERY_MODES"]``)."""
+        """Offer only the delivery modes this server supports (``CIBA["DELIVERY_MODES"]``, without
+        push under FAPI-CIBA) and, under FAPI-CIBA, only the methods and algorithms it allows."""
+        allowed = self.allowed_choices(request).get(db_field.name)
         if db_field.name == "backchannel_token_delivery_mode":
-            supported = set(ciba_settings.DELIVERY_MODES)
             kwargs["choices"] = [("", _("None (not a CIBA client)"))] + [
-                (value, label) for value, label in db_field.choices if value in supported
+                (value, label) for value, label in db_field.choices if value in allowed
+            ]
+        elif allowed is not None:
+            kwargs["choices"] = [
+                (value, label)
+                for value, label in db_field.get_choices(include_blank=db_field.blank)
+                if value == "" or value in allowed
             ]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        """Under FAPI-CIBA, each field the profile constrains states its rule after its help text."""
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        rule = FAPI_RULES.get(db_field.name)
+        if formfield is not None and rule and profile.fapi():
+            formfield.help_text = f"{formfield.help_text} {rule}".strip()
+        return formfield
 
 
 def _user_search_fields() -> tuple[str, ...]:

@@ -1,9 +1,13 @@
 """System checks: configuration mistakes that would break CIBA or weaken it in production.
 
-Ids are stable (``ciba.E0xx`` errors, ``ciba.W0xx`` deploy warnings) and every hint names
-the exact setting to change. Only ``check_registered_clients`` touches the database, and
-only as a ``Tags.database`` check: Django runs those in ``migrate`` and in
+Ids are stable (``ciba.E0xx`` errors, ``ciba.W0xx`` warnings) and every hint names the
+exact setting to change. Only ``check_registered_clients`` and ``check_signing_keys`` touch
+the database, and only as ``Tags.database`` checks: Django runs those in ``migrate`` and in
 ``check --database default``, never in a plain ``check`` on a build machine.
+
+The security profile (``CIBA["PROFILE"]``) never silently changes another setting: every
+contradiction between the profile and a setting is an error here, at start-up. The narrowing
+in ``ciba.profile`` at request time is only the safety net of a silenced check.
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ from django.db import DatabaseError
 from oauth2_provider import models as dot_models
 from oauth2_provider.settings import oauth2_settings
 
-from . import constants
+from . import constants, profile, signing
 from .backends.user_code import UnconfiguredUserCodeVerifier
 from .conf import DEFAULTS, IMPORT_STRINGS, ciba_settings
-from .models import CibaClientMixin
+from .models import CibaClientMixin, SigningKey
 from .oauth.server import CibaServerMixin
 from .oauth.validators import CibaValidator
 from .polling import PollState, RedisPollState
 from .replay import cache_is_shared
+from .sender import certificates
 
 
 class Codes:
@@ -49,6 +54,20 @@ class Codes:
     NO_CELERY_APP = "ciba.E018"
     REPLAY_STORE = "ciba.E019"
     RATES = "ciba.E020"
+    UNKNOWN_PROFILE = "ciba.E021"
+    FAPI_PUSH = "ciba.E022"
+    FAPI_ALGS = "ciba.E023"
+    FAPI_REQUEST_OBJECT_LIFETIME = "ciba.E024"
+    MTLS_FORMAT = "ciba.E025"
+    MTLS_WITHOUT_TRUSTED_PROXIES = "ciba.E026"
+    MTLS_HEADER_NAME = "ciba.E027"
+    MTLS_BASE_URL = "ciba.E028"
+    DPOP_LIFETIMES = "ciba.E029"
+    DPOP_ALGS = "ciba.E030"
+    SIGNING_KEY_KEEP = "ciba.E031"
+    CLIENTS_CONTRADICT_PROFILE = "ciba.E032"
+    NO_FAPI_SIGNING_KEY = "ciba.E033"
+    CLIENT_ID_TOKEN_ALG_UNAVAILABLE = "ciba.E034"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CLIENTS_CANNOT_USE_CIBA = "ciba.W005"
     NO_BROKER = "ciba.W006"
@@ -56,6 +75,10 @@ class Codes:
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
     CONSENT_SCOPE = "ciba.W004"
+    FAPI_WITHOUT_MTLS = "ciba.W008"
+    FAPI_BINDING_MESSAGE = "ciba.W009"
+    MTLS_UNVERIFIED = "ciba.W010"
+    SIGNING_KEY_KEEP_SHORT = "ciba.W011"
 
 
 @checks.register(checks.Tags.models)
@@ -223,6 +246,10 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
         )
     messages.extend(_check_rates())
+    messages.extend(_check_profile())
+    messages.extend(_check_mtls())
+    messages.extend(_check_dpop())
+    messages.extend(_check_signing_key_keep())
     acr_values = ciba_settings.raw("ACR_VALUES_SUPPORTED")
     if not isinstance(acr_values, (list, tuple)) or not all(
         isinstance(v, str) and v and len(v.split()) == 1 and v == v.strip() for v in acr_values
@@ -278,6 +305,199 @@ def _check_rates() -> list[checks.CheckMessage]:
             id=Codes.RATES,
         )
     ]
+
+
+FAPI_ALGS_HINT = '["PS256", "ES256"]'
+
+
+def _check_profile() -> list[checks.CheckMessage]:
+    """Every contradiction between ``PROFILE`` and another setting (the profile changes none)."""
+    name = ciba_settings.raw("PROFILE")
+    if name not in constants.PROFILES:
+        return [
+            checks.Error(
+                f"CIBA profile {name!r} is unknown, so no profile is in force: the server runs plain CIBA.",
+                hint='Set CIBA["PROFILE"] to "fapi-ciba" (FAPI-CIBA) or "" (plain CIBA).',
+                id=Codes.UNKNOWN_PROFILE,
+            )
+        ]
+    if name != constants.PROFILE_FAPI_CIBA:
+        return []
+    messages: list[checks.CheckMessage] = []
+    modes = _as_list(ciba_settings.raw("DELIVERY_MODES"))
+    if constants.MODE_PUSH in modes:
+        messages.append(
+            checks.Error(
+                'The FAPI-CIBA profile does not allow the push mode (FAPI-CIBA §5.2.2 "shall not support '
+                'push"), but CIBA["DELIVERY_MODES"] offers it: discovery and push clients would be refused '
+                "at request time.",
+                hint='Remove "push" from CIBA["DELIVERY_MODES"], e.g. ["poll", "ping"].',
+                id=Codes.FAPI_PUSH,
+            )
+        )
+    for key in ("REQUEST_SIGNING_ALGS", "DPOP_SIGNING_ALGS"):
+        others = [a for a in _as_list(ciba_settings.raw(key)) if a not in constants.FAPI_ALGS]
+        if others:
+            messages.append(
+                checks.Error(
+                    f'CIBA["{key}"] allows {others!r}, but FAPI-CIBA allows only PS256 and ES256 '
+                    "(FAPI 1 Advanced §8.6): those algorithms would be refused at request time.",
+                    hint=f'Set CIBA["{key}"] = {FAPI_ALGS_HINT}.',
+                    id=Codes.FAPI_ALGS,
+                )
+            )
+    lifetime = ciba_settings.raw("REQUEST_OBJECT_MAX_LIFETIME")
+    if _number(lifetime) and lifetime > constants.FAPI_REQUEST_OBJECT_MAX_LIFETIME:
+        messages.append(
+            checks.Error(
+                f'CIBA["REQUEST_OBJECT_MAX_LIFETIME"] is {lifetime} s, but FAPI-CIBA §5.2.2 limits a '
+                "signed request's nbf-to-exp span to 60 minutes: longer ones would be refused.",
+                hint='Set CIBA["REQUEST_OBJECT_MAX_LIFETIME"] to '
+                f"{constants.FAPI_REQUEST_OBJECT_MAX_LIFETIME} or less.",
+                id=Codes.FAPI_REQUEST_OBJECT_LIFETIME,
+            )
+        )
+    if not ciba_settings.raw("MTLS_CERT_HEADER"):
+        messages.append(
+            checks.Warning(
+                "FAPI-CIBA clients usually bind tokens with mTLS; only DPoP can bind them now, because no "
+                "client certificate is forwarded (and the mTLS client authentication methods are off).",
+                hint='Terminate TLS with client certificates and set CIBA["MTLS_CERT_HEADER"] and '
+                'CIBA["TRUSTED_PROXIES"] (docs/nginx-mtls.md), or silence ciba.W008 if your clients '
+                "use DPoP.",
+                id=Codes.FAPI_WITHOUT_MTLS,
+            )
+        )
+    if not ciba_settings.raw("BINDING_MESSAGE_REQUIRED"):
+        messages.append(
+            checks.Warning(
+                "FAPI-CIBA §5.2.2-2 requires either an authorization context unique to each request or a "
+                "binding_message, and binding messages are optional here: the site must then guarantee "
+                "the former (for example, the device shows each request's own amount and payee).",
+                hint='Set CIBA["BINDING_MESSAGE_REQUIRED"] = True, or silence ciba.W009 if every request '
+                "carries a unique authorization context.",
+                id=Codes.FAPI_BINDING_MESSAGE,
+            )
+        )
+    return messages
+
+
+def _check_mtls() -> list[checks.CheckMessage]:
+    """The forwarded client certificate (RFC 8705), under any profile."""
+    messages: list[checks.CheckMessage] = []
+    header = ciba_settings.raw("MTLS_CERT_HEADER")
+    fmt = ciba_settings.raw("MTLS_CERT_HEADER_FORMAT")
+    verify_header = ciba_settings.raw("MTLS_CERT_VERIFY_HEADER")
+    if fmt not in certificates.FORMATS:
+        messages.append(
+            checks.Error(
+                f"The client certificate header format {fmt!r} is unknown, so no forwarded certificate "
+                "could be read and every mTLS client would fail.",
+                hint=f'Set CIBA["MTLS_CERT_HEADER_FORMAT"] to one of {", ".join(certificates.FORMATS)} '
+                '("escaped-pem" for nginx\'s $ssl_client_escaped_cert, "xfcc" for Envoy).',
+                id=Codes.MTLS_FORMAT,
+            )
+        )
+    if header and not _as_list(ciba_settings.raw("TRUSTED_PROXIES")):
+        messages.append(
+            checks.Error(
+                "A client certificate header is configured but no proxy is trusted, so the header would "
+                "never be believed and every mTLS client would fail.",
+                hint='Set CIBA["TRUSTED_PROXIES"] to the addresses of your TLS terminator, '
+                'e.g. ["127.0.0.1/32"].',
+                id=Codes.MTLS_WITHOUT_TRUSTED_PROXIES,
+            )
+        )
+    for key, value in (("MTLS_CERT_HEADER", header), ("MTLS_CERT_VERIFY_HEADER", verify_header)):
+        if value and not (isinstance(value, str) and value.startswith("HTTP_")):
+            messages.append(
+                checks.Error(
+                    f'CIBA["{key}"] = {value!r} is not a Django request.META key, so the header would '
+                    "never be found.",
+                    hint=f'Set CIBA["{key}"] to the header\'s META key: upper case, dashes as '
+                    "underscores, prefixed with HTTP_ (nginx's X-SSL-Client-Cert is "
+                    '"HTTP_X_SSL_CLIENT_CERT").',
+                    id=Codes.MTLS_HEADER_NAME,
+                )
+            )
+    if header and fmt != "xfcc" and not verify_header:
+        messages.append(
+            checks.Warning(
+                "No certificate verdict header is configured, so every forwarded client certificate is "
+                "taken as verified by a trusted CA for tls_client_auth. That is safe only if the TLS "
+                "terminator refuses unverified certificates (nginx: ssl_verify_client on or optional), "
+                "which makes self_signed_tls_client_auth clients impossible.",
+                hint="Forward the verdict (nginx: proxy_set_header X-SSL-Client-Verify $ssl_client_verify; "
+                'with ssl_verify_client optional_no_ca) and set CIBA["MTLS_CERT_VERIFY_HEADER"] = '
+                '"HTTP_X_SSL_CLIENT_VERIFY".',
+                id=Codes.MTLS_UNVERIFIED,
+            )
+        )
+    base_url = ciba_settings.raw("MTLS_BASE_URL")
+    if base_url and not (isinstance(base_url, str) and base_url.startswith("https://")):
+        messages.append(
+            checks.Error(
+                f'CIBA["MTLS_BASE_URL"] = {base_url!r} is not an https URL: clients would be sent to '
+                "endpoints without TLS, where no client certificate can be presented.",
+                hint='Set CIBA["MTLS_BASE_URL"] to the https origin of the mTLS host, e.g. '
+                '"https://mtls.login.example.com", or "" when the same URLs serve both.',
+                id=Codes.MTLS_BASE_URL,
+            )
+        )
+    return messages
+
+
+#: RFC 9449 §11.1: a proof is fresh for seconds, not minutes; a longer window widens replay.
+DPOP_PROOF_MAX_AGE_LIMIT = 300
+
+
+def _check_dpop() -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    max_age, nonce_lifetime = (
+        ciba_settings.raw("DPOP_PROOF_MAX_AGE"),
+        ciba_settings.raw("DPOP_NONCE_LIFETIME"),
+    )
+    if not (_number(max_age) and 0 < max_age <= DPOP_PROOF_MAX_AGE_LIMIT) or not (
+        _number(nonce_lifetime) and nonce_lifetime > 0
+    ):
+        messages.append(
+            checks.Error(
+                "DPoP lifetimes must be positive seconds, with DPOP_PROOF_MAX_AGE at most "
+                f"{DPOP_PROOF_MAX_AGE_LIMIT}: a proof accepted for longer can be replayed for longer.",
+                hint='Fix CIBA["DPOP_PROOF_MAX_AGE"] (default 60) and CIBA["DPOP_NONCE_LIFETIME"] '
+                "(default 300).",
+                id=Codes.DPOP_LIFETIMES,
+            )
+        )
+    bad_algs = [
+        a
+        for a in _as_list(ciba_settings.raw("DPOP_SIGNING_ALGS"))
+        if a not in constants.ASYMMETRIC_JWS_ALGORITHMS
+    ]
+    if bad_algs:
+        messages.append(
+            checks.Error(
+                f"DPoP proof algorithms {bad_algs!r} are not asymmetric JWS algorithms; RFC 9449 §4.2 "
+                "forbids 'none' and shared-secret signatures (anyone could forge the proof).",
+                hint='Limit CIBA["DPOP_SIGNING_ALGS"] to values such as "PS256", "ES256", "RS256", "EdDSA".',
+                id=Codes.DPOP_ALGS,
+            )
+        )
+    return messages
+
+
+def _check_signing_key_keep() -> list[checks.CheckMessage]:
+    keep = ciba_settings.raw("SIGNING_KEY_RETIRED_KEEP_SECONDS")
+    if not (isinstance(keep, int) and not isinstance(keep, bool) and keep >= 0):
+        return [
+            checks.Error(
+                "How long retired ID-token signing keys are kept must be a whole number of seconds; "
+                "manage.py ciba_keys prune would fail.",
+                hint='Set CIBA["SIGNING_KEY_RETIRED_KEEP_SECONDS"] to 0 or more (default 604800, a week).',
+                id=Codes.SIGNING_KEY_KEEP,
+            )
+        ]
+    return []
 
 
 def _check_poll_state() -> list[checks.CheckMessage]:
@@ -354,33 +574,131 @@ def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
     return []
 
 
+#: What ``ciba_problems()`` says of a mode this server does not offer; when the profile forbids
+#: the mode, the profile's reason (``ciba.E032``) says it instead.
+MODE_UNSUPPORTED = "its token delivery mode is not supported by this server"
+#: How many clients a database check names (the rest are counted).
+LISTED_CLIENTS = 10
+
+
 @checks.register(checks.Tags.database)
 def check_registered_clients(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """Clients saved before their registration was validated (fixtures, ``QuerySet.update()``,
-    older versions) that register CIBA but cannot use it: they get ``unauthorized_client``."""
+    older versions, or before the profile was switched on) that register CIBA but cannot use
+    it: they get ``unauthorized_client``. What the profile forbids is an error of its own
+    (``ciba.E032``); everything else a warning (``ciba.W005``), so no reason is reported twice."""
     if not databases:
         return []
     model = dot_models.get_application_model()
     try:
         registered = list(model._default_manager.exclude(backchannel_token_delivery_mode="")[:10_000])
+        with_id_token_alg = list(model._default_manager.exclude(id_token_signed_response_alg="")[:10_000])
+        available = set(signing.id_token_algs_available())
     except DatabaseError:
         return []  # not migrated yet
-    broken = [(client.client_id, client.ciba_problems()) for client in registered if client.ciba_problems()]
-    if not broken:
-        return []
-    listed = "; ".join(f"{client_id}: {', '.join(problems)}" for client_id, problems in broken[:10])
-    more = f" (and {len(broken) - 10} more)" if len(broken) > 10 else ""
-    return [
-        checks.Warning(
-            f"{len(broken)} client(s) register CIBA but cannot use it (they get unauthorized_client): "
-            f"{listed}{more}.",
-            hint="Open each in the admin and save it: the form says what to fix (for example an ID token "
-            "signing algorithm, usually RS256).",
-            id=Codes.CLIENTS_CANNOT_USE_CIBA,
+    messages: list[checks.CheckMessage] = []
+    contradicting: list[tuple[str, list[str]]] = []
+    broken: list[tuple[str, list[str]]] = []
+    for client in registered:
+        found = client.profile_problems()
+        by_profile = [reason for _field, reason in found]
+        if by_profile:
+            contradicting.append((client.client_id, by_profile))
+        others = [problem for problem in client.ciba_problems() if problem not in by_profile]
+        if any(field == "backchannel_token_delivery_mode" for field, _reason in found):
+            others = [problem for problem in others if problem != MODE_UNSUPPORTED]
+        if others:
+            broken.append((client.client_id, others))
+    if contradicting:
+        messages.append(
+            checks.Error(
+                f"{len(contradicting)} CIBA client(s) contradict the {ciba_settings.raw('PROFILE')} profile, "
+                f"so they cannot use CIBA (they get unauthorized_client): {_listed(contradicting)}.",
+                hint="Open each in the admin: the form shows the profile's rules next to the fields, and "
+                "saving it names what to change.",
+                id=Codes.CLIENTS_CONTRADICT_PROFILE,
+            )
         )
+    if broken:
+        messages.append(
+            checks.Warning(
+                f"{len(broken)} client(s) register CIBA but cannot use it (they get unauthorized_client): "
+                f"{_listed(broken)}.",
+                hint="Open each in the admin and save it: the form says what to fix (for example an ID token "
+                "signing algorithm, usually RS256).",
+                id=Codes.CLIENTS_CANNOT_USE_CIBA,
+            )
+        )
+    unsignable = [
+        (client.client_id, [f"{client.id_token_signed_response_alg} ID tokens"])
+        for client in with_id_token_alg
+        if client.id_token_signed_response_alg not in available
     ]
+    if unsignable:
+        messages.append(
+            checks.Error(
+                f"{len(unsignable)} client(s) registered an ID-token signing algorithm no active signing key "
+                f"can produce, so their token requests fail: {_listed(unsignable)}.",
+                hint="Add a key of the type the algorithm needs: manage.py ciba_keys add --type rsa for "
+                "RS256 and PS256, manage.py ciba_keys add --type ec for ES256 (or ciba_keys activate "
+                "--type ... if one waits as next).",
+                id=Codes.CLIENT_ID_TOKEN_ALG_UNAVAILABLE,
+            )
+        )
+    return messages
+
+
+@checks.register(checks.Tags.database)
+def check_signing_keys(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """This server's key set (``manage.py ciba_keys``): under FAPI-CIBA it must be able to sign
+    PS256 or ES256 (FAPI 1 Advanced §8.6; DOT's ``OIDC_RSA_PRIVATE_KEY`` signs RS256 only), and
+    once it is in use its retired keys should outlive the ID tokens presented as hints."""
+    if not databases:
+        return []
+    try:
+        available = signing.id_token_algs_available()
+        in_use = SigningKey.objects.exists()
+    except DatabaseError:
+        return []  # not migrated yet
+    messages: list[checks.CheckMessage] = []
+    if profile.fapi() and not set(available) & set(constants.FAPI_ALGS):
+        messages.append(
+            checks.Error(
+                "The FAPI-CIBA profile signs ID tokens with PS256 or ES256, but no active signing key can "
+                "produce either, so every token request would fail.",
+                hint="Run manage.py ciba_keys add --type rsa (PS256) or manage.py ciba_keys add --type ec "
+                "(ES256).",
+                id=Codes.NO_FAPI_SIGNING_KEY,
+            )
+        )
+    keep = ciba_settings.raw("SIGNING_KEY_RETIRED_KEEP_SECONDS")
+    hint_age = ciba_settings.raw("ID_TOKEN_HINT_MAX_AGE")
+    # Only keys of the key set are ever pruned; DOT's keys stay published as long as configured.
+    if in_use and _number(keep) and _number(hint_age) and keep < hint_age:
+        messages.append(
+            checks.Warning(
+                f"Retired signing keys are pruned after {keep} s, but ID tokens are valid id_token_hint "
+                f"values for {hint_age} s past their expiry: hints signed by a pruned key are refused "
+                "earlier than ID_TOKEN_HINT_MAX_AGE allows.",
+                hint=f'Set CIBA["SIGNING_KEY_RETIRED_KEEP_SECONDS"] to at least {hint_age} '
+                '(CIBA["ID_TOKEN_HINT_MAX_AGE"]) plus the ID tokens\' lifetime, or lower '
+                "ID_TOKEN_HINT_MAX_AGE.",
+                id=Codes.SIGNING_KEY_KEEP_SHORT,
+            )
+        )
+    return messages
+
+
+def _listed(clients: list[tuple[str, list[str]]]) -> str:
+    listed = "; ".join(
+        f"{client_id}: {', '.join(reasons)}" for client_id, reasons in clients[:LISTED_CLIENTS]
+    )
+    more = f" (and {len(clients) - LISTED_CLIENTS} more)" if len(clients) > LISTED_CLIENTS else ""
+    return listed + more
 
 
 @checks.register(checks.Tags.security, deploy=True)
@@ -441,6 +759,10 @@ def _celery_is_eager() -> bool:
     if getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
         return True
     return bool(current_app.conf.task_always_eager)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _as_list(value: Any) -> list[Any]:

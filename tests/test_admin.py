@@ -150,3 +150,138 @@ def test_device_admin_never_shows_push_tokens(staff, alice):
     page = staff.get(f"/admin/ciba/device/{device.pk}/change/").content.decode()
     assert "very-secret-push-token" not in page
     assert str(device.public_id) in page
+
+
+# --- the FAPI-CIBA profile in the client form -----------------------------------------------
+
+FAPI_RULE_FIELDS = (
+    "token_endpoint_auth_method",
+    "token_endpoint_auth_signing_alg",
+    "backchannel_authentication_request_signing_alg",
+    "id_token_signed_response_alg",
+    "backchannel_token_delivery_mode",
+    "jwks",
+    "tls_client_certificate_bound_access_tokens",
+)
+
+
+@pytest.fixture
+def fapi(settings):
+    settings.CIBA = {
+        **settings.CIBA,
+        "PROFILE": "fapi-ciba",
+        "TRUSTED_PROXIES": ["127.0.0.1/32"],
+        "MTLS_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT",
+    }
+
+
+def choices(form, name):
+    return [value for value, _label in form.fields[name].choices]
+
+
+def posted(form):
+    """What a browser submits for ``form`` as it was rendered."""
+    data = {}
+    for name, field in form.fields.items():
+        value = field.prepare_value(form[name].value())
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        else:
+            data[name] = "" if value is None else value
+    return data
+
+
+def test_the_form_has_the_mtls_names_binding_flags_and_the_id_token_algorithm(admin_client):
+    page = admin_client.get(ADD_URL).content.decode()
+    for name in (
+        "tls_client_auth_subject_dn",
+        "tls_client_auth_san_dns",
+        "tls_client_auth_san_uri",
+        "tls_client_auth_san_ip",
+        "tls_client_auth_san_email",
+        "tls_client_certificate_bound_access_tokens",
+        "dpop_bound_access_tokens",
+        "id_token_signed_response_alg",
+    ):
+        assert f'name="{name}"' in page
+    assert "Client authentication and keys" in page and "FAPI-CIBA" not in page
+
+
+def test_the_fapi_profile_states_its_rule_next_to_each_field_it_constrains(admin_client, fapi):
+    response = admin_client.get(ADD_URL)
+    form = response.context["adminform"].form
+    for name in FAPI_RULE_FIELDS:
+        assert "FAPI-CIBA: " in str(form.fields[name].help_text), name
+    assert "FAPI-CIBA: poll or ping; push is not allowed." in response.content.decode()
+    assert "runs the FAPI-CIBA profile" in response.content.decode()
+
+
+def test_the_fapi_profile_offers_only_what_it_allows(admin_client, fapi):
+    form = admin_client.get(ADD_URL).context["adminform"].form
+    assert choices(form, "backchannel_token_delivery_mode") == ["", "poll", "ping"]
+    assert choices(form, "token_endpoint_auth_method") == [
+        "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
+    ]
+    assert choices(form, "token_endpoint_auth_signing_alg") == ["", "PS256", "ES256"]
+    assert choices(form, "backchannel_authentication_request_signing_alg") == ["", "PS256", "ES256"]
+    assert choices(form, "id_token_signed_response_alg") == ["", "PS256", "ES256"]
+    assert form.initial["token_endpoint_auth_method"] == "private_key_jwt"
+
+
+def test_without_a_certificate_header_the_fapi_profile_offers_private_key_jwt_only(admin_client, settings):
+    settings.CIBA = {**settings.CIBA, "PROFILE": "fapi-ciba"}
+    form = admin_client.get(ADD_URL).context["adminform"].form
+    assert choices(form, "token_endpoint_auth_method") == ["private_key_jwt"]
+
+
+def test_a_new_client_under_fapi_is_refused_with_the_profile_reason_at_the_field(admin_client, fapi):
+    response = admin_client.post(ADD_URL, form_data(backchannel_token_delivery_mode="poll"))
+    errors = response.context["adminform"].form.errors
+    assert "Select a valid choice" in " ".join(errors["token_endpoint_auth_method"])  # not offered
+    response = admin_client.post(
+        ADD_URL,
+        form_data(
+            backchannel_token_delivery_mode="poll",
+            token_endpoint_auth_method="tls_client_auth",
+            tls_client_auth_subject_dn="CN=kiosk-1,O=Shop",
+        ),
+    )
+    errors = response.context["adminform"].form.errors
+    assert "FAPI-CIBA authentication requests are signed with PS256 or ES256" in " ".join(
+        errors["backchannel_authentication_request_signing_alg"]
+    )
+    assert "FAPI-CIBA ID tokens are signed with PS256 or ES256" in " ".join(
+        errors["id_token_signed_response_alg"]
+    )
+    assert not Application.objects.exists()
+
+
+def test_a_stored_client_contradicting_the_profile_shows_its_values_and_the_reasons(
+    admin_client, make_client, fapi, settings
+):
+    settings.CIBA = {**settings.CIBA, "PROFILE": ""}
+    client, _ = make_client("push")  # client_secret_basic, registered before the switch
+    settings.CIBA = {**settings.CIBA, "PROFILE": "fapi-ciba"}
+    url = f"/admin/ciba/application/{client.pk}/change/"
+    form = admin_client.get(url).context["adminform"].form
+    assert form["backchannel_token_delivery_mode"].value() == "push"
+    assert ("push", "push (not allowed by FAPI-CIBA)") in form.fields[
+        "backchannel_token_delivery_mode"
+    ].choices
+    assert "client_secret_basic" in choices(form, "token_endpoint_auth_method")
+
+    response = admin_client.post(url, posted(form))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "FAPI-CIBA does not allow the push mode" in " ".join(errors["backchannel_token_delivery_mode"])
+    assert (
+        "FAPI-CIBA allows private_key_jwt, tls_client_auth or self_signed_tls_client_auth only"
+        in " ".join(errors["token_endpoint_auth_method"])
+    )
+    page = response.content.decode()
+    assert 'class="errorlist' in page and "FAPI-CIBA does not allow the push mode" in page
+    client.refresh_from_db()
+    assert client.backchannel_token_delivery_mode == "push"
