@@ -2,14 +2,18 @@
 
 The variable names (``DATABASE_URL``, ``CELERY_BROKER_URL``, ``CACHE_URL``,
 ``OIDC_ISS_ENDPOINT``, ``OIDC_RSA_PRIVATE_KEY``) are what operators and scripts use; see
-docs/deployment-settings in docs/integration.md.
+docs/deployment-settings in docs/integration.md. ``CIBA_PROFILE`` and the TLS terminator's
+variables (``CIBA_TRUSTED_PROXIES``, ``CIBA_MTLS_*``, ``DJANGO_SECURE_PROXY_SSL_HEADER``) run the
+example with the FAPI-CIBA profile behind nginx (docs/nginx-mtls.md).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -189,3 +193,91 @@ def poll_state() -> dict[str, str]:
     if url == "off" or urlsplit(url).scheme not in ("redis", "rediss", "unix"):
         return {}
     return {"POLL_STATE_CLASS": "ciba.polling.RedisPollState", "POLL_STATE_REDIS_URL": url}
+
+
+#: What ``CIBA_PROFILE=fapi-ciba`` sets besides the profile: the values the profile narrows the
+#: defaults to anyway, stated, so that no setting contradicts the profile (docs/fapi.md).
+FAPI_CIBA = {
+    "PROFILE": "fapi-ciba",
+    "DELIVERY_MODES": ["poll", "ping"],
+    "REQUEST_SIGNING_ALGS": ["PS256", "ES256"],
+    "DPOP_SIGNING_ALGS": ["PS256", "ES256"],
+    "BINDING_MESSAGE_REQUIRED": True,
+}
+
+
+def security_profile() -> dict[str, Any]:
+    """``CIBA_PROFILE``: unset or empty → plain CIBA; ``fapi-ciba`` → the FAPI-CIBA profile,
+    with the delivery modes and algorithms it allows and binding messages required."""
+    value = os.environ.get("CIBA_PROFILE", "").strip()
+    if not value:
+        return {}
+    if value == FAPI_CIBA["PROFILE"]:
+        return {key: list(v) if isinstance(v, list) else v for key, v in FAPI_CIBA.items()}
+    _improper("CIBA_PROFILE", value, "use fapi-ciba, or leave it unset")
+
+
+def mtls() -> dict[str, Any]:
+    """The TLS terminator in front of the server (docs/nginx-mtls.md), each variable only if set.
+
+    ``CIBA_TRUSTED_PROXIES``: its addresses, comma-separated CIDRs (``127.0.0.1/32``);
+    ``CIBA_MTLS_CERT_HEADER`` and ``CIBA_MTLS_CERT_VERIFY_HEADER``: the headers it sets, as
+    ``request.META`` keys (``HTTP_X_SSL_CLIENT_CERT``) or as sent (``X-SSL-Client-Cert``);
+    ``CIBA_MTLS_CERT_HEADER_FORMAT``: ``escaped-pem`` (nginx), ``xfcc`` or ``der-base64``;
+    ``CIBA_MTLS_BASE_URL``: the https host serving the mutual-TLS endpoint aliases.
+    A value that cannot be right stops the start, naming the variable.
+    """
+    from ciba.sender.certificates import FORMATS
+
+    values: dict[str, Any] = {}
+    proxies = os.environ.get("CIBA_TRUSTED_PROXIES", "").strip()
+    if proxies:
+        networks = [n.strip() for n in proxies.split(",") if n.strip()]
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                _improper("CIBA_TRUSTED_PROXIES", network, "list addresses or CIDRs, comma-separated")
+        values["TRUSTED_PROXIES"] = networks
+    for name, key in (
+        ("CIBA_MTLS_CERT_HEADER", "MTLS_CERT_HEADER"),
+        ("CIBA_MTLS_CERT_VERIFY_HEADER", "MTLS_CERT_VERIFY_HEADER"),
+    ):
+        header = os.environ.get(name, "").strip()
+        if header:
+            values[key] = _meta_key(name, header)
+    header_format = os.environ.get("CIBA_MTLS_CERT_HEADER_FORMAT", "").strip()
+    if header_format:
+        if header_format not in FORMATS:
+            _improper("CIBA_MTLS_CERT_HEADER_FORMAT", header_format, f"use one of {', '.join(FORMATS)}")
+        values["MTLS_CERT_HEADER_FORMAT"] = header_format
+    base_url = os.environ.get("CIBA_MTLS_BASE_URL", "").strip()
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+            _improper("CIBA_MTLS_BASE_URL", base_url, "use the https URL of the mutual-TLS host")
+        values["MTLS_BASE_URL"] = base_url.rstrip("/")
+    return values
+
+
+def secure_proxy_ssl_header() -> tuple[str, str] | None:
+    """``DJANGO_SECURE_PROXY_SSL_HEADER=1`` behind a TLS terminator that sets
+    ``X-Forwarded-Proto: https`` (and overwrites the client's): requests are then secure and
+    absolute URLs (a DPoP proof's ``htu``) https. Off by default: believed from anyone, the
+    header would let a plain-http client pass for https."""
+    return ("HTTP_X_FORWARDED_PROTO", "https") if flag("DJANGO_SECURE_PROXY_SSL_HEADER", False) else None
+
+
+def _meta_key(variable: str, header: str) -> str:
+    """``X-SSL-Client-Cert`` → ``HTTP_X_SSL_CLIENT_CERT``; a META key is kept as given."""
+    if re.fullmatch(r"[A-Z][A-Z0-9_]*", header):
+        return header
+    if re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", header):
+        return "HTTP_" + header.upper().replace("-", "_")
+    _improper(variable, header, "use a header name such as X-SSL-Client-Cert or HTTP_X_SSL_CLIENT_CERT")
+
+
+def _improper(variable: str, value: str, advice: str) -> NoReturn:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"{variable}={value!r}: {advice}.")

@@ -110,12 +110,20 @@ OAUTH2_PROVIDER = {
 
 # --- CIBA: development posture by default. The kiosk's callback receiver runs on this
 # machine over plain http, which production must never allow (manage.py check --deploy
-# warns); CIBA_CALLBACK_ALLOW_HTTP=0 and CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS=0 turn it off. ---
+# warns); CIBA_CALLBACK_ALLOW_HTTP=0 and CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS=0 turn it off.
+# CIBA_PROFILE=fapi-ciba runs the FAPI-CIBA profile; behind nginx with mutual TLS
+# (docs/nginx-mtls.md) CIBA_TRUSTED_PROXIES, CIBA_MTLS_CERT_HEADER, CIBA_MTLS_CERT_VERIFY_HEADER
+# (and CIBA_MTLS_CERT_HEADER_FORMAT, CIBA_MTLS_BASE_URL) say what it forwards. ---
 CIBA = {
     **env.callback_posture(),
     **env.poll_state(),
     **env.conformance_run(),
+    **env.security_profile(),
+    **env.mtls(),
 }
+# DJANGO_SECURE_PROXY_SSL_HEADER=1 behind a terminator that sets X-Forwarded-Proto (None:
+# Django's default, requests are secure only when they reach Django over TLS).
+SECURE_PROXY_SSL_HEADER = env.secure_proxy_ssl_header()
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,6 @@
 """The example project's environment switches: a deployment of it can leave the demo posture."""
 
+import json
 import os
 import subprocess
 import sys
@@ -39,3 +40,126 @@ def test_a_deployment_of_the_example_turns_the_demo_posture_off_and_check_deploy
     assert "ciba.W001" in demo.stderr + demo.stdout and "ciba.W002" in demo.stderr + demo.stdout
     off = deploy_check(CIBA_CALLBACK_ALLOW_HTTP="0", CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS="0")
     assert "ciba.W001" not in off.stderr + off.stdout and "ciba.W002" not in off.stderr + off.stdout
+
+
+# --- the FAPI-CIBA profile and the TLS terminator ------------------------------------------------
+
+PROFILE_VARIABLES = (
+    "CIBA_PROFILE",
+    "CIBA_TRUSTED_PROXIES",
+    "CIBA_MTLS_CERT_HEADER",
+    "CIBA_MTLS_CERT_HEADER_FORMAT",
+    "CIBA_MTLS_CERT_VERIFY_HEADER",
+    "CIBA_MTLS_BASE_URL",
+    "DJANGO_SECURE_PROXY_SSL_HEADER",
+)
+#: Variables that also change the example's CIBA settings, unset for a known starting point.
+OTHER_CIBA_VARIABLES = (
+    "CIBA_CALLBACK_ALLOW_HTTP",
+    "CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS",
+    "CACHE_URL",
+    "CIBA_POLL_STATE_REDIS_URL",
+    "CIBA_AUTOMATED_APPROVAL_SECRET",
+    "CIBA_ACR_VALUES_SUPPORTED",
+)
+
+
+def example_settings(tmp_path, **variables: str) -> dict:
+    """The example's CIBA and SECURE_PROXY_SSL_HEADER settings with ``variables`` set (and the
+    others unset), after a system check that must find no error."""
+    script = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "from django.core.management import call_command; call_command('check', '--fail-level', 'ERROR'); "
+        "print(json.dumps({'CIBA': s.CIBA, 'SECURE_PROXY_SSL_HEADER': s.SECURE_PROXY_SSL_HEADER}))"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES + OTHER_CIBA_VARIABLES}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings", CIBA_EXAMPLE_VAR_DIR=str(tmp_path), **variables
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_without_the_profile_variables_the_example_keeps_its_demo_settings(tmp_path):
+    assert example_settings(tmp_path) == {
+        "CIBA": {"CALLBACK_ALLOW_HTTP": True, "CALLBACK_ALLOW_PRIVATE_NETWORKS": True},
+        "SECURE_PROXY_SSL_HEADER": None,
+    }
+
+
+def test_the_example_runs_the_fapi_ciba_profile_behind_nginx_from_the_environment(tmp_path):
+    configured = example_settings(
+        tmp_path,
+        CIBA_PROFILE="fapi-ciba",
+        CIBA_TRUSTED_PROXIES="127.0.0.1/32, 10.0.1.10",
+        CIBA_MTLS_CERT_HEADER="X-SSL-Client-Cert",
+        CIBA_MTLS_CERT_HEADER_FORMAT="escaped-pem",
+        CIBA_MTLS_CERT_VERIFY_HEADER="HTTP_X_SSL_CLIENT_VERIFY",
+        CIBA_MTLS_BASE_URL="https://mtls.as.example.com/",
+        DJANGO_SECURE_PROXY_SSL_HEADER="1",
+    )
+
+    assert configured["CIBA"] == {
+        "CALLBACK_ALLOW_HTTP": True,
+        "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
+        "PROFILE": "fapi-ciba",
+        "DELIVERY_MODES": ["poll", "ping"],
+        "REQUEST_SIGNING_ALGS": ["PS256", "ES256"],
+        "DPOP_SIGNING_ALGS": ["PS256", "ES256"],
+        "BINDING_MESSAGE_REQUIRED": True,
+        "TRUSTED_PROXIES": ["127.0.0.1/32", "10.0.1.10"],
+        "MTLS_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT",
+        "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
+        "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
+        "MTLS_BASE_URL": "https://mtls.as.example.com",
+    }
+    assert configured["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+def test_the_profile_alone_passes_the_system_checks(tmp_path):
+    assert example_settings(tmp_path, CIBA_PROFILE="fapi-ciba")["CIBA"]["PROFILE"] == "fapi-ciba"
+
+
+def test_each_variable_maps_to_its_setting_and_unset_ones_to_nothing(monkeypatch):
+    for name in PROFILE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert env.security_profile() == {} and env.mtls() == {} and env.secure_proxy_ssl_header() is None
+
+    monkeypatch.setenv("CIBA_MTLS_CERT_HEADER", "x-forwarded-client-cert")
+    monkeypatch.setenv("CIBA_MTLS_CERT_HEADER_FORMAT", "xfcc")
+    assert env.mtls() == {
+        "MTLS_CERT_HEADER": "HTTP_X_FORWARDED_CLIENT_CERT",
+        "MTLS_CERT_HEADER_FORMAT": "xfcc",
+    }
+    monkeypatch.setenv("CIBA_MTLS_CERT_HEADER", "SSL_CLIENT_CERT")  # a WSGI variable, kept as given
+    assert env.mtls()["MTLS_CERT_HEADER"] == "SSL_CLIENT_CERT"
+    monkeypatch.setenv("DJANGO_SECURE_PROXY_SSL_HEADER", "0")
+    assert env.secure_proxy_ssl_header() is None
+    # A caller changing its copy changes nothing for the next one.
+    monkeypatch.setenv("CIBA_PROFILE", "fapi-ciba")
+    env.security_profile()["DELIVERY_MODES"].append("push")
+    assert env.security_profile()["DELIVERY_MODES"] == ["poll", "ping"]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("CIBA_PROFILE", "fapi"),
+        ("CIBA_TRUSTED_PROXIES", "127.0.0.1/32,nginx.internal"),
+        ("CIBA_MTLS_CERT_HEADER", "X SSL Client Cert"),
+        ("CIBA_MTLS_CERT_VERIFY_HEADER", "X-SSL-Client-Verify:"),
+        ("CIBA_MTLS_CERT_HEADER_FORMAT", "pem"),
+        ("CIBA_MTLS_BASE_URL", "http://mtls.as.example.com"),
+        ("DJANGO_SECURE_PROXY_SSL_HEADER", "https"),
+    ],
+)
+def test_a_value_that_cannot_be_right_stops_the_start_naming_the_variable(monkeypatch, name, value):
+    for other in PROFILE_VARIABLES:
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=name):
+        for read in (env.security_profile, env.mtls, env.secure_proxy_ssl_header):
+            read()

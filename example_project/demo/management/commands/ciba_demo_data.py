@@ -3,6 +3,13 @@
 Idempotent: running it again keeps the same rows, client ids and devices but issues fresh
 secrets, passwords and consent-API tokens (only hashes of the first two are stored, so the
 old ones cannot be printed again; the previous tokens are revoked).
+
+``--fapi`` also registers ``demo-fapi``, a FAPI-CIBA poll client (``example_project.demo.fapi``):
+a client of that kind holds a key pair and a certificate rather than a secret, so they are
+written to a directory (``--out``) instead of printed. Re-runs treat them as they treat
+secrets: same row and client id, a new key and certificate (the demo CA in the directory is
+kept). With ``CIBA["PROFILE"] = "fapi-ciba"`` ``--fapi`` is implied, and the kiosk's
+client-secret clients are left out: the profile does not allow them.
 """
 
 from __future__ import annotations
@@ -23,10 +30,17 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
-from ciba import consent
+from ciba import consent, profile, signing
 from ciba.conf import ciba_settings
-from ciba.constants import CIBA_GRANT_TYPE, DELIVERY_MODES
-from ciba.models import Device
+from ciba.constants import (
+    AUTH_PRIVATE_KEY_JWT,
+    AUTH_TLS_CLIENT_AUTH,
+    CIBA_GRANT_TYPE,
+    DELIVERY_MODES,
+    MODE_POLL,
+)
+from ciba.models import Device, SigningKey
+from example_project.demo import fapi
 
 USERS = ("alice", "bob")
 PHONE_APP = "demo-phone"
@@ -48,6 +62,26 @@ class Command(BaseCommand):
             "--notification-base-url",
             default=f"{base_url()}/demo/callbacks",
             help="Base URL of the ping/push clients' notification endpoints (the mode is appended).",
+        )
+        parser.add_argument(
+            "--fapi",
+            action="store_true",
+            help="Also register demo-fapi, a FAPI-CIBA poll client (PS256, certificate-bound tokens), and "
+            "write its key, certificate and JWKS to --out. Implied when CIBA['PROFILE'] is fapi-ciba.",
+        )
+        parser.add_argument(
+            "--fapi-auth",
+            choices=fapi.AUTH_METHODS,
+            default=None,
+            help="How demo-fapi authenticates (implies --fapi; default tls_client_auth, with a "
+            "certificate of a demo CA written beside it).",
+        )
+        parser.add_argument(
+            "--out",
+            type=Path,
+            default=None,
+            help="Where demo-fapi's credentials are written (implies --fapi; default: demo-fapi/ beside "
+            "CIBA_DEMO_CLIENTS_FILE, in the example's var/ directory). Private keys get mode 0600.",
         )
 
     @transaction.atomic
@@ -87,7 +121,8 @@ class Command(BaseCommand):
             }
 
         base = options["notification_base_url"].rstrip("/")
-        for mode in DELIVERY_MODES:
+        # The FAPI-CIBA profile forbids client secrets and push: these clients would not validate.
+        for mode in () if profile.fapi() else DELIVERY_MODES:
             secret = secrets.token_urlsafe(32)
             app, _ = Application.objects.get_or_create(
                 client_id=f"demo-{mode}",
@@ -111,6 +146,10 @@ class Command(BaseCommand):
             }
 
         self._write_kiosk_config(data["clients"])
+        if options["fapi"] or options["fapi_auth"] or options["out"] or profile.fapi():
+            out = options["out"] or Path(settings.CIBA_DEMO_CLIENTS_FILE).parent / "demo-fapi"
+            auth_method = options["fapi_auth"] or AUTH_TLS_CLIENT_AUTH
+            data["fapi_client"] = self._fapi_client(auth_method, out, data["urls"]["discovery"])
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2))
             return
@@ -122,9 +161,78 @@ class Command(BaseCommand):
             self.stdout.write(f"  {name:<6} / {user['password']}   consent-API token {user['consent_token']}")
         for client in data["clients"].values():
             self.stdout.write(f"  client {client['client_id']:<10} secret {client['client_secret']}")
+        if profile.fapi():
+            self.stdout.write("  (FAPI-CIBA profile: no client-secret clients, so the kiosk page cannot pay)")
+        if "fapi_client" in data:
+            self._print_fapi_client(data["fapi_client"])
         self.stdout.write(f"Kiosk:     {urls['kiosk']}")
         self.stdout.write(f"Phone:     {urls['phone']}  (django-ciba's device page; log in as alice or bob)")
         self.stdout.write(f"Discovery: {urls['discovery']}")
+
+    @staticmethod
+    def _fapi_client(auth_method: str, out: Path, discovery: str) -> dict[str, Any]:
+        """Register ``demo-fapi`` as a FAPI-CIBA site registers a client, and write its
+        credentials to ``out``; returns what ``client.json`` says (no private key material)."""
+        Application = get_application_model()
+        credentials = fapi.make(auth_method, out)
+        app, _ = Application.objects.get_or_create(
+            client_id=fapi.CLIENT_ID, defaults={"client_type": Application.CLIENT_CONFIDENTIAL}
+        )
+        app.name = "Demo kiosk (FAPI-CIBA)"
+        app.client_type = Application.CLIENT_CONFIDENTIAL
+        app.authorization_grant_type = CIBA_GRANT_TYPE
+        app.algorithm = Application.RS256_ALGORITHM  # DOT's field; PS256 below is what signs
+        app.client_secret = secrets.token_urlsafe(32)  # never used: its method takes no secret
+        app.hash_client_secret = True
+        app.backchannel_token_delivery_mode = MODE_POLL
+        app.backchannel_client_notification_endpoint = ""
+        app.backchannel_authentication_request_signing_alg = fapi.ALG
+        app.token_endpoint_auth_method = auth_method
+        app.token_endpoint_auth_signing_alg = fapi.ALG if auth_method == AUTH_PRIVATE_KEY_JWT else ""
+        app.id_token_signed_response_alg = fapi.ALG
+        app.tls_client_certificate_bound_access_tokens = True
+        app.dpop_bound_access_tokens = False
+        app.jwks = credentials.jwks
+        app.jwks_uri = ""
+        app.tls_client_auth_subject_dn = credentials.subject_dn if auth_method == AUTH_TLS_CLIENT_AUTH else ""
+        for name in ("san_dns", "san_uri", "san_ip", "san_email"):
+            setattr(app, f"tls_client_auth_{name}", "")
+        app.full_clean()
+        app.save()
+        # PS256 ID tokens are signed with the server's key set: an RSA key must be active.
+        if not SigningKey.objects.filter(kty=signing.RSA, state=SigningKey.State.ACTIVE).exists():
+            signing.generate_key(signing.RSA)
+        summary: dict[str, Any] = {
+            "client_id": app.client_id,
+            "token_endpoint_auth_method": auth_method,
+            "backchannel_token_delivery_mode": app.backchannel_token_delivery_mode,
+            "signing_alg": fapi.ALG,
+            "kid": credentials.kid,
+            "tls_client_auth_subject_dn": app.tls_client_auth_subject_dn or None,
+            "issuer": oauth2_settings.OIDC_ISS_ENDPOINT,
+            "discovery": discovery,
+        }
+        files = fapi.write(credentials, out, summary)
+        return {**summary, "files": files, "ca_reused": credentials.ca_reused}
+
+    def _print_fapi_client(self, client: dict[str, Any]) -> None:
+        files = client["files"]
+        self.stdout.write(
+            f"  client {client['client_id']:<10} {client['token_endpoint_auth_method']}, poll, "
+            f"PS256 requests and ID tokens, certificate-bound tokens"
+        )
+        self.stdout.write(f"    credentials: {Path(files['client_json']).parent}/ (see client.json)")
+        if client["tls_client_auth_subject_dn"]:
+            self.stdout.write(f"    certificate subject: {client['tls_client_auth_subject_dn']}")
+        if "ca_certificate" in files:
+            state = "kept" if client["ca_reused"] else "new"
+            ca = files["ca_certificate"]
+            self.stdout.write(f"    demo CA ({state}), for nginx's ssl_client_certificate: {ca}")
+        if not ciba_settings.MTLS_CERT_HEADER:
+            self.stdout.write(
+                "    (no TLS terminator forwards certificates yet: set CIBA_MTLS_CERT_HEADER and "
+                "CIBA_TRUSTED_PROXIES, docs/nginx-mtls.md)"
+            )
 
     @staticmethod
     def _consent_token(user: Any, phone_url: str) -> str:
