@@ -493,7 +493,7 @@ def _check_signing_key_keep() -> list[checks.CheckMessage]:
             checks.Error(
                 "How long retired ID-token signing keys are kept must be a whole number of seconds; "
                 "manage.py ciba_keys prune would fail.",
-                hint='Set CIBA["SIGNING_KEY_RETIRED_KEEP_SECONDS"] to 0 or more (default 604800, a week).',
+                hint='Set CIBA["SIGNING_KEY_RETIRED_KEEP_SECONDS"] to 0 or more (default 2678400, 31 days).',
                 id=Codes.SIGNING_KEY_KEEP,
             )
         ]

@@ -63,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "DPOP_NONCE_REQUIRED": False,
     "DPOP_NONCE_LIFETIME": 300,
     # --- this server's ID-token signing keys (manage.py ciba_keys) ---
-    "SIGNING_KEY_RETIRED_KEEP_SECONDS": 7 * 24 * 3600,
+    "SIGNING_KEY_RETIRED_KEEP_SECONDS": 31 * 24 * 3600,
     # --- where pending polls are answered (docs/deployment.md) ---
     "POLL_STATE_CLASS": "ciba.polling.DatabasePollState",
     "POLL_STATE_REDIS_URL": "",

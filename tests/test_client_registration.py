@@ -222,3 +222,23 @@ def test_the_assertion_algorithm_defaults_by_method():
         ).client_assertion_alg
         == "PS256"
     )
+
+
+def test_the_fapi_profile_governs_ciba_clients_only(db, settings):
+    """A site's device app (authorization code, public) stays registrable under the profile."""
+    settings.CIBA = {**settings.CIBA, "PROFILE": "fapi-ciba", "DELIVERY_MODES": ["poll", "ping"]}
+    device_app = Application(
+        name="Phone app",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="https://app.example.com/cb",
+        algorithm="RS256",
+    )
+    device_app.full_clean()
+    assert device_app.profile_problems() == []
+    kiosk = ciba_client()
+    assert {field for field, _ in kiosk.profile_problems()} >= {
+        "token_endpoint_auth_method",
+        "backchannel_authentication_request_signing_alg",
+        "id_token_signed_response_alg",
+    }

@@ -205,8 +205,8 @@ class CibaClientMixin(models.Model):
         registration, as ``(field, reason)``; empty without a profile. FAPI-CIBA: PS256 or
         ES256 for signed requests, client assertions and ID tokens; private_key_jwt or mTLS
         client authentication; poll or ping; strong registered keys."""
-        if not profile.fapi():
-            return []
+        if not profile.fapi() or not self.registers_ciba:
+            return []  # other clients (a device app, say) are not CIBA clients of the profile
         found: list[tuple[str, str]] = []
         if self.token_endpoint_auth_method not in constants.FAPI_AUTH_METHODS:
             found.append(

@@ -62,6 +62,7 @@ def conformance_server(settings: Any, db: Any) -> None:
         "PROFILE": "fapi-ciba",
         "DELIVERY_MODES": ["poll", "ping"],
         "REQUEST_SIGNING_ALGS": ["PS256", "ES256"],
+        "DPOP_SIGNING_ALGS": ["PS256", "ES256"],
         "BINDING_MESSAGE_REQUIRED": True,
         "AUTOMATED_APPROVAL_SECRET": APPROVAL_SECRET,
         "ACR_VALUES_SUPPORTED": ["urn:example:loa:1", "urn:example:loa:2"],
