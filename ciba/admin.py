@@ -236,8 +236,21 @@ def _user_search_fields() -> tuple[str, ...]:
     return fields
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only their own workflow may write (the protocol, ``manage.py ciba_keys``): staff look."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(AuthenticationRequest)
-class AuthenticationRequestAdmin(admin.ModelAdmin):
+class AuthenticationRequestAdmin(ReadOnlyAdmin):
     """Read-only: requests change state only through the protocol and consent API.
 
     ``auth_req_id`` and ``client_notification_token`` are credentials, so they are never
@@ -314,15 +327,6 @@ class AuthenticationRequestAdmin(admin.ModelAdmin):
     @admin.display(description=_("client notification token"))
     def masked_client_notification_token(self, obj: AuthenticationRequest) -> str:
         return mask_credential(obj.client_notification_token) or "-"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Device)
@@ -463,7 +467,7 @@ class ConsentClientAdmin(admin.ModelAdmin):
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(ReadOnlyAdmin):
     """ID-token signing keys, to look at only: ``manage.py ciba_keys`` adds, rotates and prunes
     them (the published set must change in order), and the private key is never shown."""
 
@@ -472,12 +476,3 @@ class SigningKeyAdmin(admin.ModelAdmin):
     search_fields = ("kid",)
     fields = list_display
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -22,18 +22,12 @@ from ciba.constants import CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest
 from tests.conftest import basic_auth
 from tests.dpop import DPoPKey
-from tests.integration.tls import Pki, jwks
+from tests.integration.tls import MTLS_SETTINGS, Pki, jwks, presenting
 from tests.protocol import BACKCHANNEL, FORM, TOKEN, backchannel, consent_bearer, oauth_error
 
 TOKEN_URL = "http://testserver/o/token/"
 USERINFO = "/o/userinfo/"
 USERINFO_URL = "http://testserver/o/userinfo/"
-MTLS = {
-    "TRUSTED_PROXIES": ["127.0.0.1/32"],
-    "MTLS_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT",
-    "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
-    "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
-}
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +37,7 @@ def pki(tmp_path_factory: Any) -> Pki:
 
 @pytest.fixture(autouse=True)
 def behind_nginx(settings: Any) -> None:
-    settings.CIBA = {**settings.CIBA, **MTLS}
-
-
-def presenting(credential: Any, verdict: str = "SUCCESS") -> dict[str, str]:
-    """The headers nginx sets for a client that presented ``credential``."""
-    return {"HTTP_X_SSL_CLIENT_CERT": credential.escaped_pem, "HTTP_X_SSL_CLIENT_VERIFY": verdict}
+    settings.CIBA = {**settings.CIBA, **MTLS_SETTINGS}
 
 
 def mtls_post(client: Any, path: str, app: Any, params: dict[str, str], **headers: Any) -> Any:
@@ -219,9 +208,7 @@ def test_a_private_key_jwt_client_over_mtls_also_gets_certificate_bound_tokens(
     cert = pki.issue("secret-kiosk")
     app, secret = make_client("poll")
     headers = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret), **presenting(cert)}
-    response = backchannel(client, app, None, {"scope": "openid", "login_hint": "alice"}, **headers)
-    ar = AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
-    services.approve(ar, user=ar.user)
+    ar = secret_client_approved(client, app, headers)
     tokens = mtls_post(
         client, TOKEN, app, {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ar.auth_req_id}, **headers
     )
@@ -232,9 +219,7 @@ def test_a_private_key_jwt_client_over_mtls_also_gets_certificate_bound_tokens(
 def test_a_client_registered_for_bound_tokens_must_poll_over_mtls(client, alice, pki, make_client):
     app, secret = make_client("poll", tls_client_certificate_bound_access_tokens=True)
     auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
-    response = backchannel(client, app, None, {"scope": "openid", "login_hint": "alice"}, **auth)
-    ar = AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
-    services.approve(ar, user=ar.user)
+    ar = secret_client_approved(client, app, auth)
     refused = mtls_post(
         client, TOKEN, app, {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ar.auth_req_id}, **auth
     )
@@ -277,11 +262,18 @@ def dpop_client(make_client: Any) -> tuple[Any, str, DPoPKey]:
     return app, secret, DPoPKey("EC")
 
 
-def dpop_tokens(client: Any, app: Any, secret: str, key: DPoPKey) -> dict[str, Any]:
-    auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
-    response = backchannel(client, app, None, {"scope": "openid", "login_hint": "alice"}, **auth)
+def secret_client_approved(client: Any, app: Any, auth: dict[str, str], **headers: Any) -> Any:
+    """A backchannel request of a secret client (``auth``), approved by alice; its row."""
+    response = backchannel(client, app, None, {"scope": "openid", "login_hint": "alice"}, **auth, **headers)
+    assert response.status_code == 200, response.content
     ar = AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
     services.approve(ar, user=ar.user)
+    return ar
+
+
+def dpop_tokens(client: Any, app: Any, secret: str, key: DPoPKey) -> dict[str, Any]:
+    auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
+    ar = secret_client_approved(client, app, auth)
     body = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ar.auth_req_id}
     granted = mtls_post(client, TOKEN, app, body, **auth, HTTP_DPOP=key.proof("POST", TOKEN_URL))
     assert granted.status_code == 200, granted.content
@@ -319,9 +311,7 @@ def test_a_dpop_bound_token_needs_the_dpop_scheme_and_a_fresh_proof_of_its_key(c
 def test_a_dpop_client_without_a_proof_or_with_a_bad_one_gets_invalid_dpop_proof(client, alice, dpop_client):
     app, secret, key = dpop_client
     auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
-    response = backchannel(client, app, None, {"scope": "openid", "login_hint": "alice"}, **auth)
-    ar = AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
-    services.approve(ar, user=ar.user)
+    ar = secret_client_approved(client, app, auth)
     body = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ar.auth_req_id}
     oauth_error(mtls_post(client, TOKEN, app, body, **auth), 400, "invalid_dpop_proof")
     wrong_method = key.proof("GET", TOKEN_URL)
@@ -338,9 +328,7 @@ def test_when_nonces_are_required_the_token_endpoint_hands_one_out(client, alice
     settings.CIBA = {**settings.CIBA, "DPOP_NONCE_REQUIRED": True}
     app, secret, key = dpop_client
     auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
-    response = backchannel(client, app, None, {"scope": "openid", "login_hint": "alice"}, **auth)
-    ar = AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
-    services.approve(ar, user=ar.user)
+    ar = secret_client_approved(client, app, auth)
     body = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ar.auth_req_id}
     first = mtls_post(client, TOKEN, app, body, **auth, HTTP_DPOP=key.proof("POST", TOKEN_URL))
     oauth_error(first, 400, "use_dpop_nonce")
@@ -368,9 +356,7 @@ def test_a_dpop_refresh_needs_a_proof_and_rebinds_to_its_key(client, alice, dpop
 def test_a_bearer_token_is_not_accepted_in_the_dpop_scheme(client, alice, make_client):
     app, secret = make_client("poll")
     auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
-    response = backchannel(client, app, None, {"scope": "openid", "login_hint": "alice"}, **auth)
-    ar = AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
-    services.approve(ar, user=ar.user)
+    ar = secret_client_approved(client, app, auth)
     body = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ar.auth_req_id}
     access_token = mtls_post(client, TOKEN, app, body, **auth).json()["access_token"]
     key = DPoPKey()
@@ -468,16 +454,7 @@ def test_a_request_made_with_a_dpop_key_is_collected_only_with_that_key(client, 
     app, secret = make_client("poll")
     key = DPoPKey()
     auth = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
-    response = backchannel(
-        client,
-        app,
-        None,
-        {"scope": "openid", "login_hint": "alice"},
-        **auth,
-        HTTP_DPOP=key.proof("POST", BACKCHANNEL_URL),
-    )
-    ar = AuthenticationRequest.objects.get(auth_req_id=response.json()["auth_req_id"])
-    services.approve(ar, user=ar.user)
+    ar = secret_client_approved(client, app, auth, HTTP_DPOP=key.proof("POST", BACKCHANNEL_URL))
     body = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ar.auth_req_id}
     oauth_error(mtls_post(client, TOKEN, app, body, **auth), 400, "invalid_dpop_proof")
     other = DPoPKey().proof("POST", TOKEN_URL)

@@ -28,7 +28,7 @@ import jwt
 import pytest
 
 from ciba import signing
-from tests.integration.tls import Pki
+from tests.integration.tls import MTLS_SETTINGS, Pki, presenting
 from tests.keys import public_jwk, rsa_key, sign
 from tests.protocol import BACKCHANNEL, FORM, TOKEN, oauth_error
 
@@ -37,15 +37,6 @@ APPROVAL_SECRET = "conformance-run-secret"
 NOTIFICATION_TOKEN = "bWFkZS11cC1jbGllbnQtbm90aWZpY2F0aW9uLXRva2VuLWZvci10aGUtc3VpdGU"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KEYS = {"client1": rsa_key(), "client2": rsa_key()}
-
-
-#: The certificate headers nginx sets (docs/nginx-mtls.md), believed from 127.0.0.1 only.
-MTLS = {
-    "TRUSTED_PROXIES": ["127.0.0.1/32"],
-    "MTLS_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT",
-    "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
-    "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
-}
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +49,7 @@ def conformance_server(settings: Any, db: Any) -> None:
     """The example server configured as a site runs it for certification (docs/fapi.md)."""
     settings.CIBA = {
         **settings.CIBA,
-        **MTLS,
+        **MTLS_SETTINGS,
         "PROFILE": "fapi-ciba",
         "DELIVERY_MODES": ["poll", "ping"],
         "REQUEST_SIGNING_ALGS": ["PS256", "ES256"],
@@ -69,11 +60,6 @@ def conformance_server(settings: Any, db: Any) -> None:
     }
     signing.generate_key("RSA")  # active at once: the first RSA key
     signing.generate_key("EC")
-
-
-def presenting(credential: Any, verdict: str = "SUCCESS") -> dict[str, str]:
-    """The headers nginx sets for a connection that presented ``credential``."""
-    return {"HTTP_X_SSL_CLIENT_CERT": credential.escaped_pem, "HTTP_X_SSL_CLIENT_VERIFY": verdict}
 
 
 class Suite:

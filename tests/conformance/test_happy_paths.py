@@ -7,7 +7,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from ciba.models import AuthenticationRequest
-from tests.conformance.conftest import POTENTIALLY_BAD_BINDING_MESSAGE, presenting
+from tests.conformance.conftest import POTENTIALLY_BAD_BINDING_MESSAGE
+from tests.integration.tls import presenting
 from tests.protocol import consent_bearer, oauth_error
 
 

@@ -34,6 +34,21 @@ from tests.keys import public_jwk as _public_jwk
 
 ORGANIZATION = "Test Shop"
 
+#: The CIBA settings of a server behind nginx as docs/nginx-mtls.md configures it (and as
+#: ``CIBA_TEST_MTLS=1`` sets tests/settings.py): the two headers, believed from 127.0.0.1.
+MTLS_SETTINGS = {
+    "TRUSTED_PROXIES": ["127.0.0.1/32"],
+    "MTLS_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT",
+    "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
+    "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
+}
+
+
+def presenting(credential: Credential, verdict: str = "SUCCESS") -> dict[str, str]:
+    """The request headers nginx sets for a connection that presented ``credential``, for the
+    in-process tests (Django's test client calls from 127.0.0.1)."""
+    return {"HTTP_X_SSL_CLIENT_CERT": credential.escaped_pem, "HTTP_X_SSL_CLIENT_VERIFY": verdict}
+
 
 @dataclass(frozen=True)
 class Credential:
