@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from celery import current_app
@@ -86,6 +87,16 @@ def later(task: str, *args: Any, countdown: float) -> bool:
     if current_app.conf.task_always_eager:
         return False
     return send(task, *args, countdown=countdown)
+
+
+def after_lease(task: str, pk: int, lease_until: datetime | None, now: datetime) -> str:
+    """Come back to an outbox row another run holds (alive, or dead mid-attempt: a redelivered
+    task lands here) when its lease ends, instead of dropping the only message that would.
+    ``"deferred"`` when a task was scheduled, ``"skipped"`` otherwise (no lease, or it ended)."""
+    if lease_until is None or lease_until < now:
+        return "skipped"
+    countdown = (lease_until - now).total_seconds() + 1
+    return "deferred" if later(task, pk, countdown=countdown) else "skipped"
 
 
 def send(

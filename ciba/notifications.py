@@ -102,13 +102,9 @@ def _deferred_or_skipped(request_pk: int, now: datetime) -> str:
         .values_list("device_notification_lease_until", "expires_at")
         .first()
     )
-    if row is None or row[0] is None or row[0] < now or row[1] <= now:
+    if row is None or row[1] <= now:
         return "skipped"
-    # Another run holds it, alive or dead: come back when its lease ends.
-    countdown = (row[0] - now).total_seconds() + 1
-    return (
-        "deferred" if dispatch.later(dispatch.NOTIFY_DEVICE, request_pk, countdown=countdown) else "skipped"
-    )
+    return dispatch.after_lease(dispatch.NOTIFY_DEVICE, request_pk, row[0], now)
 
 
 def _notifiers(only: list[str] | None) -> dict[str, Any]:

@@ -58,21 +58,13 @@ def deliver(delivery_pk: int) -> str:
 
 
 def _deferred_or_skipped(delivery_pk: int, now: datetime) -> str:
-    """A leased row may belong to a worker that died mid-attempt (its redelivered task lands
-    here): come back when the lease ends, instead of dropping the only message that would."""
+    """A leased row may belong to a worker that died mid-attempt (``dispatch.after_lease``)."""
     lease = (
         CallbackDelivery.objects.filter(pk=delivery_pk, state=DState.PENDING)
         .values_list("lease_until", flat=True)
         .first()
     )
-    if lease is None or lease < now:
-        return "skipped"
-    countdown = (lease - now).total_seconds() + 1
-    return (
-        "deferred"
-        if dispatch.later(dispatch.DELIVER_CALLBACK, delivery_pk, countdown=countdown)
-        else "skipped"
-    )
+    return dispatch.after_lease(dispatch.DELIVER_CALLBACK, delivery_pk, lease, now)
 
 
 def payload(delivery: CallbackDelivery) -> dict[str, Any]:
