@@ -80,6 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "BINDING_MESSAGE_VALIDATOR_CLASS": "ciba.backends.binding_message.PlainTextBindingMessageValidator",
     "REQUEST_POLICY_CLASS": "ciba.backends.policy.AllowAllRequestPolicy",
     # --- device notifications (CIBA §8): retries, and the shipped notifiers' settings ---
+    "NOTIFY_BATCH_WINDOW": 0.1,
+    "NOTIFY_BATCH_SIZE": 100,
     "NOTIFY_MAX_RETRIES": 5,
     "NOTIFY_RETRY_BACKOFF_BASE": 2.0,
     "NOTIFY_RETRY_BACKOFF_MAX": 300,

@@ -18,6 +18,7 @@ record it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ logger = logging.getLogger("ciba.dispatch")
 
 #: Task names: wire values in the broker, so they never change.
 NOTIFY_DEVICE = "ciba.notify_authentication_device"
+NOTIFY_DUE = "ciba.notify_due_devices"
 DELIVER_CALLBACK = "ciba.deliver_callback"
 SWEEP_CALLBACKS = "ciba.sweep_callbacks"
 EXPIRE_REQUESTS = "ciba.expire_requests"
@@ -42,6 +44,7 @@ QUEUES = ("ciba-callbacks", "ciba-notify", "ciba-sweeps")
 TASK_ROUTES = {
     DELIVER_CALLBACK: {"queue": "ciba-callbacks"},
     NOTIFY_DEVICE: {"queue": "ciba-notify"},
+    NOTIFY_DUE: {"queue": "ciba-notify"},
     SWEEP_CALLBACKS: {"queue": "ciba-sweeps"},
     EXPIRE_REQUESTS: {"queue": "ciba-sweeps"},
 }
@@ -55,6 +58,7 @@ BEAT_SCHEDULE = {
 #: What each task is about, for log lines an operator can search for.
 SUBJECTS = {
     NOTIFY_DEVICE: "the device notification for CIBA request",
+    NOTIFY_DUE: "the batch of due device notifications",
     DELIVER_CALLBACK: "CIBA callback",
     SWEEP_CALLBACKS: "the CIBA callback sweep",
     EXPIRE_REQUESTS: "the CIBA expiry sweep",
@@ -87,6 +91,31 @@ def later(task: str, *args: Any, countdown: float) -> bool:
     if current_app.conf.task_always_eager:
         return False
     return send(task, *args, countdown=countdown)
+
+
+#: When each process last sent a batch task, by task name (``kick_after_commit``).
+_kicked: dict[str, float] = {}
+
+
+def kick_after_commit(task: str, *, window: float, using: str | None = None) -> None:
+    """Once the current transaction commits, make sure ``task`` runs within ``window`` seconds:
+    send it with that countdown unless this process already sent one in the first half of
+    the current window. Work created while a kick is pending is taken by it (its rows are
+    committed well before the countdown ends); work created later sends a new kick. A lost
+    kick (broker down, process killed) is covered by the periodic sweep. With eager Celery
+    nothing is deferred: the task runs at once, as ``after_commit`` would run it."""
+
+    def kick() -> None:
+        if current_app.conf.task_always_eager:
+            send(task)
+            return
+        now = time.monotonic()
+        if now - _kicked.get(task, -window) < window / 2:
+            return
+        if send(task, countdown=window):
+            _kicked[task] = now
+
+    transaction.on_commit(kick, using=using)
 
 
 def after_lease(task: str, pk: int, lease_until: datetime | None, now: datetime) -> str:

@@ -20,6 +20,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -35,6 +36,10 @@ Status = AuthenticationRequest.NotificationStatus
 OPEN = (Status.QUEUED, Status.RETRYING)
 #: A new entry is left to its own task this long before a sweep sends it too.
 SWEEP_GRACE = timedelta(seconds=10)
+
+
+def connection_for_writes() -> Any:
+    return connections[router.db_for_write(AuthenticationRequest)]
 
 
 def lease_duration() -> timedelta:
@@ -66,6 +71,80 @@ def notify(request_pk: int, **_legacy: Any) -> str:
     return _record(ar, failed, now)
 
 
+def notify_due(max_batches: int = 50) -> int:
+    """Run every due device notification, in batches of ``NOTIFY_BATCH_SIZE``; return how many.
+
+    The batched form of ``notify``: a batch is claimed with one locking query
+    (``SKIP LOCKED`` where the database has it, so concurrent batch tasks never take the same
+    entry), read with one query, its users' devices with one more, and the entries whose
+    notifiers all succeeded are recorded with one UPDATE; failures go through ``_record`` one
+    by one, as in ``notify``, to be retried. ``max_batches`` bounds one task's run; what is
+    left gets a new task (or the sweep).
+    """
+    done = 0
+    for _ in range(max_batches):
+        now = timezone.now()
+        pks = _claim_batch(now, ciba_settings.NOTIFY_BATCH_SIZE)
+        if not pks:
+            return done
+        done += _run_batch(pks, now)
+        if len(pks) < ciba_settings.NOTIFY_BATCH_SIZE:
+            return done
+    dispatch.send(dispatch.NOTIFY_DUE)
+    return done
+
+
+def _claim_batch(now: datetime, size: int) -> list[int]:
+    due = _open(AuthenticationRequest.objects.all(), now).filter(device_notification_due_at__lte=now)
+    lease = {"device_notification_lease_until": now + lease_duration()}
+    if not connection_for_writes().features.has_select_for_update_skip_locked:
+        # SQLite serialises writers: the conditional UPDATE of each entry is the claim.
+        pks = list(due.order_by("device_notification_due_at").values_list("pk", flat=True)[:size])
+        return [pk for pk in pks if _open(AuthenticationRequest.objects.filter(pk=pk), now).update(**lease)]
+    with transaction.atomic(using=router.db_for_write(AuthenticationRequest)):
+        pks = list(
+            due.order_by("device_notification_due_at")
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)[:size]
+        )
+        if pks:
+            AuthenticationRequest.objects.filter(pk__in=pks).update(**lease)
+    return pks
+
+
+def _run_batch(pks: list[int], now: datetime) -> int:
+    requests = list(AuthenticationRequest.objects.select_related("client").filter(pk__in=pks))
+    devices: dict[int, list[Device]] = {}
+    for device in Device.objects.filter(user_id__in={ar.user_id for ar in requests}):
+        devices.setdefault(device.user_id, []).append(device)
+    sent = []
+    for ar in requests:
+        if ar.device_notification_attempts == 0:
+            poll_state().track(ar)
+        ar.notification_id = ar.device_notification_id or str(ar.pk)
+        failed = {
+            path: outcome
+            for path, notifier_class in _notifiers(ar.device_notification_retry).items()
+            if not (outcome := _run(path, notifier_class, ar, devices.get(ar.user_id, []))).delivered
+        }
+        if failed:
+            _record(ar, failed, now)
+        else:
+            sent.append(ar.pk)
+    if sent:
+        # The entries are leased to this run, so nobody else changed their status meanwhile.
+        AuthenticationRequest.objects.filter(pk__in=sent, device_notification_status__in=OPEN).update(
+            device_notification_status=Status.SENT,
+            device_notification_attempts=F("device_notification_attempts") + 1,
+            device_notification_error="",
+            device_notified_at=now,
+            device_notification_lease_until=None,
+            device_notification_due_at=None,
+            device_notification_retry=None,
+        )
+    return len(requests)
+
+
 def sweep(now: datetime | None = None, limit: int = 500) -> int:
     """Hand every due, unleased notification of a pending request to a worker."""
     now = now or timezone.now()
@@ -75,6 +154,9 @@ def sweep(now: datetime | None = None, limit: int = 500) -> int:
         .order_by("device_notification_due_at")
         .values_list("pk", flat=True)[:limit]
     )
+    if pks and ciba_settings.NOTIFY_BATCH_WINDOW:
+        dispatch.send(dispatch.NOTIFY_DUE)  # one batch task takes them all
+        return len(pks)
     for pk in pks:
         dispatch.send(dispatch.NOTIFY_DEVICE, pk)
     return len(pks)

@@ -21,6 +21,7 @@ from django.db import router, transaction
 from django.utils import timezone
 
 from . import dispatch, signals
+from .conf import ciba_settings
 from .constants import MODE_PUSH, NOTIFICATION_MODES
 from .errors import InvalidApproval, RequestNotPending, StepUpRequired, TemporarilyUnavailable
 from .models import AuthenticationRequest, CallbackDelivery
@@ -90,8 +91,16 @@ def resend_device_notification(ar: AuthenticationRequest) -> bool:
 
 def _notify_device(ar: AuthenticationRequest) -> None:
     """Hand the device notification to a worker once committed. The row is its outbox entry:
-    if the broker is down, the sweep sends it later (never an error for the client)."""
-    dispatch.after_commit(dispatch.NOTIFY_DEVICE, ar.pk, using=_db())
+    if the broker is down, the sweep sends it later (never an error for the client).
+
+    With ``NOTIFY_BATCH_WINDOW`` (the default) one task per window takes every due entry in
+    batches (``notifications.notify_due``): a Celery message and its handling per request
+    cost more than the notification itself. ``0`` sends one task per request."""
+    window = ciba_settings.NOTIFY_BATCH_WINDOW
+    if window:
+        dispatch.kick_after_commit(dispatch.NOTIFY_DUE, window=window, using=_db())
+    else:
+        dispatch.after_commit(dispatch.NOTIFY_DEVICE, ar.pk, using=_db())
 
 
 def approve(

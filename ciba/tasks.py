@@ -26,6 +26,13 @@ def notify_authentication_device(request_pk: int, *args: Any, **kwargs: Any) -> 
     return notifications.notify(request_pk)
 
 
+@shared_task(name=dispatch.NOTIFY_DUE, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def notify_due_devices() -> int:
+    """Run every due device notification in batches (``notifications.notify_due``); sent once
+    per ``NOTIFY_BATCH_WINDOW`` by the web processes instead of one task per request."""
+    return notifications.notify_due()
+
+
 @shared_task(name=dispatch.DELIVER_CALLBACK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_callback(delivery_pk: int) -> str:
     """Attempt one ping or push callback (``ciba.callbacks.outbox``)."""

@@ -529,3 +529,57 @@ def test_the_sweep_does_not_notify_a_request_that_is_over(alice, make_client, re
     with override_settings(CIBA=webhook_settings(recorder)):
         assert sweep_callbacks.apply().get() == 0
     assert recorder.received == []
+
+
+# --- batched device notifications (NOTIFY_BATCH_WINDOW) -------------------------------------
+
+
+def _pending(client_app, user, n, message="BATCH"):
+    return [
+        services.create_request(
+            expires_in=120,
+            client=client_app,
+            user=user,
+            hint_kind="login_hint",
+            scope="openid",
+            interval=5,
+            binding_message=f"{message}{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_batch_task_notifies_every_due_request_once_and_records_each(
+    alice, make_client, recorder, settings
+):
+    """What a worker does with one ``ciba.notify_due_devices`` task: every due entry, in
+    batches smaller than the backlog, each sent once and recorded ``sent``."""
+    from ciba import notifications
+
+    settings.CIBA = {**webhook_settings(recorder), "NOTIFY_BATCH_SIZE": 4}
+    app, _ = make_client("poll")
+    requests_ = _pending(app, alice, 10)  # the test's transaction never commits: no task ran
+    decided, expired = requests_[0], requests_[1]
+    services.deny(decided, user=alice)
+    AuthenticationRequest.objects.filter(pk=expired.pk).update(expires_at=expired.created_at)
+    assert recorder.received == []
+    assert notifications.notify_due() == 8
+    ids = [json.loads(body)["data"]["binding_message"] for _, _, body in recorder.received]
+    assert sorted(ids) == sorted(f"BATCH{i}" for i in range(2, 10))
+    assert AuthenticationRequest.objects.filter(device_notification_status="sent").count() == 8
+    assert notifications.notify_due() == 0  # nothing is due twice
+    assert len(recorder.received) == 8
+
+
+def test_in_a_batch_a_failing_notification_is_recorded_alone(alice, make_client, recorder, settings):
+    from ciba import notifications
+
+    settings.CIBA = webhook_settings(recorder)
+    app, _ = make_client("poll")
+    _pending(app, alice, 3)
+    recorder.statuses = [204, 400, 204]  # the second POST is refused for good
+    assert notifications.notify_due() == 3
+    statuses = sorted(AuthenticationRequest.objects.values_list("device_notification_status", flat=True))
+    assert statuses == ["failed", "sent", "sent"]
+    failed = AuthenticationRequest.objects.get(device_notification_status="failed")
+    assert failed.device_notification_attempts == 1 and "400" in failed.device_notification_error

@@ -297,3 +297,35 @@ def test_expiry_racing_approvals_leaves_each_request_in_one_consistent_state(ali
             assert outcome == "expired" and final[pk] == "expired"
             assert AuthenticationRequest.objects.get(pk=pk).decided_at is None  # never approved
     assert set(outcomes.values()) == {"approved", "expired"}  # the race really happened
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_requests_is_notified_by_a_few_batch_tasks_not_one_task_each(
+    celery_worker_process, alice, make_client
+):
+    """NOTIFY_BATCH_WINDOW: the web side sends one ``ciba.notify_due_devices`` per window and
+    the worker runs every due notification in batches; each device is told exactly once."""
+    from django.core.cache import cache
+
+    client_app, _ = make_client("poll")
+    requests_ = [
+        services.create_request(
+            expires_in=120,
+            client=client_app,
+            user=alice,
+            hint_kind="login_hint",
+            scope="openid",
+            interval=5,
+            binding_message=f"B{i}",
+        )
+        for i in range(60)
+    ]
+    assert wait_for(
+        lambda: AuthenticationRequest.objects.filter(device_notification_status="sent").count() == 60
+    )
+    assert all(cache.get(f"ciba-test-notified:{ar.auth_req_id}") == f"B{i}" for i, ar in enumerate(requests_))
+    received = "".join(celery_worker_process.output)
+    assert received.count("Task ciba.notify_authentication_device[") == 0
+    batch_tasks = received.count("Task ciba.notify_due_devices[") // 2  # "received" and "succeeded"
+    assert 1 <= batch_tasks < 20, received[-3000:]
+    assert AuthenticationRequest.objects.filter(device_notification_attempts=1).count() == 60
