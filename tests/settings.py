@@ -113,6 +113,12 @@ if os.environ.get("CIBA_TEST_MTLS") == "1":
             "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
         }
     )
+# The integration tier's FAPI walk-through (tests/integration/test_fapi_walkthrough.py): the
+# server as docs/fapi.md runs the example, with CIBA_PROFILE=fapi-ciba and nginx's issuer URL.
+if os.environ.get("CIBA_TEST_PROFILE") == env.FAPI_CIBA["PROFILE"]:
+    CIBA.update({key: list(v) if isinstance(v, list) else v for key, v in env.FAPI_CIBA.items()})
+    OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"] = os.environ["CIBA_TEST_ISSUER"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # DJANGO_SECURE_PROXY_SSL_HEADER=1
 if os.environ.get("CIBA_TEST_NOTIFIERS"):
     CIBA["NOTIFIER_CLASSES"] = os.environ["CIBA_TEST_NOTIFIERS"].split(",")
 # The integration tier's worker uses short callback timeouts and backoff, so that retries and

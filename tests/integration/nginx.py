@@ -268,10 +268,10 @@ def gunicorn(directory: Path, env: dict[str, str] | None = None) -> Iterator[str
 
 
 @contextmanager
-def proxy(pki: Pki, directory: Path, upstream_url: str) -> Iterator[MtlsServer]:
-    """nginx terminating TLS on a free loopback port in front of ``upstream_url``."""
+def proxy(pki: Pki, directory: Path, upstream_url: str, port: int | None = None) -> Iterator[MtlsServer]:
+    """nginx terminating TLS on ``port`` (default: a free loopback port) in front of ``upstream_url``."""
     binary = nginx_binary()
-    port = free_port()
+    port = port or free_port()
     server = MtlsServer(
         url=f"https://127.0.0.1:{port}",
         upstream_url=upstream_url,
@@ -301,10 +301,13 @@ def proxy(pki: Pki, directory: Path, upstream_url: str) -> Iterator[MtlsServer]:
 
 
 @contextmanager
-def running(pki: Pki, directory: Path, env: dict[str, str] | None = None) -> Iterator[MtlsServer]:
+def running(
+    pki: Pki, directory: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[MtlsServer]:
     """gunicorn and nginx in front of it, up and answering; both process groups are killed
-    on exit, whatever happened."""
+    on exit, whatever happened. ``port``: nginx's, when ``env`` must name it beforehand (an
+    issuer); ``env``: gunicorn's, ``server_env()`` plus what a test adds."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    with gunicorn(directory, env) as upstream, proxy(pki, directory, upstream) as server:
+    with gunicorn(directory, env) as upstream, proxy(pki, directory, upstream, port) as server:
         yield server
