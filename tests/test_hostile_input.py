@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.contrib.auth import get_user_model
 from oauth2_provider.models import get_application_model
 
+from ciba import services
 from ciba.constants import CIBA_GRANT_TYPE
-from ciba.models import Device
+from ciba.models import AuthenticationRequest, Device
 from ciba.views.parsers import MAX_DEPTH
 from tests.conftest import basic_auth, start_request
 from tests.protocol import backchannel, consent_bearer, oauth_error, token
@@ -209,6 +210,21 @@ def test_a_resource_that_cannot_be_split_is_invalid_target(client, service_clien
     app, secret = service_client
     response = token(client, app, secret, {"grant_type": "client_credentials", "resource": resource})
     oauth_error(response, 400, "invalid_target")
+
+
+def test_an_approved_ciba_poll_with_a_resource_that_cannot_be_split_is_invalid_target(
+    client, alice, make_client
+):
+    """The CIBA grant skips the other grants' screening, but DOT splits its resources too
+    while saving the tokens (found by the parameter fuzzer: a 500 once the request was approved).
+    Refused before anything is issued: the request can still be collected."""
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)
+    ar = AuthenticationRequest.objects.get(auth_req_id=auth_req_id)
+    services.approve(ar, user=ar.user)
+    poll = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id}
+    oauth_error(token(client, app, secret, {**poll, "resource": "https://[::1"}), 400, "invalid_target")
+    assert token(client, app, secret, poll).status_code == 200
 
 
 def test_dot_s_own_invalid_target_is_json_and_not_stored(client, service_client):

@@ -62,6 +62,11 @@ def refusal(request: HttpRequest, grant_types: Callable[[], Collection[str]]) ->
     for a request of another grant than CIBA.
     """
     params = request.POST
+    if not all(_splits(resource) for resource in params.getlist("resource")):
+        # DOT splits each RFC 8707 resource while saving the token (CIBA grant included).
+        return oauth_error(
+            CustomOAuth2Error("invalid_target", description="A resource is not a valid resource indicator.")
+        )
     if CIBA_GRANT_TYPE in params.getlist("grant_type"):
         return None
     if any("\x00" in name or any("\x00" in value for value in values) for name, values in params.lists()):
@@ -74,10 +79,6 @@ def refusal(request: HttpRequest, grant_types: Callable[[], Collection[str]]) ->
         return oauth_error(UnsupportedGrantTypeError(description="This grant type is not supported."))
     if grant_type == DEVICE_CODE_GRANT_TYPE and not params.get("device_code"):
         return oauth_error(InvalidRequestError(description="Missing device_code parameter."))
-    if not all(_splits(resource) for resource in params.getlist("resource")):
-        return oauth_error(
-            CustomOAuth2Error("invalid_target", description="A resource is not a valid resource indicator.")
-        )
     return None
 
 
