@@ -69,6 +69,8 @@ DEFAULTS: dict[str, Any] = {
     "POLL_STATE_REDIS_URL": "",
     "POLL_STATE_REDIS_TIMEOUT": 0.25,
     "POLL_STATE_BREAKER_SECONDS": 5.0,
+    # Middleware besides Django's own that the pending-poll fast lane may skip (ciba.fast_lane)
+    "FAST_LANE_SKIPPABLE_MIDDLEWARE": [],
     # --- per-client rate limit of the backchannel endpoint (DRF rate syntax, None = off) ---
     "BACKCHANNEL_THROTTLE_RATE": "600/minute",
     # --- where the backchannel endpoint is published, when not derivable from the URLconf ---

@@ -3,12 +3,14 @@
 * ``base``: the store interface (``PollState``), doing nothing.
 * ``database``: the default store, one UPDATE per pending poll.
 * ``redis_state``: pending polls answered by one Lua script in a shared Redis.
-* ``prescreen``: the token endpoint's first look at a CIBA grant request.
+* ``prescreen``: the token endpoint's first look at a CIBA grant request (the token view and
+  the WSGI fast lane ahead of Django, ``ciba.fast_lane``, both ask its ``screen``).
 * ``stamps``: client version stamps, changed when a client is saved or deleted.
 
 ``poll_state()`` is the configured store (``CIBA["POLL_STATE_CLASS"]``). Only
-``ciba.services`` (decisions), ``ciba.oauth`` (the token endpoint) and ``ciba.client_auth``
-(client version stamps) use it; views never see it.
+``ciba.services`` (decisions), ``ciba.oauth`` (the token endpoint), ``ciba.client_auth``
+(client version stamps) and ``ciba.fast_lane`` (whether the store is shared) use it; views
+never see it.
 """
 
 from __future__ import annotations

@@ -7,14 +7,21 @@ is shared (``RedisPollState``), a well-formed CIBA grant request from a client w
 credentials the caller's ``identify`` can fingerprint is answered here from one Lua call —
 no database, no oauthlib request parsing. Anything this module is not certain about returns
 ``None`` and takes the full path, which owns every other answer (and every error message).
+
+``screen`` works on the request's headers (a WSGI environ, or Django's ``request.META``,
+which is one) and its body bytes, so that the token view (``answer``) and the WSGI fast lane
+ahead of Django's middleware (``ciba.fast_lane``) decide with the same code.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.utils.http import parse_header_parameters
 from oauthlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 
 from .. import polling
@@ -27,6 +34,8 @@ _GRANT_PARAMETERS = frozenset(
 )
 _AUTH_REQ_ID = re.compile(AUTH_REQ_ID_PATTERN)
 _ERRORS = {polling.PENDING: AuthorizationPendingError, polling.SLOW_DOWN: SlowDownError}
+#: The answers that come from the poll state (the others are refusals of a malformed request).
+POLL_ANSWERS = frozenset(_ERRORS)
 
 #: ``identify(authorization_header, form)`` → ``(client_id, fingerprint)`` of credentials the
 #: store may have seen verified, or ``None`` (any other method, or nothing usable). Supplied
@@ -35,29 +44,48 @@ Identify = Callable[[str, Mapping[str, str]], "tuple[str, str] | None"]
 
 
 def answer(request: HttpRequest, identify: Identify) -> HttpResponse | None:
-    """The response to a CIBA grant request with a repeated parameter or to a pending poll;
-    ``None`` when the full token endpoint must answer."""
+    """The token view's response to a CIBA grant request with a repeated parameter or to a
+    pending poll; ``None`` when the full token endpoint must answer."""
     if request.content_type != FORM:
+        return None  # before request.body: a multipart body has been consumed by request.POST
+    error = screen(request.META, request.body, identify)
+    return None if error is None else oauth_error(error)
+
+
+def screen(meta: Mapping[str, Any], body: bytes, identify: Identify) -> OAuth2Error | None:
+    """The error a CIBA grant request gets without the full path: ``invalid_request`` for a
+    repeated parameter, or ``authorization_pending``/``slow_down`` when the shared poll state
+    proves the request pending (the poll is then counted there, ``error.error`` is in
+    ``POLL_ANSWERS``); ``None`` for everything else.
+
+    ``meta`` holds the request's CGI-style headers (``CONTENT_TYPE``, ``HTTP_AUTHORIZATION``);
+    ``body`` is read exactly as Django reads a form (UTF-8, ``DATA_UPLOAD_MAX_NUMBER_FIELDS``).
+    """
+    content_type, options = parse_header_parameters(meta.get("CONTENT_TYPE", ""))
+    if content_type != FORM or options.get("charset", "utf-8").lower() != "utf-8":
+        return None  # Django refuses other charsets for a form; the full path says so
+    try:
+        params = QueryDict(body, encoding="utf-8")
+    except TooManyFieldsSent:
         return None
-    params = request.POST
     if CIBA_GRANT_TYPE not in params.getlist("grant_type"):
         return None  # other grants keep DOT's behaviour
     repeated = sorted(name for name, values in params.lists() if len(values) > 1)
     if repeated:
-        return oauth_error(InvalidRequestError(description=_duplicate(repeated[0])))
+        return InvalidRequestError(description=_duplicate(repeated[0]))
     store = polling.poll_state()
     if not store.shared:
         return None
     auth_req_id = params.get("auth_req_id", "")
     if not _AUTH_REQ_ID.fullmatch(auth_req_id):
         return None
-    identity = identify(request.META.get("HTTP_AUTHORIZATION", ""), params)
+    identity = identify(meta.get("HTTP_AUTHORIZATION", ""), params)
     if identity is None:
         return None
     code = store.poll(identity[0], identity[1], auth_req_id, polling.now())
     if code is None:
         return None
-    return oauth_error(_ERRORS[code]())
+    return _ERRORS[code]()
 
 
 def _duplicate(name: str) -> str:
