@@ -24,7 +24,6 @@ the command fail. Writes ``docs/performance/load-<poll state>.json`` and ``.png`
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import platform
@@ -35,161 +34,32 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT, environment, finish, flush_redis, gunicorn, manage, prepare_database
-from ciba.dispatch import QUEUES
+from bench.common import (
+    GRANT,
+    RESULTS,
+    ROOT,
+    Receiver,
+    basic,
+    count_errors,
+    environment,
+    finish,
+    flush_redis,
+    gunicorn,
+    manage,
+    percentiles,
+    post,
+    prepare_database,
+    start_worker,
+    wrk,
+)
 
-GRANT = "urn:openid:params:grant-type:ciba"
 TARGETS = {"backchannel_per_second": 500, "pending_polls_per_second_at_1000": 1000, "ping_p95_ms": 50}
 
 
-# --- wrk ------------------------------------------------------------------------------------
-
-
-def wrk(base: str, path: str, authorization: str, bodies: list[str], seconds: int, connections: int) -> dict:
-    """Run wrk with bench/wrk/post.lua and return its RESULT line, with requests/s added."""
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.write("\n".join(bodies) + "\n")
-    try:
-        output = subprocess.run(
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{seconds}s",
-                "--timeout",
-                "10s",
-                "-s",
-                str(ROOT / "bench" / "wrk" / "post.lua"),
-                base,
-                "--",
-                path,
-                authorization,
-                handle.name,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    finally:
-        os.unlink(handle.name)
-    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line.removeprefix("RESULT "))
-    seconds_run = result.pop("duration_us") / 1e6
-    latency = {k: round(v / 1000, 2) for k, v in result.pop("latency_us").items()}
-    return {
-        "requests": result["requests"],
-        "seconds": round(seconds_run, 2),
-        "requests_per_second": round(result["requests"] / seconds_run, 1),
-        "latency_ms": latency,
-        "answers": dict(sorted(result["answers"].items())),
-        "socket_errors": result["socket_errors"],
-    }
-
-
-def count_errors(result: dict, expected: set[str]) -> int:
-    unexpected = sum(n for answer, n in result["answers"].items() if answer not in expected)
-    return unexpected + sum(result["socket_errors"].values())
-
-
-# --- the clients' notification endpoint -----------------------------------------------------
-
-
-class Receiver(ThreadingHTTPServer):
-    """The ping and push clients' notification endpoint: records when each callback arrived."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
-        self.arrived: dict[str, tuple[float, str, dict, str]] = {}
-        self.events: dict[str, threading.Event] = {}
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/cb"
-
-    def expect(self, auth_req_id: str) -> threading.Event:
-        with self.lock:
-            return self.events.setdefault(auth_req_id, threading.Event())
-
-
-class _ReceiverHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        at = time.perf_counter()
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        self.send_response(204)
-        self.end_headers()
-        server: Receiver = self.server  # type: ignore[assignment]
-        auth_req_id = body.get("auth_req_id", "")
-        server.arrived[auth_req_id] = (at, self.path, body, self.headers.get("Authorization", ""))
-        server.expect(auth_req_id).set()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-# --- the Celery worker ----------------------------------------------------------------------
-
-
-def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "example_project",
-            "worker",
-            "-Q",
-            ",".join(QUEUES),
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "--loglevel",
-            "INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    assert process.stdout is not None
-    for line in process.stdout:
-        if " ready." in line:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError("the Celery worker did not start")
-    threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()  # drain
-    return process
-
-
 # --- scenarios ------------------------------------------------------------------------------
-
-
-def basic(client: dict) -> str:
-    return "Basic " + base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def measured(
@@ -274,17 +144,6 @@ def callback_scenario(base: str, demo: dict, receiver: Receiver, mode: str, appr
         "problems": sorted(set(problems)),
         "samples_ms": [round(x, 2) for x in latencies],
     }
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-
-    def at(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
-
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 2)}
 
 
 # --- report ---------------------------------------------------------------------------------

@@ -1,0 +1,1352 @@
+"""Our production tier side by side with the reference OP (node-oidc-provider), in one run.
+
+    python -m bench.compare            # 15-25 minutes; writes docs/performance/compare.{json,png}
+    python -m bench.compare --smoke    # ~40 s: 1 round, 2 s runs, results to a temp dir
+
+The reference OP is ``../shared/anchor/`` (panva/oidc-provider 9.13, CIBA poll + ping, one
+Node process, storage in memory): copied to ``/tmp/ciba-anchor/<hash of package-lock.json>``,
+``npm ci`` there once, then ``node server.mjs``. Ours is the example project on the production
+web server (``bench.common.serve``: ``./scripts/serve`` when it exists, else gunicorn),
+PostgreSQL (database ``ciba_bench``, emptied), Redis (cache, poll state, Celery broker) and
+Celery workers in the layout of docs/integration.md "Queues" (one worker for
+``ciba-callbacks``, one for ``ciba-notify,ciba-sweeps``). Both get the same load from the same
+wrk (1 thread, ``--connections`` 8), and the servers alternate within each scenario of each of
+``--rounds`` rounds. Scenarios:
+
+1. pending polls/s: ``--pending`` pending requests per server, polled round-robin for
+   ``--duration`` s; every answer must be ``authorization_pending`` or ``slow_down``;
+2. backchannel requests/s with no Celery worker running (device notifications left queued):
+   complete requests, ``login_hint`` cycling over user1..user50; every answer must be 200;
+3. backchannel sustained, notification work included: our workers run; wrk for ``--duration``
+   s, then the time until the worker has finished the device notification of every request
+   (the database's ``device_notification_status`` no longer open) is added:
+   accepted / (duration + drain). The reference OP "notifies" inline (it only remembers the
+   request), so its sustained rate is its rate of scenario 2 in the same round;
+4. approve -> callback latency: ``--approvals`` sequential approvals each, timed from just
+   before the approve request to the callback's arrival at a local receiver (https with a
+   self-signed certificate for the reference OP, which accepts nothing else; http for ours);
+   ping for both, push for ours only (the reference OP does not offer it);
+5. burst (ours only): ``--burst`` backchannel requests as fast as wrk sends them, then at once
+   ``--approvals`` ping approvals: their p95 beside the quiet p95 of scenario 4;
+6. resources: resident memory of each web and Celery process, and CPU-seconds of our web and
+   worker processes (and of the reference OP's process) per 1,000 polls, per 1,000 backchannel
+   requests and per callback, from /proc utime+stime of each process tree around each run.
+   PostgreSQL's and Redis's CPU is listed apart: whole servers, shared with anything else
+   using them.
+
+The machine is shared: before each scenario the command waits (up to ``--quiet-wait`` s) until
+other processes use under a quarter of a core, and every run records the CPU the rest of the
+machine used meanwhile (``others``: /proc/stat minus every process measured, wrk included).
+Our server remembers a verified client secret for ``--secret-cache-seconds`` (a day: the whole
+run), so the steady state is measured; see ``measure`` for what a lapse does under load.
+
+Prints a table of medians, spreads (min-max over the rounds), ratios ours/theirs and the issue
+17 targets; writes the JSON (every run, the machine, versions, commit) and a chart. The numbers
+never fail the command; errors do (a wrong answer, a socket error, a missing or wrong callback,
+notifications never finished, a server that does not start). Exit status 75 means the
+reference OP could not be installed or node is missing: nothing was measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import http.client
+import ipaddress
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.common import (
+    GRANT,
+    RESULTS,
+    ROOT,
+    Receiver,
+    Server,
+    basic,
+    count_errors,
+    cpu_seconds,
+    describe_tree,
+    environment,
+    flush_redis,
+    manage,
+    percentiles,
+    post,
+    prepare_database,
+    processes_named,
+    serve,
+    start_worker,
+    stop_session,
+    tree_cpu_seconds,
+    wait_until_serving,
+    wrk,
+)
+
+ANCHOR_SOURCE = Path(os.environ.get("CIBA_ANCHOR_SOURCE", ROOT.parent / "shared" / "anchor"))
+ANCHOR_CACHE = Path(os.environ.get("CIBA_ANCHOR_CACHE", "/tmp/ciba-anchor"))
+ANCHOR_UNAVAILABLE = 75  # exit status: the reference OP could not be installed; nothing measured
+USERS = 50  # user1..user50 on both servers (the reference OP's default)
+PENDING = {"400 authorization_pending", "400 slow_down"}
+#: Issue 17's targets. Burst: "callback latency unchanged" is read as a p95 after the burst
+#: within 1.5x the quiet p95 plus 2 ms (the notification backlog shares the two cores).
+TARGETS = {
+    "polls_ratio": 1.0,
+    "sustained_ratio": 0.35,
+    "ping_p95_ms": 10.0,
+    "push_p95_ms": 15.0,
+    "burst_p95_factor": 1.5,
+    "burst_p95_slack_ms": 2.0,
+}
+#: docs/integration.md "Queues": callbacks get workers of their own.
+WORKER_LAYOUT = (("callbacks", ("ciba-callbacks",)), ("notify", ("ciba-notify", "ciba-sweeps")))
+
+
+class AnchorUnavailable(Exception):
+    """node, npm or the reference OP's packages are not available: nothing can be compared."""
+
+
+# --- the reference OP -----------------------------------------------------------------------
+
+
+def _copy_sources(source: Path, target: Path) -> None:
+    """The anchor's files (not node_modules), writable (the source may be read-only)."""
+    for path in source.rglob("*"):
+        relative = path.relative_to(source)
+        if path.is_dir() or relative.parts[0] == "node_modules":
+            continue
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temporary = destination.with_name(f".{destination.name}.{os.getpid()}")
+        temporary.write_bytes(path.read_bytes())
+        os.replace(temporary, destination)
+
+
+def install_anchor(source: Path = ANCHOR_SOURCE) -> Path:
+    """A copy of the reference OP with its packages installed (``npm ci`` once per lock file)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise AnchorUnavailable("node and npm are needed for the reference OP")
+    lock = source / "package-lock.json"
+    if not lock.is_file():
+        raise AnchorUnavailable(f"no reference OP at {source} (missing package-lock.json)")
+    key = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
+    target = ANCHOR_CACHE / key
+    if not (target / ".npm-ci-done").exists():
+        ANCHOR_CACHE.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)  # a copy without a finished npm ci
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=ANCHOR_CACHE))
+        _copy_sources(source, staging)
+        print(f"npm ci in {target} (once per package-lock.json) ...", flush=True)
+        try:
+            result = subprocess.run(
+                [
+                    "npm",
+                    "ci",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    "--fetch-retries=1",
+                    "--prefer-offline",
+                ],
+                cwd=staging,
+                capture_output=True,
+                text=True,
+                timeout=150,
+            )
+        except subprocess.TimeoutExpired:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise AnchorUnavailable("npm ci did not finish within 150 s (registry unreachable?)") from None
+        if result.returncode:
+            shutil.rmtree(staging, ignore_errors=True)
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+            raise AnchorUnavailable(f"npm ci failed (exit {result.returncode}):\n{tail}")
+        (staging / ".npm-ci-done").touch()
+        try:
+            os.rename(staging, target)
+        except OSError:  # another run installed it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+    _copy_sources(source, target)  # server.mjs and keys as they are now
+    return target
+
+
+@dataclass
+class Anchor:
+    base: str
+    pid: int
+
+
+@contextmanager
+def anchor(directory: Path, port: int, notify_url: str, notify_ca: Path, log: Path) -> Iterator[Anchor]:
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "CIBA_ANCHOR_NOTIFY_URL": notify_url,
+        "CIBA_ANCHOR_NOTIFY_CA": str(notify_ca),
+        "CIBA_ANCHOR_USERS": str(USERS),
+    }
+    base = f"http://127.0.0.1:{port}"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            ["node", "server.mjs"], cwd=directory, env=env, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        try:
+            wait_until_serving(
+                base, process, "the reference OP (node server.mjs)", "/.well-known/openid-configuration"
+            )
+        except RuntimeError:
+            print(log.read_text(), file=sys.stderr)
+            raise
+        print(f"reference OP: node server.mjs in {directory}, {base}", flush=True)
+        yield Anchor(base, process.pid)
+    finally:
+        stop_session(process)
+
+
+def anchor_versions(directory: Path) -> dict[str, str]:
+    def version(package: str) -> str:
+        try:
+            return json.loads((directory / "node_modules" / package / "package.json").read_text())["version"]
+        except (OSError, ValueError, KeyError):
+            return "?"
+
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"node": node, "oidc-provider": version("oidc-provider"), "undici": version("undici")}
+
+
+def self_signed(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 and the certificate's PEM file (the OP's trust)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert = directory / "receiver.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file = directory / "receiver.key"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key_file)
+    return context, cert
+
+
+# --- our tier -------------------------------------------------------------------------------
+
+
+class Database:
+    """Direct access to the benchmark database: empty the requests, count open notifications."""
+
+    def __init__(self, url: str, table: str, open_statuses: list[str]) -> None:
+        import psycopg
+
+        self.connection = psycopg.connect(url, autocommit=True)
+        self.table = table
+        self.open_statuses = open_statuses
+
+    def empty(self) -> None:
+        self.connection.execute("SET lock_timeout = '15s'")
+        self.connection.execute(f'TRUNCATE "{self.table}" CASCADE')
+
+    def open_notifications(self) -> int:
+        row = self.connection.execute(
+            f'SELECT count(*) FROM "{self.table}" WHERE device_notification_status = ANY(%s)',
+            (self.open_statuses,),
+        ).fetchone()
+        return int(row[0])
+
+    def version(self) -> str:
+        return str(self.connection.execute("SHOW server_version").fetchone()[0])
+
+
+SETUP_OURS = f"""
+import json
+from django.contrib.auth import get_user_model
+from ciba import notifications
+from ciba.models import AuthenticationRequest
+User = get_user_model()
+User.objects.bulk_create([User(username=f"user{{i}}") for i in range(1, {USERS} + 1)], ignore_conflicts=True)
+table = AuthenticationRequest._meta.db_table
+print(json.dumps({{"table": table, "open": [str(s) for s in notifications.OPEN]}}))
+"""
+
+
+@contextmanager
+def workers(env: dict[str, str], concurrency: dict[str, int]) -> Iterator[list[Any]]:
+    """The Celery workers of docs/integration.md "Queues", started side by side."""
+    started: dict[str, Any] = {}
+    failures: list[BaseException] = []
+
+    def start(name: str, queues: tuple[str, ...]) -> None:
+        try:
+            started[name] = start_worker(env, queues, concurrency[name])
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=layout) for layout in WORKER_LAYOUT]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        if failures:
+            raise RuntimeError(f"a Celery worker did not start: {failures[0]}")
+        yield [started[name] for name, _ in WORKER_LAYOUT]
+    finally:
+        for process in started.values():
+            process.terminate()
+        for process in started.values():
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@dataclass
+class Meter:
+    """CPU-seconds of each part, read from /proc around one run."""
+
+    web: int
+    anchor: int
+    worker_pids: list[int] = field(default_factory=list)
+
+    def read(self) -> dict[str, float]:
+        own = os.times()
+        return {
+            "web": tree_cpu_seconds(self.web),
+            "workers": tree_cpu_seconds(*self.worker_pids) if self.worker_pids else 0.0,
+            "services": (postgres := cpu_seconds(processes_named("postgres")))
+            + (redis := cpu_seconds(processes_named("redis-server"))),
+            "postgres": postgres,
+            "redis": redis,
+            "anchor": tree_cpu_seconds(self.anchor),
+            "bench": own.user + own.system + own.children_user + own.children_system,  # this + wrk
+            "machine": machine_busy_seconds(),
+            "wall": time.monotonic(),
+        }
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        spent = {key: round(after[key] - before[key], 3) for key in before}
+        # CPU the machine spent on anything else: other people's work disturbs the figures
+        counted = sum(
+            spent[key] for key in ("web", "workers", "services", "anchor", "bench")
+        )  # services: PG+Redis
+        spent["others"] = round(max(0.0, spent["machine"] - counted), 3)
+        return spent
+
+    def idle(self, seconds: float) -> dict[str, float]:
+        """CPU-seconds per second each part spends doing nothing for anyone (timers, heartbeats)."""
+        before = self.read()
+        time.sleep(seconds)
+        spent = self.spent(before, self.read())
+        parts = ("web", "workers", "services", "anchor")
+        return {key: round(spent[key] / spent["wall"], 4) for key in parts}
+
+
+def wait_quiet(meter: Meter, limit: float, waits: list[float]) -> None:
+    """Wait (up to ``limit`` s) until other processes use under a quarter of a core for 2 s."""
+    started = time.monotonic()
+    while limit > 0:
+        before = meter.read()
+        time.sleep(2)
+        spent = Meter.spent(before, meter.read())
+        busy = spent["others"] / spent["wall"]
+        if busy < 0.25 or time.monotonic() - started > limit:
+            break
+        print(f"  the machine is busy ({busy:.2f} cores used by other processes); waiting ...", flush=True)
+    waits.append(round(time.monotonic() - started, 1))
+
+
+def machine_busy_seconds() -> float:
+    """CPU-seconds all cores spent not idle since boot (/proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_run(
+    target: str,
+    base: str,
+    path: str,
+    authorization: str,
+    bodies: list[str],
+    seconds: int,
+    args: argparse.Namespace,
+    expected: set[str],
+    meter: Meter,
+    warmup: int = 0,
+) -> dict:
+    if warmup:
+        wrk(base, path, authorization, bodies, warmup, args.connections)
+    before = meter.read()
+    result = wrk(base, path, authorization, bodies, seconds, args.connections)
+    result["cpu_seconds"] = Meter.spent(before, meter.read())
+    result["errors"] = count_errors(result, expected)
+    result["server"] = target
+    return result
+
+
+def backchannel_bodies() -> list[str]:
+    return [
+        f"scope=openid&login_hint=user{i % USERS + 1}&binding_message=BENCH-{i:04d}&requested_expiry=600"
+        for i in range(1000)
+    ]
+
+
+def anchor_pending(base: str, count: int) -> list[str]:
+    """``count`` pending requests of the reference OP's poll client, on one keep-alive connection."""
+    netloc = urlsplit(base).netloc
+    connection = http.client.HTTPConnection(netloc, timeout=10)
+    headers = {
+        "Authorization": basic({"client_id": "anchor-poll", "client_secret": "anchor-poll-secret"}),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    ids = []
+    for i in range(count):
+        body = f"scope=openid&login_hint=user{i % USERS + 1}&binding_message=BENCH&requested_expiry=600"
+        connection.request("POST", "/backchannel", body, headers)
+        response = connection.getresponse()
+        payload = json.loads(response.read() or b"{}")
+        if response.status != 200:
+            raise RuntimeError(f"the reference OP refused a backchannel request: {response.status} {payload}")
+        ids.append(payload["auth_req_id"])
+    connection.close()
+    return ids
+
+
+def ours_pending(env: dict[str, str], db: Database, count: int) -> list[str]:
+    db.empty()
+    with tempfile.NamedTemporaryFile(suffix=".json") as ids_file:
+        subprocess.run(
+            [sys.executable, "-m", "bench.seed", "--replace", str(count), ids_file.name],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        return json.loads(Path(ids_file.name).read_text())
+
+
+def callbacks(
+    target: str,
+    base: str,
+    receiver: Receiver,
+    mode: str,
+    approvals: int,
+    gap: float,
+    meter: Meter,
+    demo: dict | None = None,
+    idle: dict[str, float] | None = None,
+) -> dict:
+    """``approvals`` requests started and approved one at a time; each callback timed and checked.
+
+    Ours: the demo client of ``mode``, approved through the consent API as alice. The
+    reference OP: ``anchor-ping``, approved with ``POST /approve`` (which sends the ping).
+    ``gap`` seconds pass between a request and its approval, so its device notification is done.
+    CPU is also given net of ``idle`` (each part's CPU-seconds per second at rest) over the run.
+    """
+    if demo is not None:
+        client = demo["clients"][mode]
+        hint = "alice"
+        start_url = f"{base}/o/backchannel-authentication/"
+        consent = {
+            "Authorization": f"Bearer {demo['users']['alice']['consent_token']}",
+            "Content-Type": "application/json",
+        }
+    else:
+        client = {"client_id": "anchor-ping", "client_secret": "anchor-ping-secret"}
+        hint = "user1"
+        start_url = f"{base}/backchannel"
+        consent = {"Content-Type": "application/json"}
+    form = {"Authorization": basic(client), "Content-Type": "application/x-www-form-urlencoded"}
+    latencies, approve_ms, problems = [], [], []
+    before = meter.read()
+    for i in range(approvals):
+        token = secrets.token_urlsafe(24)
+        body = f"scope=openid&login_hint={hint}&binding_message=BENCH-{i}&client_notification_token={token}"
+        status, started = post(start_url, body.encode(), form)
+        if status != 200:
+            problems.append(f"backchannel {status} {started.get('error')}")
+            continue
+        auth_req_id = started["auth_req_id"]
+        arrived = receiver.expect(auth_req_id)
+        time.sleep(gap)
+        t0 = time.perf_counter()
+        if demo is not None:
+            status, answer = post(f"{base}/o/ciba/requests/{auth_req_id}/approve/", b"{}", consent)
+        else:
+            approval = json.dumps({"auth_req_id": auth_req_id, "decision": "allow"}).encode()
+            status, answer = post(f"{base}/approve", approval, consent)
+        approve_ms.append((time.perf_counter() - t0) * 1000)
+        if status != 200 or (demo is None and answer.get("ping") != "delivered"):
+            problems.append(f"approve {status} {answer}")
+            continue
+        if not arrived.wait(10):
+            problems.append("no callback within 10 s")
+            continue
+        at, path, payload, authorization = receiver.arrived[auth_req_id]
+        latencies.append((at - t0) * 1000)
+        if authorization != f"Bearer {token}" or not path.rstrip("/").endswith(f"/{mode}"):
+            problems.append(f"callback with the wrong bearer token or path ({path})")
+        elif mode == "push" and not {"access_token", "id_token", "token_type"} <= set(payload):
+            problems.append(f"push payload without tokens: {sorted(payload)}")
+        elif mode == "ping" and set(payload) != {"auth_req_id"}:
+            problems.append(f"ping payload {sorted(payload)}")
+    return {
+        "server": target,
+        "mode": mode,
+        "approvals": approvals,
+        "callbacks_received": len(latencies),
+        "approval_to_callback_ms": percentiles(latencies),
+        "approve_request_ms": percentiles(approve_ms),
+        "cpu_seconds": (spent := Meter.spent(before, meter.read())),
+        "cpu_seconds_net_of_idle": {
+            key: round(value - (idle or {}).get(key, 0.0) * spent["wall"], 3)
+            for key, value in spent.items()
+            if key != "wall"
+        },
+        "errors": len(problems),
+        "problems": sorted(set(problems)),
+        "samples_ms": [round(x, 2) for x in latencies],
+    }
+
+
+def drain(db: Database, timeout: float) -> tuple[float, int]:
+    """Seconds until no device notification is open (and how many were open at the start)."""
+    started = time.monotonic()
+    first = remaining = db.open_notifications()
+    while remaining and time.monotonic() - started < timeout:
+        time.sleep(0.05)
+        remaining = db.open_notifications()
+    return time.monotonic() - started, first if not remaining else -remaining
+
+
+# --- one round ------------------------------------------------------------------------------
+
+
+def run_round(
+    index: int,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    ours: Server,
+    theirs: Anchor,
+    demo: dict,
+    db: Database,
+    receivers: dict[str, Receiver],
+) -> dict:
+    order = ["ours", "theirs"] if index % 2 == 0 else ["theirs", "ours"]
+    warmup = args.warmup if index == 0 else 0
+    meter = Meter(ours.pid, theirs.pid)
+    ours_auth = basic(demo["clients"]["poll"])
+    theirs_auth = basic({"client_id": "anchor-poll", "client_secret": "anchor-poll-secret"})
+    target = {
+        "ours": (ours.base, "/o/backchannel-authentication/", "/o/token/", ours_auth),
+        "theirs": (theirs.base, "/backchannel", "/token", theirs_auth),
+    }
+    waits: list[float] = []
+    result: dict[str, Any] = {
+        "round": index + 1,
+        "order": order,
+        "load_average": os.getloadavg(),
+        "waits": waits,
+    }
+
+    # 1. pending polls
+    wait_quiet(meter, args.quiet_wait, waits)
+    print(f"round {index + 1}: pending polls ...", flush=True)
+    ids = {"ours": ours_pending(env, db, args.pending), "theirs": anchor_pending(theirs.base, args.pending)}
+    result["polls"] = {}
+    for name in order:
+        base, _, token_path, auth = target[name]
+        bodies = [f"grant_type={GRANT}&auth_req_id={i}" for i in ids[name]]
+        run = wrk_run(name, base, token_path, auth, bodies, args.duration, args, PENDING, meter, warmup)
+        result["polls"][name] = {"pending_requests": args.pending, **run}
+
+    # 2. backchannel, no worker
+    wait_quiet(meter, args.quiet_wait, waits)
+    print(f"round {index + 1}: backchannel, no Celery worker ...", flush=True)
+    db.empty()
+    flush_redis(env["CELERY_BROKER_URL"])
+    result["backchannel"] = {}
+    for name in order:
+        base, path, _, auth = target[name]
+        run = wrk_run(
+            name, base, path, auth, backchannel_bodies(), args.duration, args, {"200"}, meter, warmup
+        )
+        result["backchannel"][name] = run
+
+    # 3-5 with our workers
+    db.empty()
+    flush_redis(env["CELERY_BROKER_URL"])
+    print(f"round {index + 1}: starting the Celery workers ...", flush=True)
+    concurrency = {"callbacks": args.callback_concurrency, "notify": args.notify_concurrency}
+    with workers(env, concurrency) as running:
+        meter.worker_pids = [process.pid for process in running]
+        wait_quiet(meter, args.quiet_wait, waits)
+        print(f"round {index + 1}: backchannel sustained, notifications included ...", flush=True)
+        base, path, _, auth = target["ours"]
+        before = meter.read()
+        run = wrk(base, path, auth, backchannel_bodies(), args.duration, args.connections)
+        drained, open_at_end = drain(db, args.drain_timeout)
+        run["cpu_seconds"] = Meter.spent(before, meter.read())
+        run["errors"] = count_errors(run, {"200"})
+        accepted = run["answers"].get("200", 0)
+        run.update(
+            server="ours",
+            accepted=accepted,
+            accepted_per_second=round(accepted / run["seconds"], 1),
+            drain_seconds=round(drained, 2),
+            notifications_open_at_end_of_load=open_at_end,
+            sustained_per_second=round(accepted / (run["seconds"] + drained), 1),
+        )
+        if open_at_end < 0:
+            run["errors"] += 1
+            run["problem"] = f"{-open_at_end} device notifications still open after {args.drain_timeout} s"
+        theirs_run = result["backchannel"]["theirs"]
+        result["sustained"] = {
+            "ours": run,
+            "theirs": {
+                "server": "theirs",
+                "sustained_per_second": theirs_run["requests_per_second"],
+                "note": "the reference OP's device notification is inline (it only remembers the "
+                "request): its sustained rate is its backchannel rate of this round",
+            },
+        }
+        result["memory_mib"] = memory(ours, theirs, running)
+
+        print(f"round {index + 1}: approve -> callback ...", flush=True)
+        if index == 0:
+            warm_callbacks(args, ours, theirs, demo, db, receivers, meter)
+        wait_quiet(meter, args.quiet_wait, waits)
+        result["idle_cpu_per_second"] = idle = meter.idle(args.idle)
+        result["callbacks"] = {}
+        for name in order:
+            if name == "ours":
+                for mode in ("ping", "push"):
+                    result["callbacks"][f"ours_{mode}"] = callbacks(
+                        "ours",
+                        ours.base,
+                        receivers["ours"],
+                        mode,
+                        args.approvals,
+                        args.gap,
+                        meter,
+                        demo,
+                        idle,
+                    )
+            else:
+                result["callbacks"]["theirs_ping"] = callbacks(
+                    "theirs",
+                    theirs.base,
+                    receivers["theirs"],
+                    "ping",
+                    args.approvals,
+                    args.gap,
+                    meter,
+                    None,
+                    idle,
+                )
+
+        wait_quiet(meter, args.quiet_wait, waits)
+        print(
+            f"round {index + 1}: burst of {args.burst} backchannel requests, then approvals ...", flush=True
+        )
+        before = meter.read()
+        burst = wrk(
+            base, path, auth, backchannel_bodies(), 3600, args.connections, "burst.lua", [str(args.burst)]
+        )
+        burst["cpu_seconds"] = Meter.spent(before, meter.read())
+        burst["errors"] = count_errors(burst, {"200"})
+        burst["server"] = "ours"
+        backlog = db.open_notifications()
+        after = callbacks(
+            "ours", ours.base, receivers["ours"], "ping", args.approvals, args.gap, meter, demo, idle
+        )
+        after["notifications_open_before"] = backlog
+        after["notifications_open_after"] = db.open_notifications()
+        result["burst"] = {"requests": burst, "ping": after}
+        result["memory_mib_after_burst"] = memory(ours, theirs, running)
+    return result
+
+
+def warm_callbacks(
+    args: argparse.Namespace,
+    ours: Server,
+    theirs: Anchor,
+    demo: dict,
+    db: Database,
+    receivers: dict[str, Receiver],
+    meter: Meter,
+) -> None:
+    """First round: every web process verifies the ping and push clients' secrets (a PBKDF2
+    hash the first time, then remembered), TLS and keep-alive connections open, code paths
+    run once; nothing here is measured."""
+    token = "&client_notification_token=warm-up"
+    for mode in ("ping", "push"):
+        bodies = [f"scope=openid&login_hint=alice&binding_message=WARM{token}"]
+        wrk(
+            ours.base,
+            "/o/backchannel-authentication/",
+            basic(demo["clients"][mode]),
+            bodies,
+            1,
+            args.connections,
+        )
+    anchor_ping = basic({"client_id": "anchor-ping", "client_secret": "anchor-ping-secret"})
+    wrk(
+        theirs.base,
+        "/backchannel",
+        anchor_ping,
+        [f"scope=openid&login_hint=user1{token}"],
+        1,
+        args.connections,
+    )
+    drain(db, args.drain_timeout)
+    for mode in ("ping", "push"):
+        callbacks("ours", ours.base, receivers["ours"], mode, 2, args.gap, meter, demo)
+    callbacks("theirs", theirs.base, receivers["theirs"], "ping", 2, args.gap, meter)
+
+
+def memory(ours: Server, theirs: Anchor, running: list[Any]) -> dict[str, Any]:
+    return {
+        "web": describe_tree(ours.pid),
+        "celery": {name: describe_tree(p.pid) for (name, _), p in zip(WORKER_LAYOUT, running, strict=True)},
+        "anchor": describe_tree(theirs.pid),
+    }
+
+
+# --- the summary ----------------------------------------------------------------------------
+
+
+def spread(values: list[float]) -> dict[str, float] | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
+
+
+def per(value: float, count: float, unit: float) -> float | None:
+    return round(value / count * unit, 4) if count else None
+
+
+def summarize(rounds: list[dict]) -> dict[str, Any]:
+    def series(pick: Any) -> list[float]:
+        out = []
+        for r in rounds:
+            try:
+                out.append(pick(r))
+            except (KeyError, TypeError, ZeroDivisionError):
+                pass
+        return out
+
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(key: str, label: str, ours: list[float], theirs: list[float] | None = None, **extra: Any) -> None:
+        o, t = spread(ours), spread(theirs or [])
+        ratio = round(o["median"] / t["median"], 3) if o and t and t["median"] else None
+        rows[key] = {"label": label, "ours": o, "theirs": t, "ratio": ratio, **extra}
+
+    row(
+        "polls_per_second",
+        "pending polls/s",
+        series(lambda r: r["polls"]["ours"]["requests_per_second"]),
+        series(lambda r: r["polls"]["theirs"]["requests_per_second"]),
+    )
+    row(
+        "backchannel_per_second",
+        "backchannel req/s, no worker running",
+        series(lambda r: r["backchannel"]["ours"]["requests_per_second"]),
+        series(lambda r: r["backchannel"]["theirs"]["requests_per_second"]),
+    )
+    row(
+        "backchannel_accepted_with_worker",
+        "backchannel req/s accepted, worker running",
+        series(lambda r: r["sustained"]["ours"]["accepted_per_second"]),
+        series(lambda r: r["sustained"]["theirs"]["sustained_per_second"]),
+    )
+    row(
+        "drain_seconds",
+        "notification drain after the load, s",
+        series(lambda r: r["sustained"]["ours"]["drain_seconds"]),
+    )
+    row(
+        "sustained_per_second",
+        "backchannel req/s incl. notifications",
+        series(lambda r: r["sustained"]["ours"]["sustained_per_second"]),
+        series(lambda r: r["sustained"]["theirs"]["sustained_per_second"]),
+    )
+    for key, label, name in (
+        ("ping", "ping", "ours_ping"),
+        ("push", "push", "ours_push"),
+    ):
+        for p in ("p50", "p95"):
+            theirs = series(lambda r, p=p: r["callbacks"]["theirs_ping"]["approval_to_callback_ms"][p])
+            row(
+                f"{key}_{p}_ms",
+                f"approve -> {label} callback {p}, ms",
+                series(lambda r, n=name, p=p: r["callbacks"][n]["approval_to_callback_ms"][p]),
+                theirs if key == "ping" else None,
+            )
+    row(
+        "burst_ping_p95_ms",
+        "ping p95 after the burst, ms",
+        series(lambda r: r["burst"]["ping"]["approval_to_callback_ms"]["p95"]),
+    )
+    row(
+        "burst_backlog",
+        "open notifications when approvals began",
+        series(lambda r: r["burst"]["ping"]["notifications_open_before"]),
+    )
+    row(
+        "burst_per_second",
+        "burst backchannel req/s (worker running)",
+        series(lambda r: r["burst"]["requests"]["requests_per_second"]),
+    )
+
+    # CPU-seconds per 1,000 (ours: web / workers / PostgreSQL+Redis; theirs: the Node process)
+    def cpu(scenario: str, part: str, count: Any, unit: float) -> Any:
+        return lambda r: per(r[scenario]["ours"]["cpu_seconds"][part], count(r), unit)
+
+    polls = lambda r: r["polls"]["ours"]["requests"]  # noqa: E731
+    backchannel = lambda r: r["backchannel"]["ours"]["requests"]  # noqa: E731
+    accepted = lambda r: r["sustained"]["ours"]["accepted"]  # noqa: E731
+    row(
+        "cpu_web_per_1000_polls",
+        "CPU-s per 1,000 polls: web",
+        series(cpu("polls", "web", polls, 1000)),
+        series(
+            lambda r: per(
+                r["polls"]["theirs"]["cpu_seconds"]["anchor"], r["polls"]["theirs"]["requests"], 1000
+            )
+        ),
+    )
+    row("cpu_services_per_1000_polls", "  PostgreSQL + Redis", series(cpu("polls", "services", polls, 1000)))
+    row(
+        "cpu_web_per_1000_backchannel",
+        "CPU-s per 1,000 backchannel: web",
+        series(cpu("backchannel", "web", backchannel, 1000)),
+        series(
+            lambda r: per(
+                r["backchannel"]["theirs"]["cpu_seconds"]["anchor"],
+                r["backchannel"]["theirs"]["requests"],
+                1000,
+            )
+        ),
+    )
+    row(
+        "cpu_services_per_1000_backchannel",
+        "  PostgreSQL + Redis",
+        series(cpu("backchannel", "services", backchannel, 1000)),
+    )
+    row(
+        "cpu_workers_per_1000_notifications",
+        "  + Celery per 1,000 notifications",
+        series(cpu("sustained", "workers", accepted, 1000)),
+    )
+    row(
+        "cpu_all_per_1000_sustained",
+        "  web + Celery + PG + Redis, sustained",
+        series(
+            lambda r: per(
+                sum(r["sustained"]["ours"]["cpu_seconds"][k] for k in ("web", "workers", "services")),
+                accepted(r),
+                1000,
+            )
+        ),
+    )
+    for mode in ("ping", "push"):
+
+        def per_callback(r: dict, part: str, name: str = f"ours_{mode}") -> float | None:
+            run = r["callbacks"][name]
+            return per(run["cpu_seconds"][part], run["callbacks_received"], 1000)
+
+        row(
+            f"cpu_ms_per_{mode}",
+            f"CPU-ms per {mode} (request+approve+callback): web+Celery",
+            series(
+                lambda r, m=mode: round(
+                    per_callback(r, "web", f"ours_{m}") + per_callback(r, "workers", f"ours_{m}"), 3
+                )
+            ),
+            series(lambda r: per_callback(r, "anchor", "theirs_ping")) if mode == "ping" else None,
+        )
+    # memory, from the last round: each process's resident set
+    last = rounds[-1] if rounds else {}
+    mem = last.get("memory_mib_after_burst") or last.get("memory_mib") or {}
+    memory_summary = {
+        "web_processes_mib": [p["rss_mib"] for p in mem.get("web", [])],
+        "celery_mib": {name: [p["rss_mib"] for p in tree] for name, tree in mem.get("celery", {}).items()},
+        "anchor_mib": [p["rss_mib"] for p in mem.get("anchor", [])],
+    }
+
+    def value(key: str, side: str = "ours") -> float | None:
+        cell = rows[key][side]
+        return cell["median"] if cell else None
+
+    burst, quiet = value("burst_ping_p95_ms"), value("ping_p95_ms")
+    burst_limit = quiet * TARGETS["burst_p95_factor"] + TARGETS["burst_p95_slack_ms"] if quiet else None
+    targets = {
+        "polls_per_second": (
+            "≥ 1.0× theirs",
+            rows["polls_per_second"]["ratio"],
+            TARGETS["polls_ratio"],
+            ">=",
+        ),
+        "sustained_per_second": (
+            "≥ 0.35× theirs",
+            rows["sustained_per_second"]["ratio"],
+            TARGETS["sustained_ratio"],
+            ">=",
+        ),
+        "ping_p95_ms": ("≤ 10 ms", value("ping_p95_ms"), TARGETS["ping_p95_ms"], "<="),
+        "push_p95_ms": ("≤ 15 ms", value("push_p95_ms"), TARGETS["push_p95_ms"], "<="),
+        "burst_ping_p95_ms": (f"≤ 1.5× quiet + 2 ms ({burst_limit or 0:.1f})", burst, burst_limit, "<="),
+    }
+    for key, (text, measured, limit, op) in targets.items():
+        met = None
+        if measured is not None and limit is not None:
+            met = measured >= limit if op == ">=" else measured <= limit
+        rows[key].update(target=text, met=met)
+    # what else ran on the machine meanwhile (other people's work; wrk and this script excluded)
+    loads = []
+    for r in rounds:
+        runs = [*r["polls"].values(), *r["backchannel"].values(), r["sustained"]["ours"]]
+        runs += [*r["callbacks"].values(), r["burst"]["requests"], r["burst"]["ping"]]
+        loads += [
+            run["cpu_seconds"]["others"] / run["cpu_seconds"]["wall"] for run in runs if "cpu_seconds" in run
+        ]
+    other = {"median": round(statistics.median(loads), 2), "max": round(max(loads), 2)} if loads else None
+    return {"rows": rows, "memory": memory_summary, "other_processes_cores": other}
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+
+
+def table(summary: dict[str, Any]) -> str:
+    head = ("", "target", "ours", "theirs", "ours/theirs", "ours min–max", "theirs min–max", "met")
+    lines = [head]
+    for row in summary["rows"].values():
+        o, t = row["ours"], row["theirs"]
+        met = {True: "yes", False: "NO", None: ""}[row.get("met")]
+        lines.append(
+            (
+                row["label"],
+                row.get("target", ""),
+                fmt(o["median"]) if o else "—",
+                fmt(t["median"]) if t else "—",
+                f"{row['ratio']:.3g}" if row["ratio"] is not None else "",
+                f"{fmt(o['min'])}–{fmt(o['max'])}" if o else "",
+                f"{fmt(t['min'])}–{fmt(t['max'])}" if t else "",
+                met,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for n, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0]), line[1].ljust(widths[1])]
+        cells += [cell.rjust(width) for cell, width in zip(line[2:], widths[2:], strict=True)]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("-" * len(out[0]))
+    mem = summary["memory"]
+    out.append("")
+    out.append(
+        "resident memory, MiB (last round, after the burst): web processes "
+        f"{mem['web_processes_mib']}; Celery {mem['celery_mib']}; reference OP {mem['anchor_mib']}"
+    )
+    other = summary.get("other_processes_cores")
+    if other:
+        out.append(
+            f"other processes on the machine during the runs: {other['median']} cores (median), "
+            f"{other['max']} at most{' — figures disturbed' if other['max'] > 0.2 else ''}"
+        )
+    return "\n".join(out)
+
+
+# --- the chart ------------------------------------------------------------------------------
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    rows = results["summary"]["rows"]
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.6))
+
+    keys = [
+        ("polls_per_second", "pending polls"),
+        ("backchannel_per_second", "backchannel,\nno worker"),
+        ("sustained_per_second", "backchannel incl.\nnotifications"),
+    ]
+    x = range(len(keys))
+    for offset, side, color, label in (
+        (-0.2, "ours", "#4878a8", "django-ciba"),
+        (0.2, "theirs", "#999", "oidc-provider"),
+    ):
+        cells = [rows[k][side] or {"median": 0, "min": 0, "max": 0} for k, _ in keys]
+        medians = [c["median"] for c in cells]
+        errors = [[c["median"] - c["min"] for c in cells], [c["max"] - c["median"] for c in cells]]
+        drawn = left.bar(
+            [i + offset for i in x], medians, 0.4, yerr=errors, color=color, label=label, capsize=3
+        )
+        left.bar_label(drawn, fmt="%.0f", fontsize=8)
+    tops = [max((rows[k][side] or {"max": 0})["max"] for side in ("ours", "theirs")) for k, _ in keys]
+    for i, (key, _) in enumerate(keys):
+        if rows[key]["ratio"] is not None:
+            text = f"{rows[key]['ratio']:.2f}×"
+            left.annotate(text, (i, tops[i]), xytext=(0, 14), textcoords="offset points", ha="center")
+    left.set_ylim(0, max(tops + [1]) * 1.3)
+    left.set_xticks(list(x), [label for _, label in keys], fontsize=8)
+    left.set_title("Requests/s: median, min–max; ours/theirs")
+    left.legend(loc="upper left", fontsize=8, ncol=2)
+
+    def pooled(name: str, where: str = "callbacks") -> list[float]:
+        samples = []
+        for r in results["rounds"]:
+            run = r.get(where, {}).get(name) if where == "callbacks" else r.get("burst", {}).get("ping")
+            samples += run["samples_ms"] if run else []
+        return sorted(samples)
+
+    for name, label, style in (
+        ("ours_ping", "ours ping", "-"),
+        ("ours_push", "ours push", "-"),
+        ("theirs_ping", "oidc-provider ping", "--"),
+        ("burst", "ours ping after burst", ":"),
+    ):
+        samples = pooled(name, "burst" if name == "burst" else "callbacks")
+        if samples:
+            middle.plot(samples, [(i + 1) / len(samples) for i in range(len(samples))], style, label=label)
+    middle.axvline(TARGETS["ping_p95_ms"], color="#c44", ls="--", lw=0.8, label="10 / 15 ms targets")
+    middle.axvline(TARGETS["push_p95_ms"], color="#c44", ls="--", lw=0.8)
+    middle.axhline(0.95, color="#bbb", lw=0.6)
+    middle.set_xscale("log")
+    middle.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]))
+    middle.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    middle.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    middle.set_xlabel("ms (log scale)")
+    middle.set_title("Approve → callback arrival (CDF, all rounds)")
+    middle.legend(loc="lower right", fontsize=8)
+
+    scenarios = [
+        ("polls", "polls"),
+        ("backchannel", "backchannel\nno worker"),
+        ("sustained", "backchannel\n+ notification"),
+    ]
+    bottoms = [0.0] * len(scenarios)
+    for part, color in (("web", "#4878a8"), ("workers", "#e8a33d"), ("services", "#8fb08f")):
+        heights = []
+        for scenario, _ in scenarios:
+            values = [
+                per(
+                    r[scenario]["ours"]["cpu_seconds"][part],
+                    r[scenario]["ours"].get("accepted") or r[scenario]["ours"]["requests"],
+                    1000,
+                )
+                for r in results["rounds"]
+            ]
+            values = [v for v in values if v is not None]
+            heights.append(statistics.median(values) if values else 0.0)
+        label = {"web": "ours: web", "workers": "ours: Celery", "services": "ours: PostgreSQL+Redis"}[part]
+        right.bar(
+            [i - 0.2 for i in range(len(scenarios))], heights, 0.4, bottom=bottoms, color=color, label=label
+        )
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    theirs = []
+    for scenario, _ in scenarios:
+        key = "backchannel" if scenario == "sustained" else scenario
+        values = [
+            per(r[key]["theirs"]["cpu_seconds"]["anchor"], r[key]["theirs"]["requests"], 1000)
+            for r in results["rounds"]
+        ]
+        values = [v for v in values if v is not None]
+        theirs.append(statistics.median(values) if values else 0.0)
+    right.bar(
+        [i + 0.2 for i in range(len(scenarios))], theirs, 0.4, color="#999", label="oidc-provider (Node)"
+    )
+    right.set_xticks(range(len(scenarios)), [label for _, label in scenarios], fontsize=8)
+    right.set_title("CPU-seconds per 1,000 requests")
+    right.legend(loc="upper left", fontsize=8)
+
+    setup = results["setup"]
+    fig.suptitle(f"{setup['ours']}\nvs {setup['theirs']}; {setup['load']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def free_port(port: int) -> int:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(f"port {port} is in use; choose another (--port / --anchor-port)") from None
+    return port
+
+
+def versions(db: Database, env: dict[str, str], anchor_dir: Path) -> dict[str, Any]:
+    import redis
+
+    def package(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    wrk_version = (
+        subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[0].split(" [")[0]
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": {
+            name: package(name)
+            for name in (
+                "django",
+                "django-oauth-toolkit",
+                "celery",
+                "kombu",
+                "redis",
+                "psycopg",
+                "gunicorn",
+                "granian",
+            )
+        },
+        "postgresql": db.version(),
+        "redis": redis.Redis.from_url(env["CACHE_URL"]).info("server")["redis_version"],
+        "wrk": wrk_version,
+        **anchor_versions(anchor_dir),
+        "commit": git("rev-parse", "HEAD").strip(),
+        # the working tree measured: other people edit it meanwhile
+        "uncommitted_changes": git("status", "--porcelain").splitlines(),
+        "uncommitted_diff_sha256": hashlib.sha256(git("diff", "HEAD").encode()).hexdigest(),
+        "load_average_at_start": os.getloadavg(),
+        "psutil": package("psutil"),
+    }
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, servers alternating (median, spread)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds, first round")
+    parser.add_argument("--pending", type=int, default=1000, help="pending requests per server")
+    parser.add_argument("--approvals", type=int, default=50, help="sequential approvals per callback run")
+    parser.add_argument("--burst", type=int, default=10000, help="backchannel requests in the burst")
+    parser.add_argument("--gap", type=float, default=0.2, help="seconds between a request and its approval")
+    parser.add_argument("--idle", type=float, default=3, help="seconds at rest to measure idle CPU")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=90,
+        help="seconds to wait for other load to stop before a scenario",
+    )
+    parser.add_argument(
+        "--secret-cache-seconds",
+        type=int,
+        default=86400,
+        help="CLIENT_SECRET_CACHE_SECONDS for our server (300 is the default a site runs with)",
+    )
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections (1 thread)")
+    parser.add_argument("--workers", type=int, default=2, help="web server processes (WEB_CONCURRENCY)")
+    parser.add_argument("--callback-concurrency", type=int, default=1, help="ciba-callbacks worker processes")
+    parser.add_argument(
+        "--notify-concurrency", type=int, default=1, help="ciba-notify,ciba-sweeps worker processes"
+    )
+    parser.add_argument("--drain-timeout", type=float, default=None, help="seconds to wait for notifications")
+    parser.add_argument("--port", type=int, default=8777, help="our web server's port")
+    parser.add_argument("--anchor-port", type=int, default=3777, help="the reference OP's port")
+    parser.add_argument(
+        "--results", type=Path, help="where to write (default docs/performance; --smoke: a temp dir)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="1 round, 2 s runs, 50 pending, 5 approvals, 200 burst"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rounds, args.duration, args.warmup, args.pending = 1, 2, 1, 50
+        args.approvals, args.burst, args.idle, args.quiet_wait = 5, 200, 1, 0
+        args.results = args.results or Path(tempfile.mkdtemp(prefix="bench-compare-"))
+    args.results = args.results or RESULTS
+    args.drain_timeout = args.drain_timeout or max(60.0, 20.0 * args.duration)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
+    if shutil.which("wrk") is None:
+        sys.exit("bench.compare needs wrk: apt-get install wrk")
+    try:
+        anchor_dir = install_anchor()
+    except AnchorUnavailable as exc:
+        print(f"bench.compare: skipped, the reference OP is unavailable: {exc}", file=sys.stderr)
+        sys.exit(ANCHOR_UNAVAILABLE)
+    try:
+        results = measure(args, anchor_dir)
+    except RuntimeError as exc:
+        sys.exit(f"bench.compare: error: {exc}")
+
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / "compare.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, args.results / "compare.png")
+    print()
+    print(f"{results['setup']['ours']}\nvs {results['setup']['theirs']}")
+    print(f"{args.rounds} round(s), wrk -t1 -c{args.connections} -d{args.duration}s, {args.pending} pending, "
+          f"{args.approvals} approvals, burst {args.burst}")  # fmt: skip
+    print(table(results["summary"]))
+    print(
+        "The reference OP's sustained rate is its backchannel rate: its device notification is inline.\n"
+        "CPU of PostgreSQL and Redis is the whole servers' (anything else using them counts too)."
+    )
+    print(f"written to {path} and {path.with_suffix('.png')}")
+    if results["errors"]:
+        for problem in results["problems"]:
+            print(f"error: {problem}", file=sys.stderr)
+        sys.exit(f"{results['errors']} errors: these figures are not valid")
+
+
+def measure(args: argparse.Namespace, anchor_dir: Path) -> dict[str, Any]:
+    free_port(args.port)
+    free_port(args.anchor_port)
+    # A verified client secret is remembered for CLIENT_SECRET_CACHE_SECONDS from its check;
+    # when it lapses mid-run, the client's concurrent requests meet the failed-authentication
+    # guard's "one unverified check in flight" and get 429 invalid_client while one re-hashes
+    # (ciba/client_auth/guard.py). That is by design, not throughput: the default keeps every
+    # verification for the whole run, and any 429 still counts as an error.
+    env = environment(
+        args.port,
+        CIBA_POLL_STATE_REDIS_URL="",
+        BENCH_CLIENT_SECRET_CACHE_SECONDS=str(args.secret_cache_seconds),
+    )
+    prepare_database(env)
+    flush_redis(env["CACHE_URL"], env["CELERY_BROKER_URL"])
+    work = Path(tempfile.mkdtemp(prefix="bench-compare-run-"))
+    tls, cert = self_signed(work)
+    receivers = {"ours": Receiver(keep_alive=True), "theirs": Receiver(tls=tls, keep_alive=True)}
+    for receiver in receivers.values():
+        threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    demo = json.loads(
+        manage(env, "ciba_demo_data", "--json", "--notification-base-url", receivers["ours"].url)
+    )
+    ours_setup = json.loads(manage(env, "shell", "-c", SETUP_OURS).strip().splitlines()[-1])
+    db = Database(env["DATABASE_URL"], ours_setup["table"], ours_setup["open"])
+
+    results: dict[str, Any] = {"command": " ".join(["python -m bench.compare", *sys.argv[1:]])}
+    rounds: list[dict] = []
+    try:
+        with (
+            serve(env, args.port, args.workers) as ours,
+            anchor(
+                anchor_dir, args.anchor_port, f"{receivers['theirs'].url}/ping", cert, work / "anchor.log"
+            ) as theirs,
+        ):
+            results["environment"] = versions(db, env, anchor_dir)
+            results["setup"] = {
+                "ours": f"django-ciba: {ours.command}; PostgreSQL, Redis (cache, poll state, broker); Celery "
+                f"workers -Q ciba-callbacks (concurrency {args.callback_concurrency}) and -Q "
+                f"ciba-notify,ciba-sweeps (concurrency {args.notify_concurrency})",
+                "theirs": f"oidc-provider {results['environment']['oidc-provider']} on Node "
+                f"{results['environment']['node']}, one process, in-memory storage",
+                "load": f"wrk -t1 -c{args.connections}, {args.duration} s runs, "
+                f"{args.rounds} rounds alternating",
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            }
+            for index in range(args.rounds):
+                rounds.append(run_round(index, args, env, ours, theirs, demo, db, receivers))
+    finally:
+        for receiver in receivers.values():
+            receiver.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+    problems = []
+    errors = 0
+    for r in rounds:
+        runs = [("polls", run) for run in r["polls"].values()]
+        runs += [("backchannel", run) for run in r["backchannel"].values()]
+        runs += [
+            ("sustained", r["sustained"]["ours"]),
+            *((f"callbacks {k}", v) for k, v in r["callbacks"].items()),
+        ]
+        runs += [("burst", r["burst"]["requests"]), ("ping after the burst", r["burst"]["ping"])]
+        for scenario, run in runs:
+            run["scenario"] = scenario
+            if run.get("errors"):
+                errors += run["errors"]
+                detail = run.get("problems") or run.get("problem") or {
+                    "answers": run.get("answers"), "socket_errors": run.get("socket_errors")
+                }  # fmt: skip
+                problems.append(f"round {r['round']}, {run['scenario']}, {run.get('server')}: {detail}")
+    results.update(
+        rounds=rounds, summary=summarize(rounds), targets=TARGETS, errors=errors, problems=problems
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()
