@@ -212,3 +212,30 @@ def test_an_unreachable_cache_does_not_lock_clients_out(monkeypatch):
     checking = guard.attempt("some-client", "203.0.113.9")  # no exception: the check goes ahead
     checking.failed()
     guard.attempt("some-client", "203.0.113.9").succeeded()
+
+
+def test_a_busy_clients_remembered_secret_is_refreshed_before_it_lapses(
+    client, alice, make_client, hashes, monkeypatch, settings
+):
+    """Found by bench.compare: when a busy client's remembered secret lapsed, its concurrent
+    requests all needed a hash at once, and the guard (one unverified check per id at a time)
+    answered all but one with 429. In the last fifth of the entry's life one request re-verifies
+    it, while the others go on using it, so the entry never lapses under traffic."""
+    from ciba.client_auth import attempt
+
+    settings.CIBA = {**settings.CIBA, "CLIENT_SECRET_CACHE_SECONDS": 100}
+    wall = [1_900_000_000.0]
+    monkeypatch.setattr("ciba.client_auth.secret.time.time", lambda: wall[0])
+    app, secret = make_client("poll")
+    assert backchannel(client, app, secret, BODY).status_code == 200
+    assert len(hashes) == 1
+    wall[0] += 85  # the last fifth: the next request refreshes the entry (one hash)
+    assert backchannel(client, app, secret, BODY).status_code == 200
+    assert len(hashes) == 2
+    wall[0] += 50  # past the first entry's life, within the refreshed one's
+    in_flight = attempt(app.client_id, "198.51.100.77")  # and the id's one check is taken
+    try:
+        assert backchannel(client, app, secret, BODY).status_code == 200  # no 429, no hash
+    finally:
+        in_flight.succeeded()
+    assert len(hashes) == 2

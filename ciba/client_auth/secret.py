@@ -20,20 +20,35 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from ..conf import ciba_settings
 
+#: The last share of an entry's lifetime in which the next request re-verifies it (refresh-ahead).
+REFRESH_SHARE = 0.2
+
 
 def recently_verified(provided: str, stored: str) -> bool:
     """True, without hashing, when this secret was verified within ``CLIENT_SECRET_CACHE_SECONDS``
-    (in this process or, through the shared cache, in another)."""
+    (in this process or, through the shared cache, in another).
+
+    An entry in the last fifth of its life is re-verified by one request (the others go on
+    using it), so a client that keeps calling never meets a lapsed entry: at that moment all
+    its concurrent requests would need a hash at once, and the failed-authentication guard
+    lets only one unverified check of an id run at a time (the rest would get 429).
+    """
     ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
     if not ttl or not _is_hashed(stored):
         return False
     key = _key(provided, stored)
-    if _verified_here(key):
-        return True
-    if cache.get(key):
-        _remember_here(key, ttl)
-        return True
-    return False
+    now = time.time()
+    expiry = _VERIFIED.get(key)
+    if expiry is None or expiry <= now:
+        shared = cache.get(key)
+        expiry = shared if isinstance(shared, float) else None
+        if expiry is None or expiry <= now:
+            return False
+        _VERIFIED[key] = expiry
+    if expiry - now < ttl * REFRESH_SHARE and cache.add(f"{key}:refresh", 1, 30):
+        if check_password(provided, stored):
+            _remember(key, ttl)
+    return True
 
 
 def check_secret(provided: str, stored: str) -> bool:
@@ -43,12 +58,10 @@ def check_secret(provided: str, stored: str) -> bool:
     if recently_verified(provided, stored):
         return True
     ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
-    key = _key(provided, stored)
     if not check_password(provided, stored):
         return False
     if ttl:
-        cache.set(key, True, ttl)
-        _remember_here(key, ttl)
+        _remember(_key(provided, stored), ttl)
     return True
 
 
@@ -64,21 +77,19 @@ def _is_hashed(stored: str) -> bool:
     return True
 
 
-#: Verified-secret keys this process has seen, with their monotonic expiry: the shared cache
-#: is asked once per key and process, not on every request. The keys bind the stored hash,
-#: so a rotated secret never matches an old entry.
+#: Verified-secret keys this process has seen, with their expiry (``time.time()``, as in the
+#: shared cache): the shared cache is asked once per key and process, not on every request.
+#: The keys bind the stored hash, so a rotated secret never matches an old entry.
 _VERIFIED: dict[str, float] = {}
 
 
-def _verified_here(key: str) -> bool:
-    expiry = _VERIFIED.get(key)
-    return expiry is not None and expiry > time.monotonic()
-
-
-def _remember_here(key: str, ttl: int) -> None:
+def _remember(key: str, ttl: int) -> None:
+    """Record a verification here and in the shared cache, with its expiry."""
+    expiry = time.time() + ttl
+    cache.set(key, expiry, ttl)
     if len(_VERIFIED) >= 4096:
         _VERIFIED.clear()
-    _VERIFIED[key] = time.monotonic() + ttl
+    _VERIFIED[key] = expiry
 
 
 _DUMMY: list[str] = []
