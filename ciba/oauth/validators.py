@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from contextlib import AbstractContextManager
@@ -9,7 +10,7 @@ from typing import Any
 
 from django.db import router, transaction
 from django.utils import timezone
-from oauth2_provider.models import get_id_token_model
+from oauth2_provider.models import get_access_token_model, get_id_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import (
@@ -143,7 +144,7 @@ class CibaValidator(OAuth2Validator):
             return False
         if not _active(getattr(request, "user", None)):
             return False
-        stored = bindings.stored_for(access_token=getattr(request, "access_token", None))
+        stored = bindings.loaded_with(getattr(request, "access_token", None))
         scheme = getattr(request, "ciba_token_scheme", "bearer")
         try:
             bindings.check_presentation(stored, request, token=token, scheme=scheme)
@@ -178,6 +179,17 @@ class CibaValidator(OAuth2Validator):
         if binding is not None and binding.is_dpop:
             token["token_type"] = DPOP_TOKEN_TYPE  # RFC 9449 §5
         return result
+
+    def _load_access_token(self, token: str) -> Any:
+        """DOT's lookup, with the token's binding in the same query (``validate_bearer_token``
+        needs it for every token it accepts)."""
+        checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        return (
+            get_access_token_model()
+            .objects.select_related("application", "user", "ciba_binding")
+            .filter(token_checksum=checksum)
+            .first()
+        )
 
     def _create_access_token(
         self, expires: Any, request: Any, token: dict, source_refresh_token: Any = None

@@ -179,6 +179,16 @@ def stored_for(*, access_token: Any = None, refresh_token: Any = None) -> TokenB
     return None
 
 
+def loaded_with(access_token: Any) -> TokenBinding | None:
+    """The binding of an access token loaded with ``select_related("ciba_binding")`` (no query)."""
+    if access_token is None:
+        return None
+    try:
+        return access_token.ciba_binding
+    except TokenBinding.DoesNotExist:
+        return None
+
+
 def check_presentation(stored: TokenBinding | None, request: Any, *, token: str, scheme: str) -> None:
     """RFC 8705 §3 / RFC 9449 §7: a bound token is honoured only with its certificate, or with
     the ``DPoP`` scheme and a proof of its key for this very request (``ath`` = the token)."""
