@@ -36,20 +36,13 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from tests.integration.tls import Credential, Pki
+from tests.integration.tls import MTLS_SETTINGS, Credential, Pki  # noqa: F401 - MTLS_SETTINGS: re-exported
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 #: The production server block the template follows (its first ```nginx block).
 DOC = ROOT / "docs" / "nginx-mtls.md"
 DISCOVERY = "/o/.well-known/openid-configuration"
-#: What ``CIBA_TEST_MTLS=1`` configures in tests/settings.py, for this process's own checks.
-MTLS_SETTINGS = {
-    "TRUSTED_PROXIES": ["127.0.0.1/32"],
-    "MTLS_CERT_HEADER": "HTTP_X_SSL_CLIENT_CERT",
-    "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
-    "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
-}
 
 
 def nginx_binary() -> str:
