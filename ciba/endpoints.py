@@ -84,8 +84,20 @@ def mtls_endpoint_aliases(request: Any) -> dict[str, str]:
 
 def token_endpoint_urls(request: Any) -> list[str]:
     """Every URL naming the token endpoint (a DPoP proof's ``htu`` may use any of them)."""
-    urls = [token_endpoint(request)]
-    alias = mtls_endpoint_aliases(request).get("token_endpoint")
+    return _names_of(request, token_endpoint(request), "token_endpoint")
+
+
+def backchannel_endpoint_urls(request: Any) -> list[str]:
+    """Every URL naming the backchannel endpoint (a DPoP proof's ``htu`` may use any of them)."""
+    return _names_of(
+        request, backchannel_authentication_endpoint(request), "backchannel_authentication_endpoint"
+    )
+
+
+def _names_of(request: Any, published: str, metadata_name: str) -> list[str]:
+    """The published URL, its mTLS alias, and the URL the request itself was sent to."""
+    urls = [published]
+    alias = mtls_endpoint_aliases(request).get(metadata_name)
     if alias:
         urls.append(alias)
     urls.extend(url for url in request_urls(request) if url not in urls)

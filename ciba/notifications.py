@@ -38,10 +38,6 @@ OPEN = (Status.QUEUED, Status.RETRYING)
 SWEEP_GRACE = timedelta(seconds=10)
 
 
-def connection_for_writes() -> Any:
-    return connections[router.db_for_write(AuthenticationRequest)]
-
-
 def lease_duration() -> timedelta:
     """Long enough for the notifiers to run (each call is bounded by the total timeout)."""
     return timedelta(seconds=2 * ciba_settings.CALLBACK_TOTAL_TIMEOUT + 10)
@@ -56,19 +52,23 @@ def notify(request_pk: int, **_legacy: Any) -> str:
     if not _claim(request_pk, now):
         return _deferred_or_skipped(request_pk, now)
     ar = AuthenticationRequest.objects.select_related("client").get(pk=request_pk)
+    failed = _attempt(ar, list(Device.objects.filter(user_id=ar.user_id)))
+    return _record(ar, failed, now)
+
+
+def _attempt(ar: AuthenticationRequest, devices: list[Device]) -> dict[str, Outcome]:
+    """Run the notifiers still to run for ``ar`` (claimed); return those that failed."""
     if ar.device_notification_attempts == 0:
         # The first work after the request committed: record it in the shared poll state
         # here, keeping that Redis round trip off the backchannel request. Until then (or if
         # this never runs) its polls take the database path, which records it too.
         poll_state().track(ar)
     ar.notification_id = ar.device_notification_id or str(ar.pk)
-    devices = list(Device.objects.filter(user_id=ar.user_id))
-    failed = {
+    return {
         path: outcome
         for path, notifier_class in _notifiers(ar.device_notification_retry).items()
         if not (outcome := _run(path, notifier_class, ar, devices)).delivered
     }
-    return _record(ar, failed, now)
 
 
 def notify_due(max_batches: int = 50) -> int:
@@ -97,7 +97,7 @@ def notify_due(max_batches: int = 50) -> int:
 def _claim_batch(now: datetime, size: int) -> list[int]:
     due = _open(AuthenticationRequest.objects.all(), now).filter(device_notification_due_at__lte=now)
     lease = {"device_notification_lease_until": now + lease_duration()}
-    if not connection_for_writes().features.has_select_for_update_skip_locked:
+    if not connections[router.db_for_write(AuthenticationRequest)].features.has_select_for_update_skip_locked:
         # SQLite serialises writers: the conditional UPDATE of each entry is the claim.
         pks = list(due.order_by("device_notification_due_at").values_list("pk", flat=True)[:size])
         return [pk for pk in pks if _open(AuthenticationRequest.objects.filter(pk=pk), now).update(**lease)]
@@ -119,14 +119,7 @@ def _run_batch(pks: list[int], now: datetime) -> int:
         devices.setdefault(device.user_id, []).append(device)
     sent = []
     for ar in requests:
-        if ar.device_notification_attempts == 0:
-            poll_state().track(ar)
-        ar.notification_id = ar.device_notification_id or str(ar.pk)
-        failed = {
-            path: outcome
-            for path, notifier_class in _notifiers(ar.device_notification_retry).items()
-            if not (outcome := _run(path, notifier_class, ar, devices.get(ar.user_id, []))).delivered
-        }
+        failed = _attempt(ar, devices.get(ar.user_id, []))
         if failed:
             _record(ar, failed, now)
         else:

@@ -21,7 +21,7 @@ from oauth2_provider.scopes import get_scopes_backend
 
 from .. import constants, profile
 from ..conf import ciba_settings
-from ..endpoints import backchannel_authentication_endpoint, mtls_endpoint_aliases, request_urls
+from ..endpoints import backchannel_endpoint_urls
 from ..errors import (
     AccessDenied,
     InvalidBindingMessage,
@@ -157,12 +157,10 @@ def sender_binding(params: Mapping[str, str], *, client: Any, http_request: Any)
     """RFC 9449 §10, RFC 8705 §3: the key (DPoP proof or ``dpop_jkt``) or certificate this
     request is made with; push tokens are bound to it. Checked last, so a refused request
     never spends a proof's ``jti``."""
-    urls = [backchannel_authentication_endpoint(http_request), *request_urls(http_request)]
-    alias = mtls_endpoint_aliases(http_request).get("backchannel_authentication_endpoint")
-    if alias:
-        urls.append(alias)
     try:
-        return bindings.for_backchannel_request(http_request, client, params, urls)
+        return bindings.for_backchannel_request(
+            http_request, client, params, backchannel_endpoint_urls(http_request)
+        )
     except bindings.BindingRefused as exc:
         raise SenderBindingRefused(exc.error, exc.description) from None
 

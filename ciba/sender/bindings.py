@@ -59,29 +59,15 @@ def for_token_request(request: Any, client: Any, urls: list[str]) -> Binding | N
     ``urls`` are the URLs that name the token endpoint (its plain and mTLS aliases) for the
     proof's ``htu``. Raises ``BindingRefused`` when a rule is not met.
     """
-    meta = getattr(request, "headers", None) or getattr(request, "META", {})
-    try:
-        header = dpop.proof_header(meta)
-        proof = _verified(header, "POST", urls) if header is not None else None
-    except dpop.DPoPError as exc:
-        raise BindingRefused(exc.error, exc.description) from None
-    certificate = presented_certificate(request)
-    if getattr(client, "dpop_bound_access_tokens", False) and proof is None:
-        raise BindingRefused("invalid_dpop_proof", "This client's tokens are DPoP-bound: send a DPoP proof.")
-    if getattr(client, "tls_client_certificate_bound_access_tokens", False) and certificate is None:
-        raise BindingRefused(
-            "invalid_request", "This client's tokens are certificate-bound: connect with mutual TLS."
-        )
-    if proof is not None and not getattr(client, "tls_client_certificate_bound_access_tokens", False):
-        return Binding(jkt=proof.jkt)
-    if certificate is not None:
-        return Binding(x5t_s256=certificate.x5t_s256)
-    if sender_constrained_tokens_required():
-        raise BindingRefused(
-            "invalid_request",
-            "Tokens must be sender-constrained: connect with mutual TLS or send a DPoP proof.",
-        )
-    return None
+    proof = _proof(request, "POST", urls)
+    return _choose(
+        client,
+        proof.jkt if proof is not None else "",
+        presented_certificate(request),
+        enforce=True,
+        who="This client's",
+        dpop_hint="send a DPoP proof",
+    )
 
 
 def for_backchannel_request(
@@ -91,38 +77,63 @@ def for_backchannel_request(
     DPoP proof of the request itself; else the client certificate): push tokens are bound to
     it, and a declared DPoP key is the one the token request must prove. A push client
     registered for bound tokens must declare one here, since it never calls the token endpoint."""
-    meta = getattr(request, "headers", None) or getattr(request, "META", {})
     declared = params.get("dpop_jkt")
     if declared is not None and not (isinstance(declared, str) and _JKT.fullmatch(declared)):
         raise BindingRefused("invalid_request", "dpop_jkt must be a base64url SHA-256 JWK thumbprint.")
-    try:
-        header = dpop.proof_header(meta)
-        proof = _verified(header, "POST", urls) if header is not None else None
-    except dpop.DPoPError as exc:
-        raise BindingRefused(exc.error, exc.description) from None
+    proof = _proof(request, "POST", urls)
     if proof is not None and declared is not None and proof.jkt != declared:
         raise BindingRefused("invalid_dpop_proof", "dpop_jkt is not the thumbprint of the DPoP proof's key.")
-    jkt = proof.jkt if proof is not None else (declared or "")
-    certificate = presented_certificate(request)
-    push = getattr(client, "backchannel_token_delivery_mode", "") == "push"
-    if push and getattr(client, "dpop_bound_access_tokens", False) and not jkt:
+    return _choose(
+        client,
+        proof.jkt if proof is not None else (declared or ""),
+        presented_certificate(request),
+        enforce=getattr(client, "backchannel_token_delivery_mode", "") == "push",
+        who="This push client's",
+        dpop_hint="send a DPoP proof or dpop_jkt",
+    )
+
+
+def _choose(
+    client: Any, jkt: str, certificate: Any, *, enforce: bool, who: str, dpop_hint: str
+) -> Binding | None:
+    """The one binding of a request that showed the key ``jkt`` and/or ``certificate``: a
+    certificate-bound client's tokens go to its certificate, otherwise a key wins. With
+    ``enforce`` (the request the tokens are issued for), a client's registered binding and
+    the profile's sender-constraint are required."""
+    certificate_bound = getattr(client, "tls_client_certificate_bound_access_tokens", False)
+    if enforce and getattr(client, "dpop_bound_access_tokens", False) and not jkt:
+        raise BindingRefused("invalid_dpop_proof", f"{who} tokens are DPoP-bound: {dpop_hint}.")
+    if enforce and certificate_bound and certificate is None:
         raise BindingRefused(
-            "invalid_dpop_proof", "This push client's tokens are DPoP-bound: send a DPoP proof or dpop_jkt."
+            "invalid_request", f"{who} tokens are certificate-bound: connect with mutual TLS."
         )
-    if push and getattr(client, "tls_client_certificate_bound_access_tokens", False) and certificate is None:
-        raise BindingRefused(
-            "invalid_request", "This push client's tokens are certificate-bound: connect with mutual TLS."
-        )
-    if jkt and not getattr(client, "tls_client_certificate_bound_access_tokens", False):
+    if jkt and not certificate_bound:
         return Binding(jkt=jkt)
     if certificate is not None:
         return Binding(x5t_s256=certificate.x5t_s256)
-    if push and sender_constrained_tokens_required():
+    if enforce and sender_constrained_tokens_required():
         raise BindingRefused(
             "invalid_request",
             "Tokens must be sender-constrained: connect with mutual TLS or send a DPoP proof.",
         )
     return None
+
+
+def _proof(
+    request: Any, method: str, urls: list[str], *, access_token: str | None = None, required: bool = False
+) -> dpop.Proof | None:
+    """The request's verified DPoP proof (``None`` without a ``DPoP`` header, unless
+    ``required``); a bad one is ``BindingRefused`` with RFC 9449's error code."""
+    meta = getattr(request, "headers", None) or getattr(request, "META", {})
+    try:
+        header = dpop.proof_header(meta)
+        if header is None:
+            if required:
+                raise dpop.DPoPError("invalid_dpop_proof", "A DPoP proof is required.")
+            return None
+        return _verified(header, method, urls, access_token=access_token)
+    except dpop.DPoPError as exc:
+        raise BindingRefused(exc.error, exc.description) from None
 
 
 def of_request(ar: Any) -> Binding | None:
@@ -205,17 +216,9 @@ def check_presentation(stored: TokenBinding | None, request: Any, *, token: str,
         return
     if scheme != "dpop":
         raise BindingRefused("invalid_token", "This token is DPoP-bound: use the DPoP scheme with a proof.")
-    meta = getattr(request, "headers", None) or getattr(request, "META", {})
     method = getattr(request, "http_method", None) or getattr(request, "method", "GET")
-    try:
-        header = dpop.proof_header(meta)
-        if header is None:
-            raise dpop.DPoPError("invalid_dpop_proof", "A DPoP proof is required.")
-        proof = _verified(header, method, request_urls(request), access_token=token)
-    except dpop.DPoPError as exc:
-        raise BindingRefused(
-            exc.error if exc.error == "use_dpop_nonce" else "invalid_dpop_proof", exc.description
-        ) from None
+    proof = _proof(request, method, request_urls(request), access_token=token, required=True)
+    assert proof is not None
     if proof.jkt != stored.jkt:
         raise BindingRefused(
             "invalid_dpop_proof", "The DPoP proof is signed by another key than the token's."

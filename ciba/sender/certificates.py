@@ -102,8 +102,21 @@ def presented_certificate(request: Any) -> PresentedCertificate | None:
 
     ``None`` when mTLS is not configured, when the request did not come through a trusted
     proxy, when no certificate was presented, or when the header cannot be read (logged: a
-    terminator sending something unreadable is a deployment error worth seeing).
+    terminator sending something unreadable is a deployment error worth seeing). Read once
+    per request: client authentication and the token binding both ask.
     """
+    found = getattr(request, _READ, _UNREAD)
+    if found is _UNREAD:
+        found = _presented(request)
+        setattr(request, _READ, found)
+    return found
+
+
+_READ = "_ciba_presented_certificate"
+_UNREAD = object()
+
+
+def _presented(request: Any) -> PresentedCertificate | None:
     header = ciba_settings.MTLS_CERT_HEADER
     if not header:
         return None

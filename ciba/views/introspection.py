@@ -12,7 +12,6 @@ import hashlib
 import json
 
 from django.http import HttpResponse, JsonResponse
-from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import IntrospectTokenView
 
 from ..constants import DPOP_TOKEN_TYPE
@@ -31,9 +30,7 @@ class CibaIntrospectTokenView(IntrospectTokenView):
         if not data.get("active"):
             return response
         checksum = hashlib.sha256(token_value.encode("utf-8")).hexdigest()
-        binding = TokenBinding.objects.filter(
-            access_token__in=get_access_token_model().objects.filter(token_checksum=checksum)
-        ).first()
+        binding = TokenBinding.objects.filter(access_token__token_checksum=checksum).first()
         data["token_type"] = DPOP_TOKEN_TYPE if binding is not None and binding.jkt else "Bearer"
         if binding is not None:
             data["cnf"] = binding.cnf
