@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_permission_codename, get_user_model
 from django.db import models
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -20,7 +20,16 @@ from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
 from . import constants, profile, services, user_codes
-from .models import AuthenticationRequest, CallbackDelivery, ConsentClient, Device, SigningKey, UserCode
+from .models import (
+    AuthenticationRequest,
+    CallbackDelivery,
+    ConsentClient,
+    Device,
+    ResourceServer,
+    SigningKey,
+    UserCode,
+    UserCodeFailures,
+)
 
 
 class BlankJSONField(forms.JSONField):
@@ -236,6 +245,14 @@ def _user_search_fields() -> tuple[str, ...]:
     return fields
 
 
+def may_change(model_admin: admin.ModelAdmin, request: HttpRequest) -> bool:
+    """Whether the staff user holds the model's *change* permission. Rows the admin shows
+    read-only still have actions that change state (re-send, retry): those need the change
+    permission itself, so that a view-only account can look and never act."""
+    opts = model_admin.opts
+    return bool(request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}"))
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows only their own workflow may write (the protocol, ``manage.py ciba_keys``): staff look."""
 
@@ -307,7 +324,13 @@ class AuthenticationRequestAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     actions = ("resend_device_notification",)
 
-    @admin.action(description=_("Re-send the device notification (pending requests only)"))
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return may_change(self, request)
+
+    @admin.action(
+        description=_("Re-send the device notification (pending requests only)"),
+        permissions=("resend",),
+    )
     def resend_device_notification(self, request: HttpRequest, queryset: Any) -> None:
         pending = [ar for ar in queryset if services.resend_device_notification(ar)]
         self.message_user(
@@ -383,7 +406,10 @@ class CallbackDeliveryAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = ("retry_deliveries",)
 
-    @admin.action(description=_("Retry the selected failed callbacks now"))
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return may_change(self, request)
+
+    @admin.action(description=_("Retry the selected failed callbacks now"), permissions=("retry",))
     def retry_deliveries(self, request: HttpRequest, queryset: Any) -> None:
         failed = services.retry_failed_callbacks(queryset.values_list("pk", flat=True))
         self.message_user(
@@ -427,13 +453,17 @@ class UserCodeForm(forms.ModelForm):
 
 @admin.register(UserCode)
 class UserCodeAdmin(admin.ModelAdmin):
-    """User codes (CIBA §7.1.2): staff may set one for a user, unlock it or remove it."""
+    """User codes (CIBA §7.1.2): staff may set one for a user, unlock it or remove it.
+
+    Unlocking forgets every client's wrong codes for the user (``UserCodeFailures``); it
+    changes state, so it needs the change permission.
+    """
 
     form = UserCodeForm
-    list_display = ("user", "updated_at", "failed_attempts", "locked_until")
+    list_display = ("user", "updated_at")
     search_fields = _user_search_fields()
     list_select_related = ("user",)
-    readonly_fields = ("updated_at", "failed_attempts", "locked_until")
+    readonly_fields = ("updated_at",)
     actions = ("unlock",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
@@ -445,11 +475,31 @@ class UserCodeAdmin(admin.ModelAdmin):
         saved = user_codes.set_user_code(user, form.cleaned_data["new_code"])  # the form checked the code
         obj.pk, obj.code = saved.pk, saved.code
 
-    @admin.action(description=_("Unlock the selected user codes"))
+    @admin.action(description=_("Unlock the selected user codes"), permissions=("change",))
     def unlock(self, request: HttpRequest, queryset: Any) -> None:
         for row in queryset.select_related("user"):
             user_codes.unlock(row.user)
         self.message_user(request, _("%(count)d user code(s) unlocked.") % {"count": queryset.count()})
+
+
+@admin.register(UserCodeFailures)
+class UserCodeFailuresAdmin(admin.ModelAdmin):
+    """Which client sent how many wrong user codes, for which user (or for all users together),
+    in the current window. Written only by the code check; deleting a row lifts that budget's
+    lock (the delete permission)."""
+
+    list_display = ("client", "user", "failures", "window_ends")
+    list_select_related = ("client", "user")
+    search_fields = ("client__name", "client__client_id") + _user_search_fields()
+    fields = list_display
+    readonly_fields = fields
+    ordering = ("-window_ends",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ConsentClient)
@@ -458,6 +508,21 @@ class ConsentClientAdmin(admin.ModelAdmin):
 
     Adding one lets it obtain consent-scoped tokens; removing one makes the consent API refuse
     the tokens it holds at once.
+    """
+
+    list_display = ("application", "created_at")
+    list_select_related = ("application",)
+    search_fields = ("application__name", "application__client_id")
+    raw_id_fields = ("application",)
+
+
+@admin.register(ResourceServer)
+class ResourceServerAdmin(admin.ModelAdmin):
+    """The applications allowed to introspect tokens (RFC 7662): the site's resource servers.
+
+    Adding one lets it call the introspection endpoint with its client credentials (or a token
+    with the ``introspection`` scope); removing one makes the endpoint refuse it at once. Only
+    confidential clients may be designated.
     """
 
     list_display = ("application", "created_at")

@@ -19,11 +19,13 @@ from celery import current_app
 from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError
+from django.utils.module_loading import import_string
 from oauth2_provider import models as dot_models
 from oauth2_provider.settings import oauth2_settings
 
 from . import constants, profile, signing
 from .backends.user_code import UnconfiguredUserCodeVerifier
+from .client_auth import hashers as client_secret_hashers
 from .conf import DEFAULTS, IMPORT_STRINGS, ciba_settings
 from .models import CibaClientMixin, SigningKey
 from .oauth.server import CibaServerMixin
@@ -79,6 +81,15 @@ class Codes:
     FAPI_BINDING_MESSAGE = "ciba.W009"
     MTLS_UNVERIFIED = "ciba.W010"
     SIGNING_KEY_KEEP_SHORT = "ciba.W011"
+    # >>> issue21-A codes: E035-E037, W012-W013
+    # <<< issue21-A
+    # >>> issue21-B codes: E038-E039, W014-W015
+    # <<< issue21-B
+    # >>> issue21-C codes: E040-E041, W016-W017
+    # <<< issue21-C
+    # >>> issue21-D codes: E042-E043, W018-W019
+    USER_CODE_BUDGETS = "ciba.E042"
+    # <<< issue21-D
 
 
 @checks.register(checks.Tags.models)
@@ -283,7 +294,7 @@ def _check_rates() -> list[checks.CheckMessage]:
     """A malformed rate would only fail at request time, as a 500 on every request."""
     keys = (
         "BACKCHANNEL_THROTTLE_RATE",
-        "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT",
+        "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS",
         "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS",
     )
     bad = [
@@ -771,3 +782,38 @@ def _as_list(value: Any) -> list[Any]:
 
 def _name(obj: Any) -> str:
     return f"{obj.__module__}.{obj.__qualname__}" if isinstance(obj, type) else repr(obj)
+
+
+# >>> issue21-A checks
+# <<< issue21-A
+# >>> issue21-B checks
+# <<< issue21-B
+# >>> issue21-C checks
+# <<< issue21-C
+# >>> issue21-D checks
+@checks.register(checks.Tags.security)
+def check_user_code_budgets(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The budgets of wrong user codes bound what a client may spend on password hashes
+    (``ciba.user_codes``): each must be a positive whole number, or codes are refused for
+    everyone (0) or the check fails at request time (anything else)."""
+    keys = ("USER_CODE_MAX_FAILURES", "USER_CODE_MAX_FAILURES_PER_CLIENT", "USER_CODE_LOCKOUT_SECONDS")
+    bad = [
+        key
+        for key in keys
+        if isinstance(ciba_settings.raw(key), bool)
+        or not isinstance(ciba_settings.raw(key), int)
+        or ciba_settings.raw(key) < 1
+    ]
+    if not bad:
+        return []
+    return [
+        checks.Error(
+            f"CIBA user-code budgets must be positive whole numbers: {', '.join(bad)}.",
+            hint="Set them as docs/settings.md describes (defaults: 5 per client and user, 30 per "
+            "client, per 900 seconds).",
+            id=Codes.USER_CODE_BUDGETS,
+        )
+    ]
+
+
+# <<< issue21-D

@@ -47,7 +47,6 @@ DEFAULTS: dict[str, Any] = {
     # --- where single-use jti records live: "auto" (the cache if shared, else the database) ---
     "REPLAY_STORE": "auto",
     # --- failed client authentications, refused before any hash (docs/security.md) ---
-    "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT": "20/minute",
     "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": "60/minute",
     "CLIENT_AUTH_FAILURE_BURST": 5,
     "TRUSTED_PROXIES": [],
@@ -114,6 +113,16 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_RETRY_BACKOFF_MAX": 300,
     "CALLBACK_ALLOW_HTTP": False,
     "CALLBACK_ALLOW_PRIVATE_NETWORKS": False,
+    # >>> issue21-A (credentials: secret hashing, guard) — new keys here
+    # <<< issue21-A
+    # >>> issue21-B (bounded dependencies, outages) — new keys here
+    # <<< issue21-B
+    # >>> issue21-C (workers, sweeps, slow lane) — new keys here
+    # <<< issue21-C
+    # >>> issue21-D (introspection, user codes, hostile input) — new keys here
+    # wrong user codes one client may send for all users together per USER_CODE_LOCKOUT_SECONDS
+    "USER_CODE_MAX_FAILURES_PER_CLIENT": 30,
+    # <<< issue21-D
 }
 
 IMPORT_STRINGS = (

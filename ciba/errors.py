@@ -255,6 +255,39 @@ class AccessDeniedError(OAuth2Error):
     description = DESCRIPTIONS["access_denied"]
 
 
+# >>> issue21-A errors
+# <<< issue21-A
+# >>> issue21-B errors
+# <<< issue21-B
+# >>> issue21-D errors
+# --- the introspection endpoint (RFC 7662 §2.3, RFC 6750 §3.1) ------------------------------
+
+
+class NotAResourceServer(CibaError):
+    """A client that authenticated but that the site has not designated as a resource server
+    (``ciba.ResourceServer``) asked to introspect a token (403)."""
+
+    error = "unauthorized_client"
+    status_code = 403
+
+
+class InvalidToken(CibaError):
+    """The bearer token a caller presented is invalid, expired or revoked (401)."""
+
+    error = "invalid_token"
+    status_code = 401
+
+
+class InsufficientScope(CibaError):
+    """A valid bearer token that does not grant what the caller asked for (403)."""
+
+    error = "insufficient_scope"
+    status_code = 403
+
+
+# <<< issue21-D
+
+
 # --- outbound work ------------------------------------------------------------------------
 
 

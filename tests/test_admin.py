@@ -285,3 +285,65 @@ def test_a_stored_client_contradicting_the_profile_shows_its_values_and_the_reas
     assert 'class="errorlist' in page and "FAPI-CIBA does not allow the push mode" in page
     client.refresh_from_db()
     assert client.backchannel_token_delivery_mode == "push"
+
+
+# --- actions that change state need the change permission, not only the view permission -------
+
+
+def staff_with(user_model, *codenames):
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    user = user_model.objects.create_user(f"staff-{len(codenames)}", "staff@example.com", "pw", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="ciba", codename__in=codenames)
+    )
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def offered_actions(browser, url):
+    response = browser.get(url)
+    assert response.status_code == 200
+    form = response.context["action_form"]
+    return {name for name, _label in form.fields["action"].choices if name} if form else set()
+
+
+@pytest.mark.parametrize(
+    ("url", "action", "service", "view", "change"),
+    [
+        (
+            "/admin/ciba/authenticationrequest/",
+            "resend_device_notification",
+            "resend_device_notification",
+            "view_authenticationrequest",
+            "change_authenticationrequest",
+        ),
+        (
+            "/admin/ciba/callbackdelivery/",
+            "retry_deliveries",
+            "retry_failed_callbacks",
+            "view_callbackdelivery",
+            "change_callbackdelivery",
+        ),
+    ],
+)
+def test_view_only_staff_can_neither_resend_notifications_nor_retry_callbacks(
+    alice, make_client, monkeypatch, url, action, service, view, change
+):
+    from ciba import services
+
+    calls = []
+    monkeypatch.setattr(services, service, lambda *args, **kwargs: calls.append(args) or [])
+    app, _ = make_client("poll")
+    ar = services.create_request(
+        expires_in=60, client=app, user=alice, hint_kind="login_hint", scope="openid", interval=5
+    )
+    User = get_user_model()
+    viewer = staff_with(User, view)
+    assert action not in offered_actions(viewer, url)
+    viewer.post(url, {"action": action, "_selected_action": [ar.pk]})
+    assert calls == []
+    operator = staff_with(User, view, change)
+    assert action in offered_actions(operator, url)

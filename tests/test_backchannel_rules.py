@@ -148,10 +148,14 @@ def test_requested_expiry_defaults_and_is_capped():
     assert rules.requested_expiry({"requested_expiry": "86400"}) == 600
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "1.5", "", "٣", str(2**31)])
+@pytest.mark.parametrize("value", ["0", "-5", "1.5", "", "٣", str(2**31), "9" * 5000, "0" * 20])
 def test_requested_expiry_must_be_a_positive_whole_number(value):
     with pytest.raises(InvalidRequest, match="requested_expiry"):
         rules.requested_expiry({"requested_expiry": value})
+
+
+def test_a_requested_expiry_with_leading_zeros_is_still_its_number():
+    assert rules.requested_expiry({"requested_expiry": "0" * 5000 + "30"}) == 30
 
 
 def test_a_binding_message_is_checked_by_the_configured_validator():

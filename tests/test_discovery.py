@@ -68,3 +68,23 @@ def test_metadata_follows_the_settings(client, path):
 @override_settings(CIBA={"BACKCHANNEL_AUTHENTICATION_ENDPOINT": "https://login.bank.example/ciba"})
 def test_an_explicit_endpoint_url_is_published_as_given(client):
     assert client.get(OIDC).json()["backchannel_authentication_endpoint"] == "https://login.bank.example/ciba"
+
+
+def test_introspection_publishes_the_methods_it_accepts(client):
+    data = client.get(RFC8414).json()  # DOT's OpenID document names no introspection endpoint
+    assert (
+        data["introspection_endpoint_auth_methods_supported"] == data["token_endpoint_auth_methods_supported"]
+    )
+    assert (
+        data["introspection_endpoint_auth_signing_alg_values_supported"]
+        == data["token_endpoint_auth_signing_alg_values_supported"]
+    )
+
+
+@override_settings(CIBA={"PROFILE": "fapi-ciba", "DELIVERY_MODES": ["poll", "ping"]})
+def test_under_fapi_introspection_publishes_no_client_secret_method(client):
+    data = client.get(RFC8414).json()
+    assert data["introspection_endpoint_auth_methods_supported"]
+    assert not [
+        m for m in data["introspection_endpoint_auth_methods_supported"] if m.startswith("client_secret")
+    ]

@@ -176,3 +176,45 @@ def test_a_login_hint_token_from_a_client_without_keys_is_invalid_request(
         error_of(ask(client, keyless, secret, f"scope=openid&login_hint_token={lht(app)}"))
         == "invalid_request"
     )
+
+
+# --- under the FAPI-CIBA profile (FAPI 1 Advanced §8.6: PS256 and ES256 only) -------------------
+
+
+def resolve_under_fapi(settings, rf, **hint):
+    """The default resolver, asked directly: under FAPI-CIBA a backchannel request must also be
+    a signed request object over mTLS or private_key_jwt, which is not what is tested here."""
+    from ciba.backends.users import UsernameOrEmailUserResolver
+
+    settings.CIBA = {**settings.CIBA, "PROFILE": "fapi-ciba"}
+    return UsernameOrEmailUserResolver().resolve(http_request=rf.post(URL), **hint)
+
+
+@pytest.mark.parametrize("alg", ["PS256", "ES256"])
+def test_under_fapi_a_login_hint_token_signed_with_ps256_or_es256_names_the_user(
+    settings, rf, alice, make_client, alg
+):
+    from tests.keys import ec_key
+
+    key = ec_key() if alg == "ES256" else KEY
+    app, _ = make_client("poll", jwks={"keys": [public_jwk(key, "k1")]})
+    claims = {"iss": app.client_id, "aud": ISSUER, "sub": "alice", "exp": int(time.time()) + 60}
+    token = sign(claims, key, alg, "k1")
+    assert resolve_under_fapi(settings, rf, client=app, login_hint_token=token) == alice
+
+
+def test_under_fapi_a_login_hint_token_signed_with_rs256_is_invalid_request(settings, rf, alice, hint_client):
+    from ciba.errors import InvalidRequest
+
+    app, _ = hint_client
+    with pytest.raises(InvalidRequest, match="PS256 or ES256"):
+        resolve_under_fapi(settings, rf, client=app, login_hint_token=lht(app))
+
+
+def test_under_fapi_an_rs256_id_token_is_not_a_hint(settings, rf, alice, id_token):
+    from ciba.errors import InvalidRequest
+
+    app, _, token = id_token
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+    with pytest.raises(InvalidRequest, match="id_token_hint"):
+        resolve_under_fapi(settings, rf, client=app, id_token_hint=token)

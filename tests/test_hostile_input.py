@@ -31,6 +31,8 @@ FORM = "application/x-www-form-urlencoded"
         "scope=openid%00&login_hint=alice",
         "scope=openid&login_hint=alice&requested_expiry=%EF%BC%91",  # full-width digit one
         "scope=openid&login_hint=alice&requested_expiry=99999999999999999999999999",
+        "scope=openid&login_hint=alice&requested_expiry=" + "9" * 5000,  # past int()'s digit limit
+        "scope=openid&login_hint=alice&requested_expiry=" + "0" * 100_000 + "1",
         "scope=openid&id_token_hint=a.b.c",
         "scope=openid&id_token_hint=%00.%00.%00",
         "scope=openid&login_hint_token=not-a-jwt",
@@ -489,3 +491,23 @@ def test_a_body_django_will_not_read_is_an_oauth_error_at_the_backchannel_endpoi
         HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
     )
     oauth_error(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, 10**4000, "1" + "0" * 20])
+def test_a_huge_requested_expiry_in_a_signed_request_is_invalid_request(client, alice, make_client, value):
+    from tests.keys import public_jwk, request_object_claims, rsa_key, sign
+
+    key = rsa_key()
+    app, secret = make_client(
+        "poll", backchannel_authentication_request_signing_alg="PS256", jwks={"keys": [public_jwk(key, "k1")]}
+    )
+    claims = request_object_claims(app.client_id, "http://testserver/o", requested_expiry=value)
+    response = client.post(
+        "/o/backchannel-authentication/",
+        f"request={sign(claims, key, 'PS256', 'k1')}",
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    body = oauth_error(response, 400, "invalid_request")
+    assert "requested_expiry" in body["error_description"]
+    assert not AuthenticationRequest.objects.exists()

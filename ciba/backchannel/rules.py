@@ -113,7 +113,7 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
         acr_essential=acr_essential,
         binding_message=message,
         client_notification_token=notification_token,
-        requested_expiry=int(params["requested_expiry"]) if "requested_expiry" in params else None,
+        requested_expiry=seconds(params["requested_expiry"]) if "requested_expiry" in params else None,
         expires_in=expires_in,
         interval=ciba_settings.DEFAULT_INTERVAL,
         dpop_jkt=binding.jkt if binding is not None else "",
@@ -211,12 +211,25 @@ def requested_expiry(params: Mapping[str, str]) -> int:
     """§7.1: a positive whole number of seconds; the server may shorten it (``MAX_EXPIRES_IN``)."""
     if "requested_expiry" not in params:
         return ciba_settings.DEFAULT_EXPIRES_IN
-    raw = params["requested_expiry"]
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_REQUESTED_EXPIRY:
+    return min(seconds(params["requested_expiry"]), ciba_settings.MAX_EXPIRES_IN)
+
+
+def seconds(raw: str) -> int:
+    """``requested_expiry`` as a whole number from 1 to ``MAX_REQUESTED_EXPIRY``, or
+    ``invalid_request``. The length is checked before ``int()``: Python refuses to convert
+    more than 4,300 digits (``ValueError``), and converting a long string costs quadratic time,
+    so a 5,000-digit value must be refused as text, never parsed."""
+    significant = raw.lstrip("0")
+    if (
+        not raw.isascii()
+        or not raw.isdigit()
+        or len(significant) > len(str(MAX_REQUESTED_EXPIRY))
+        or not 0 < int(significant or "0") <= MAX_REQUESTED_EXPIRY
+    ):
         raise InvalidRequest(
             f"requested_expiry must be a whole number of seconds from 1 to {MAX_REQUESTED_EXPIRY}."
         )
-    return min(int(raw), ciba_settings.MAX_EXPIRES_IN)
+    return int(significant)
 
 
 def binding_message(params: Mapping[str, str], *, client: Any) -> str:

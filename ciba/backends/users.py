@@ -10,6 +10,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import identify_hasher
 from django.db.models import Q
 
+from .. import profile
 from ..conf import ciba_settings
 from ..constants import ASYMMETRIC_JWS_ALGORITHMS, ID_TOKEN_SIGNING_ALGS
 from ..endpoints import audiences, issuer
@@ -72,6 +73,7 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
     - ``login_hint_token``: a JWT the client signed with its registered keys, ``iss`` = the
       client id, ``aud`` naming this server, ``exp`` required (expired →
       ``expired_login_hint_token``); its ``sub`` is resolved like a ``login_hint``.
+    - Under the FAPI-CIBA profile both JWT hints must be PS256 or ES256 (FAPI 1 Advanced §8.6).
 
     Inactive users are unknown: a disabled account must not receive authentication
     requests. An email shared by several accounts is ambiguous and so identifies nobody.
@@ -97,6 +99,13 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
         algorithms = _hint_algorithms(keys)
         if client.algorithm == "HS256" and client.client_secret and not _is_hashed(client.client_secret):
             keys, algorithms = [client.client_secret.encode()], ["HS256"]
+        # Under FAPI-CIBA only PS256 and ES256 ID tokens are hints: the profile never issues
+        # others, so an RS256 or HS256 one was not minted under its rules.
+        algorithms = profile.jws_algs(algorithms)
+        if not algorithms:
+            raise InvalidRequest(
+                "id_token_hint: no ID token this server signs is accepted under its profile."
+            )
         try:
             claims = verify(
                 id_token_hint,
@@ -123,10 +132,12 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
     def resolve_login_hint_token(
         self, login_hint_token: str, *, client: Any, http_request: Any
     ) -> AbstractBaseUser:
+        accepted = profile.jws_algs(ASYMMETRIC_JWS_ALGORITHMS)
         try:
             alg = header_of(login_hint_token)["alg"]
-            if alg not in ASYMMETRIC_JWS_ALGORITHMS:
-                raise JoseError("must be signed with an asymmetric algorithm.")
+            if alg not in accepted:
+                # FAPI 1 Advanced §8.6 (under FAPI-CIBA): PS256 or ES256, as for every JWS.
+                raise JoseError(f"must be signed with {' or '.join(accepted)}.")
             # The signature is checked before expiry, so that only a genuine token the
             # client signed earns the specific expired_login_hint_token error.
             claims = verify(

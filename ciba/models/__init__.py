@@ -6,8 +6,9 @@ from .consent_client import ConsentClient
 from .device import Device
 from .mixins import CibaClientMixin
 from .replay import UsedJti
+from .resource_server import ResourceServer
 from .signing_key import SigningKey
-from .user_code import UserCode
+from .user_code import UserCode, UserCodeFailures
 
 __all__ = [
     "Application",
@@ -16,9 +17,11 @@ __all__ = [
     "CibaClientMixin",
     "ConsentClient",
     "Device",
+    "ResourceServer",
     "SigningKey",
     "TokenBinding",
     "UsedJti",
     "UserCode",
+    "UserCodeFailures",
     "generate_auth_req_id",
 ]

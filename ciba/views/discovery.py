@@ -73,6 +73,13 @@ def _with_ciba_metadata(request: HttpRequest, response: HttpResponse) -> HttpRes
         return response
     data = json.loads(response.content)
     data.update(ciba_metadata(request))
+    if "introspection_endpoint" in data:
+        # ciba.views.introspection authenticates resource servers as the token endpoint
+        # authenticates clients (ciba.client_auth), so the same methods and algorithms apply.
+        data["introspection_endpoint_auth_methods_supported"] = data["token_endpoint_auth_methods_supported"]
+        data["introspection_endpoint_auth_signing_alg_values_supported"] = data[
+            "token_endpoint_auth_signing_alg_values_supported"
+        ]
     extended = JsonResponse(data)
     for header, value in response.headers.items():
         if header.lower() not in ("content-length", "content-type"):

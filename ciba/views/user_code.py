@@ -62,8 +62,10 @@ class UserCodeView(ConsentAuthenticationMixin, APIView):
 
 
 def _state(row: Any) -> dict[str, Any]:
+    """``locked_until``: until when some client that sent too many wrong codes for this user
+    has its codes refused (others are not affected); the user learns someone is guessing."""
     return {
         "is_set": row is not None,
         "updated_at": row.updated_at if row else None,
-        "locked_until": row.locked_until if row else None,
+        "locked_until": user_codes.locked_until(row.user_id) if row else None,
     }
