@@ -116,6 +116,8 @@ DEFAULTS: dict[str, Any] = {
     # >>> issue21-A (credentials: secret hashing, guard) — new keys here
     # <<< issue21-A
     # >>> issue21-B (bounded dependencies, outages) — new keys here
+    # Retry-After (s) of the 503 temporarily_unavailable a request gets while a dependency is down
+    "OUTAGE_RETRY_AFTER": 1,
     # <<< issue21-B
     # >>> issue21-C (workers, sweeps, slow lane) — new keys here
     # <<< issue21-C

@@ -9,7 +9,7 @@ site's WSGI application (``example_project/wsgi.py``)::
     application = FastLane(get_wsgi_application())
 
 and, for a ``POST`` to the token endpoint's path with a small form body and none of the
-headers it leaves to Django (``Cookie``, ``DPoP``, ``Transfer-Encoding``, a query string),
+headers it leaves to Django (``Cookie``, ``DPoP``, a query string),
 asks ``ciba.polling.prescreen.screen`` — the token view's own pre-screen, with the client
 identified by ``ciba.client_auth.poll_identity`` — and answers only ``authorization_pending``
 or ``slow_down``, the answers the Redis record proves. Everything else (an unverified or
@@ -33,7 +33,15 @@ logged by ``django.request`` ("Bad Request: /o/token/", a warning).
 
 Skipped with the middleware: Django's ``request_started``/``request_finished`` signals (they
 reset and close database connections; the lane uses none) and URL resolution (the path is
-the token endpoint's, reversed once).
+the token endpoint's, reversed once). Nothing on the lane's path touches the database, so
+pending polls keep their answers while PostgreSQL is down or hung; if the poll state cannot
+answer (Redis down, its breaker open) or any dependency fails, Django answers.
+
+For every request, the lane first makes a chunked body (``Transfer-Encoding: chunked``, no
+``Content-Length``) readable: WSGI servers such as granian hand it to the application as a
+stream without a length, and Django reads a request without ``CONTENT_LENGTH`` as empty.
+The body is read here, up to ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (one byte more, so Django
+refuses a larger one as it refuses any other), and handed on with its length.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
+from . import outages
 from .client_auth import poll_identity
 from .conf import ciba_settings
 from .endpoints import TOKEN_URL_NAME
@@ -77,8 +86,11 @@ SKIPPED = (
     "whitenoise.middleware.WhiteNoiseMiddleware",
 )
 #: Request headers whose effect only the full path knows: a session or CSRF cookie, a DPoP
-#: proof (the answer may carry a nonce), a chunked body.
+#: proof (checked before any pending answer; the answer may carry a nonce), a body in a
+#: transfer coding other than chunked.
 _LEFT_TO_DJANGO = ("HTTP_COOKIE", "HTTP_DPOP", "HTTP_TRANSFER_ENCODING", "QUERY_STRING")
+#: The largest chunked body read when ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is None (Django's default).
+MAX_CHUNKED_BODY = 2_621_440
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -116,8 +128,17 @@ class FastLane:
         self.max_body = min(MAX_BODY, settings.DATA_UPLOAD_MAX_MEMORY_SIZE or MAX_BODY)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        dechunk(environ)
         if environ.get("PATH_INFO") == self.path and environ.get("REQUEST_METHOD") == "POST":
-            answered = self._answer(environ, start_response)
+            outages.new_request()
+            try:
+                answered = self._answer(environ, start_response)
+            except Exception as exc:
+                if not outages.is_outage(exc):
+                    raise
+                answered = None  # Django answers (503 if it needs the dependency too)
+            finally:
+                outages.end_request()
             if answered is not None:
                 return answered
         return self.app(environ, start_response)
@@ -130,7 +151,8 @@ class FastLane:
         if not environ.get("CONTENT_TYPE", "").startswith(prescreen.FORM) or not poll_state().shared:
             return None
         length = str(environ.get("CONTENT_LENGTH") or "")
-        if not length.isdigit() or not 0 < int(length) <= self.max_body:
+        # A length of thousands of digits is past int()'s digit limit: Django's to refuse.
+        if not length.isdigit() or len(length) > 12 or not 0 < int(length) <= self.max_body:
             return None
         body = _read(environ, int(length))
         request = WSGIRequest(environ)
@@ -150,6 +172,30 @@ class FastLane:
         log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
         start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
         return [response.content]
+
+
+class ChunkedBodies:
+    """Only the chunked-body half of ``FastLane``, for a site that serves Django without the
+    lane (``ChunkedBodies(get_wsgi_application())``): chunked bodies get their length."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        dechunk(environ)
+        return self.app(environ, start_response)
+
+
+def dechunk(environ: dict[str, Any]) -> None:
+    """Give a chunked request body its ``CONTENT_LENGTH`` (the server has decoded the chunks)."""
+    coding = str(environ.get("HTTP_TRANSFER_ENCODING", "")).strip().lower()
+    if coding != "chunked" or environ.get("CONTENT_LENGTH"):
+        return
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or MAX_CHUNKED_BODY
+    body = _read(environ, limit + 1)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    if len(body) <= limit:  # whole: the lane may read it; longer, Django refuses it (too large)
+        del environ["HTTP_TRANSFER_ENCODING"]
 
 
 def _read(environ: dict[str, Any], length: int) -> bytes:

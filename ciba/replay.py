@@ -4,6 +4,15 @@ Kept in Django's cache when every process shares it (``cache.add`` is atomic on 
 Memcached), and in the database otherwise (``ciba.UsedJti``, whose primary key makes the insert
 the atomic test): with the local-memory cache, two processes would each accept the same
 replayed assertion. ``REPLAY_STORE`` chooses (``"auto"``, ``"cache"``, ``"database"``).
+
+When the cache is the store and it is unreachable, ``first_use`` raises (the cache's error,
+``ciba.outages.CacheUnavailable`` on ``BoundedRedisCache``) and the endpoint answers ``503
+temporarily_unavailable``: nothing is accepted that the cache cannot record. Falling back to
+the database would not be safe, since the ``jti`` values accepted before the outage are only
+in the cache, and a replay of any of them would be accepted for as long as it lives (a
+client assertion up to ``CLIENT_ASSERTION_MAX_LIFETIME``, a DPoP proof
+``DPOP_PROOF_MAX_AGE``). Client-secret and mutual-TLS clients need no ``jti`` and are not
+affected.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ PER_PROCESS_CACHES = (
 
 
 def first_use(kind: str, issuer: str, jti: str, expires_at: float) -> bool:
-    """True the first time ``(kind, issuer, jti)`` is seen; False on every replay."""
+    """True the first time ``(kind, issuer, jti)`` is seen; False on every replay. Raises
+    when the store cannot tell (the cache or the database is unreachable): never True then."""
     ttl = max(1, int(expires_at - time.time()) + CLOCK_LEEWAY)
     digest = hashlib.sha256(f"{kind}\0{issuer}\0{jti}".encode()).hexdigest()
     if uses_cache():

@@ -47,28 +47,111 @@ def database(default_sqlite_path: str) -> dict[str, Any]:
     Connections persist for ``DATABASE_CONN_MAX_AGE`` seconds (default 60, with Django's
     health check before reuse): opening a PostgreSQL connection per request would cost more
     than the whole CIBA request it serves.
+
+    PostgreSQL runs on the engine ``ciba.db`` with every wait bounded, so that a hung or
+    unreachable database costs a request a bounded time, never a worker (docs/deployment.md,
+    "Timeouts and outages"). Each bound has a variable (``0`` turns it off):
+
+    * ``DATABASE_CONNECT_TIMEOUT`` (s, default 2, libpq's minimum): connecting;
+    * ``DATABASE_QUERY_TIMEOUT`` (s, default 2): the client's wait for any answer, after which
+      the connection is dropped and the database is not asked again for
+      ``DATABASE_BREAKER_SECONDS`` (default 2) by this process;
+    * ``DATABASE_STATEMENT_TIMEOUT`` (ms, default 1500) and ``DATABASE_LOCK_TIMEOUT`` (ms,
+      default 0: off, the statement timeout includes lock waits): the server ends a slow
+      statement or lock wait itself and the connection stays usable (set them to 0 behind
+      PgBouncer in transaction mode, which refuses startup options, and set them on the
+      role instead);
+    * ``DATABASE_IDLE_IN_TRANSACTION_TIMEOUT`` (ms, default 60000): the server ends a session
+      that holds a transaction open and idle (a process that hung mid-transaction keeps no locks);
+    * TCP keepalives (idle 10 s, then 3 probes 2 s apart) and ``tcp_user_timeout`` (5 s):
+      the kernel gives up a connection whose peer vanished from the network.
+
+    Management commands that run long statements (``migrate`` on a large table) run with
+    ``DATABASE_STATEMENT_TIMEOUT=0 DATABASE_QUERY_TIMEOUT=0``.
     """
-    return dj_database_url.config(
+    config = dj_database_url.config(
         default=f"sqlite:///{default_sqlite_path}",
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
         conn_health_checks=True,
     )
+    if config.get("ENGINE") == "django.db.backends.postgresql":
+        config["ENGINE"] = "ciba.db"
+        config["OPTIONS"] = {**postgresql_options(), **config.get("OPTIONS", {})}
+    return config
+
+
+def postgresql_options() -> dict[str, Any]:
+    """The bounds of ``database()`` as the ``OPTIONS`` of the ``ciba.db`` engine."""
+    statement = _number("DATABASE_STATEMENT_TIMEOUT", 1500)
+    lock = _number("DATABASE_LOCK_TIMEOUT", 0)
+    idle = _number("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", 60000)
+    server = " ".join(
+        f"-c {name}={int(value)}"
+        for name, value in (
+            ("statement_timeout", statement),
+            ("lock_timeout", lock),
+            ("idle_in_transaction_session_timeout", idle),
+        )
+        if value
+    )
+    options: dict[str, Any] = {
+        "connect_timeout": int(_number("DATABASE_CONNECT_TIMEOUT", 2)),
+        "query_timeout": _number("DATABASE_QUERY_TIMEOUT", 2),
+        "breaker_seconds": _number("DATABASE_BREAKER_SECONDS", 2),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 2,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 5000,
+    }
+    if server:
+        options["options"] = server
+    return options
 
 
 def cache() -> dict[str, Any]:
-    """``CACHE_URL``: ``redis://``/``rediss://`` → Django's Redis cache; unset → local memory.
+    """``CACHE_URL``: ``redis://``/``rediss://`` → a Redis cache; unset → local memory.
 
-    The cache holds the replay caches (client-assertion and request-object ``jti``) and the
-    verified-secret cache, so a deployment with several processes must point every one at the
-    same Redis.
+    The cache holds the replay caches (client-assertion, request-object and DPoP ``jti``),
+    the verified-secret cache and the failed-authentication guard, so a deployment with
+    several processes must point every one at the same Redis.
+
+    Redis runs on ``ciba.outages.BoundedRedisCache``: Django's Redis cache with bounded waits
+    and a breaker, so a hung Redis costs a request at most one bounded call
+    (docs/deployment.md, "Timeouts and outages"). ``CACHE_CONNECT_TIMEOUT`` and
+    ``CACHE_SOCKET_TIMEOUT`` (s, default 0.5 each), ``CACHE_RETRIES`` (default 0: each retry
+    waits the timeout again) and ``CACHE_BREAKER_SECONDS`` (default 2) tune it.
     """
     url = os.environ.get("CACHE_URL", "")
     scheme = urlsplit(url).scheme
     if scheme in ("redis", "rediss"):
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+        return {
+            "BACKEND": "ciba.outages.BoundedRedisCache",
+            "LOCATION": url,
+            "OPTIONS": {
+                "socket_connect_timeout": _number("CACHE_CONNECT_TIMEOUT", 0.5),
+                "socket_timeout": _number("CACHE_SOCKET_TIMEOUT", 0.5),
+                "retries": int(_number("CACHE_RETRIES", 0)),
+                "breaker_seconds": _number("CACHE_BREAKER_SECONDS", 2),
+            },
+        }
     if scheme in ("", "locmem"):
         return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ciba"}
     raise ValueError(f"CACHE_URL scheme {scheme!r} is not supported; use redis://, rediss:// or locmem://")
+
+
+def _number(name: str, default: float) -> float:
+    """A non-negative number from the environment; anything else stops the start."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        _improper(name, raw, "use a number of 0 or more")
+    return int(value) if value.is_integer() else value
 
 
 def celery_settings() -> dict[str, Any]:

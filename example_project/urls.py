@@ -14,3 +14,7 @@ urlpatterns = [
     # The demo: checkout kiosk, its callback receiver, the site's login, the old phone URL.
     path("", include("example_project.demo.urls")),
 ]
+
+# A PostgreSQL or Redis outage that reaches Django's last resort in any view (DOT's userinfo,
+# discovery) is a JSON 503 temporarily_unavailable with Retry-After, not an HTML 500 page.
+handler500 = "ciba.views.rendering.server_error"

@@ -3,7 +3,8 @@
 ``FastLane`` answers pending polls at the token endpoint from the shared poll state before
 Django's middleware runs, and hands every other request to Django untouched
 (``ciba.fast_lane``). ``CIBA_FAST_LANE=off`` serves Django alone (to compare, or to rule the
-lane out).
+lane out); a chunked request body still gets its length then (``ChunkedBodies``), since
+granian hands one over without it.
 """
 
 import os
@@ -13,7 +14,9 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 application = get_wsgi_application()
 
-from ciba.fast_lane import FastLane  # noqa: E402 - needs the app registry get_wsgi_application() filled
+from ciba.fast_lane import ChunkedBodies, FastLane  # noqa: E402 - needs the app registry filled
 
 if os.environ.get("CIBA_FAST_LANE", "on") != "off":
     application = FastLane(application)
+else:
+    application = ChunkedBodies(application)

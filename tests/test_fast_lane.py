@@ -26,6 +26,7 @@ from ciba import polling
 from ciba.client_auth import Credentials
 from ciba.constants import AUTH_CLIENT_SECRET_BASIC, CIBA_GRANT_TYPE
 from ciba.fast_lane import FastLane
+from ciba.models import AuthenticationRequest
 from ciba.polling import DatabasePollState
 from tests.conftest import basic_auth, start_request
 from tests.keys import assertion_claims, rsa_key, sign
@@ -143,16 +144,24 @@ class ProvenPending(DatabasePollState):
     shared = True
     ANSWERS: dict[str, str] = {}
     VERIFIED: set[tuple[str, str]] = set()
+    #: Requests made with a DPoP key: never answered here (RedisPollState's record flag).
+    WITH_KEY: set[str] = set()
     polls = 0
 
+    def track(self, ar: Any) -> None:
+        if polling.made_with_dpop_key(ar):
+            self.WITH_KEY.add(ar.auth_req_id)
+
     def record_poll(self, ar: Any, fingerprint: str | None, now: Any) -> str:
-        if fingerprint:
+        if fingerprint and polling.needs_no_proof(ar.client):
             self.VERIFIED.add((ar.client.client_id, fingerprint))
+        if polling.made_with_dpop_key(ar):
+            self.WITH_KEY.add(ar.auth_req_id)
         return super().record_poll(ar, fingerprint, now)
 
     def poll(self, client_id: str, fingerprint: str, auth_req_id: str, now: float) -> str | None:
         type(self).polls += 1
-        if (client_id, fingerprint) not in self.VERIFIED:
+        if (client_id, fingerprint) not in self.VERIFIED or auth_req_id in self.WITH_KEY:
             return None
         return self.ANSWERS.get(auth_req_id)
 
@@ -160,6 +169,7 @@ class ProvenPending(DatabasePollState):
 @pytest.fixture
 def proven(settings: Any) -> type[ProvenPending]:
     ProvenPending.ANSWERS, ProvenPending.VERIFIED, ProvenPending.polls = {}, set(), 0
+    ProvenPending.WITH_KEY = set()
     settings.CIBA = {**settings.CIBA, "POLL_STATE_CLASS": "tests.test_fast_lane.ProvenPending"}
     settings.MIDDLEWARE = STARTPROJECT_MIDDLEWARE
     assert isinstance(polling.poll_state(), ProvenPending)
@@ -395,9 +405,6 @@ BODY = grant("A" * 43).encode()
         pytest.param(environ(BODY, path="/o/backchannel-authentication/"), id="another path"),
         pytest.param(environ(BODY, path="/o/token"), id="the path without its slash"),
         pytest.param(environ(BODY, method="PUT"), id="PUT"),
-        pytest.param(
-            {**environ(BODY, HTTP_TRANSFER_ENCODING="chunked"), "CONTENT_LENGTH": ""}, id="a chunked body"
-        ),
         pytest.param(environ(BODY + b"&pad=" + b"x" * 5000), id="an oversized body"),
         pytest.param({**environ(BODY), "CONTENT_LENGTH": "abc"}, id="a malformed Content-Length"),
         pytest.param(environ(b""), id="an empty body"),
@@ -441,3 +448,180 @@ def test_the_fingerprint_is_the_one_the_full_path_remembers(pending, proven):
     app, secret, _ = pending
     expected = Credentials(AUTH_CLIENT_SECRET_BASIC, app.client_id, secret=secret).fingerprint()
     assert proven.VERIFIED == {(app.client_id, expected)}
+
+
+# --- a chunked body (Transfer-Encoding: chunked, no Content-Length) -----------------------------
+
+
+def chunked(env: dict[str, Any]) -> dict[str, Any]:
+    """``env`` as granian hands a chunked request over: the chunks decoded into ``wsgi.input``,
+    ``Transfer-Encoding`` kept, no ``CONTENT_LENGTH``."""
+    env = {key: value for key, value in env.items() if key != "CONTENT_LENGTH"}
+    env["HTTP_TRANSFER_ENCODING"] = "chunked"
+    return env
+
+
+def test_a_chunked_body_reaches_the_application_with_its_length(proven):
+    spy = Spy(echo)
+    answer = call(FastLane(spy), chunked(environ(BODY)))
+    assert spy.calls == 1
+    assert answer.body == BODY
+    assert ("X-Content-Length", str(len(BODY))) in answer.headers
+
+
+def test_a_chunked_poll_gets_the_answer_a_poll_with_a_length_gets(site, pending):
+    app, secret, auth_req_id = pending
+    request = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
+    with_length = call(site.lane, environ(grant(auth_req_id), **request))
+    assert call(site.lane, chunked(environ(grant(auth_req_id), **request))) == with_length
+    assert with_length.error == "authorization_pending"
+
+
+def test_a_chunked_token_request_is_read_by_django(site, client, alice, make_client, proven):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)  # never verified: Django answers
+    answer = call(
+        site.lane, chunked(environ(grant(auth_req_id), HTTP_AUTHORIZATION=basic_auth(app.client_id, secret)))
+    )
+    assert site.spy.calls == 1
+    assert answer.error == "authorization_pending"  # read as empty, it would be invalid_request
+
+
+def test_a_chunked_backchannel_request_is_read_by_django(site, alice, make_client):
+    app, secret = make_client("poll")
+    body = "scope=openid&login_hint=alice"
+    answer = call(
+        site.lane,
+        chunked(
+            environ(
+                body,
+                path="/o/backchannel-authentication/",
+                HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+            )
+        ),
+    )
+    assert answer.status == "200 OK", answer.body
+    assert json.loads(answer.body)["auth_req_id"]
+
+
+def test_a_chunked_body_too_large_to_read_is_refused_as_one_with_a_length(site, settings, pending):
+    app, secret, auth_req_id = pending
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = grant(auth_req_id, "&pad=" + "x" * 2000)
+    answer = call(site.lane, chunked(environ(body, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))))
+    assert answer.status.startswith("400") and answer.error == "invalid_request"
+    assert b"too large" in answer.body
+
+
+def test_a_content_length_of_thousands_of_digits_is_left_to_django(proven):
+    def unread(env: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b""]
+
+    spy = Spy(unread)
+    env = environ(BODY)
+    env["CONTENT_LENGTH"] = "9" * 5000  # past int()'s digit limit (Django reads it as 0)
+    assert call(FastLane(spy), env).status == "200 OK"
+    assert spy.calls == 1
+
+
+# --- no pending answer before the DPoP checks of the full path (RFC 9449) ---------------------
+
+TOKEN_URL = "http://testserver/o/token/"
+
+
+def poll_with(client: Any, app: Any, secret: str, auth_req_id: str, **headers: Any) -> Any:
+    return client.post(
+        TOKEN,
+        grant(auth_req_id),
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+        **headers,
+    )
+
+
+@pytest.fixture
+def dpop_bound(client: Any, alice: Any, make_client: Any, proven: Any) -> tuple[Any, str, str, Any]:
+    """A client whose tokens are DPoP-bound, a pending request of it polled once with a good
+    proof (the full path verified its secret), and its key."""
+    from tests.dpop import DPoPKey
+
+    app, secret = make_client("poll", dpop_bound_access_tokens=True)
+    key = DPoPKey("EC")
+    auth_req_id = start_request(client, app, secret)
+    first = poll_with(client, app, secret, auth_req_id, HTTP_DPOP=key.proof("POST", TOKEN_URL))
+    assert first.json()["error"] == "authorization_pending"
+    proven.ANSWERS[auth_req_id] = polling.PENDING  # the store would say pending if asked
+    return app, secret, auth_req_id, key
+
+
+def test_a_dpop_bound_clients_poll_without_a_proof_is_refused_not_pending(client, site, dpop_bound):
+    app, secret, auth_req_id, _ = dpop_bound
+    assert poll_with(client, app, secret, auth_req_id).json()["error"] == "invalid_dpop_proof"
+    through_lane = call(
+        site.lane, environ(grant(auth_req_id), HTTP_AUTHORIZATION=basic_auth(app.client_id, secret))
+    )
+    assert through_lane.error == "invalid_dpop_proof"
+
+
+def test_an_unsigned_or_replayed_dpop_proof_is_refused_while_the_request_is_pending(client, dpop_bound):
+    from tests.dpop import unsigned_proof
+
+    app, secret, auth_req_id, key = dpop_bound
+    none = unsigned_proof(key, "POST", TOKEN_URL)
+    assert poll_with(client, app, secret, auth_req_id, HTTP_DPOP=none).json()["error"] == "invalid_dpop_proof"
+    proof = key.proof("POST", TOKEN_URL)
+    assert poll_with(client, app, secret, auth_req_id, HTTP_DPOP=proof).json()["error"] == "slow_down"
+    replayed = poll_with(client, app, secret, auth_req_id, HTTP_DPOP=proof)
+    assert replayed.json()["error"] == "invalid_dpop_proof"
+
+
+def test_a_required_nonce_is_demanded_before_a_pending_answer(client, settings, dpop_bound):
+    settings.CIBA = {**settings.CIBA, "DPOP_NONCE_REQUIRED": True}
+    app, secret, auth_req_id, key = dpop_bound
+    answer = poll_with(client, app, secret, auth_req_id, HTTP_DPOP=key.proof("POST", TOKEN_URL))
+    assert answer.json()["error"] == "use_dpop_nonce" and answer["DPoP-Nonce"]
+
+
+def test_a_request_made_with_a_dpop_key_is_pending_only_to_a_proof_of_that_key(
+    client, site, alice, make_client, proven
+):
+    from tests.dpop import DPoPKey
+
+    app, secret = make_client("poll")
+    plain = start_request(client, app, secret)
+    assert poll_with(client, app, secret, plain).json()["error"] == "authorization_pending"  # verified
+    key = DPoPKey("EC")
+    response = client.post(
+        "/o/backchannel-authentication/",
+        "scope=openid&login_hint=alice",
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+        HTTP_DPOP=key.proof("POST", "http://testserver/o/backchannel-authentication/"),
+    )
+    keyed = response.json()["auth_req_id"]
+    polling.poll_state().track(AuthenticationRequest.objects.get(auth_req_id=keyed))  # the record
+    proven.ANSWERS[plain] = proven.ANSWERS[keyed] = polling.PENDING
+    assert poll_with(client, app, secret, keyed).json()["error"] == "invalid_dpop_proof"
+    request = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
+    assert call(site.lane, environ(grant(keyed), **request)).error == "invalid_dpop_proof"
+    other = DPoPKey("EC").proof("POST", TOKEN_URL)
+    assert poll_with(client, app, secret, keyed, HTTP_DPOP=other).json()["error"] == "invalid_dpop_proof"
+    right = poll_with(client, app, secret, keyed, HTTP_DPOP=key.proof("POST", TOKEN_URL))
+    assert right.json()["error"] == "authorization_pending"
+    assert (
+        call(site.lane, environ(grant(plain), **request)).error == "authorization_pending"
+    )  # still the lane's
+
+
+def test_a_malformed_dpop_proof_of_a_plain_client_is_refused_not_pending(client, pending):
+    app, secret, auth_req_id = pending
+    answer = poll_with(client, app, secret, auth_req_id, HTTP_DPOP="e30.e30.")
+    assert answer.json()["error"] == "invalid_dpop_proof"
+
+
+def test_a_site_without_the_lane_can_still_read_chunked_bodies():
+    from ciba.fast_lane import ChunkedBodies
+
+    answer = call(ChunkedBodies(echo), chunked(environ(BODY)))
+    assert answer.body == BODY and ("X-Content-Length", str(len(BODY))) in answer.headers

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 from django.test import Client
@@ -96,3 +97,13 @@ def test_redis_is_tried_again_when_the_breaker_closes(alice, make_client, hung_s
     store._open_until = 0.0  # the breaker window has passed
     assert store.poll(app.client_id, "fp", ar.auth_req_id, 0) is None  # tried Redis again, hung again
     assert len(connections) > before and not store.available
+
+
+def test_a_hung_redis_costs_one_timeout_not_one_per_redis_py_retry(hung_store):
+    store, _ = hung_store
+    started = time.monotonic()
+    assert store.poll("kiosk", "fingerprint", "A" * 43, 0) is None
+    # POLL_STATE_REDIS_TIMEOUT is 0.1 s here; redis-py's default Retry (three retries with
+    # backoff) would wait at least four times that.
+    assert time.monotonic() - started < 0.35
+    assert not store.available

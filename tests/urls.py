@@ -16,3 +16,5 @@ urlpatterns = [
     path("api/accounts/", AccountsView.as_view(), name="accounts"),
     path("", include("example_project.demo.urls")),
 ]
+
+handler500 = "ciba.views.rendering.server_error"

@@ -5,6 +5,10 @@ A ``jwks_uri`` is fetched inside the request that needs it (a backchannel or tok
 so the fetch has its own short deadline (``JWKS_FETCH_TIMEOUT``) and a failure is remembered
 for ``JWKS_FAILURE_CACHE_SECONDS``: otherwise anyone could hold a web worker per request by
 sending assertions that name a client whose ``jwks_uri`` does not answer.
+
+Fetched key sets (and failures) live in Django's cache, shared by every process. When the
+cache is unreachable they live in this process for the same time (``_local``), so an
+outage neither fails these clients nor makes every request fetch the client's URL again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import binascii
 import hashlib
 import json
 import logging
+import time
 from typing import Any
 
 import jwt
@@ -30,6 +35,8 @@ from ..outbound import OutboundError, get_json
 from .jws import JoseError
 
 JWKS_CACHE_SECONDS = 300
+#: Key sets kept per process while the cache is unreachable (client ids are few).
+LOCAL_MAX_ENTRIES = 256
 
 logger = logging.getLogger("ciba.jose")
 
@@ -109,9 +116,9 @@ def client_keys(client: Any) -> list[dict[str, Any]]:
         url_hash = hashlib.sha256(client.jwks_uri.encode()).hexdigest()[:32]
         cache_key = f"ciba:jwks:{client.pk}:{url_hash}"
         failed_key = f"ciba:jwks-failed:{client.pk}:{url_hash}"
-        document = cache.get(cache_key)
+        document = _cache_get(cache_key)
         if document is None:
-            if cache.get(failed_key):
+            if _cache_get(failed_key):
                 raise JoseError(_JWKS_URI_FAILED)
             try:
                 document = get_json(client.jwks_uri, total_timeout=ciba_settings.JWKS_FETCH_TIMEOUT)
@@ -122,9 +129,9 @@ def client_keys(client: Any) -> list[dict[str, Any]]:
                     client.client_id,
                     ciba_settings.JWKS_FAILURE_CACHE_SECONDS,
                 )
-                cache.set(failed_key, True, ciba_settings.JWKS_FAILURE_CACHE_SECONDS)
+                _cache_set(failed_key, True, ciba_settings.JWKS_FAILURE_CACHE_SECONDS)
                 raise JoseError(_JWKS_URI_FAILED) from None
-            cache.set(cache_key, document, JWKS_CACHE_SECONDS)
+            _cache_set(cache_key, document, JWKS_CACHE_SECONDS)
     else:
         raise JoseError("The client has registered no keys (jwks or jwks_uri).")
     entries = document.get("keys") if isinstance(document, dict) else None
@@ -150,3 +157,25 @@ def server_keys() -> list[dict[str, Any]]:
         data.update({"kid": key.thumbprint(), "alg": "RS256", "use": "sig"})
         keys.append(data)
     return keys
+
+
+# What the cache would hold, while it cannot: key → (value, monotonic expiry).
+_local: dict[str, tuple[Any, float]] = {}
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        value = cache.get(key)
+    except Exception:  # noqa: BLE001 - any cache backend's failure: this process remembers
+        entry = _local.get(key)
+        return entry[0] if entry is not None and entry[1] > time.monotonic() else None
+    return value
+
+
+def _cache_set(key: str, value: Any, seconds: int) -> None:
+    try:
+        cache.set(key, value, seconds)
+    except Exception:  # noqa: BLE001
+        if len(_local) >= LOCAL_MAX_ENTRIES:
+            _local.clear()
+        _local[key] = (value, time.monotonic() + seconds)

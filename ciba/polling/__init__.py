@@ -19,7 +19,7 @@ import time
 from functools import lru_cache
 
 from ..conf import ciba_settings
-from .base import PENDING, SLOW_DOWN, PollState, PollStateUnavailable
+from .base import PENDING, SLOW_DOWN, PollState, PollStateUnavailable, made_with_dpop_key, needs_no_proof
 from .database import DatabasePollState
 from .redis_state import RedisPollState
 
@@ -30,6 +30,8 @@ __all__ = [
     "PollState",
     "PollStateUnavailable",
     "RedisPollState",
+    "made_with_dpop_key",
+    "needs_no_proof",
     "now",
     "poll_state",
 ]

@@ -11,8 +11,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ..profile import sender_constrained_tokens_required
+
 PENDING = "authorization_pending"
 SLOW_DOWN = "slow_down"
+
+
+def needs_no_proof(client: Any) -> bool:
+    """Whether a poll of ``client`` with neither a DPoP proof nor a certificate passes the token
+    endpoint's binding rules (``ciba.sender.bindings``): its tokens need neither, and the
+    profile does not require sender-constrained tokens. A shared store remembers verified
+    credentials (and so answers without the full path) only for such a client: no pending
+    answer may come before a check the full path makes first."""
+    return not (
+        getattr(client, "dpop_bound_access_tokens", False)
+        or getattr(client, "tls_client_certificate_bound_access_tokens", False)
+        or sender_constrained_tokens_required()
+    )
+
+
+def made_with_dpop_key(ar: Any) -> bool:
+    """Whether ``ar`` was made with a DPoP key (RFC 9449 §10): only a proof of that key
+    collects it, or even hears that it is pending, which the full path checks."""
+    return bool(getattr(ar, "dpop_jkt", ""))
 
 
 class PollStateUnavailable(Exception):

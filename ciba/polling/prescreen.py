@@ -3,10 +3,13 @@
 Two answers are given here. A repeated parameter is refused (RFC 6749 §3.2): DOT builds
 oauthlib's request from ``request.POST`` last-value-wins, so oauthlib would never see it.
 And a pending poll, the token endpoint's most frequent request by far: when the poll state
-is shared (``RedisPollState``), a well-formed CIBA grant request from a client whose
-credentials the caller's ``identify`` can fingerprint is answered here from one Lua call —
-no database, no oauthlib request parsing. Anything this module is not certain about returns
-``None`` and takes the full path, which owns every other answer (and every error message).
+is shared (``RedisPollState``), a well-formed CIBA grant request without a DPoP proof from a
+client whose credentials the caller's ``identify`` can fingerprint is answered here from one
+Lua call — no database, no oauthlib request parsing. (The record answers only polls that
+need no proof of possession; one that carries a DPoP proof takes the full path, which checks
+the proof before it says anything about the request.) Anything this module is not certain
+about returns ``None`` and takes the full path, which owns every other answer (and every
+error message).
 
 ``screen`` works on the request's headers (a WSGI environ, or Django's ``request.META``,
 which is one) and its body bytes, so that the token view (``answer``) and the WSGI fast lane
@@ -74,7 +77,10 @@ def screen(meta: Mapping[str, Any], body: bytes, identify: Identify) -> OAuth2Er
     if repeated:
         return InvalidRequestError(description=_duplicate(repeated[0]))
     store = polling.poll_state()
-    if not store.shared:
+    if not store.shared or meta.get("HTTP_DPOP") is not None:
+        # A DPoP proof is checked before anything else on the full path (RFC 9449 §4.3):
+        # missing, malformed, replayed, for another key or without the required nonce, the
+        # answer is its error, never ``authorization_pending``. Only the full path checks it.
         return None
     auth_req_id = params.get("auth_req_id", "")
     if not _AUTH_REQ_ID.fullmatch(auth_req_id):

@@ -16,6 +16,12 @@ Why it is safe (docs/deployment.md has the long version):
 * Redis answers only a client whose credentials the database path verified for a pending
   poll within ``CLIENT_SECRET_CACHE_SECONDS``, stored as a fingerprint (an HMAC keyed with
   ``SECRET_KEY``, never the secret). Saving or deleting the client forgets them at once.
+* Redis answers only a poll that needs no sender constraint, so that no pending answer comes
+  before a check the database path makes first (RFC 9449, RFC 8705): the credentials are
+  remembered only for a client whose tokens need no DPoP key or certificate, and a request
+  made with a DPoP key (``dpop_jkt``) is marked in its record (``d``) and never answered
+  here. A poll that carries a DPoP proof is left to the database path by the callers
+  (``prescreen``), which check the proof before anything else.
 * Anything else (approved, unknown, wrong client, JWT client authentication, Redis down)
   goes to the database path, which gives every answer CIBA §11 names.
 
@@ -36,7 +42,8 @@ from typing import Any
 import redis
 
 from ..conf import ciba_settings
-from .base import PENDING, SLOW_DOWN, PollStateUnavailable
+from ..outages import no_retry
+from .base import PENDING, SLOW_DOWN, PollStateUnavailable, made_with_dpop_key, needs_no_proof
 from .database import DatabasePollState
 
 logger = logging.getLogger("ciba.poll_state")
@@ -66,26 +73,27 @@ _POLL = (
     _COUNT
     + """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
-local r = redis.call('HMGET', KEYS[2], 's', 'c', 'i', 'l', 'e')
-if r[1] ~= 'p' or r[2] ~= ARGV[2] then return false end
+local r = redis.call('HMGET', KEYS[2], 's', 'c', 'i', 'l', 'e', 'd')
+if r[1] ~= 'p' or r[2] ~= ARGV[2] or r[6] == '1' then return false end
 local now = tonumber(ARGV[3])
 if now >= tonumber(r[5]) then return false end
 return count(KEYS[2], tonumber(r[3]), tonumber(r[4]), now, tonumber(ARGV[4]))
 """
 )
 
-# KEYS: poll record. ARGV: client_id, interval s, expires ms, last poll ms.
+# KEYS: poll record. ARGV: client_id, interval s, expires ms, last poll ms, DPoP key required.
 _TRACK = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 's', 'p', 'c', ARGV[1], 'i', ARGV[2], 'l', ARGV[4], 'e', ARGV[3])
+redis.call('HSET', KEYS[1], 's', 'p', 'c', ARGV[1], 'i', ARGV[2], 'l', ARGV[4], 'e', ARGV[3], 'd', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + GRACE_MS)
 return 1
 """.replace("GRACE_MS", str(GRACE_MS))
 
 # KEYS: client credentials set, poll record. ARGV: fingerprint ('' = none), set ttl s,
-# client_id, interval s, expires ms, now ms, increment s. The database path's bookkeeping
-# of a pending poll: remembers the verified credentials, creates the record if it never was
-# (a tombstone is never overwritten), and answers as _POLL does.
+# client_id, interval s, expires ms, now ms, increment s, DPoP key required ('1'/'0'). The
+# database path's bookkeeping of a pending poll: remembers the verified credentials, creates
+# the record if it never was (a tombstone is never overwritten), marks it when the request
+# was made with a DPoP key, and answers as _POLL does.
 _RECORD_POLL = (
     _COUNT
     + """
@@ -95,8 +103,9 @@ if ARGV[1] ~= '' then
 end
 local r = redis.call('HMGET', KEYS[2], 's', 'i', 'l')
 if r[1] == 'f' then return false end
+if ARGV[8] == '1' then redis.call('HSET', KEYS[2], 'd', '1') end
 if not r[1] then
-  redis.call('HSET', KEYS[2], 's', 'p', 'c', ARGV[3], 'i', ARGV[4], 'l', '0', 'e', ARGV[5])
+  redis.call('HSET', KEYS[2], 's', 'p', 'c', ARGV[3], 'i', ARGV[4], 'l', '0', 'e', ARGV[5], 'd', ARGV[8])
   redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[5]) + GRACE_MS)
   r = {'p', ARGV[4], '0'}
 end
@@ -112,7 +121,8 @@ class RedisPollState(DatabasePollState):
     ``slow_down`` while they answer) and Redis ≥ 6.2.
 
     A circuit breaker keeps a hung Redis from slowing every poll: the first call that fails
-    or times out (``POLL_STATE_REDIS_TIMEOUT``) opens it for ``POLL_STATE_BREAKER_SECONDS``,
+    or times out (``POLL_STATE_REDIS_TIMEOUT``, once: redis-py's retries, which would wait
+    it again each time, are off) opens it for ``POLL_STATE_BREAKER_SECONDS``,
     during which this process asks the database at once (polls stay right, only slower) and
     decisions are refused at once (503: they must reach Redis to commit). Then one call tries
     Redis again.
@@ -128,6 +138,7 @@ class RedisPollState(DatabasePollState):
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
             health_check_interval=30,
+            retry=no_retry(),
         )
         self._poll = self.redis.register_script(_POLL)
         self._track = self.redis.register_script(_TRACK)
@@ -152,7 +163,7 @@ class RedisPollState(DatabasePollState):
         try:
             self._track(
                 keys=[record_key(ar.auth_req_id)],
-                args=[ar.client.client_id, ar.interval, _ms(ar.expires_at), 0],
+                args=[ar.client.client_id, ar.interval, _ms(ar.expires_at), 0, _dpop_flag(ar)],
             )
         except self._errors as exc:  # the database answers this request's polls instead
             self._trip(exc, "track")
@@ -172,12 +183,14 @@ class RedisPollState(DatabasePollState):
 
     def record_poll(self, ar: Any, fingerprint: str | None, now: datetime) -> str:
         """Counted in Redis (which then answers this request's next polls); in the database
-        when Redis does not answer."""
+        when Redis does not answer. The credentials are remembered only when a poll without
+        any proof of possession passes every check the database path makes (``needs_no_proof``)."""
         ttl = ciba_settings.CLIENT_SECRET_CACHE_SECONDS
-        verified = fingerprint if fingerprint and ttl else ""
+        verified = fingerprint if fingerprint and ttl and needs_no_proof(ar.client) else ""
         keys = [client_key(ar.client.client_id), record_key(ar.auth_req_id)]
         args = [verified, ttl or 1, ar.client.client_id, ar.interval, _ms(ar.expires_at)]
-        answer = self._answer(self._record_poll, keys, [*args, _ms(now), ciba_settings.SLOW_DOWN_INCREMENT])
+        args += [_ms(now), ciba_settings.SLOW_DOWN_INCREMENT, _dpop_flag(ar)]
+        answer = self._answer(self._record_poll, keys, args)
         return answer or super().record_poll(ar, fingerprint, now)
 
     def poll(self, client_id: str, fingerprint: str, auth_req_id: str, now: float) -> str | None:
@@ -231,6 +244,10 @@ def client_key(client_id: str) -> str:
 
 def version_key(client_id: str) -> str:
     return "ciba:client-version:" + hashlib.sha256(client_id.encode()).hexdigest()
+
+
+def _dpop_flag(ar: Any) -> str:
+    return "1" if made_with_dpop_key(ar) else "0"
 
 
 def _ms(moment: Any) -> int:

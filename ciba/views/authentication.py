@@ -5,6 +5,7 @@ Each raises the ``ciba.errors`` error CIBA §13 names, rendered by ``ciba.views.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -16,6 +17,9 @@ from ..backchannel import single_valued
 from ..client_auth import authenticate_client
 from ..conf import ciba_settings
 from ..errors import UnauthorizedClient
+from ..outages import is_outage
+
+logger = logging.getLogger("ciba.outages")
 
 
 class ClientAuthentication(BaseAuthentication):
@@ -54,9 +58,21 @@ class ClientRateThrottle(SimpleRateThrottle):
     Each accepted request pops a notification on a person's phone, so a misbehaving or
     compromised client must not be able to flood users (CIBA §14). The limit is per client id,
     not per IP address: many clients share egress addresses, and one client may use many.
+
+    With the cache unreachable the throttle lets requests through (fails open): the client is
+    authenticated, and refusing every CIBA request for a cache outage would be the worse harm.
     """
 
     scope = "ciba_backchannel"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            logger.warning("Backchannel throttle skipped: the cache is unavailable (%s)", type(exc).__name__)
+            return True
 
     def get_rate(self) -> str | None:
         return ciba_settings.BACKCHANNEL_THROTTLE_RATE

@@ -1,17 +1,30 @@
 """Rendering errors: every ``ciba.errors.CibaError`` the same way, and, on the protocol
-endpoints, DRF's own failures in the OAuth error shape (RFC 6749 §5.2)."""
+endpoints, DRF's own failures in the OAuth error shape (RFC 6749 §5.2).
+
+A dependency that is down or hung (PostgreSQL, the cache: ``ciba.outages.is_outage``) is not
+a bug: every ciba view answers it as ``TemporarilyUnavailable`` (503, ``Retry-After``, in the
+view's own error format), never Django's HTML 500 page.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from ..errors import CibaError, describe
+from ..conf import ciba_settings
+from ..errors import CibaError, TemporarilyUnavailable, describe
+from ..outages import is_outage
+
+logger = logging.getLogger("ciba.outages")
 
 UNREADABLE_BODY = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
@@ -21,6 +34,8 @@ class CibaErrorMixin:
     headers; everything else is the view's usual handling. Used by every ciba view."""
 
     def handle_exception(self, exc: Exception) -> Response:
+        if not isinstance(exc, CibaError) and is_outage(exc):
+            exc = outage(exc)
         if not isinstance(exc, CibaError):
             return super().handle_exception(exc)  # type: ignore[misc]
         response = Response(exc.as_dict(), status=exc.status_code, headers=exc.headers)
@@ -85,6 +100,31 @@ class OAuthErrorMixin(CibaErrorMixin):
         response["Cache-Control"] = "no-store"
         response.exception = True
         return response
+
+
+def outage(exc: BaseException) -> TemporarilyUnavailable:
+    """The error a client sees when a dependency is down (logged once here, without the
+    traceback: the cause is the dependency, not this request), with ``Retry-After`` of
+    ``OUTAGE_RETRY_AFTER`` seconds."""
+    logger.warning("Answered 503: a dependency is unavailable (%s: %s)", type(exc).__name__, exc)
+    error = TemporarilyUnavailable("The service is temporarily unavailable; retry in a moment.")
+    error.headers["Retry-After"] = str(max(1, int(ciba_settings.OUTAGE_RETRY_AFTER)))
+    return error
+
+
+def server_error(request: HttpRequest, template_name: str = "500.html") -> HttpResponse:
+    """A site's ``handler500`` (``handler500 = "ciba.views.rendering.server_error"`` in the root
+    URLconf): an outage that reached Django's last resort (a view of DOT or of the site) is a
+    JSON ``503 temporarily_unavailable`` with ``Retry-After``; anything else is Django's own
+    500 page. Django calls the handler while the exception is being handled."""
+    exc = sys.exception()
+    if exc is None or not is_outage(exc):
+        return defaults.server_error(request, template_name)
+    error = outage(exc)
+    response = JsonResponse(error.as_dict(), status=error.status_code)
+    response["Retry-After"] = error.headers["Retry-After"]
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _plain_detail(exc: Any) -> str:

@@ -8,13 +8,16 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider.views import TokenView
+from oauthlib.oauth2.rfc6749.errors import TemporarilyUnavailableError
 
 from ..client_auth import poll_identity
 from ..conf import ciba_settings
 from ..errors import describe
+from ..outages import is_outage
 from ..polling import prescreen
 from ..sender.dpop import new_nonce
 from . import screening
+from .rendering import outage
 
 #: Credentials that can appear in a token request body (CIBA grant, RFC 7523, refresh, code).
 SENSITIVE = (
@@ -39,6 +42,8 @@ class CibaTokenView(TokenView):
     (``screening.refusal``; a CIBA poll costs it one look at ``grant_type``). Everything else
     is DOT's endpoint, whose error descriptions are kept within RFC 6749's character set
     (oauthlib and DOT sometimes repeat what the client sent) and whose errors are always JSON.
+    A dependency that is down or hung (``ciba.outages.is_outage``) is ``503
+    temporarily_unavailable`` with ``Retry-After``, as an OAuth error.
     """
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -50,6 +55,11 @@ class CibaTokenView(TokenView):
                 or screening.refusal(request, self._grant_types)
                 or _described(_typed(super().post(request, *args, **kwargs))),
             )
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            error = outage(exc)
+            return unavailable(error.description, retry_after=int(error.headers["Retry-After"]))
         finally:
             # DOT's post() sets its own, shorter list when it runs; Django reads the list
             # only when it reports an error, after the view returned or raised.
@@ -60,6 +70,15 @@ class CibaTokenView(TokenView):
     def _grant_types(self) -> Collection[str]:
         """The grant types the token endpoint's oauthlib server dispatches (DOT's and CIBA)."""
         return self.get_oauthlib_core().server.grant_types
+
+
+def unavailable(description: str, *, retry_after: int = 1) -> HttpResponse:
+    """``503 temporarily_unavailable`` (RFC 6749 §5.2's code, here for a token request the
+    server cannot decide now) with ``Retry-After``."""
+    response = prescreen.oauth_error(TemporarilyUnavailableError(description=description))
+    response.status_code = 503
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _with_fresh_nonce(request: HttpRequest, response: HttpResponse) -> HttpResponse:

@@ -287,3 +287,54 @@ def test_concurrent_polls_of_one_request_are_counted_exactly(client, alice, make
 
     assert sorted(answers) == ["authorization_pending"] + ["slow_down"] * 7
     assert redis_poll_state.poll(*identity, auth_req_id, later + 5 + 7 * 5 - 1) == "slow_down"
+
+
+# --- no pending answer before the full path's DPoP checks (RFC 9449) --------------------------
+
+TOKEN_URL = "http://testserver/o/token/"
+BACKCHANNEL_URL = "http://testserver/o/backchannel-authentication/"
+
+
+def test_a_dpop_bound_clients_secret_is_not_remembered_so_a_poll_without_a_proof_is_refused(
+    client, alice, make_client, clock
+):
+    from tests.dpop import DPoPKey
+
+    app, secret = make_client("poll", dpop_bound_access_tokens=True)
+    key = DPoPKey("EC")
+    auth_req_id = start_request(client, app, secret)
+    notify_authentication_device.apply((AuthenticationRequest.objects.get(auth_req_id=auth_req_id).pk,))
+    assert poll(client, app, secret, auth_req_id, HTTP_DPOP=key.proof("POST", TOKEN_URL)).json()["error"] == (
+        "authorization_pending"
+    )
+    clock[0] += 6
+    assert poll(client, app, secret, auth_req_id).json()["error"] == "invalid_dpop_proof"
+
+
+def test_a_request_made_with_a_dpop_key_is_never_answered_from_redis(client, alice, make_client, clock):
+    from tests.dpop import DPoPKey
+
+    app, secret = make_client("poll")
+    plain = start_request(client, app, secret)
+    assert poll(client, app, secret, plain).json()["error"] == "authorization_pending"  # remembered
+    key = DPoPKey("EC")
+    keyed = client.post(
+        "/o/backchannel-authentication/",
+        "scope=openid&login_hint=alice",
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+        HTTP_DPOP=key.proof("POST", BACKCHANNEL_URL),
+    ).json()["auth_req_id"]
+    notify_authentication_device.apply((AuthenticationRequest.objects.get(auth_req_id=keyed).pk,))  # recorded
+    assert poll(client, app, secret, keyed).json()["error"] == "invalid_dpop_proof"
+    proof = key.proof("POST", TOKEN_URL)
+    assert poll(client, app, secret, keyed, HTTP_DPOP=proof).json()["error"] == "authorization_pending"
+    clock[0] += 6
+    assert poll(client, app, secret, keyed).json()["error"] == "invalid_dpop_proof"  # the record says so
+    from ciba.client_auth import Credentials
+    from ciba.constants import AUTH_CLIENT_SECRET_BASIC
+
+    fingerprint = Credentials(AUTH_CLIENT_SECRET_BASIC, app.client_id, secret=secret).fingerprint()
+    store = fast_poll.poll_state()
+    assert store.poll(app.client_id, fingerprint, keyed, clock[0]) is None
+    assert store.poll(app.client_id, fingerprint, plain, clock[0]) in (fast_poll.PENDING, fast_poll.SLOW_DOWN)

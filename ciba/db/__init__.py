@@ -1,0 +1,1 @@
+"""PostgreSQL with bounded waits: the database engine ``"ciba.db"`` (``ciba.db.base``)."""
