@@ -11,5 +11,7 @@ CIBA = {
     "CLIENT_SECRET_CACHE_SECONDS": int(os.environ.get("BENCH_CLIENT_SECRET_CACHE_SECONDS", "300")),
 }
 if os.environ.get("BENCH_AUTH_FAILURE_GUARD") == "off":  # bench.attack --no-guard: the "before"
-    CIBA.update({"CLIENT_AUTH_FAILURE_RATE_PER_CLIENT": None, "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": None})
+    CIBA.update(
+        {"CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS": None, "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": None}
+    )
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

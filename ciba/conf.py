@@ -114,6 +114,14 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_ALLOW_HTTP": False,
     "CALLBACK_ALLOW_PRIVATE_NETWORKS": False,
     # >>> issue21-A (credentials: secret hashing, guard) — new keys here
+    # Keys of the keyed client-secret hash, current first (None: SECRET_KEY, SECRET_KEY_FALLBACKS)
+    "CLIENT_SECRET_HASH_KEYS": None,
+    # Accept site-chosen client secrets under 256 bits (kept under the slow hash; W013 warns)
+    "ALLOW_LOW_ENTROPY_CLIENT_SECRETS": False,
+    # Failed client authentications per (client id, source address); replaces ..._PER_CLIENT
+    "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS": "20/minute",
+    # Expensive checks (slow hashes, jwks_uri fetches) in flight at once, all processes (None = no cap)
+    "CLIENT_AUTH_EXPENSIVE_CHECKS_IN_FLIGHT": 1,
     # <<< issue21-A
     # >>> issue21-B (bounded dependencies, outages) — new keys here
     # Retry-After (s) of the 503 temporarily_unavailable a request gets while a dependency is down

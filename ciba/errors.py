@@ -256,6 +256,34 @@ class AccessDeniedError(OAuth2Error):
 
 
 # >>> issue21-A errors
+class AuthenticationBusy(TemporarilyUnavailable):
+    """Too many expensive client authentication checks (slow hashes, ``jwks_uri`` fetches) are in
+    flight (``CLIENT_AUTH_EXPENSIVE_CHECKS_IN_FLIGHT``): 503 with ``Retry-After`` at once,
+    instead of queueing behind them. Backchannel endpoint; ``AuthenticationBusyError`` is the
+    token endpoint's."""
+
+    def __init__(self, *, retry_after: int = 1) -> None:
+        super().__init__("The server is busy checking client credentials; retry in a moment.")
+        self.headers["Retry-After"] = str(retry_after)
+        self.retry_after = retry_after
+
+
+class AuthenticationBusyError(OAuth2Error):
+    """``AuthenticationBusy`` at the token endpoint: 503 ``temporarily_unavailable``, ``Retry-After``."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+    description = "The server is busy checking client credentials; retry in a moment."
+
+    def __init__(self, *, retry_after: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 # <<< issue21-A
 # >>> issue21-B errors
 # <<< issue21-B

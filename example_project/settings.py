@@ -8,6 +8,8 @@ Production parts are chosen by environment variables (see ``example_project/env.
 import os
 from pathlib import Path
 
+from django.conf import global_settings
+
 from example_project import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -105,8 +107,13 @@ OAUTH2_PROVIDER = {
         "ciba:consent": "Approve or deny sign-in requests on this device",
     },
     "DEFAULT_SCOPES": ["openid"],
+    # Client secrets: generated (256+ bits) and stored with a keyed hash, microseconds to check
+    # (docs/security.md); PASSWORD_HASHERS below lists the hasher after the slow default.
+    "CLIENT_SECRET_HASHER": "ciba_hmac_sha256",
     **env.RFC9700,
 }
+# User passwords keep Django's slow default hasher (first); client secrets get ciba's keyed one.
+PASSWORD_HASHERS = [*global_settings.PASSWORD_HASHERS, "ciba.client_auth.hashers.ClientSecretHasher"]
 
 # --- CIBA: development posture by default. The kiosk's callback receiver runs on this
 # machine over plain http, which production must never allow (manage.py check --deploy

@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ def make_client(db: Any) -> Callable[..., tuple[Any, str]]:
 
     def factory(mode: str = "poll", secret: str | None = None, **fields: Any) -> tuple[Any, str]:
         n = next(counter)
-        secret = secret or f"secret-{n}-0123456789abcdef0123456789abcdef"
+        secret = secret or f"secret-{n}-{secrets.token_urlsafe(32)}"
         values: dict[str, Any] = {
             "name": f"Kiosk {n}",
             "client_type": Application.CLIENT_CONFIDENTIAL,

@@ -134,7 +134,13 @@ def test_an_unreachable_jwks_uri_is_invalid_client(client, alice, make_client, j
     assert error(response) == (401, "invalid_client")
 
 
-@override_settings(CIBA={"CALLBACK_ALLOW_HTTP": True, "CALLBACK_ALLOW_PRIVATE_NETWORKS": False})
+@override_settings(
+    CIBA={
+        "CALLBACK_ALLOW_HTTP": True,
+        "CALLBACK_ALLOW_PRIVATE_NETWORKS": False,
+        "ALLOW_LOW_ENTROPY_CLIENT_SECRETS": True,
+    }
+)
 def test_a_jwks_uri_on_a_private_address_is_never_fetched(client, alice, make_client, json_server):
     from oauth2_provider.models import get_application_model
 
@@ -202,10 +208,12 @@ class CountingCheckPassword:
         return real_check_password(*args, **kwargs)
 
 
-def test_repeat_authentications_do_not_pay_the_password_hash(client, alice, make_client, monkeypatch):
+def test_repeat_authentications_with_a_slow_hashed_secret_pay_the_password_hash_once(
+    client, alice, make_client, monkeypatch
+):
     counter = CountingCheckPassword()
     monkeypatch.setattr("ciba.client_auth.secret.check_password", counter)
-    app, secret = make_client("poll")
+    app, secret = make_client("poll", secret="kiosk-secret")  # weak: kept under the slow hash
     for _ in range(3):
         assert post(client, BODY, basic_auth(app.client_id, secret)).status_code == 200
     assert counter.calls == 1
@@ -223,11 +231,11 @@ def test_rotating_the_secret_invalidates_the_remembered_one(client, alice, make_
     assert post(client, BODY, basic_auth(app.client_id, "a-brand-new-secret-0123456789")).status_code == 200
 
 
-@override_settings(CIBA={"CLIENT_SECRET_CACHE_SECONDS": 0})
+@override_settings(CIBA={"CLIENT_SECRET_CACHE_SECONDS": 0, "ALLOW_LOW_ENTROPY_CLIENT_SECRETS": True})
 def test_the_secret_cache_can_be_turned_off(client, alice, make_client, monkeypatch):
     counter = CountingCheckPassword()
     monkeypatch.setattr("ciba.client_auth.secret.check_password", counter)
-    app, secret = make_client("poll")
+    app, secret = make_client("poll", secret="kiosk-secret")  # weak: kept under the slow hash
     for _ in range(2):
         assert post(client, BODY, basic_auth(app.client_id, secret)).status_code == 200
     assert counter.calls == 2

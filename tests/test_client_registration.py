@@ -28,7 +28,7 @@ def ciba_client(**fields):
         "client_type": Application.CLIENT_CONFIDENTIAL,
         "authorization_grant_type": CIBA_GRANT_TYPE,
         "backchannel_token_delivery_mode": "poll",
-        "client_secret": "s3cret-s3cret-s3cret",
+        "client_secret": "kiosk-TMEycFAFUFR7ErGCPuvGHv4WFF0lCtPZc3rg8AmSl-0",
         "algorithm": "RS256",
     }
     values.update(fields)

@@ -53,6 +53,11 @@ def clear() -> None:
     _rows.clear()
 
 
+def drop(client_id: str) -> None:
+    """Re-read this client's row on its next use, in this process only (it changed lately)."""
+    _rows.pop(client_id, None)
+
+
 def forget_client(client_id: str) -> None:
     """Stop trusting what every process knows of a client changed without its model signals.
 

@@ -1,29 +1,29 @@
-"""Refusing repeated failed client authentications before they cost a password hash.
+"""Limiting failed client authentications, and capping the expensive ones, without ever letting a
+stranger lock a client out.
 
-A wrong client secret costs a full PBKDF2 check (~200 ms of CPU) and an unknown client id the
-same (a dummy hash, so timing does not tell ids apart); a JWT assertion may cost a ``jwks_uri``
-fetch. Unchecked, a few such requests per second saturate a server. Three defences, all in
-Django's cache, per client id and per source address:
+Most checks are cheap: a keyed-hash secret (one HMAC), an unknown client id (a dummy HMAC), a
+certificate match (``tls_client_auth``, ``self_signed_tls_client_auth``), a JWT signature with
+keys already held. They run first and are never refused beforehand, so a legitimate client
+always gets its answer; only their failures are counted. The expensive ones — a slow password
+hash (a low-entropy or not yet re-hashed secret, or an unknown id while keyed hashing is off)
+and a ``jwks_uri`` fetch — are what a flood could amplify, so they are refused before they run.
 
-* **Rates.** Failures are counted, and once either count is over its rate
-  (``CLIENT_AUTH_FAILURE_RATE_PER_CLIENT``, ``..._PER_ADDRESS``) further attempts are refused
-  with 429 and ``Retry-After`` after one cache read, before any hash.
-* **Evenly.** A rate is enforced in short slots, not per minute: "20/minute" with
-  ``CLIENT_AUTH_FAILURE_BURST = 5`` allows five failures per 15 s, so a minute's hashes never
-  arrive in its first second. Slots are aligned to the clock and counted with the cache's
-  atomic ``add``/``incr``, so processes agree.
-* **One at a time.** A client id, and a source address, has at most one unverified check in
-  flight; a concurrent one is refused at once (429, ``Retry-After: 1``). Counting failures
-  alone let every request that arrived during a 300 ms hash be checked too, so an attack's
-  first second hashed on every worker at once, which is what stalled legitimate polls
-  (bench/attack.py). A legitimate client meets this only when its first requests after the
-  verified-secret cache lost it come in parallel: all but one are asked to retry in a second.
+* **Failure budgets**, per (client id, source address) and per source address
+  (``CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS``, ``..._PER_ADDRESS``): never per client id
+  alone, which anyone who knows the id could exhaust. Enforced evenly in short slots
+  (``CLIENT_AUTH_FAILURE_BURST``): "20/minute" with burst 5 allows five failures per 15 s.
+  Slots are aligned to the clock and counted with the cache's atomic ``add``/``incr``, so
+  processes agree. A failure over a budget is answered 429 with ``Retry-After``; an expensive
+  check over a budget is refused before it runs, after one cache read.
+* **One expensive check per address at a time**: a concurrent one from the same address is
+  refused at once (429, ``Retry-After: 1``).
+* **A global cap on expensive checks in flight** (``CLIENT_AUTH_EXPENSIVE_CHECKS_IN_FLIGHT``,
+  all processes through the shared cache): past it, 503 ``temporarily_unavailable`` with
+  ``Retry-After``, so a worker is never queued behind password hashes.
 
-A client whose secret was verified lately (``ciba.client_auth.secret``) never reaches the
-guard: a legitimate kiosk keeps working while someone guesses at its id. The source address
-is ``REMOTE_ADDR``, or, behind the proxies listed in ``TRUSTED_PROXIES``, the last address in
-``X-Forwarded-For`` that is not one of them. If the cache is unreachable the guard lets
-requests through: an outage must not lock every client out.
+The source address is ``REMOTE_ADDR``, or, behind the proxies listed in ``TRUSTED_PROXIES``, the
+last address in ``X-Forwarded-For`` that is not one of them. Every cache call tolerates an
+error: the guard then lets requests through (an outage must not lock every client out).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import random
 import time
 from functools import lru_cache
 from typing import Any
@@ -38,10 +39,12 @@ from typing import Any
 from django.core.cache import cache
 
 from ..conf import ciba_settings
-from ..errors import TooManyFailedAuthentications
+from ..errors import AuthenticationBusy, TooManyFailedAuthentications
 from ..proxies import meta_of, trusted_networks, within
 
 logger = logging.getLogger("ciba.client_auth")
+
+SLOT_KEY = "ciba:auth-expensive:slot:"
 
 
 class Attempt:
@@ -51,40 +54,67 @@ class Attempt:
         self.client_id, self.address, self.held = client_id, address, held
 
     def succeeded(self) -> None:
-        _safely(cache.delete_many, self.held)
+        """Let the next expensive check in (nothing to do for a cheap one)."""
+        if self.held:
+            _safely(cache.delete_many, self.held)
+            self.held = []
 
-    def failed(self) -> None:
-        """Count the failure and let the next check in."""
-        for key, _, retry_after in _limits(self.client_id, self.address, _now()):
-            _safely(_increment, key, retry_after + 1)
-        _safely(cache.delete_many, self.held)
+    def failed(self) -> int | None:
+        """Count the failure; return ``Retry-After`` when it went over a budget, else ``None``."""
+        over = None
+        for key, allowed, retry_after in _limits(self.client_id, self.address, _now()):
+            count = _safely(_increment, key, retry_after + 1)
+            if isinstance(count, int) and count > allowed:
+                over = max(over or 0, retry_after)
+        self.succeeded()
+        return over
 
 
-def attempt(client_id: str, address: str) -> Attempt:
-    """Start a check, or raise ``TooManyFailedAuthentications`` (before any hash) when the id
-    or address is over its rate or already has a check in flight."""
+def attempt(client_id: str, address: str, *, expensive: bool = True) -> Attempt:
+    """Start a check. A cheap one starts at once, without asking the cache. An expensive one
+    raises ``TooManyFailedAuthentications`` (before any hash) when its (id, address) or address
+    is over budget or the address has an expensive check in flight, and ``AuthenticationBusy``
+    when ``CLIENT_AUTH_EXPENSIVE_CHECKS_IN_FLIGHT`` are already running."""
+    if not expensive:
+        return Attempt(client_id, address, [])
     limits = _limits(client_id, address, _now())
-    counts = _safely(cache.get_many, [key for key, _, _ in limits]) or {}
-    for key, allowed, retry_after in limits:
-        if counts.get(key, 0) >= allowed:
-            raise TooManyFailedAuthentications(retry_after=retry_after)
+    if limits:
+        counts = _safely(cache.get_many, [key for key, _, _ in limits]) or {}
+        for key, allowed, retry_after in limits:
+            if counts.get(key, 0) >= allowed:
+                raise TooManyFailedAuthentications(retry_after=retry_after)
     held: list[str] = []
-    for kind, value, rate in _subjects(client_id, address):
-        if not rate:
-            continue  # no rate, no guard: None turns both off for that subject
-        lock = _key(kind, value) + ":inflight"
+    if ciba_settings.CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS:
+        lock = _key("ip", address) + ":inflight"
         if _safely(cache.add, lock, 1, _lock_seconds()) is False:
-            _safely(cache.delete_many, held)
             raise TooManyFailedAuthentications(retry_after=1)
         held.append(lock)
+    slot = _take_slot()
+    if slot is False:
+        _safely(cache.delete_many, held)
+        logger.warning("Expensive client authentication checks at their cap: answered 503")
+        raise AuthenticationBusy(retry_after=1)
+    if slot:
+        held.append(slot)
     return Attempt(client_id, address, held)
 
 
-def _subjects(client_id: str, address: str) -> list[tuple[str, str, str | None]]:
-    return [
-        ("id", client_id, ciba_settings.CLIENT_AUTH_FAILURE_RATE_PER_CLIENT),
-        ("ip", address, ciba_settings.CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS),
-    ]
+def _take_slot() -> str | bool | None:
+    """One of the cap's slots (its cache key); ``False`` when all are taken; ``None`` when
+    there is no cap or the cache failed (fail open). Slots are keys that expire, so a process
+    that dies mid-check frees its slot after ``_lock_seconds()``."""
+    cap = ciba_settings.CLIENT_AUTH_EXPENSIVE_CHECKS_IN_FLIGHT
+    if not cap:
+        return None
+    start = random.randrange(cap)
+    for i in range(cap):
+        key = f"{SLOT_KEY}{(start + i) % cap}"
+        taken = _safely(cache.add, key, 1, _lock_seconds())
+        if taken is None:
+            return None
+        if taken:
+            return key
+    return False
 
 
 def _lock_seconds() -> int:
@@ -93,12 +123,14 @@ def _lock_seconds() -> int:
     return int(ciba_settings.JWKS_FETCH_TIMEOUT) + 5
 
 
-def _increment(key: str, timeout: int) -> None:
-    if not cache.add(key, 1, timeout):
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add() and incr()
-            cache.add(key, 1, timeout)
+def _increment(key: str, timeout: int) -> int:
+    if cache.add(key, 1, timeout):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        cache.add(key, 1, timeout)
+        return 1
 
 
 def _safely(operation: Any, *args: Any) -> Any:
@@ -108,6 +140,13 @@ def _safely(operation: Any, *args: Any) -> Any:
     except Exception:  # noqa: BLE001 - every cache backend has its own connection errors
         logger.warning("Client authentication guard: cache unavailable", exc_info=True)
         return None
+
+
+def _subjects(client_id: str, address: str) -> list[tuple[str, str, str | None]]:
+    return [
+        ("id-ip", f"{client_id}\0{address}", ciba_settings.CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS),
+        ("ip", address, ciba_settings.CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS),
+    ]
 
 
 def _limits(client_id: str, address: str, now: float) -> list[tuple[str, int, int]]:

@@ -1,4 +1,5 @@
-"""Verifying presented credentials against the client and the method it registered."""
+"""Verifying presented credentials against the client and the method it registered, under the
+failed-authentication guard (``guard``), which needs to know which checks are expensive."""
 
 from __future__ import annotations
 
@@ -12,15 +13,23 @@ from django.contrib.auth.hashers import identify_hasher
 from .. import constants
 from ..conf import ciba_settings
 from ..endpoints import audiences
-from ..errors import InvalidClient
+from ..errors import InvalidClient, TooManyFailedAuthentications
 from ..jose import JoseError, client_keys, verify
+from ..jose.keys import JWKS_CACHE_SECONDS
 from ..profile import client_auth_methods, jws_algs
 from ..replay import first_use
 from ..sender.certificates import presented_certificate
 from .clients import load_client
 from .credentials import CLIENT_ID_ONLY, SECRET_METHODS, Credentials, read_credentials
 from .guard import attempt, client_address
-from .secret import check_secret, pay_for_unknown_client, recently_verified
+from .secret import (
+    check_secret,
+    is_slow,
+    pay_for_unknown_client,
+    recently_verified,
+    unknown_client_is_slow,
+    upgrade_secret,
+)
 
 logger = logging.getLogger("ciba.client_auth")
 
@@ -31,31 +40,35 @@ def verify_credentials(credentials: Credentials, client: Any, request: Any) -> A
     ``request`` (Django, DRF or oauthlib) tells which URLs count as this server in an
     assertion's ``aud``, and where the request came from. Every failure reads the same,
     "Client authentication failed.", whether the id exists, which method it registered or
-    why its assertion was refused (the reason is logged), so ids and methods cannot be probed;
-    and failures are counted, so repeated ones are refused before they cost a hash (``guard``).
+    why its assertion was refused (the reason is logged), so ids and methods cannot be probed.
+    Failures are counted per (id, address) and per address (``guard``); a cheap check always
+    runs, an expensive one (a slow hash, a ``jwks_uri`` fetch) only within the guard's limits.
     """
     registered = getattr(client, "token_endpoint_auth_method", constants.AUTH_CLIENT_SECRET_BASIC)
-    if (
-        client is not None
-        and credentials.method == registered
-        and credentials.method in SECRET_METHODS
-        and recently_verified(credentials.secret, client.client_secret)
-    ):
-        return client  # the common poll: no hash, no counter
+    uses_secret = (
+        client is not None and credentials.method == registered and credentials.method in SECRET_METHODS
+    )
+    if uses_secret and recently_verified(credentials.secret, client.client_secret):
+        upgrade_secret(client, credentials.secret)  # one HMAC and one UPDATE, once
+        return client  # a slow hash verified lately: no hash, no counter
     address = client_address(request)
-    counted = attempt(credentials.client_id, address)
+    counted = attempt(credentials.client_id, address, expensive=_expensive(credentials, client, registered))
     try:
         _verify(credentials, client, registered, request)
     except InvalidClient as exc:
-        counted.failed()
+        retry_after = counted.failed()
         logger.info(
             "Client authentication failed for %r from %s: %s", credentials.client_id[:80], address, exc
         )
+        if retry_after:
+            raise TooManyFailedAuthentications(retry_after=retry_after) from None
         raise InvalidClient("Client authentication failed.") from None
     except BaseException:
         counted.succeeded()  # not a failed authentication: only let the next check in
         raise
     counted.succeeded()
+    if uses_secret:
+        upgrade_secret(client, credentials.secret)
     return client
 
 
@@ -77,6 +90,53 @@ def _verify(credentials: Credentials, client: Any, registered: str, request: Any
     _verify_assertion(credentials, client, request)
 
 
+def _expensive(credentials: Credentials, client: Any, registered: str) -> bool:
+    """Whether checking these credentials may cost a password hash or a ``jwks_uri`` fetch."""
+    if client is None:
+        return bool(credentials.secret) and unknown_client_is_slow()
+    if registered not in client_auth_methods():
+        return False
+    if credentials.method == CLIENT_ID_ONLY and registered == constants.AUTH_SELF_SIGNED_TLS_CLIENT_AUTH:
+        return not _keys_held(client)
+    if credentials.method != registered:
+        return False
+    if credentials.method in SECRET_METHODS:
+        return is_slow(client.client_secret)
+    if credentials.method == constants.AUTH_PRIVATE_KEY_JWT:
+        return not _keys_held(client)
+    return False
+
+
+#: (client pk, jwks_uri) → until when this process knows its key set is in the cache (or that
+#: its last fetch failed, which is remembered too): a check with those keys fetches nothing.
+_KEYS_SEEN: dict[tuple[Any, str], float] = {}
+
+
+def _keys_held(client: Any) -> bool:
+    if client.jwks or not client.jwks_uri:
+        return True
+    return _KEYS_SEEN.get((client.pk, client.jwks_uri), 0.0) > time.monotonic()
+
+
+def _client_keys(client: Any) -> list[Any]:
+    """``jose.client_keys``, noting when the key set (or its failure) is cached (``_keys_held``)."""
+    try:
+        keys = client_keys(client)
+    except JoseError:
+        _note_keys(client, ciba_settings.JWKS_FAILURE_CACHE_SECONDS)
+        raise
+    _note_keys(client, JWKS_CACHE_SECONDS)
+    return keys
+
+
+def _note_keys(client: Any, seconds: float) -> None:
+    if client.jwks_uri and not client.jwks:
+        if len(_KEYS_SEEN) >= 1024:
+            _KEYS_SEEN.clear()
+        # A little less than the cache keeps it: another process may have fetched it earlier.
+        _KEYS_SEEN[(client.pk, client.jwks_uri)] = time.monotonic() + seconds * 0.8
+
+
 def _verify_certificate(client: Any, registered: str, request: Any) -> None:
     """RFC 8705 §2: the certificate the TLS terminator forwarded identifies the client."""
     certificate = presented_certificate(request)
@@ -89,7 +149,7 @@ def _verify_certificate(client: Any, registered: str, request: Any) -> None:
             raise InvalidClient("tls_client_auth, but the certificate's names are not the registered one")
         return
     try:
-        keys = client_keys(client)
+        keys = _client_keys(client)
     except JoseError as exc:
         raise InvalidClient(str(exc)) from None
     if not certificate.matches_key(keys):
@@ -128,7 +188,7 @@ def _verify_assertion(credentials: Credentials, client: Any, request: Any) -> No
             keys: list[Any] = [client.client_secret.encode()]
     else:
         try:
-            keys = client_keys(client)
+            keys = _client_keys(client)
         except JoseError as exc:
             raise InvalidClient(str(exc)) from None
     try:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import string
+import zlib
 from collections import defaultdict
 from typing import Any
 
@@ -15,6 +18,50 @@ from .. import constants, profile
 from ..conf import ciba_settings
 from ..jose import validate_public_jwks, weak_keys
 from ..outbound import validate_outbound_url
+
+#: What a client secret needs to be stored with the keyed hash (``ciba.client_auth.hashers``)
+#: and, unless ``ALLOW_LOW_ENTROPY_CLIENT_SECRETS``, to be registered at all.
+MIN_SECRET_BITS = 256
+#: Below this many distinct characters a secret is low-entropy whatever its length ("aaaa…").
+MIN_DISTINCT_CHARACTERS = 8
+
+
+def estimated_secret_bits(secret: str) -> float:
+    """A conservative estimate of a secret's entropy: its length times the bits per character
+    of the smallest usual alphabet that holds it (hex, digits, letters, base64url, printable).
+
+    It cannot tell a random string from a chosen one of the same alphabet, so it is generous to
+    chosen secrets; what it refuses for sure is short ones, repetitive ones (bounded by what
+    zlib cannot compress away) and ones of few distinct characters.
+    """
+    if not secret:
+        return 0.0
+    distinct = set(secret)
+    if len(distinct) < MIN_DISTINCT_CHARACTERS:
+        return len(secret) * math.log2(len(distinct)) if len(distinct) > 1 else 0.0
+    alphabet = next((a for a in _ALPHABETS if distinct <= a), None)
+    per_character = math.log2(len(alphabet) if alphabet else max(len(_PRINTABLE), len(distinct)))
+    # Repetition ("password123" five times) compresses: what zlib leaves is an upper bound.
+    compressed = len(zlib.compress(secret.encode("utf-8", "surrogatepass"), 9)) - _ZLIB_OVERHEAD
+    return min(len(secret) * per_character, compressed * 8.0)
+
+
+_ZLIB_OVERHEAD = 6  # header and checksum bytes of zlib.compress
+_PRINTABLE = frozenset(string.ascii_letters + string.digits + string.punctuation)
+_ALPHABETS = (
+    frozenset(string.digits),
+    frozenset("0123456789abcdef"),
+    frozenset("0123456789ABCDEF"),
+    frozenset(string.ascii_lowercase + string.digits),
+    frozenset(string.ascii_letters + string.digits),
+    frozenset(string.ascii_letters + string.digits + "-_"),
+    frozenset(string.ascii_letters + string.digits + "+/="),
+    _PRINTABLE,
+)
+
+
+def strong_client_secret(secret: str) -> bool:
+    return estimated_secret_bits(secret) >= MIN_SECRET_BITS
 
 
 class CibaClientMixin(models.Model):
@@ -243,6 +290,28 @@ class CibaClientMixin(models.Model):
                 )
         return found
 
+    def _secret_errors(self) -> list[tuple[str, Any]]:
+        """A new client secret (not yet hashed) needs 256 bits of entropy: it is then stored under
+        a keyed hash that costs microseconds to check (``ciba.client_auth.hashers``). A weaker,
+        site-chosen one is accepted only with ``ALLOW_LOW_ENTROPY_CLIENT_SECRETS`` (it keeps the
+        slow password hash, and ``check --deploy`` warns). Generated secrets always pass."""
+        secret = self.client_secret
+        if not secret or ciba_settings.ALLOW_LOW_ENTROPY_CLIENT_SECRETS:
+            return []
+        if self._client_secret_is_hashed(secret) or strong_client_secret(secret):
+            return []
+        return [
+            (
+                "client_secret",
+                _(
+                    "This client secret is too easy to guess (about %(bits)d bits; %(min)d needed). "
+                    'Keep the generated one, or generate one such as python -c "import secrets; '
+                    'print(secrets.token_urlsafe(32))".'
+                )
+                % {"bits": int(estimated_secret_bits(secret)), "min": MIN_SECRET_BITS},
+            )
+        ]
+
     def _signing_problem(self) -> str:
         """ID tokens are part of every CIBA token response; DOT cannot sign them without this
         (``id_token_signed_response_alg`` signs with this server's key set instead)."""
@@ -404,6 +473,7 @@ class CibaClientMixin(models.Model):
                 )
             )
         errors.extend(self._mtls_errors())
+        errors.extend(self._secret_errors())
         errors.extend(self.profile_problems())
         auth_alg = self.token_endpoint_auth_signing_alg
         if (

@@ -32,6 +32,8 @@ from ..constants import (
 from ..endpoints import token_endpoint_urls
 from ..errors import (
     AccessDeniedError,
+    AuthenticationBusy,
+    AuthenticationBusyError,
     AuthorizationPendingError,
     ExpiredTokenError,
     InvalidClient,
@@ -48,6 +50,7 @@ from ..tokens import token_hash
 logger = logging.getLogger("ciba.oauth")
 State = AuthenticationRequest.State
 AUTH_REQ_ID_SYNTAX = re.compile(AUTH_REQ_ID_PATTERN)
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 class CibaValidator(OAuth2Validator):
@@ -85,6 +88,8 @@ class CibaValidator(OAuth2Validator):
             client = client_auth.verify_credentials(credentials, client, request)
         except TooManyFailedAuthentications as exc:
             raise TooManyFailedAuthenticationsError(retry_after=exc.retry_after) from None
+        except AuthenticationBusy as exc:
+            raise AuthenticationBusyError(retry_after=exc.retry_after, request=request) from None
         except InvalidClient:
             return False
         if not client.is_usable(request):
@@ -99,17 +104,29 @@ class CibaValidator(OAuth2Validator):
     def _dot_authenticate_client(
         self, credentials: Any, client: Any, request: Any, *args: Any, **kwargs: Any
     ) -> bool:
-        """DOT's own check for other clients, behind the same failure guard when a secret is
-        presented (public clients authenticate by id alone and are never counted)."""
+        """DOT's own check for other clients, under the same failure guard when a secret is
+        presented (public clients authenticate by id alone and are never counted): a slow
+        hash is an expensive check, a keyed one a cheap one; a verified secret is upgraded
+        to the keyed hash."""
         if credentials is None or not credentials.secret:
             return super().authenticate_client(request, *args, **kwargs)
-        if client is not None and client_auth.recently_verified(credentials.secret, client.client_secret):
-            return super().authenticate_client(request, *args, **kwargs)
+        stored = getattr(client, "client_secret", "")
+        if client is not None and client_auth.recently_verified(credentials.secret, stored):
+            authenticated = super().authenticate_client(request, *args, **kwargs)
+            if authenticated:
+                self._upgrade_secret(request, credentials)
+            return authenticated
+        if client is None:
+            expensive = client_auth.unknown_client_is_slow()
+        else:
+            expensive = client_auth.is_slow(stored)
         address = client_auth.client_address(request)
         try:
-            counted = client_auth.attempt(credentials.client_id, address)
+            counted = client_auth.attempt(credentials.client_id, address, expensive=expensive)
         except TooManyFailedAuthentications as exc:
             raise TooManyFailedAuthenticationsError(retry_after=exc.retry_after) from None
+        except AuthenticationBusy as exc:
+            raise AuthenticationBusyError(retry_after=exc.retry_after, request=request) from None
         try:
             authenticated = super().authenticate_client(request, *args, **kwargs)
         except BaseException:
@@ -117,13 +134,22 @@ class CibaValidator(OAuth2Validator):
             raise
         if authenticated:
             counted.succeeded()
+            self._upgrade_secret(request, credentials)
             return True
         if client is None:
-            # DOT answers an unknown id without hashing: pay what a known one costs, or the
+            # DOT answers an unknown id without a check: pay what a known one costs, or the
             # time of a 401 tells which client ids exist.
             client_auth.pay_for_unknown_client(credentials.secret)
-        counted.failed()
+        retry_after = counted.failed()
+        if retry_after:
+            raise TooManyFailedAuthenticationsError(retry_after=retry_after)
         return False
+
+    def _upgrade_secret(self, request: Any, credentials: Any) -> None:
+        """The secret DOT just verified, re-hashed with the keyed hash if it is due (DOT lets a
+        public device-flow client in without checking its secret: nothing was verified then)."""
+        if request.grant_type != DEVICE_CODE_GRANT and getattr(request, "client", None) is not None:
+            client_auth.upgrade_secret(request.client, credentials.secret)
 
     def validate_scopes(
         self, client_id: str, scopes: list[str], client: Any, request: Any, *args: Any, **kwargs: Any
@@ -142,7 +168,7 @@ class CibaValidator(OAuth2Validator):
         RFC 9449 §7). Every DOT-protected view and DRF's ``OAuth2Authentication`` ask here."""
         if not super().validate_bearer_token(token, scopes, request):
             return False
-        if not _active(getattr(request, "user", None)):
+        if not may_use_tokens(getattr(request, "user", None)):
             return False
         stored = bindings.loaded_with(getattr(request, "access_token", None))
         scheme = getattr(request, "ciba_token_scheme", "bearer")
@@ -167,7 +193,7 @@ class CibaValidator(OAuth2Validator):
             raise SenderConstraintError(
                 error=exc.error, description=exc.description, request=request
             ) from None
-        return _active(getattr(request, "user", None))
+        return may_use_tokens(getattr(request, "user", None))
 
     # --- sender-constrained tokens (RFC 8705 §3, RFC 9449) ---------------------------------
 
@@ -275,7 +301,7 @@ class CibaValidator(OAuth2Validator):
             raise AccessDeniedError(request=request)
         if state == State.PENDING:
             self._record_poll(ar, now, request)
-        if not _active(ar.user):
+        if not may_use_tokens(ar.user):
             # Approved while active, deactivated since: nothing is issued to anyone.
             raise InvalidGrantError(description="The authorization is no longer valid.", request=request)
         request.ciba_request = ar
@@ -356,6 +382,6 @@ def _binding(request: Any, client: Any) -> bindings.Binding | None:
         ) from None
 
 
-def _active(user: Any) -> bool:
+def may_use_tokens(user: Any) -> bool:
     """Tokens exist only for users who may still sign in (no user: a client's own token)."""
     return user is None or bool(getattr(user, "is_active", True))

@@ -55,7 +55,7 @@ from ..errors import (
     InvalidToken,
     NotAResourceServer,
 )
-from ..oauth.validators import _active as may_use_tokens
+from ..oauth.validators import may_use_tokens
 from ..sender import bindings
 from .rendering import UNREADABLE_BODY
 
