@@ -64,6 +64,7 @@ from bench.common import (
     flush_redis,
     gunicorn,
     manage,
+    percentiles,
     post,
     prepare_database,
 )
@@ -202,17 +203,6 @@ def legitimate_polls(
         "answers": dict(answers.most_common()),
         "target_met": success >= TARGET_SUCCESS and p.get("p95", 1e9) < TARGET_P95_MS,
     }
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {}
-    ordered = sorted(values)
-
-    def at(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
-
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 2)}
 
 
 def attack_request(kind: str, legit: Legit, material: dict, i: int) -> tuple[str, bytes, dict[str, str]]:

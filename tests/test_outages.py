@@ -227,9 +227,8 @@ def test_the_token_endpoint_answers_a_json_503_when_the_cache_is_down(
     unavailable(response)
 
 
-def test_the_backchannel_endpoint_answers_a_json_503_when_the_database_is_down(
-    client, alice, make_client, monkeypatch
-):
+def backchannel_while_the_database_is_down(client: Any, make_client: Any, monkeypatch: Any) -> Any:
+    """A backchannel request whose INSERT meets a database that cannot be reached."""
     app, secret = make_client("poll")
 
     def down(**kwargs: Any) -> None:
@@ -242,7 +241,13 @@ def test_the_backchannel_endpoint_answers_a_json_503_when_the_database_is_down(
         content_type=FORM,
         HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
     )
-    unavailable(response)
+    return response
+
+
+def test_the_backchannel_endpoint_answers_a_json_503_when_the_database_is_down(
+    client, alice, make_client, monkeypatch
+):
+    unavailable(backchannel_while_the_database_is_down(client, make_client, monkeypatch))
 
 
 def test_the_consent_api_answers_its_own_json_503_when_the_database_is_down(alice, monkeypatch, db):
@@ -454,18 +459,7 @@ def test_check_deploy_warns_about_an_unbounded_redis_cache_or_postgresql(setting
 
 def test_the_retry_after_of_an_outage_is_a_setting(client, alice, make_client, monkeypatch, settings):
     settings.CIBA = {**settings.CIBA, "OUTAGE_RETRY_AFTER": 5}
-    app, secret = make_client("poll")
-
-    def down(**kwargs: Any) -> None:
-        raise db_utils.OperationalError("could not connect to server")
-
-    monkeypatch.setattr("ciba.views.backchannel.services.create_request", down)
-    response = client.post(
-        BACKCHANNEL,
-        "scope=openid&login_hint=alice",
-        content_type=FORM,
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
+    response = backchannel_while_the_database_is_down(client, make_client, monkeypatch)
     assert response.status_code == 503 and response["Retry-After"] == "5"
 
 

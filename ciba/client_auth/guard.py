@@ -41,6 +41,7 @@ from django.core.cache import cache
 from ..conf import ciba_settings
 from ..errors import AuthenticationBusy, TooManyFailedAuthentications
 from ..proxies import meta_of, trusted_networks, within
+from .tolerant import safely as _safely
 
 logger = logging.getLogger("ciba.client_auth")
 
@@ -131,15 +132,6 @@ def _increment(key: str, timeout: int) -> int:
     except ValueError:  # expired between add() and incr()
         cache.add(key, 1, timeout)
         return 1
-
-
-def _safely(operation: Any, *args: Any) -> Any:
-    """Run a cache operation; on any backend error log it and return ``None`` (fail open)."""
-    try:
-        return operation(*args)
-    except Exception:  # noqa: BLE001 - every cache backend has its own connection errors
-        logger.warning("Client authentication guard: cache unavailable", exc_info=True)
-        return None
 
 
 def _subjects(client_id: str, address: str) -> list[tuple[str, str, str | None]]:

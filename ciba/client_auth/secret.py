@@ -28,6 +28,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from ..conf import ciba_settings
 from . import hashers
 from .clients import drop, forget_client
+from .tolerant import safely as _safely
 
 logger = logging.getLogger("ciba.client_auth")
 
@@ -148,15 +149,6 @@ def _remember(key: str, ttl: int) -> None:
     if len(_VERIFIED) >= 4096:
         _VERIFIED.clear()
     _VERIFIED[key] = expiry
-
-
-def _safely(operation: Any, *args: Any) -> Any:
-    """A cache call that never raises: on an error, log it and answer ``None``."""
-    try:
-        return operation(*args)
-    except Exception:  # noqa: BLE001 - every cache backend has its own connection errors
-        logger.warning("Verified-secret cache unavailable", exc_info=True)
-        return None
 
 
 _DUMMY: dict[str, str] = {}

@@ -4,45 +4,25 @@ from Redis (``FastLane``) once the full path verified them again."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from typing import Any
 
 import pytest
 from django.contrib.auth.hashers import make_password
-from django.core.handlers.wsgi import WSGIHandler
 from oauth2_provider.models import get_application_model
 
 from ciba.client_auth import forget_client, hashers, load_client
-from ciba.fast_lane import FastLane
 from ciba.models import AuthenticationRequest
-from ciba.poll_state import RedisPollState, poll_state
 from ciba.tasks import notify_authentication_device
 from tests.conftest import basic_auth, start_request
-from tests.test_fast_lane import STARTPROJECT_MIDDLEWARE, Site, Spy, call, environ, grant
+from tests.integration import test_fast_lane
+from tests.test_fast_lane import call, environ, grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Application = get_application_model()
-
-
-@pytest.fixture(autouse=True)
-def redis_poll_state(settings: Any) -> RedisPollState:
-    settings.CIBA = {
-        **settings.CIBA,
-        "POLL_STATE_CLASS": "ciba.polling.RedisPollState",
-        "POLL_STATE_REDIS_URL": os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/15"),
-    }
-    settings.MIDDLEWARE = STARTPROJECT_MIDDLEWARE
-    store = poll_state()
-    assert isinstance(store, RedisPollState)
-    return store
-
-
-@pytest.fixture
-def site(redis_poll_state: Any) -> Site:
-    django = WSGIHandler()
-    spy = Spy(django)
-    return Site(django, spy, FastLane(spy))
+# The fast-lane tests' fixtures: the Redis poll state (autouse) and the lane around Django.
+redis_poll_state = test_fast_lane.redis_poll_state
+site = test_fast_lane.site
 
 
 def stored(app: Any) -> str:
