@@ -128,6 +128,15 @@ DEFAULTS: dict[str, Any] = {
     "OUTAGE_RETRY_AFTER": 1,
     # <<< issue21-B
     # >>> issue21-C (workers, sweeps, slow lane) — new keys here
+    # After a failed publish, this process sends no task for this long (the sweep sends them)
+    "DISPATCH_BREAKER_SECONDS": 5.0,
+    # manage.py ciba_health fails when a sweep's last run, or an overdue outbox entry, is older
+    "SWEEP_MAX_AGE": 300,
+    # An attempt running this long moves its endpoint to the slow lane (None: a third of
+    # CALLBACK_TOTAL_TIMEOUT; 0: no slow lane)
+    "CALLBACK_SLOW_LANE_AFTER": None,
+    # An endpoint leaves the slow lane on its first success, or after this long without attempts
+    "CALLBACK_SLOW_LANE_SECONDS": 900,
     # <<< issue21-C
     # >>> issue21-D (introspection, user codes, hostile input) — new keys here
     # wrong user codes one client may send for all users together per USER_CODE_LOCKOUT_SECONDS

@@ -12,19 +12,32 @@ the app is ready), so the code that schedules work never imports the code that r
 A broker error never propagates: the client's request or the user's decision already
 succeeded, and the durable state (the outbox row, the request's notification status) is what
 a sweep or an operator recovers from. It is logged here, and ``on_error`` lets the caller
-record it.
+record it. After one, the process sends nothing for ``DISPATCH_BREAKER_SECONDS``: with the
+broker hung every send would wait for its socket timeout, and the sweep sends the work anyway.
+
+Also here: the Celery settings that let workers and publishers ride out a broker outage
+(``broker_settings``), and what keeps sweeps single and observable: ``sweeping`` runs a
+sweep under a lock in the shared cache, so several beat instances or workers starting one at
+once do the work once, and records when it last completed (``last_sweeps``), for
+``manage.py ciba_health`` (docs/operations.md).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import current_app
+from django.core.cache import cache
 from django.db import transaction
+
+from .conf import ciba_settings
 
 logger = logging.getLogger("ciba.dispatch")
 
@@ -32,17 +45,21 @@ logger = logging.getLogger("ciba.dispatch")
 NOTIFY_DEVICE = "ciba.notify_authentication_device"
 NOTIFY_DUE = "ciba.notify_due_devices"
 DELIVER_CALLBACK = "ciba.deliver_callback"
+DELIVER_CALLBACK_SLOW = "ciba.deliver_callback_slow"
 SWEEP_CALLBACKS = "ciba.sweep_callbacks"
 EXPIRE_REQUESTS = "ciba.expire_requests"
 
 #: One queue per kind of work, so a callback never waits behind a burst of device
 #: notifications and a slow endpoint of one kind cannot hold up the other (docs/deployment.md).
+#: ``ciba-callbacks-slow`` is the slow lane: callbacks to a client endpoint that keeps timing
+#: out, one attempt in flight per endpoint, on workers of their own (``ciba.callbacks.lanes``).
+#: Every worker may also consume ``ciba-sweeps``: sweeps are locked, so any worker can run them.
 #: Sites opt in with ``CELERY_TASK_ROUTES = ciba.dispatch.TASK_ROUTES`` and run workers for
-#: the queues (``celery worker -Q ciba-callbacks`` ...); without routes everything goes to
-#: Celery's default queue.
-QUEUES = ("ciba-callbacks", "ciba-notify", "ciba-sweeps")
+#: the queues (docs/operations.md); without routes everything goes to Celery's default queue.
+QUEUES = ("ciba-callbacks", "ciba-callbacks-slow", "ciba-notify", "ciba-sweeps")
 TASK_ROUTES = {
     DELIVER_CALLBACK: {"queue": "ciba-callbacks"},
+    DELIVER_CALLBACK_SLOW: {"queue": "ciba-callbacks-slow"},
     NOTIFY_DEVICE: {"queue": "ciba-notify"},
     NOTIFY_DUE: {"queue": "ciba-notify"},
     SWEEP_CALLBACKS: {"queue": "ciba-sweeps"},
@@ -60,11 +77,59 @@ SUBJECTS = {
     NOTIFY_DEVICE: "the device notification for CIBA request",
     NOTIFY_DUE: "the batch of due device notifications",
     DELIVER_CALLBACK: "CIBA callback",
+    DELIVER_CALLBACK_SLOW: "CIBA callback (slow lane)",
     SWEEP_CALLBACKS: "the CIBA callback sweep",
     EXPIRE_REQUESTS: "the CIBA expiry sweep",
 }
 
 OnError = Callable[[Exception], None]
+
+#: How every ciba task is published: one retry (a stale pooled connection), then give up. A
+#: web request must not wait for the broker: the outbox row is written, and the sweep sends it.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+#: Celery settings (Django's ``CELERY_*`` names) for workers and publishers that ride out a
+#: broker outage, whatever the broker (``broker_settings`` adds the Redis part):
+WORKER_SETTINGS: dict[str, Any] = {
+    # Reconnect after a lost connection, at start-up too, and never give up: Celery's default
+    # (100 attempts) ends the worker after an outage of about an hour.
+    "CELERY_BROKER_CONNECTION_RETRY": True,
+    "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
+    "CELERY_BROKER_CONNECTION_MAX_RETRIES": None,
+    # A channel error (say, Redis answering an error while it loads its data) restarts the
+    # consumer like a connection error instead of stopping the worker.
+    "CELERY_BROKER_CHANNEL_ERROR_RETRY": True,
+    # A task running when the connection breaks finishes and records its outcome in the
+    # outbox (its acknowledgement is lost, so the redelivered message finds the row done).
+    # Cancelling it could cut a callback off after the client received it, and send it
+    # twice. Stated, because Celery 6 changes the default.
+    "CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS": False,
+}
+
+#: The Redis part: kombu's Redis transport with bounded sockets and a restore of held
+#: messages that cannot kill the worker (``ciba.backends.redis_broker``).
+REDIS_BROKER_SETTINGS: dict[str, Any] = {
+    "CELERY_BROKER_TRANSPORT": "ciba.backends.redis_broker.Transport",
+    "CELERY_BROKER_TRANSPORT_OPTIONS": {
+        # Seconds; Redis answers in milliseconds, so these only end a call to a hung broker
+        # (a publish with its one retry: about a second). The consumer's blocking read has
+        # its own server-side timeout.
+        "socket_timeout": 0.5,
+        "socket_connect_timeout": 0.5,
+        "socket_keepalive": True,
+        # A consumer whose connection went silent (a dropped route) reconnects within
+        # about brpop_timeout + 2 x this many seconds.
+        "health_check_interval": 10,
+    },
+}
+
+
+def broker_settings(broker_url: str) -> dict[str, Any]:
+    """``WORKER_SETTINGS``, plus ``REDIS_BROKER_SETTINGS`` for a ``redis://`` or ``rediss://``
+    broker: ``globals().update(broker_settings(CELERY_BROKER_URL))`` in a settings module
+    (after which any of them can still be overridden)."""
+    redis = urlsplit(broker_url).scheme in ("redis", "rediss")
+    return {**WORKER_SETTINGS, **(REDIS_BROKER_SETTINGS if redis else {})}
 
 
 def after_commit(
@@ -128,22 +193,111 @@ def after_lease(task: str, pk: int, lease_until: datetime | None, now: datetime)
     return "deferred" if later(task, pk, countdown=countdown) else "skipped"
 
 
+class BrokerUnavailable(Exception):
+    """Nothing was sent: the broker failed moments ago (``DISPATCH_BREAKER_SECONDS``)."""
+
+
+class _Breaker:
+    """After a failed send, the process sends nothing for a while: with the broker hung,
+    every send would wait for the broker's socket timeout, inside a client's request. What is
+    not sent is in an outbox, and the sweep sends it once the broker is back."""
+
+    def __init__(self) -> None:
+        self.open_until = 0.0
+
+    def is_open(self) -> bool:
+        return time.monotonic() < self.open_until
+
+    def trip(self) -> None:
+        self.open_until = time.monotonic() + float(ciba_settings.DISPATCH_BREAKER_SECONDS or 0)
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+breaker = _Breaker()
+
+
 def send(
     task: str, *args: Any, countdown: float | None = None, on_error: OnError | None = None, **kwargs: Any
 ) -> bool:
-    """Send ``task(*args, **kwargs)`` now; False (logged, ``on_error`` called) if the broker failed."""
+    """Send ``task(*args, **kwargs)`` now; False (logged, ``on_error`` called) if the broker
+    failed now or moments ago (the breaker)."""
+    if breaker.is_open():
+        subject = " ".join([SUBJECTS.get(task, task), *map(str, args[:1])])
+        logger.info("Not sending %s: the broker failed moments ago; the sweep will send it", subject)
+        if on_error is not None:
+            on_error(BrokerUnavailable())
+        return False
     try:
         registered = current_app.tasks.get(task)
+        options = {"countdown": countdown, "retry_policy": PUBLISH_RETRY_POLICY}
         if registered is None:  # not imported in this process: send it by name
-            current_app.send_task(task, args=args, kwargs=kwargs, countdown=countdown)
-        elif countdown is None:
-            registered.delay(*args, **kwargs)
+            current_app.send_task(task, args=args, kwargs=kwargs, **options)
         else:
-            registered.apply_async(args=args, kwargs=kwargs, countdown=countdown)
+            registered.apply_async(args=args, kwargs=kwargs, **options)
     except Exception as exc:  # noqa: BLE001 - a broker outage must not fail the caller
         subject = " ".join([SUBJECTS.get(task, task), *map(str, args[:1])])
         logger.error("Could not enqueue %s: %s", subject, type(exc).__name__)
+        if not current_app.conf.task_always_eager:  # eager: no broker to protect from
+            breaker.trip()
         if on_error is not None:
             on_error(exc)
         return False
     return True
+
+
+# --- sweeps: one at a time, and when each last completed ----------------------------------------
+
+#: The sweeps, by the name their lock and record go under.
+SWEEPS = ("callbacks", "notifications", "expiry")
+#: The longest one sweep may hold its lock; a sweep is bounded (a few hundred rows per run),
+#: so a lock this old belongs to a process that died mid-sweep.
+SWEEP_LOCK_SECONDS = 120
+_LOCK_KEY = "ciba:sweep:lock:{}"
+_DONE_KEY = "ciba:sweep:done:{}"
+
+
+@contextmanager
+def sweeping(name: str) -> Iterator[bool]:
+    """Run the sweep ``name`` at most once at a time across every process sharing the cache:
+    yields True to the one caller that holds its lock, False to any other caller meanwhile
+    (who should do nothing). On leaving, the holder records the time, which ``last_sweeps``
+    reads. If the cache fails, the sweep runs unlocked (``fail open``): each outbox's row
+    claims already make a second sweep harmless, and sweeping matters more than sweeping once.
+    """
+    token = secrets.token_hex(8)
+    key = _LOCK_KEY.format(name)
+    try:
+        held = cache.add(key, token, SWEEP_LOCK_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - a cache outage must not stop the sweep
+        logger.warning("Sweep %s runs without its lock: the cache failed (%s)", name, type(exc).__name__)
+        held, token = True, ""
+    if not held:
+        yield False
+        return
+    completed = False
+    try:
+        yield True
+        completed = True
+    finally:
+        _release(key, token, name, completed)
+
+
+def _release(key: str, token: str, name: str, completed: bool) -> None:
+    try:
+        if completed:
+            cache.set(_DONE_KEY.format(name), time.time(), None)
+        if token and cache.get(key) == token:
+            cache.delete(key)
+    except Exception as exc:  # noqa: BLE001 - the lock times out by itself
+        logger.warning(
+            "Could not record the end of sweep %s: the cache failed (%s)", name, type(exc).__name__
+        )
+
+
+def last_sweeps() -> dict[str, float | None]:
+    """When each sweep last completed (a Unix time), ``None`` for one never recorded; raises
+    what the cache raises when it cannot be read."""
+    found = cache.get_many([_DONE_KEY.format(name) for name in SWEEPS])
+    return {name: found.get(_DONE_KEY.format(name)) for name in SWEEPS}

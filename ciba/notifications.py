@@ -10,8 +10,9 @@ retried with the shared backoff (``NOTIFY_RETRY_BACKOFF_*``), only for the notif
 failed, never past the request's expiry.
 
 Nothing is lost when the broker is down or a worker dies: ``sweep`` (run by
-``ciba.sweep_callbacks``) hands every due, unleased entry to a worker, and a task that finds
-the entry leased by another (say, one killed mid-run) comes back when that lease runs out.
+``ciba.sweep_callbacks``, on any worker, one at a time) hands every due, unleased entry to a
+worker, and a task that finds the entry leased by another (say, one killed mid-run) comes
+back when that lease runs out.
 """
 
 from __future__ import annotations
@@ -139,20 +140,27 @@ def _run_batch(pks: list[int], now: datetime) -> int:
 
 
 def sweep(now: datetime | None = None, limit: int = 500) -> int:
-    """Hand every due, unleased notification of a pending request to a worker."""
-    now = now or timezone.now()
-    pks = list(
-        _open(AuthenticationRequest.objects.all(), now)
-        .filter(device_notification_due_at__lte=now - SWEEP_GRACE)
-        .order_by("device_notification_due_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    if pks and ciba_settings.NOTIFY_BATCH_WINDOW:
-        dispatch.send(dispatch.NOTIFY_DUE)  # one batch task takes them all
+    """Hand every due, unleased notification of a pending request to a worker.
+
+    At most one sweep runs at a time (``dispatch.sweeping``); a second one at once would be
+    harmless all the same: the batch task claims its rows with ``SKIP LOCKED``, and a
+    per-request task finds its row leased and does nothing."""
+    with dispatch.sweeping("notifications") as mine:
+        if not mine:
+            return 0
+        now = now or timezone.now()
+        pks = list(
+            _open(AuthenticationRequest.objects.all(), now)
+            .filter(device_notification_due_at__lte=now - SWEEP_GRACE)
+            .order_by("device_notification_due_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if pks and ciba_settings.NOTIFY_BATCH_WINDOW:
+            dispatch.send(dispatch.NOTIFY_DUE)  # one batch task takes them all
+            return len(pks)
+        for pk in pks:
+            dispatch.send(dispatch.NOTIFY_DEVICE, pk)
         return len(pks)
-    for pk in pks:
-        dispatch.send(dispatch.NOTIFY_DEVICE, pk)
-    return len(pks)
 
 
 def _open(rows: Any, now: datetime) -> Any:

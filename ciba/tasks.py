@@ -35,19 +35,33 @@ def notify_due_devices() -> int:
 
 @shared_task(name=dispatch.DELIVER_CALLBACK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_callback(delivery_pk: int) -> str:
-    """Attempt one ping or push callback (``ciba.callbacks.outbox``)."""
+    """Attempt one ping or push callback (``ciba.callbacks.outbox``); a callback to an endpoint
+    in the slow lane is handed to ``deliver_callback_slow`` instead."""
     return callbacks.deliver(delivery_pk)
+
+
+@shared_task(
+    name=dispatch.DELIVER_CALLBACK_SLOW, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+)
+def deliver_callback_slow(delivery_pk: int) -> str:
+    """Attempt a callback to an endpoint that keeps timing out, on the slow lane's queue, at
+    most one attempt in flight per endpoint (``ciba.callbacks.lanes``)."""
+    return callbacks.deliver(delivery_pk, slow=True)
 
 
 @shared_task(name=dispatch.SWEEP_CALLBACKS, ignore_result=True)
 def sweep_callbacks() -> int:
     """Hand both outboxes' due entries to workers: client callbacks and device notifications
     that are not in flight (a broker outage, a killed worker). Run it from Celery beat every
-    30 seconds or so (docs/integration.md); the name predates the second outbox."""
+    30 seconds or so (docs/operations.md); the name predates the second outbox. Each outbox
+    sweeps under its own lock (``dispatch.sweeping``): any worker may run this task, and
+    several beat instances starting it at once do the work once."""
     return callbacks.sweep() + notifications.sweep()
 
 
 @shared_task(name=dispatch.EXPIRE_REQUESTS, ignore_result=True)
 def expire_requests() -> int:
-    """Mark requests past ``expires_at`` expired and send push expiry callbacks (Celery beat)."""
-    return services.expire_due()
+    """Mark requests past ``expires_at`` expired and send push expiry callbacks (Celery beat),
+    under the expiry sweep's lock (a second run at once would only lose every race)."""
+    with dispatch.sweeping("expiry") as mine:
+        return services.expire_due() if mine else 0

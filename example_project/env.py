@@ -20,7 +20,7 @@ import dj_database_url
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ciba.dispatch import BEAT_SCHEDULE, TASK_ROUTES
+from ciba.dispatch import BEAT_SCHEDULE, TASK_ROUTES, broker_settings
 
 #: RFC 9700, the OAuth 2.0 Security BCP: every gate django-oauth-toolkit 3.4 has, on (its 4.0
 #: defaults). CIBA works with all of them; the example and the tests run with them.
@@ -169,8 +169,8 @@ def celery_settings() -> dict[str, Any]:
         "CELERY_TASK_REJECT_ON_WORKER_LOST": True,
         "CELERY_WORKER_PREFETCH_MULTIPLIER": 1,
         "CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP": True,
-        # Callbacks, device notifications and sweeps each on their own queue; workers consume
-        # them with: celery -A example_project worker -Q ciba-callbacks,ciba-notify,ciba-sweeps
+        # Callbacks, slow-lane callbacks, device notifications and sweeps each on their own
+        # queue; the workers and what each consumes: docs/operations.md.
         "CELERY_TASK_ROUTES": TASK_ROUTES,
         # The outbox sweep recovers what a killed worker or a broker outage left behind:
         # run `celery -A example_project beat` (or a worker with --beat) beside the workers.
@@ -178,6 +178,8 @@ def celery_settings() -> dict[str, Any]:
             name: {**entry, "schedule": float(os.environ.get("CIBA_SWEEP_SECONDS", entry["schedule"]))}
             for name, entry in BEAT_SCHEDULE.items()
         },
+        # Ride out a broker outage: reconnect for ever, bounded Redis sockets (docs/operations.md).
+        **(broker_settings(broker) if broker else {}),
     }
 
 

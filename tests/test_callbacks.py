@@ -216,7 +216,7 @@ def test_a_callback_survives_a_broker_outage_and_is_swept_later(
         raise ConnectionRefusedError("broker unreachable")
 
     with monkeypatch.context() as patch:
-        patch.setattr(tasks.deliver_callback, "delay", broker_down)
+        patch.setattr(tasks.deliver_callback, "apply_async", broker_down)
         decide(ar, "approve", django_capture_on_commit_callbacks)
     assert recorder.received == []
     assert CallbackDelivery.objects.get().state == "pending"  # written with the decision

@@ -5,6 +5,7 @@
 * ``outbox``: the durable outbox — claim a row, build its payload once, send, record, retry.
 * ``send``: one HTTP POST to the client's registered endpoint, classified as an ``Outcome``.
 * ``sealing``: push token payloads encrypted at rest until delivered.
+* ``lanes``: the slow lane, where an endpoint that keeps timing out gets one slot of its own.
 """
 
 from .outbox import deliver, due, payload, retry_delay, sweep

@@ -1,17 +1,20 @@
 """Delivering the callback outbox: claim a row, build its payload once, send it, record the result.
 
-Called by the ``ciba.deliver_callback`` task and by the sweeper; safe to call twice for the
-same row (the second caller finds it leased or finished and does nothing).
+Called by the ``ciba.deliver_callback`` task (``ciba.deliver_callback_slow`` in the slow lane,
+``lanes``) and handed out by the sweeper; safe to call twice for the same row (the second
+caller finds it leased or finished and does nothing).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import random
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, revoke_access_token
@@ -22,6 +25,7 @@ from ..errors import DESCRIPTIONS
 from ..models import AuthenticationRequest, CallbackDelivery
 from ..outbound import Outcome, backoff
 from ..tokens import mint_for_push
+from . import lanes
 from .sealing import seal, unseal
 from .send import post
 
@@ -34,37 +38,86 @@ def lease_duration() -> timedelta:
     return timedelta(seconds=ciba_settings.CALLBACK_TOTAL_TIMEOUT + 10)
 
 
-def deliver(delivery_pk: int) -> str:
+def handoff_duration() -> timedelta:
+    """How long a row the sweep handed to a task may wait in a queue before a later sweep hands
+    it out again (its message lost with a broker or a worker)."""
+    return lease_duration()
+
+
+def task_for(slow: bool) -> str:
+    return dispatch.DELIVER_CALLBACK_SLOW if slow else dispatch.DELIVER_CALLBACK
+
+
+def deliver(delivery_pk: int, *, slow: bool = False) -> str:
     """Attempt one delivery; return ``delivered``, ``retrying``, ``failed``, ``deferred``
-    (another worker holds the row; this task comes back when its lease ends) or ``skipped``
-    (finished)."""
+    (another worker holds the row; this task comes back when its lease ends), ``skipped``
+    (finished), ``slow-lane`` (its endpoint is in the slow lane: handed to that lane's task) or
+    ``throttled`` (``slow``: another attempt to the same endpoint is in flight; this one comes
+    back after it)."""
     now = timezone.now()
+    lease = now + lease_duration()
     claimed = (
         CallbackDelivery.objects.filter(pk=delivery_pk, state=DState.PENDING)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + lease_duration(), attempts=F("attempts") + 1)
+        .update(lease_until=lease, attempts=F("attempts") + 1)
     )
     if not claimed:
-        return _deferred_or_skipped(delivery_pk, now)
+        return _deferred_or_skipped(delivery_pk, now, slow)
     delivery = CallbackDelivery.objects.select_related("request__client", "request__user").get(pk=delivery_pk)
     if delivery.attempts > ciba_settings.CALLBACK_MAX_RETRIES + 1:
         # Every attempt so far was claimed and never recorded: whatever runs it dies (a
         # payload that crashes the worker, say). Give up instead of dying for ever.
         return _record(delivery, Outcome(False, error="attempts never finished (worker lost)"))
     ar = delivery.request
-    body = payload(delivery)
-    outcome = post(ar.client.backchannel_client_notification_endpoint, ar.client_notification_token, body)
-    return _record(delivery, outcome)
+    url = ar.client.backchannel_client_notification_endpoint
+    was_slow = lanes.is_slow(url)
+    if was_slow and not slow:
+        _release(delivery, lease, next_attempt_at=now)
+        dispatch.send(dispatch.DELIVER_CALLBACK_SLOW, delivery_pk)  # if not, the sweep sends it
+        return "slow-lane"
+    turn = lanes.slot(url, lease_duration().total_seconds()) if slow else nullcontext(True)
+    with turn as mine:
+        if not mine:
+            return _throttle(delivery, lease, now)
+        body = payload(delivery)
+        with lanes.watch(url) as attempt:
+            outcome = post(url, ar.client_notification_token, body)
+        lane = lanes.record(url, outcome, attempt, was_slow=was_slow)
+    return _record(delivery, outcome, retry_slow=lane == lanes.SLOW or (lane is None and was_slow))
 
 
-def _deferred_or_skipped(delivery_pk: int, now: datetime) -> str:
+def _release(delivery: CallbackDelivery, lease: datetime, **fields: Any) -> None:
+    """Give back a claim that made no attempt (it does not count as one)."""
+    CallbackDelivery.objects.filter(pk=delivery.pk, lease_until=lease).update(
+        lease_until=None, attempts=F("attempts") - 1, **fields
+    )
+
+
+def _throttle(delivery: CallbackDelivery, lease: datetime, now: datetime) -> str:
+    """The slow lane's slot for this endpoint is taken: come back when its holder is likely
+    done (within one total timeout), and leave the row to the sweep meanwhile. Past the
+    request's expiry there is no coming back (§10.2: the client has moved on)."""
+    if now >= _retry_deadline(delivery.request):
+        return _record(
+            delivery, Outcome.failed("endpoint in the slow lane until the request expired", retry=False)
+        )
+    wait = timedelta(seconds=ciba_settings.CALLBACK_TOTAL_TIMEOUT * random.uniform(0.5, 1.0))
+    _release(delivery, lease, next_attempt_at=now + wait + handoff_duration())
+    if not dispatch.later(dispatch.DELIVER_CALLBACK_SLOW, delivery.pk, countdown=wait.total_seconds()):
+        CallbackDelivery.objects.filter(pk=delivery.pk, state=DState.PENDING).update(
+            next_attempt_at=now + wait
+        )
+    return "throttled"
+
+
+def _deferred_or_skipped(delivery_pk: int, now: datetime, slow: bool = False) -> str:
     """A leased row may belong to a worker that died mid-attempt (``dispatch.after_lease``)."""
     lease = (
         CallbackDelivery.objects.filter(pk=delivery_pk, state=DState.PENDING)
         .values_list("lease_until", flat=True)
         .first()
     )
-    return dispatch.after_lease(dispatch.DELIVER_CALLBACK, delivery_pk, lease, now)
+    return dispatch.after_lease(task_for(slow), delivery_pk, lease, now)
 
 
 def payload(delivery: CallbackDelivery) -> dict[str, Any]:
@@ -112,7 +165,7 @@ def _error_body(ar: AuthenticationRequest, code: str) -> dict[str, str]:
     return {"error": code, "error_description": DESCRIPTIONS[code], "auth_req_id": ar.auth_req_id}
 
 
-def _record(delivery: CallbackDelivery, outcome: Outcome) -> str:
+def _record(delivery: CallbackDelivery, outcome: Outcome, *, retry_slow: bool = False) -> str:
     now = timezone.now()
     ar = delivery.request
     fields: dict[str, Any] = {"lease_until": None, "last_status": outcome.status, "last_error": outcome.error}
@@ -146,7 +199,7 @@ def _record(delivery: CallbackDelivery, outcome: Outcome) -> str:
         )
         signals.client_notification_failed.send(sender=CallbackDelivery, delivery=delivery, request=ar)
     else:
-        dispatch.send(dispatch.DELIVER_CALLBACK, delivery.pk, countdown=delay)
+        dispatch.send(task_for(retry_slow), delivery.pk, countdown=delay)
     return result
 
 
@@ -189,9 +242,50 @@ def due(now: datetime | None = None, limit: int = 500) -> list[int]:
     )
 
 
-def sweep(now: datetime | None = None) -> int:
-    """Hand every due row back to the workers (after a broker outage or a killed worker)."""
-    pks = due(now)
-    for pk in pks:
-        dispatch.send(dispatch.DELIVER_CALLBACK, pk)
-    return len(pks)
+def sweep(now: datetime | None = None, limit: int = 500) -> int:
+    """Hand every due row back to the workers (after a broker outage or a killed worker), each
+    to its lane's task; return how many.
+
+    At most one sweep runs at a time (``dispatch.sweeping``), and each row it hands out is
+    claimed first: its ``next_attempt_at`` moves ``handoff_duration()`` ahead in the same
+    conditional UPDATE (``SKIP LOCKED`` where the database has it), so a concurrent sweep,
+    or the next one while the message still waits in its queue, does not send it again. A
+    row whose task could not be sent is due again at once.
+    """
+    with dispatch.sweeping("callbacks") as mine:
+        if not mine:
+            return 0
+        now = now or timezone.now()
+        rows = _hand_out(now, limit)
+        slow = lanes.slow_among(url for _, url in rows)
+        unsent = [pk for pk, url in rows if not dispatch.send(task_for(url in slow), pk)]
+        if unsent:
+            CallbackDelivery.objects.filter(
+                pk__in=unsent, state=DState.PENDING, next_attempt_at=now + handoff_duration()
+            ).update(next_attempt_at=now)
+        return len(rows)
+
+
+def _hand_out(now: datetime, limit: int) -> list[tuple[int, str]]:
+    """Claim up to ``limit`` due rows for this sweep: ``(pk, endpoint)`` of each."""
+    due_rows = (
+        CallbackDelivery.objects.filter(state=DState.PENDING, next_attempt_at__lte=now)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .order_by("next_attempt_at")
+    )
+    handed = {"next_attempt_at": now + handoff_duration()}
+    using = router.db_for_write(CallbackDelivery)
+    columns = ("pk", "request__client__backchannel_client_notification_endpoint")
+    if not connections[using].features.has_select_for_update_skip_locked:
+        # SQLite serialises writers: the conditional UPDATE of each row is the claim.
+        rows = list(due_rows.values_list(*columns)[:limit])
+        return [
+            (pk, url)
+            for pk, url in rows
+            if CallbackDelivery.objects.filter(pk=pk, next_attempt_at__lte=now).update(**handed)
+        ]
+    with transaction.atomic(using=using):
+        rows = list(due_rows.select_for_update(skip_locked=True, of=("self",)).values_list(*columns)[:limit])
+        if rows:
+            CallbackDelivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(**handed)
+    return rows

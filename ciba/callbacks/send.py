@@ -42,7 +42,7 @@ def post(url: str, notification_token: str, body: dict[str, Any]) -> Outcome:
     except InvalidIPAddress:
         return Outcome.failed("endpoint resolves to a private or loopback address", retry=False)
     except requests.Timeout:
-        return Outcome.failed("timeout", retry=True)
+        return Outcome.timeout()
     except requests.ConnectionError:
         return Outcome.failed("connection error", retry=True)
     except requests.RequestException as exc:

@@ -20,7 +20,9 @@ class Outcome:
     """The result of one attempt: ``delivered``, or a failure that is worth a ``retry`` or not.
 
     ``status`` is the HTTP status when there was one; ``error`` is safe to log and store (it
-    never holds a token); ``retry_after`` is the peer's own ``Retry-After``, in seconds.
+    never holds a token); ``retry_after`` is the peer's own ``Retry-After``, in seconds;
+    ``timed_out`` says the peer did not answer in time (it held the caller for a timeout:
+    what moves a callback endpoint to the slow lane).
     """
 
     delivered: bool
@@ -28,6 +30,7 @@ class Outcome:
     status: int | None = None
     error: str = ""
     retry_after: float | None = None
+    timed_out: bool = False
 
     @classmethod
     def ok(cls, status: int | None = None) -> Outcome:
@@ -36,6 +39,11 @@ class Outcome:
     @classmethod
     def failed(cls, error: str, *, retry: bool, status: int | None = None) -> Outcome:
         return cls(False, retry, status, error)
+
+    @classmethod
+    def timeout(cls, error: str = "timeout") -> Outcome:
+        """No complete answer in time (a connect, read or total timeout): worth a retry."""
+        return cls(False, True, None, error, None, True)
 
     @classmethod
     def of_status(cls, what: str, status: int, retry_after: float | None = None) -> Outcome:

@@ -6,6 +6,7 @@ when a production part is missing: a green run must mean the parts were really u
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -23,6 +25,7 @@ from django.core.cache import cache, caches
 from django.db import connection
 
 from ciba.dispatch import QUEUES
+from tests.integration.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,6 +48,17 @@ def production_parts(db: Any) -> None:
     cache.set("ciba-integration-probe", 1, 5)  # raises if Redis is unreachable
 
 
+@pytest.fixture(autouse=True)
+def dispatch_breaker_closed() -> Iterator[None]:
+    """A broker failure one test caused (on purpose) must not keep the next test's sends
+    from the broker (``ciba.dispatch.breaker``)."""
+    from ciba.dispatch import breaker
+
+    breaker.reset()
+    yield
+    breaker.reset()
+
+
 WORKER_TIMING = {
     "CIBA_TEST_BACKOFF_BASE": "0.2",
     "CIBA_TEST_READ_TIMEOUT": "2",
@@ -57,9 +71,15 @@ WORKER_TIMING = {
 class Worker:
     """Starts (and restarts) a real ``celery worker`` process sharing the test database."""
 
-    def __init__(self, env: dict[str, str], options: tuple[str, ...] = ("--pool=solo",)) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        options: tuple[str, ...] = ("--pool=solo",),
+        queues: tuple[str, ...] = QUEUES,
+    ) -> None:
         self.env = env
         self.options = options
+        self.queues = queues
         self.process: subprocess.Popen | None = None
         self.output: list[str] = []
 
@@ -73,7 +93,7 @@ class Worker:
                 "example_project",
                 "worker",
                 "-Q",
-                ",".join(QUEUES),
+                ",".join(self.queues),
                 *self.options,
                 "--without-gossip",
                 "--without-mingle",
@@ -91,12 +111,20 @@ class Worker:
         )
         ready = threading.Event()
 
+        log_path = os.environ.get("CIBA_TEST_WORKER_LOG")  # every line, for debugging a test
+        log = open(log_path, "a") if log_path else None  # noqa: SIM115 - closed by the reader
+
         def read(process: subprocess.Popen) -> None:
             assert process.stdout is not None
             for line in process.stdout:
                 self.output.append(line)
+                if log is not None:
+                    log.write(line)
+                    log.flush()
                 if " ready." in line:
                     ready.set()
+            if log is not None:
+                log.close()
 
         threading.Thread(target=read, args=(self.process,), daemon=True).start()
         if not ready.wait(60):
@@ -158,12 +186,14 @@ def _worker_env() -> dict[str, str]:
     }
 
 
-def _running(options: tuple[str, ...]) -> Iterator[Worker]:
+def _running(
+    options: tuple[str, ...], env: dict[str, str] | None = None, queues: tuple[str, ...] = QUEUES
+) -> Iterator[Worker]:
     """For the duration of the test this process stops running tasks eagerly, so production
     code paths (sending after commit) reach the worker exactly as in a deployment."""
     from example_project.celery import app
 
-    worker = Worker(_worker_env(), options)
+    worker = Worker({**_worker_env(), **(env or {})}, options, queues)
     worker.start()
     app.conf.task_always_eager = False
     try:
@@ -196,3 +226,79 @@ def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
             return value
         time.sleep(0.05)
     return predicate()
+
+
+@pytest.fixture
+def broker_proxy() -> Iterator[FaultProxy]:
+    """A ``FaultProxy`` in front of the test run's broker (``CELERY_BROKER_URL``): point a
+    worker or this process's publisher at ``broker_proxy.broker_url`` and break the broker."""
+    url = urlsplit(os.environ.get("CELERY_BROKER_URL", ""))
+    if url.scheme != "redis":
+        pytest.fail("Set CELERY_BROKER_URL=redis://... for the broker fault tests.")
+    proxy = FaultProxy(url.hostname or "127.0.0.1", url.port or 6379)
+    proxy.broker_url = f"redis://127.0.0.1:{proxy.port}{url.path or '/0'}"  # type: ignore[attr-defined]
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@contextlib.contextmanager
+def publishing_to(broker_url: str) -> Iterator[None]:
+    """This process's Celery publisher sends to ``broker_url`` (say, through a fault proxy),
+    as a web process whose broker connection breaks with the workers'."""
+    from example_project.celery import app
+
+    saved = app.conf.broker_write_url, app.amqp._producer_pool
+    app.conf.broker_write_url, app.amqp._producer_pool = broker_url, None
+    try:
+        yield
+    finally:
+        pool = app.amqp._producer_pool
+        app.conf.broker_write_url, app.amqp._producer_pool = saved
+        if pool is not None:
+            pool.force_close_all()
+
+
+@pytest.fixture
+def proxied_worker(
+    request: pytest.FixtureRequest, transactional_db: Any, tmp_path: Path, broker_proxy: FaultProxy
+) -> Iterator[Worker]:
+    """A worker consuming every queue, with beat inside it, whose broker connection runs
+    through ``broker_proxy``: the test breaks it and asserts what survives. Parametrize it
+    indirectly with ``"prefork"`` for a prefork pool of two (the documented layout) instead
+    of the solo pool."""
+    pool = getattr(request, "param", "solo")
+    options = ("--pool=prefork", "--concurrency=2") if pool == "prefork" else ("--pool=solo",)
+    yield from _running(
+        (*options, "--beat", f"--schedule={tmp_path / 'beat-schedule'}"),
+        {"CELERY_BROKER_URL": broker_proxy.broker_url},  # type: ignore[attr-defined]
+    )
+
+
+@pytest.fixture
+def lane_workers(transactional_db: Any, tmp_path: Path) -> Iterator[tuple[Worker, Worker]]:
+    """The callback lanes as docs/operations.md lays them out: a worker for the normal lane (and
+    notifications and sweeps, with beat inside it), solo so that one held slot would show, and
+    a prefork worker of two for the slow lane ``ciba-callbacks-slow`` (and sweeps)."""
+    from example_project.celery import app
+
+    env = _worker_env()
+    normal = Worker(
+        env,
+        ("--pool=solo", "--beat", f"--schedule={tmp_path / 'beat-schedule'}", "-n", "normal@%h"),
+        ("ciba-callbacks", "ciba-notify", "ciba-sweeps"),
+    )
+    slow = Worker(
+        env, ("--pool=prefork", "--concurrency=2", "-n", "slow@%h"), ("ciba-callbacks-slow", "ciba-sweeps")
+    )
+    normal.start()
+    try:
+        slow.start()
+        app.conf.task_always_eager = False
+        yield normal, slow
+        print("".join(normal.output[-60:]), "".join(slow.output[-60:]))  # shown when the test fails
+    finally:
+        app.conf.task_always_eager = True
+        slow.stop()
+        normal.stop()
