@@ -24,7 +24,7 @@ def main() -> None:
     from oauth2_provider.models import get_application_model
 
     from ciba.models import AuthenticationRequest
-    from ciba.poll_state import poll_state
+    from ciba.polling import poll_state
 
     args = sys.argv[1:]
     replace = "--replace" in args

@@ -76,9 +76,9 @@ def test_push_without_issuer_is_fine_when_push_is_disabled():
         ({"REQUEST_SIGNING_ALGS": ["HS256"]}, "ciba.E012"),
         ({"DEFAULT_EXPIRES_IN": 600, "MAX_EXPIRES_IN": 300}, "ciba.E013"),
         ({"DEFAULT_INTERVAL": 0}, "ciba.E013"),
-        ({"POLL_STATE_CLASS": "ciba.poll_state.RedisPollState"}, "ciba.E014"),
+        ({"POLL_STATE_CLASS": "ciba.polling.RedisPollState"}, "ciba.E014"),
         (
-            {"POLL_STATE_CLASS": "ciba.poll_state.RedisPollState", "POLL_STATE_REDIS_URL": "memcached://x"},
+            {"POLL_STATE_CLASS": "ciba.polling.RedisPollState", "POLL_STATE_REDIS_URL": "memcached://x"},
             "ciba.E014",
         ),
         ({"POLL_STATE_CLASS": "ciba.client_auth.Credentials"}, "ciba.E014"),

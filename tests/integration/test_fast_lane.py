@@ -13,7 +13,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from ciba import polling, services
 from ciba.fast_lane import FastLane
 from ciba.models import AuthenticationRequest
-from ciba.poll_state import RedisPollState, poll_state
+from ciba.polling import RedisPollState, poll_state
 from ciba.tasks import notify_authentication_device
 from tests.conftest import basic_auth, start_request
 from tests.test_fast_lane import FORM, STARTPROJECT_MIDDLEWARE, Site, Spy, call, environ, grant

@@ -12,7 +12,7 @@ from ciba import polling as fast_poll
 from ciba import services
 from ciba.constants import CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest
-from ciba.poll_state import RedisPollState, poll_state
+from ciba.polling import RedisPollState, poll_state
 from ciba.tasks import notify_authentication_device
 from tests.conftest import basic_auth, start_request
 
@@ -24,7 +24,7 @@ State = AuthenticationRequest.State
 def redis_poll_state(settings: Any) -> RedisPollState:
     settings.CIBA = {
         **settings.CIBA,
-        "POLL_STATE_CLASS": "ciba.poll_state.RedisPollState",
+        "POLL_STATE_CLASS": "ciba.polling.RedisPollState",
         "POLL_STATE_REDIS_URL": os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/15"),
     }
     store = poll_state()
