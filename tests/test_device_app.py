@@ -17,7 +17,7 @@ from django.core import checks
 from django.core.management import call_command
 from django.test import override_settings
 
-from ciba.device.webpush import UnreadableVapidKey, vapid_public_key
+from ciba.device.vapid import UnreadableVapidKey, vapid_public_key
 
 PAGE = "/ciba/device/"
 WEBPUSH = "ciba.backends.webpush.WebPushNotifier"

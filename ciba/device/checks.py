@@ -8,7 +8,7 @@ from typing import Any
 from django.core import checks
 from django.urls import NoReverseMatch, reverse
 
-from .webpush import UnreadableVapidKey, configured_public_key
+from .vapid import UnreadableVapidKey, configured_public_key
 
 
 class Codes:

@@ -23,7 +23,7 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 
-from .webpush import UnreadableVapidKey, configured_public_key
+from .vapid import UnreadableVapidKey, configured_public_key
 
 logger = logging.getLogger("ciba.device")
 
