@@ -2,13 +2,20 @@
 
 One catalogue, so that an error a client or a device sees is defined once:
 
-* ``CibaError`` and its subclasses: errors of the backchannel authentication endpoint (CIBA
-  §13) and of the consent API, raised by views, validation rules and pluggable backends, and
-  rendered by ``ciba.views.rendering`` into ``{"error", "error_description"}``.
-* The token endpoint's CIBA errors (§11) as oauthlib errors, which DOT renders.
+* ``CibaError`` and its subclasses, one class per protocol error: the backchannel
+  authentication endpoint's (CIBA §13), the token endpoint's (§11), sender-constrained
+  tokens' (RFC 8705, RFC 9449: ``BindingRefused``), introspection's and the consent API's.
+  A ``CibaError`` is also an oauthlib ``OAuth2Error``, so the same class is raised wherever
+  the error arises (a view, a validation rule, a backend, the token endpoint's validator)
+  and rendered by DOT or by ``ciba.views.rendering``; every body comes from ``error_body``.
 * ``DESCRIPTIONS``: the human text of the codes the token endpoint (§11) and push error
   callbacks (§12) share, so both say the same thing.
 * ``NotificationError``: a device notification did not reach its target.
+
+The names the two families had before they were one (``AccessDeniedError``,
+``AuthorizationPendingError``, ``SlowDownError``, ``ExpiredTokenError``,
+``TooManyFailedAuthenticationsError``, ``AuthenticationBusyError``, ``SenderConstraintError``,
+``SenderBindingRefused``) remain importable as aliases.
 
 (The poll state's own ``PollStateUnavailable`` is not public: ``ciba.services`` turns it into
 ``TemporarilyUnavailable``.)
@@ -44,31 +51,78 @@ DESCRIPTIONS = {
 }
 
 
-class CibaError(Exception):
-    """An error reported to the caller as ``{"error", "error_description", ...}``.
+def error_body(error: str, description: str = "", **members: Any) -> dict[str, Any]:
+    """The one error body every endpoint answers (RFC 6749 §5.2, CIBA §§11, 13):
+    ``{"error", "error_description", ...members}``, the description kept within RFC 6749's
+    character set and left out when empty."""
+    body: dict[str, Any] = {"error": error}
+    if description:
+        body["error_description"] = describe(description)
+    body.update(members)
+    return body
 
-    ``status_code`` is the HTTP status; ``headers`` are added to the response; ``extra`` are
-    further members of the body (the consent API's 409 names the request's ``state``).
+
+class CibaError(OAuth2Error):
+    """A protocol error: one class per error code, answered the same way by every endpoint.
+
+    ``error`` is the wire code, ``status_code`` the HTTP status, ``description`` the default
+    ``error_description``; ``headers`` are added to the response; ``extra`` are further
+    members of the body (the consent API's 409 names the request's ``state``). Being an
+    oauthlib ``OAuth2Error`` too, the same instance is rendered by DOT's token endpoint
+    (``json``, ``headers``, ``status_code``) and by ciba's DRF views and introspection
+    (``as_dict``), both through ``error_body``. ``request`` (an oauthlib request only) is
+    oauthlib's: the body then repeats the request's ``state``, as oauthlib's errors do.
+
+    Adding an error is one subclass here::
+
+        class InvalidAuthorizationDetails(CibaError):
+            error = "invalid_authorization_details"      # RFC 9396 §5
+            description = "The authorization_details are not understood."
+
+        raise InvalidAuthorizationDetails()              # 400, in a DRF view or in oauthlib
     """
 
     error = "invalid_request"
     status_code = 400
+    description = ""
 
-    def __init__(self, description: str = "", *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(description or self.error)
-        self.description = description
-        self.headers = headers or {}
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        status_code: int | None = None,
+        request: Any = None,
+    ) -> None:
+        super().__init__(description=description or None, status_code=status_code, request=request)
+        self.args = (self.description or self.error,)
+        self._headers = dict(headers or {})
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers this error adds (never oauthlib's ``Bearer`` challenge: each
+        endpoint answers a 401 with its own)."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: dict[str, str]) -> None:
+        self._headers = dict(value or {})
 
     @property
     def extra(self) -> dict[str, Any]:
         return {}
 
     def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.error}
-        if self.description:
-            body["error_description"] = describe(self.description)
-        body.update(self.extra)
-        return body
+        members: dict[str, Any] = {}
+        if self.uri:
+            members["error_uri"] = self.uri
+        if self.state:
+            members["state"] = self.state
+        return error_body(self.error, self.description, **{**members, **self.extra})
+
+    @property
+    def twotuples(self) -> list[tuple[str, Any]]:
+        return list(self.as_dict().items())
 
 
 # --- the backchannel authentication endpoint (CIBA §13) ------------------------------------
@@ -76,15 +130,6 @@ class CibaError(Exception):
 
 class InvalidRequest(CibaError):
     error = "invalid_request"
-
-
-class SenderBindingRefused(CibaError):
-    """A backchannel request whose DPoP proof or client certificate breaks a binding rule
-    (RFC 9449 §§4.3, 10; RFC 8705 §3); ``error`` is the RFC's code for the case."""
-
-    def __init__(self, error: str, description: str, *, headers: dict[str, str] | None = None) -> None:
-        super().__init__(description, headers=headers)
-        self.error = error
 
 
 class InvalidScope(CibaError):
@@ -122,20 +167,103 @@ class InvalidClient(CibaError):
 
 class TooManyFailedAuthentications(InvalidClient):
     """Too many failed client authentications from this client id or address: refused before
-    any check, with ``Retry-After`` (429)."""
+    any check, with ``Retry-After`` (429), at the backchannel and token endpoints alike."""
 
     status_code = 429
+    description = "Too many failed client authentications; retry later."
 
-    def __init__(self, *, retry_after: int) -> None:
-        super().__init__(
-            "Too many failed client authentications; retry later.", headers={"Retry-After": str(retry_after)}
-        )
+    def __init__(self, *, retry_after: int, request: Any = None) -> None:
+        super().__init__(headers={"Retry-After": str(retry_after)}, request=request)
         self.retry_after = retry_after
 
 
 class AccessDenied(CibaError):
+    """403 at the backchannel endpoint (§13); the token endpoint raises it with
+    ``status_code=400`` and ``DESCRIPTIONS["access_denied"]`` (§11, RFC 6749 §5.2)."""
+
     error = "access_denied"
     status_code = 403
+
+
+# --- the token endpoint (CIBA §11) -----------------------------------------------------------
+
+
+class AuthorizationPending(CibaError):
+    error = "authorization_pending"
+    description = DESCRIPTIONS["authorization_pending"]
+
+
+class SlowDown(CibaError):
+    """§11: the client must add the increment to its interval "for this and all subsequent
+    requests"; the description says by how much this server increased it."""
+
+    error = "slow_down"
+
+    def __init__(self, description: str | None = None, **kwargs: Any) -> None:
+        super().__init__(
+            description
+            or "Polling too fast: wait at least the interval, now increased by "
+            f"{ciba_settings.SLOW_DOWN_INCREMENT} seconds.",
+            **kwargs,
+        )
+
+
+class ExpiredToken(CibaError):
+    error = "expired_token"
+    description = DESCRIPTIONS["expired_token"]
+
+
+class UnsupportedGrantType(CibaError):
+    error = "unsupported_grant_type"
+
+
+class InvalidTarget(CibaError):
+    """RFC 8707 §2: a ``resource`` the server cannot use."""
+
+    error = "invalid_target"
+
+
+# --- sender-constrained tokens (RFC 8705 §3, RFC 9449) --------------------------------------
+
+
+class BindingRefused(CibaError):
+    """A request or a token presentation that breaks a binding rule: a DPoP proof, a client
+    certificate, a bound token or refresh token not shown with its key or certificate.
+    ``error`` is the RFC's code for the case (``invalid_request``, ``invalid_dpop_proof``,
+    ``use_dpop_nonce``, ``invalid_token``, ``invalid_grant``); ``nonce`` is the ``DPoP-Nonce``
+    to offer. Raised by ``ciba.sender`` and answered as it is by every endpoint (a protected
+    resource puts it in its ``WWW-Authenticate`` challenge)."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        nonce: str = "",
+        headers: dict[str, str] | None = None,
+        request: Any = None,
+    ) -> None:
+        self.error = error
+        self.nonce = nonce
+        super().__init__(
+            description,
+            headers={**(headers or {}), **({"DPoP-Nonce": nonce} if nonce else {})},
+            request=request,
+        )
+
+
+class InvalidDPoPProof(BindingRefused):
+    """RFC 9449 §7.1: the DPoP proof is missing, malformed or not for this request."""
+
+    def __init__(self, description: str, **kwargs: Any) -> None:
+        super().__init__("invalid_dpop_proof", description, **kwargs)
+
+
+class UseDPoPNonce(BindingRefused):
+    """RFC 9449 §8: the proof must carry a (fresh) nonce of this server."""
+
+    def __init__(self, description: str, **kwargs: Any) -> None:
+        super().__init__("use_dpop_nonce", description, **kwargs)
 
 
 # --- the consent API (the authentication device's side) ---------------------------------
@@ -179,115 +307,33 @@ class StepUpRequired(CibaError):
 
 
 class TemporarilyUnavailable(CibaError):
-    """A part the decision depends on is down; nothing was decided and a retry may succeed."""
+    """A part the answer depends on is down; nothing was decided and a retry may succeed
+    (503, ``Retry-After`` of ``retry_after`` seconds; ``None``: no ``Retry-After``)."""
 
     error = "temporarily_unavailable"
     status_code = 503
 
-    def __init__(self, description: str = "Try again in a moment.") -> None:
-        super().__init__(description, headers={"Retry-After": "1"})
+    def __init__(
+        self, description: str = "Try again in a moment.", *, retry_after: int | None = 1, **kwargs: Any
+    ) -> None:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        super().__init__(description, headers=headers, **kwargs)
 
 
-# --- the token endpoint (CIBA §11), as oauthlib errors DOT renders ----------------------
-# Defined here rather than imported from ``oauthlib.oauth2.rfc8628`` because DOT 3.4 allows
-# oauthlib versions that lack that module; the codes are the same, all answered with 400.
-
-
-class AuthorizationPendingError(OAuth2Error):
-    error = "authorization_pending"
-    description = DESCRIPTIONS["authorization_pending"]
-
-
-class SlowDownError(OAuth2Error):
-    """§11: the client must add the increment to its interval "for this and all subsequent
-    requests"; the description says by how much this server increased it."""
-
-    error = "slow_down"
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "description",
-            "Polling too fast: wait at least the interval, now increased by "
-            f"{ciba_settings.SLOW_DOWN_INCREMENT} seconds.",
-        )
-        super().__init__(**kwargs)
-
-
-class TooManyFailedAuthenticationsError(OAuth2Error):
-    """``TooManyFailedAuthentications`` at the token endpoint: 429 with ``Retry-After``."""
-
-    error = "invalid_client"
-    status_code = 429
-    description = "Too many failed client authentications; retry later."
-
-    def __init__(self, *, retry_after: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
-
-class SenderConstraintError(OAuth2Error):
-    """A token request that breaks a binding rule (RFC 8705 §3, RFC 9449 §§5, 8): 400 with the
-    rule's error code; ``use_dpop_nonce`` carries the nonce to use (``DPoP-Nonce``)."""
-
-    status_code = 400
-
-    def __init__(self, *, error: str, description: str, nonce: str = "", **kwargs: Any) -> None:
-        self.error = error
-        self.nonce = nonce
-        super().__init__(description=description, **kwargs)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"DPoP-Nonce": self.nonce} if self.nonce else {}
-
-
-class ExpiredTokenError(OAuth2Error):
-    error = "expired_token"
-    description = DESCRIPTIONS["expired_token"]
-
-
-class AccessDeniedError(OAuth2Error):
-    error = "access_denied"
-    description = DESCRIPTIONS["access_denied"]
-
-
-# >>> issue21-A errors
 class AuthenticationBusy(TemporarilyUnavailable):
     """Too many expensive client authentication checks (slow hashes, ``jwks_uri`` fetches) are in
     flight (``CLIENT_AUTH_EXPENSIVE_CHECKS_IN_FLIGHT``): 503 with ``Retry-After`` at once,
-    instead of queueing behind them. Backchannel endpoint; ``AuthenticationBusyError`` is the
-    token endpoint's."""
+    instead of queueing behind them, at the backchannel and token endpoints alike."""
 
-    def __init__(self, *, retry_after: int = 1) -> None:
-        super().__init__("The server is busy checking client credentials; retry in a moment.")
-        self.headers["Retry-After"] = str(retry_after)
+    def __init__(self, *, retry_after: int = 1, request: Any = None) -> None:
+        super().__init__(
+            "The server is busy checking client credentials; retry in a moment.",
+            retry_after=retry_after,
+            request=request,
+        )
         self.retry_after = retry_after
 
 
-class AuthenticationBusyError(OAuth2Error):
-    """``AuthenticationBusy`` at the token endpoint: 503 ``temporarily_unavailable``, ``Retry-After``."""
-
-    error = "temporarily_unavailable"
-    status_code = 503
-    description = "The server is busy checking client credentials; retry in a moment."
-
-    def __init__(self, *, retry_after: int = 1, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
-
-
-# <<< issue21-A
-# >>> issue21-B errors
-# <<< issue21-B
-# >>> issue21-D errors
 # --- the introspection endpoint (RFC 7662 §2.3, RFC 6750 §3.1) ------------------------------
 
 
@@ -300,20 +346,39 @@ class NotAResourceServer(CibaError):
 
 
 class InvalidToken(CibaError):
-    """The bearer token a caller presented is invalid, expired or revoked (401)."""
+    """The bearer token a caller presented is invalid, expired or revoked (401, with the
+    ``Bearer`` challenge of RFC 6750 §3)."""
 
     error = "invalid_token"
     status_code = 401
 
+    def __init__(self, description: str | None = None, **kwargs: Any) -> None:
+        super().__init__(description, **kwargs)
+        self.headers.setdefault("WWW-Authenticate", f'Bearer error="{self.error}"')
+
 
 class InsufficientScope(CibaError):
-    """A valid bearer token that does not grant what the caller asked for (403)."""
+    """A valid bearer token that does not grant ``scope``, which the caller needs (403, with
+    the ``Bearer`` challenge naming it, RFC 6750 §3.1)."""
 
     error = "insufficient_scope"
     status_code = 403
 
+    def __init__(self, description: str | None = None, *, scope: str, **kwargs: Any) -> None:
+        super().__init__(description, **kwargs)
+        self.scope = scope
+        self.headers.setdefault("WWW-Authenticate", f'Bearer error="{self.error}", scope="{scope}"')
 
-# <<< issue21-D
+
+# --- names from before the two families were one ---------------------------------------------
+AccessDeniedError = AccessDenied
+AuthorizationPendingError = AuthorizationPending
+SlowDownError = SlowDown
+ExpiredTokenError = ExpiredToken
+TooManyFailedAuthenticationsError = TooManyFailedAuthentications
+AuthenticationBusyError = AuthenticationBusy
+SenderConstraintError = BindingRefused
+SenderBindingRefused = BindingRefused
 
 
 # --- outbound work ------------------------------------------------------------------------

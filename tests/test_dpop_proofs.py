@@ -14,8 +14,8 @@ import pytest
 from jwcrypto import jwk
 from oauthlib.common import CaseInsensitiveDict
 
+from ciba.errors import BindingRefused as DPoPError
 from ciba.sender.dpop import (
-    DPoPError,
     Proof,
     access_token_hash,
     htu_matches,

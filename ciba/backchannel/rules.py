@@ -29,7 +29,6 @@ from ..errors import (
     InvalidScope,
     InvalidUserCode,
     MissingUserCode,
-    SenderBindingRefused,
 )
 from ..sender import bindings
 from .request_object import REQUEST_PARAMETERS, parameters_from_request_object
@@ -157,12 +156,9 @@ def sender_binding(params: Mapping[str, str], *, client: Any, http_request: Any)
     """RFC 9449 §10, RFC 8705 §3: the key (DPoP proof or ``dpop_jkt``) or certificate this
     request is made with; push tokens are bound to it. Checked last, so a refused request
     never spends a proof's ``jti``."""
-    try:
-        return bindings.for_backchannel_request(
-            http_request, client, params, backchannel_endpoint_urls(http_request)
-        )
-    except bindings.BindingRefused as exc:
-        raise SenderBindingRefused(exc.error, exc.description) from None
+    return bindings.for_backchannel_request(
+        http_request, client, params, backchannel_endpoint_urls(http_request)
+    )
 
 
 def scope(params: Mapping[str, str], *, client: Any) -> list[str]:

@@ -13,11 +13,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_id_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
-from oauthlib.oauth2.rfc6749.errors import (
-    InvalidGrantError,
-    TemporarilyUnavailableError,
-    UnauthorizedClientError,
-)
+from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
 
 from .. import client_auth, services, signing
 from ..conf import ciba_settings
@@ -31,20 +27,19 @@ from ..constants import (
 )
 from ..endpoints import token_endpoint_urls
 from ..errors import (
-    AccessDeniedError,
-    AuthenticationBusy,
-    AuthenticationBusyError,
-    AuthorizationPendingError,
-    ExpiredTokenError,
+    DESCRIPTIONS,
+    AccessDenied,
+    AuthorizationPending,
+    BindingRefused,
+    ExpiredToken,
     InvalidClient,
-    SenderConstraintError,
-    SlowDownError,
+    SlowDown,
+    TemporarilyUnavailable,
     TooManyFailedAuthentications,
-    TooManyFailedAuthenticationsError,
 )
 from ..models import AuthenticationRequest
 from ..polling import SLOW_DOWN, poll_state
-from ..sender import bindings, dpop
+from ..sender import bindings
 from ..tokens import token_hash
 
 logger = logging.getLogger("ciba.oauth")
@@ -86,10 +81,8 @@ class CibaValidator(OAuth2Validator):
             return self._dot_authenticate_client(credentials, client, request, *args, **kwargs)
         try:
             client = client_auth.verify_credentials(credentials, client, request)
-        except TooManyFailedAuthentications as exc:
-            raise TooManyFailedAuthenticationsError(retry_after=exc.retry_after) from None
-        except AuthenticationBusy as exc:
-            raise AuthenticationBusyError(retry_after=exc.retry_after, request=request) from None
+        except TooManyFailedAuthentications:
+            raise  # answered as it is (429): not a wrong credential
         except InvalidClient:
             return False
         if not client.is_usable(request):
@@ -121,12 +114,7 @@ class CibaValidator(OAuth2Validator):
         else:
             expensive = client_auth.is_slow(stored)
         address = client_auth.client_address(request)
-        try:
-            counted = client_auth.attempt(credentials.client_id, address, expensive=expensive)
-        except TooManyFailedAuthentications as exc:
-            raise TooManyFailedAuthenticationsError(retry_after=exc.retry_after) from None
-        except AuthenticationBusy as exc:
-            raise AuthenticationBusyError(retry_after=exc.retry_after, request=request) from None
+        counted = client_auth.attempt(credentials.client_id, address, expensive=expensive)
         try:
             authenticated = super().authenticate_client(request, *args, **kwargs)
         except BaseException:
@@ -142,7 +130,7 @@ class CibaValidator(OAuth2Validator):
             client_auth.pay_for_unknown_client(credentials.secret)
         retry_after = counted.failed()
         if retry_after:
-            raise TooManyFailedAuthenticationsError(retry_after=retry_after)
+            raise TooManyFailedAuthentications(retry_after=retry_after)
         return False
 
     def _upgrade_secret(self, request: Any, credentials: Any) -> None:
@@ -174,8 +162,9 @@ class CibaValidator(OAuth2Validator):
         scheme = getattr(request, "ciba_token_scheme", "bearer")
         try:
             bindings.check_presentation(stored, request, token=token, scheme=scheme)
-        except bindings.BindingRefused as exc:
-            request.oauth2_error = {"error": exc.error, "error_description": exc.description}
+        except BindingRefused as exc:
+            # A protected resource answers in its challenge (``ciba.authentication``, DOT).
+            request.oauth2_error = exc.as_dict()
             return False
         return True
 
@@ -187,12 +176,7 @@ class CibaValidator(OAuth2Validator):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         stored = bindings.stored_for(refresh_token=getattr(request, "refresh_token_instance", None))
-        try:
-            bindings.refresh_keeps(stored, getattr(request, "ciba_binding", None))
-        except bindings.BindingRefused as exc:
-            raise SenderConstraintError(
-                error=exc.error, description=exc.description, request=request
-            ) from None
+        bindings.refresh_keeps(stored, getattr(request, "ciba_binding", None))
         return may_use_tokens(getattr(request, "user", None))
 
     # --- sender-constrained tokens (RFC 8705 §3, RFC 9449) ---------------------------------
@@ -288,17 +272,13 @@ class CibaValidator(OAuth2Validator):
         )
         if ar is None or ar.state == State.ISSUED:
             raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
-        try:
-            bindings.same_key_as_declared(ar, getattr(request, "ciba_binding", None))
-        except bindings.BindingRefused as exc:
-            raise SenderConstraintError(
-                error=exc.error, description=exc.description, request=request
-            ) from None
+        bindings.same_key_as_declared(ar, getattr(request, "ciba_binding", None))
         state = ar.effective_state(now)
         if state == State.EXPIRED:
-            raise ExpiredTokenError(request=request)
+            raise ExpiredToken(request=request)
         if state == State.DENIED:
-            raise AccessDeniedError(request=request)
+            # RFC 6749 §5.2: the token endpoint answers its errors with 400.
+            raise AccessDenied(DESCRIPTIONS["access_denied"], status_code=400, request=request)
         if state == State.PENDING:
             self._record_poll(ar, now, request)
         if not may_use_tokens(ar.user):
@@ -314,8 +294,8 @@ class CibaValidator(OAuth2Validator):
         credentials = getattr(request, "ciba_credentials", None)
         fingerprint = credentials.fingerprint() if credentials is not None else None
         if poll_state().record_poll(ar, fingerprint, now) == SLOW_DOWN:
-            raise SlowDownError()
-        raise AuthorizationPendingError()
+            raise SlowDown()
+        raise AuthorizationPending()
 
     def consume_ciba_request(self, request: Any) -> None:
         """The race arbiter: only the caller whose conditional UPDATE matched may mint tokens."""
@@ -342,8 +322,12 @@ class CibaValidator(OAuth2Validator):
                 alg,
                 request.client_id,
             )
-            raise TemporarilyUnavailableError(
-                description="The server cannot sign ID tokens for this client now.", request=request
+            # 400 and no Retry-After, as oauthlib's TemporarilyUnavailableError answered here.
+            raise TemporarilyUnavailable(
+                "The server cannot sign ID tokens for this client now.",
+                retry_after=None,
+                status_code=400,
+                request=request,
             ) from None
         with transaction.atomic(using=router.db_for_write(get_id_token_model())):
             saved = self._save_id_token(id_token["jti"], request, expiration_time)
@@ -371,15 +355,9 @@ class CibaValidator(OAuth2Validator):
 
 
 def _binding(request: Any, client: Any) -> bindings.Binding | None:
-    """The binding of the tokens this CIBA or refresh request will receive (``SenderConstraintError``
+    """The binding of the tokens this CIBA or refresh request will receive (``BindingRefused``
     when the client did not meet its binding rule)."""
-    try:
-        return bindings.for_token_request(request, client, token_endpoint_urls(request))
-    except bindings.BindingRefused as exc:
-        nonce = dpop.new_nonce() if exc.error == "use_dpop_nonce" else ""
-        raise SenderConstraintError(
-            error=exc.error, description=exc.description, nonce=nonce, request=request
-        ) from None
+    return bindings.for_token_request(request, client, token_endpoint_urls(request))
 
 
 def may_use_tokens(user: Any) -> bool:

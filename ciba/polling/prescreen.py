@@ -25,18 +25,17 @@ from typing import Any
 from django.core.exceptions import TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.http import parse_header_parameters
-from oauthlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 
 from .. import polling
 from ..constants import AUTH_REQ_ID_PATTERN, CIBA_GRANT_TYPE
-from ..errors import AuthorizationPendingError, SlowDownError
+from ..errors import AuthorizationPending, CibaError, InvalidRequest, SlowDown
 
 FORM = "application/x-www-form-urlencoded"
 _GRANT_PARAMETERS = frozenset(
     ("grant_type", "auth_req_id", "client_id", "client_secret", "client_assertion", "client_assertion_type")
 )
 _AUTH_REQ_ID = re.compile(AUTH_REQ_ID_PATTERN)
-_ERRORS = {polling.PENDING: AuthorizationPendingError, polling.SLOW_DOWN: SlowDownError}
+_ERRORS = {polling.PENDING: AuthorizationPending, polling.SLOW_DOWN: SlowDown}
 #: The answers that come from the poll state (the others are refusals of a malformed request).
 POLL_ANSWERS = frozenset(_ERRORS)
 
@@ -55,7 +54,7 @@ def answer(request: HttpRequest, identify: Identify) -> HttpResponse | None:
     return None if error is None else oauth_error(error)
 
 
-def screen(meta: Mapping[str, Any], body: bytes, identify: Identify) -> OAuth2Error | None:
+def screen(meta: Mapping[str, Any], body: bytes, identify: Identify) -> CibaError | None:
     """The error a CIBA grant request gets without the full path: ``invalid_request`` for a
     repeated parameter, or ``authorization_pending``/``slow_down`` when the shared poll state
     proves the request pending (the poll is then counted there, ``error.error`` is in
@@ -75,7 +74,7 @@ def screen(meta: Mapping[str, Any], body: bytes, identify: Identify) -> OAuth2Er
         return None  # other grants keep DOT's behaviour
     repeated = sorted(name for name, values in params.lists() if len(values) > 1)
     if repeated:
-        return InvalidRequestError(description=_duplicate(repeated[0]))
+        return InvalidRequest(_duplicate(repeated[0]))
     store = polling.poll_state()
     if not store.shared or meta.get("HTTP_DPOP") is not None:
         # A DPoP proof is checked before anything else on the full path (RFC 9449 §4.3):
@@ -99,9 +98,12 @@ def _duplicate(name: str) -> str:
     return f"Duplicate {name} parameter." if name in _GRANT_PARAMETERS else "A parameter is repeated."
 
 
-def oauth_error(error: OAuth2Error) -> HttpResponse:
-    """The same bytes and headers oauthlib's answer has on the full path."""
+def oauth_error(error: CibaError) -> HttpResponse:
+    """The same bytes and headers oauthlib's answer has on the full path (its default headers,
+    then the error's own)."""
     response = HttpResponse(error.json, status=error.status_code, content_type="application/json")
     response["Cache-Control"] = "no-store"
     response["Pragma"] = "no-cache"
+    for name, value in error.headers.items():
+        response[name] = value
     return response

@@ -5,6 +5,8 @@ At the token endpoint ``for_token_request`` decides the binding of what is about
 issued: a valid DPoP proof binds to its key, otherwise a forwarded client certificate binds
 to the certificate; a client registered for one of them must present it. Where a token is
 used, ``check_presentation`` demands the same certificate or a fresh proof of the same key.
+A rule that is not met raises ``ciba.errors.BindingRefused`` (a DPoP proof's own refusals are
+its subclasses ``InvalidDPoPProof`` and ``UseDPoPNonce``), which every endpoint answers as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..endpoints import request_urls
+from ..errors import BindingRefused, InvalidDPoPProof
 from ..jose import JoseError, unverified_claims
 from ..models import TokenBinding
 from ..profile import sender_constrained_tokens_required
@@ -23,18 +26,6 @@ from .certificates import presented_certificate
 
 #: A JWK SHA-256 thumbprint: 32 bytes in unpadded base64url (RFC 7638, RFC 9449 §10).
 _JKT = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-class BindingRefused(Exception):
-    """The token request or presentation does not satisfy a binding rule.
-
-    ``error`` is the OAuth error code (``invalid_request``, ``invalid_dpop_proof``,
-    ``use_dpop_nonce``, ``invalid_token``, ``invalid_grant``); ``description`` is safe to return.
-    """
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(description)
-        self.error, self.description = error, description
 
 
 @dataclass(frozen=True)
@@ -57,9 +48,10 @@ def for_token_request(request: Any, client: Any, urls: list[str]) -> Binding | N
     """The binding of the tokens a token request is about to receive, or ``None`` (bearer).
 
     ``urls`` are the URLs that name the token endpoint (its plain and mTLS aliases) for the
-    proof's ``htu``. Raises ``BindingRefused`` when a rule is not met.
+    proof's ``htu``. Raises ``BindingRefused`` when a rule is not met; the token endpoint hands
+    out DPoP nonces, so ``UseDPoPNonce`` carries one.
     """
-    proof = _proof(request, "POST", urls)
+    proof = _proof(request, "POST", urls, offer_nonce=True)
     return _choose(
         client,
         proof.jkt if proof is not None else "",
@@ -82,7 +74,7 @@ def for_backchannel_request(
         raise BindingRefused("invalid_request", "dpop_jkt must be a base64url SHA-256 JWK thumbprint.")
     proof = _proof(request, "POST", urls)
     if proof is not None and declared is not None and proof.jkt != declared:
-        raise BindingRefused("invalid_dpop_proof", "dpop_jkt is not the thumbprint of the DPoP proof's key.")
+        raise InvalidDPoPProof("dpop_jkt is not the thumbprint of the DPoP proof's key.")
     return _choose(
         client,
         proof.jkt if proof is not None else (declared or ""),
@@ -102,7 +94,7 @@ def _choose(
     the profile's sender-constraint are required."""
     certificate_bound = getattr(client, "tls_client_certificate_bound_access_tokens", False)
     if enforce and getattr(client, "dpop_bound_access_tokens", False) and not jkt:
-        raise BindingRefused("invalid_dpop_proof", f"{who} tokens are DPoP-bound: {dpop_hint}.")
+        raise InvalidDPoPProof(f"{who} tokens are DPoP-bound: {dpop_hint}.")
     if enforce and certificate_bound and certificate is None:
         raise BindingRefused(
             "invalid_request", f"{who} tokens are certificate-bound: connect with mutual TLS."
@@ -120,20 +112,23 @@ def _choose(
 
 
 def _proof(
-    request: Any, method: str, urls: list[str], *, access_token: str | None = None, required: bool = False
+    request: Any,
+    method: str,
+    urls: list[str],
+    *,
+    access_token: str | None = None,
+    required: bool = False,
+    offer_nonce: bool = False,
 ) -> dpop.Proof | None:
     """The request's verified DPoP proof (``None`` without a ``DPoP`` header, unless
-    ``required``); a bad one is ``BindingRefused`` with RFC 9449's error code."""
+    ``required``); a bad one raises RFC 9449's error (``InvalidDPoPProof``, ``UseDPoPNonce``)."""
     meta = getattr(request, "headers", None) or getattr(request, "META", {})
-    try:
-        header = dpop.proof_header(meta)
-        if header is None:
-            if required:
-                raise dpop.DPoPError("invalid_dpop_proof", "A DPoP proof is required.")
-            return None
-        return _verified(header, method, urls, access_token=access_token)
-    except dpop.DPoPError as exc:
-        raise BindingRefused(exc.error, exc.description) from None
+    header = dpop.proof_header(meta)
+    if header is None:
+        if required:
+            raise InvalidDPoPProof("A DPoP proof is required.")
+        return None
+    return _verified(header, method, urls, access_token=access_token, offer_nonce=offer_nonce)
 
 
 def of_request(ar: Any) -> Binding | None:
@@ -148,12 +143,12 @@ def of_request(ar: Any) -> Binding | None:
 def same_key_as_declared(ar: Any, binding: Binding | None) -> None:
     """RFC 9449 §10: a request made with a DPoP key is collected only with a proof of that key."""
     if ar.dpop_jkt and (binding is None or binding.jkt != ar.dpop_jkt):
-        raise BindingRefused(
-            "invalid_dpop_proof", "This request was made with a DPoP key: prove the same key to collect it."
-        )
+        raise InvalidDPoPProof("This request was made with a DPoP key: prove the same key to collect it.")
 
 
-def _verified(header: str, method: str, urls: list[str], access_token: str | None = None) -> dpop.Proof:
+def _verified(
+    header: str, method: str, urls: list[str], access_token: str | None = None, offer_nonce: bool = False
+) -> dpop.Proof:
     """Verify the proof against whichever of ``urls`` its ``htu`` names (the first otherwise,
     so a wrong ``htu`` is reported as such)."""
     try:
@@ -161,7 +156,9 @@ def _verified(header: str, method: str, urls: list[str], access_token: str | Non
     except JoseError:
         htu = None
     url = next((u for u in urls if isinstance(htu, str) and dpop.htu_matches(htu, u)), urls[0])
-    return dpop.verify_proof(header, method=method, url=url, access_token=access_token)
+    return dpop.verify_proof(
+        header, method=method, url=url, access_token=access_token, offer_nonce=offer_nonce
+    )
 
 
 def refresh_keeps(stored: TokenBinding | None, binding: Binding | None) -> None:
@@ -220,6 +217,4 @@ def check_presentation(stored: TokenBinding | None, request: Any, *, token: str,
     proof = _proof(request, method, request_urls(request), access_token=token, required=True)
     assert proof is not None
     if proof.jkt != stored.jkt:
-        raise BindingRefused(
-            "invalid_dpop_proof", "The DPoP proof is signed by another key than the token's."
-        )
+        raise InvalidDPoPProof("The DPoP proof is signed by another key than the token's.")

@@ -3,7 +3,8 @@
 This module owns the answer to "does this ``DPoP`` header prove possession of a key, for this
 request, now?" (RFC 9449 §4.3) and nothing about what the key is then used for: binding a
 token to ``jkt`` and checking a bound token's presentation belong to ``bindings``. Every
-refusal is a ``DPoPError`` whose description is safe to return to the client; no input, however
+refusal is an ``InvalidDPoPProof`` or a ``UseDPoPNonce`` (``ciba.errors``), whose description is
+safe to return to the client and which every endpoint answers as it is; no input, however
 malformed, escapes as another exception.
 
 Nonces (RFC 9449 §8) are stateless: the issue time and a truncated HMAC of it under a key
@@ -30,6 +31,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from .. import profile
 from ..conf import ciba_settings
 from ..constants import CLOCK_LEEWAY, DPOP_JWT_TYPE, FAPI_MIN_RSA_BITS
+from ..errors import InvalidDPoPProof, UseDPoPNonce
 from ..replay import first_use
 
 INVALID_DPOP_PROOF = "invalid_dpop_proof"
@@ -66,16 +68,6 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class DPoPError(Exception):
-    """A refused proof. ``error`` is ``invalid_dpop_proof`` or ``use_dpop_nonce`` (RFC 9449 §7.1,
-    §8); ``description`` says what was wrong and is safe to return to the client."""
-
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(f"{error}: {description}")
-        self.error = error
-        self.description = description
-
-
 @dataclass(frozen=True)
 class Proof:
     """A proof that passed every check: the key it proves possession of and what it said."""
@@ -87,19 +79,26 @@ class Proof:
     claims: dict[str, Any]
 
 
-def _invalid(description: str) -> DPoPError:
-    return DPoPError(INVALID_DPOP_PROOF, description)
+def _invalid(description: str) -> InvalidDPoPProof:
+    return InvalidDPoPProof(description)
 
 
 def verify_proof(
-    proof: str, *, method: str, url: str, access_token: str | None = None, now: float | None = None
+    proof: str,
+    *,
+    method: str,
+    url: str,
+    access_token: str | None = None,
+    now: float | None = None,
+    offer_nonce: bool = False,
 ) -> Proof:
     """Check a DPoP proof as RFC 9449 §4.3 says, for a request of ``method`` to ``url``.
 
     ``access_token`` is the token presented with the proof at a protected resource (then the
     proof's ``ath`` must be its hash); at the token endpoint it is None. The ``jti`` is spent
     last, once every other check has passed, so a refused proof never burns one and a client
-    told to fetch a nonce can retry with a fresh proof.
+    told to fetch a nonce can retry with a fresh proof. With ``offer_nonce`` (an endpoint that
+    hands out nonces), ``UseDPoPNonce`` carries a new one in ``DPoP-Nonce``.
     """
     now = time.time() if now is None else now
     header = _header(proof)
@@ -111,7 +110,7 @@ def verify_proof(
     _check_claims(claims, method=method, url=url, now=now)
     if access_token is not None:
         _check_ath(claims, access_token)
-    _check_nonce(claims, now)
+    _check_nonce(claims, now, offer_nonce=offer_nonce)
     jkt = jwk_thumbprint(public_jwk)
     max_age = ciba_settings.DPOP_PROOF_MAX_AGE
     if not first_use("dpop", jkt, claims["jti"], claims["iat"] + max_age + CLOCK_LEEWAY):
@@ -232,17 +231,21 @@ def _check_ath(claims: dict[str, Any], access_token: str) -> None:
         raise _invalid("The DPoP proof's ath does not match the access token.")
 
 
-def _check_nonce(claims: dict[str, Any], now: float) -> None:
+def _check_nonce(claims: dict[str, Any], now: float, *, offer_nonce: bool) -> None:
     """RFC 9449 §8: a nonce when the server requires one; an expired one is never accepted."""
     if "nonce" not in claims:
         if ciba_settings.DPOP_NONCE_REQUIRED:
-            raise DPoPError(USE_DPOP_NONCE, "The DPoP proof must carry the nonce the server provides.")
+            raise _use_nonce("The DPoP proof must carry the nonce the server provides.", offer_nonce)
         return
     nonce = claims["nonce"]
     if not isinstance(nonce, str):
         raise _invalid("The DPoP proof's nonce must be a string.")
     if not nonce_is_fresh(nonce, now):
-        raise DPoPError(USE_DPOP_NONCE, "The DPoP proof's nonce has expired or was not issued here.")
+        raise _use_nonce("The DPoP proof's nonce has expired or was not issued here.", offer_nonce)
+
+
+def _use_nonce(description: str, offer_nonce: bool) -> UseDPoPNonce:
+    return UseDPoPNonce(description, nonce=new_nonce() if offer_nonce else "")
 
 
 def proof_header(meta: Mapping[str, Any]) -> str | None:
@@ -376,7 +379,6 @@ def _b64decode(text: str) -> bytes:
 __all__ = [
     "INVALID_DPOP_PROOF",
     "USE_DPOP_NONCE",
-    "DPoPError",
     "Proof",
     "access_token_hash",
     "htu_matches",

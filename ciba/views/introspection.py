@@ -57,7 +57,7 @@ from ..errors import (
 )
 from ..oauth.validators import may_use_tokens
 from ..sender import bindings
-from .rendering import UNREADABLE_BODY
+from .rendering import UNREADABLE_BODY, json_error
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -70,7 +70,7 @@ class CibaIntrospectTokenView(IntrospectTokenView):
             try:
                 self.resource_server = self.authorized_caller(request)
             except CibaError as exc:
-                return _error(exc)
+                return json_error(exc)
         # DOT's ClientProtectedResourceMixin.dispatch authenticated the caller; that is done.
         return View.dispatch(self, request, *args, **kwargs)
 
@@ -91,7 +91,9 @@ class CibaIntrospectTokenView(IntrospectTokenView):
             raise InvalidToken("The access token is invalid, expired or revoked.")
         token = oauthlib_request.access_token
         if not consent.token_may_introspect(token):
-            raise InsufficientScope("This token does not allow introspection.")
+            raise InsufficientScope(
+                "This token does not allow introspection.", scope=consent.INTROSPECTION_SCOPE
+            )
         return token.application
 
     def _authenticated_client(self, request: HttpRequest) -> Any:
@@ -131,18 +133,3 @@ class CibaIntrospectTokenView(IntrospectTokenView):
         if binding is not None:
             data["cnf"] = binding.cnf
         return JsonResponse(data)
-
-
-def _error(exc: CibaError) -> HttpResponse:
-    """``{"error", "error_description"}`` with its status, headers and the authentication
-    challenge the status calls for (RFC 6749 §5.2, RFC 6750 §3)."""
-    response = JsonResponse(exc.as_dict(), status=exc.status_code)
-    for name, value in exc.headers.items():
-        response[name] = value
-    if isinstance(exc, (InvalidToken, InsufficientScope)):
-        extra = f', scope="{consent.INTROSPECTION_SCOPE}"' if isinstance(exc, InsufficientScope) else ""
-        response["WWW-Authenticate"] = f'Bearer error="{exc.error}"{extra}'
-    elif exc.status_code == 401:
-        response["WWW-Authenticate"] = 'Basic realm="ciba"'
-    response["Cache-Control"] = "no-store"
-    return response

@@ -21,7 +21,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from ..conf import ciba_settings
-from ..errors import CibaError, TemporarilyUnavailable, describe
+from ..errors import AccessDenied, CibaError, InvalidRequest, TemporarilyUnavailable, describe
 from ..outages import is_outage
 
 logger = logging.getLogger("ciba.outages")
@@ -38,9 +38,7 @@ class CibaErrorMixin:
             exc = outage(exc)
         if not isinstance(exc, CibaError):
             return super().handle_exception(exc)  # type: ignore[misc]
-        response = Response(exc.as_dict(), status=exc.status_code, headers=exc.headers)
-        if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-            response["WWW-Authenticate"] = 'Basic realm="ciba"'
+        response = Response(exc.as_dict(), status=exc.status_code, headers=_headers(exc))
         response.exception = True
         return response
 
@@ -54,52 +52,31 @@ class OAuthErrorMixin(CibaErrorMixin):
     """
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, exceptions.Throttled):
-            # §13 has no rate-limit code: access_denied is "the OP denied the request before
-            # any user interaction"; 429 and Retry-After tell when to try again (RFC 6585).
-            response = Response(
-                {
-                    "error": "access_denied",
-                    "error_description": "Too many requests from this client; retry later.",
-                },
-                status=status.HTTP_429_TOO_MANY_REQUESTS,
-            )
-            if exc.wait is not None:
-                response["Retry-After"] = str(max(1, int(exc.wait)))
-        elif isinstance(exc, exceptions.MethodNotAllowed):
-            response = Response(
-                {"error": "invalid_request", "error_description": "Use POST."},
-                status=status.HTTP_405_METHOD_NOT_ALLOWED,
-                headers={"Allow": "POST"},
-            )
-        elif isinstance(exc, exceptions.UnsupportedMediaType):
-            response = Response(
-                {
-                    "error": "invalid_request",
-                    "error_description": "The body must be application/x-www-form-urlencoded.",
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        elif isinstance(exc, UNREADABLE_BODY):
-            # Django refuses to read the body (DATA_UPLOAD_MAX_*): its HTML 400 would leave a
-            # client with no error code, so it is an OAuth error like any other bad request.
-            response = Response(
-                {
-                    "error": "invalid_request",
-                    "error_description": "The request body is too large or has too many fields.",
-                },
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        elif isinstance(exc, exceptions.APIException):
-            response = Response(
-                {"error": "invalid_request", "error_description": _plain_detail(exc)},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        else:
-            response = super().handle_exception(exc)
+        response = super().handle_exception(_as_protocol_error(exc))
         response["Cache-Control"] = "no-store"
         response.exception = True
         return response
+
+
+def _as_protocol_error(exc: Exception) -> Exception:
+    """DRF's own failures (and a body Django refuses to read) as the protocol errors a client
+    can act on; anything else unchanged."""
+    if isinstance(exc, exceptions.Throttled):
+        # §13 has no rate-limit code: access_denied is "the OP denied the request before
+        # any user interaction"; 429 and Retry-After tell when to try again (RFC 6585).
+        wait = {} if exc.wait is None else {"Retry-After": str(max(1, int(exc.wait)))}
+        return AccessDenied("Too many requests from this client; retry later.", status_code=429, headers=wait)
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return InvalidRequest("Use POST.", status_code=405, headers={"Allow": "POST"})
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return InvalidRequest("The body must be application/x-www-form-urlencoded.")
+    if isinstance(exc, UNREADABLE_BODY):
+        # Django refuses to read the body (DATA_UPLOAD_MAX_*): its HTML 400 would leave a
+        # client with no error code, so it is an OAuth error like any other bad request.
+        return InvalidRequest("The request body is too large or has too many fields.")
+    if isinstance(exc, exceptions.APIException):
+        return InvalidRequest(_plain_detail(exc))
+    return exc
 
 
 def outage(exc: BaseException) -> TemporarilyUnavailable:
@@ -120,11 +97,26 @@ def server_error(request: HttpRequest, template_name: str = "500.html") -> HttpR
     exc = sys.exception()
     if exc is None or not is_outage(exc):
         return defaults.server_error(request, template_name)
-    error = outage(exc)
-    response = JsonResponse(error.as_dict(), status=error.status_code)
-    response["Retry-After"] = error.headers["Retry-After"]
+    return json_error(outage(exc))
+
+
+def json_error(exc: CibaError) -> JsonResponse:
+    """A ``CibaError`` answered outside DRF (introspection, ``server_error``): its body, status
+    and headers, never stored."""
+    response = JsonResponse(exc.as_dict(), status=exc.status_code)
+    for name, value in _headers(exc).items():
+        response[name] = value
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _headers(exc: CibaError) -> dict[str, str]:
+    """The error's headers, and for a 401 that names no challenge of its own, the ``Basic``
+    one client authentication calls for (RFC 6749 §5.2)."""
+    headers = dict(exc.headers)
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED:
+        headers.setdefault("WWW-Authenticate", 'Basic realm="ciba"')
+    return headers
 
 
 def _plain_detail(exc: Any) -> str:

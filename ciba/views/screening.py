@@ -27,13 +27,9 @@ from urllib.parse import urlsplit
 from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
-from oauthlib.oauth2.rfc6749.errors import (
-    CustomOAuth2Error,
-    InvalidRequestError,
-    UnsupportedGrantTypeError,
-)
 
 from ..constants import CIBA_GRANT_TYPE
+from ..errors import InvalidRequest, InvalidTarget, UnsupportedGrantType
 from ..polling.prescreen import oauth_error
 
 DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -52,7 +48,7 @@ def unreadable(request: HttpRequest) -> HttpResponse | None:
         description = "The request body cannot be read."
     else:
         return None
-    return oauth_error(InvalidRequestError(description=description))
+    return oauth_error(InvalidRequest(description))
 
 
 def refusal(request: HttpRequest, grant_types: Callable[[], Collection[str]]) -> HttpResponse | None:
@@ -64,21 +60,19 @@ def refusal(request: HttpRequest, grant_types: Callable[[], Collection[str]]) ->
     params = request.POST
     if not all(_splits(resource) for resource in params.getlist("resource")):
         # DOT splits each RFC 8707 resource while saving the token (CIBA grant included).
-        return oauth_error(
-            CustomOAuth2Error("invalid_target", description="A resource is not a valid resource indicator.")
-        )
+        return oauth_error(InvalidTarget("A resource is not a valid resource indicator."))
     if CIBA_GRANT_TYPE in params.getlist("grant_type"):
         return None
     if any("\x00" in name or any("\x00" in value for value in values) for name, values in params.lists()):
-        return oauth_error(InvalidRequestError(description="A parameter contains a NUL character."))
+        return oauth_error(InvalidRequest("A parameter contains a NUL character."))
     # DOT and oauthlib read the last value of a repeated parameter; so does this.
     grant_type = params.get("grant_type")
     if grant_type is None:
         return None  # oauthlib's own answer (unsupported_grant_type)
     if grant_type not in grant_types():
-        return oauth_error(UnsupportedGrantTypeError(description="This grant type is not supported."))
+        return oauth_error(UnsupportedGrantType("This grant type is not supported."))
     if grant_type == DEVICE_CODE_GRANT_TYPE and not params.get("device_code"):
-        return oauth_error(InvalidRequestError(description="Missing device_code parameter."))
+        return oauth_error(InvalidRequest("Missing device_code parameter."))
     return None
 
 

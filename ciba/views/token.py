@@ -8,7 +8,6 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from oauth2_provider.views import TokenView
-from oauthlib.oauth2.rfc6749.errors import TemporarilyUnavailableError
 
 from ..client_auth import poll_identity
 from ..conf import ciba_settings
@@ -58,8 +57,7 @@ class CibaTokenView(TokenView):
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            error = outage(exc)
-            return unavailable(error.description, retry_after=int(error.headers["Retry-After"]))
+            return prescreen.oauth_error(outage(exc))
         finally:
             # DOT's post() sets its own, shorter list when it runs; Django reads the list
             # only when it reports an error, after the view returned or raised.
@@ -70,15 +68,6 @@ class CibaTokenView(TokenView):
     def _grant_types(self) -> Collection[str]:
         """The grant types the token endpoint's oauthlib server dispatches (DOT's and CIBA)."""
         return self.get_oauthlib_core().server.grant_types
-
-
-def unavailable(description: str, *, retry_after: int = 1) -> HttpResponse:
-    """``503 temporarily_unavailable`` (RFC 6749 §5.2's code, here for a token request the
-    server cannot decide now) with ``Retry-After``."""
-    response = prescreen.oauth_error(TemporarilyUnavailableError(description=description))
-    response.status_code = 503
-    response["Retry-After"] = str(retry_after)
-    return response
 
 
 def _with_fresh_nonce(request: HttpRequest, response: HttpResponse) -> HttpResponse:
