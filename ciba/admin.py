@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 
-from . import constants, profile, services, user_codes
+from . import constants, profile, registration_rules, services, user_codes
 from .models import (
     AuthenticationRequest,
     CallbackDelivery,
@@ -57,30 +57,6 @@ TOKEN_FIELDS = (
     "tls_client_certificate_bound_access_tokens",
     "dpop_bound_access_tokens",
 )
-
-#: The FAPI-CIBA rule shown after a field's help text while ``CIBA["PROFILE"] = "fapi-ciba"``.
-FAPI_RULES = {
-    "token_endpoint_auth_method": _(
-        "FAPI-CIBA: private_key_jwt, tls_client_auth or self_signed_tls_client_auth only (the mTLS "
-        'methods need CIBA["MTLS_CERT_HEADER"]).'
-    ),
-    "token_endpoint_auth_signing_alg": _(
-        "FAPI-CIBA: PS256 or ES256 for private_key_jwt (empty would mean RS256, which is refused)."
-    ),
-    "backchannel_authentication_request_signing_alg": _(
-        "FAPI-CIBA: required, PS256 or ES256: every authentication request is a signed request object."
-    ),
-    "id_token_signed_response_alg": _(
-        "FAPI-CIBA: PS256 or ES256, signed with the server's key set (manage.py ciba_keys add --type rsa "
-        "or --type ec)."
-    ),
-    "backchannel_token_delivery_mode": _("FAPI-CIBA: poll or ping; push is not allowed."),
-    "jwks": _("FAPI-CIBA: RSA keys of 2048 bits or more, EC keys on P-256 only."),
-    "tls_client_certificate_bound_access_tokens": _(
-        "FAPI-CIBA: every access token is sender-constrained: bound to this certificate (mTLS) or, "
-        "if this is off, to a DPoP key."
-    ),
-}
 
 
 class CibaApplicationAdmin(ApplicationAdmin):
@@ -199,17 +175,8 @@ class CibaApplicationAdmin(ApplicationAdmin):
         return form
 
     def allowed_choices(self, request: HttpRequest) -> dict[str, list[str]]:
-        """The values offered per choice field: the delivery modes in force, and under
-        FAPI-CIBA only the methods and algorithms the profile allows."""
-        allowed = {"backchannel_token_delivery_mode": profile.delivery_modes()}
-        if profile.fapi():
-            allowed.update(
-                token_endpoint_auth_method=profile.client_auth_methods(),
-                token_endpoint_auth_signing_alg=list(constants.FAPI_ALGS),
-                backchannel_authentication_request_signing_alg=profile.request_signing_algs(),
-                id_token_signed_response_alg=list(constants.FAPI_ALGS),
-            )
-        return allowed
+        """The values offered per choice field (``ciba.registration_rules.allowed_choices``)."""
+        return registration_rules.allowed_choices()
 
     def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         """Offer only the delivery modes this server supports (``CIBA["DELIVERY_MODES"]``, without
@@ -230,8 +197,8 @@ class CibaApplicationAdmin(ApplicationAdmin):
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         """Under FAPI-CIBA, each field the profile constrains states its rule after its help text."""
         formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
-        rule = FAPI_RULES.get(db_field.name)
-        if formfield is not None and rule and profile.fapi():
+        rule = registration_rules.profile_hints().get(db_field.name)
+        if formfield is not None and rule:
             formfield.help_text = f"{formfield.help_text} {rule}".strip()
         return formfield
 

@@ -34,7 +34,7 @@ from django.utils.crypto import constant_time_compare
 from oauth2_provider.settings import oauth2_settings
 
 from ..conf import ciba_settings
-from ..models.mixins import MIN_SECRET_BITS, estimated_secret_bits, strong_client_secret
+from ..registration_rules import MIN_SECRET_BITS, estimated_secret_bits, strong_client_secret
 
 __all__ = ["ALGORITHM", "MIN_SECRET_BITS", "ClientSecretHasher", "enough_entropy", "estimated_secret_bits"]
 

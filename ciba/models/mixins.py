@@ -2,66 +2,20 @@
 
 from __future__ import annotations
 
-import math
-import string
-import zlib
 from collections import defaultdict
 from typing import Any
 
-from cryptography import x509
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
-from .. import constants, profile
-from ..conf import ciba_settings
-from ..jose import validate_public_jwks, weak_keys
-from ..outbound import validate_outbound_url
-
-#: What a client secret needs to be stored with the keyed hash (``ciba.client_auth.hashers``)
-#: and, unless ``ALLOW_LOW_ENTROPY_CLIENT_SECRETS``, to be registered at all.
-MIN_SECRET_BITS = 256
-#: Below this many distinct characters a secret is low-entropy whatever its length ("aaaa…").
-MIN_DISTINCT_CHARACTERS = 8
-
-
-def estimated_secret_bits(secret: str) -> float:
-    """A conservative estimate of a secret's entropy: its length times the bits per character
-    of the smallest usual alphabet that holds it (hex, digits, letters, base64url, printable).
-
-    It cannot tell a random string from a chosen one of the same alphabet, so it is generous to
-    chosen secrets; what it refuses for sure is short ones, repetitive ones (bounded by what
-    zlib cannot compress away) and ones of few distinct characters.
-    """
-    if not secret:
-        return 0.0
-    distinct = set(secret)
-    if len(distinct) < MIN_DISTINCT_CHARACTERS:
-        return len(secret) * math.log2(len(distinct)) if len(distinct) > 1 else 0.0
-    alphabet = next((a for a in _ALPHABETS if distinct <= a), None)
-    per_character = math.log2(len(alphabet) if alphabet else max(len(_PRINTABLE), len(distinct)))
-    # Repetition ("password123" five times) compresses: what zlib leaves is an upper bound.
-    compressed = len(zlib.compress(secret.encode("utf-8", "surrogatepass"), 9)) - _ZLIB_OVERHEAD
-    return min(len(secret) * per_character, compressed * 8.0)
-
-
-_ZLIB_OVERHEAD = 6  # header and checksum bytes of zlib.compress
-_PRINTABLE = frozenset(string.ascii_letters + string.digits + string.punctuation)
-_ALPHABETS = (
-    frozenset(string.digits),
-    frozenset("0123456789abcdef"),
-    frozenset("0123456789ABCDEF"),
-    frozenset(string.ascii_lowercase + string.digits),
-    frozenset(string.ascii_letters + string.digits),
-    frozenset(string.ascii_letters + string.digits + "-_"),
-    frozenset(string.ascii_letters + string.digits + "+/="),
-    _PRINTABLE,
+from .. import constants, registration_rules
+from ..registration_rules import (  # noqa: F401 - re-exported: ciba.client_auth.hashers imports them from here
+    MIN_SECRET_BITS,
+    estimated_secret_bits,
+    strong_client_secret,
 )
-
-
-def strong_client_secret(secret: str) -> bool:
-    return estimated_secret_bits(secret) >= MIN_SECRET_BITS
 
 
 class CibaClientMixin(models.Model):
@@ -80,7 +34,8 @@ class CibaClientMixin(models.Model):
     ``backchannel_token_delivery_mode`` (CIBA §4). It takes part only while its registration
     is usable (``ciba_problems()`` is empty): confidential, a mode this server supports, and an
     ID-token signing algorithm. ``clean()`` refuses anything else; the endpoints re-check at
-    request time, because rows also arrive through the ORM, fixtures and data migrations.
+    request time, because rows also arrive through the ORM, fixtures and data migrations. Both
+    read the one list of rules, ``ciba.registration_rules``.
     """
 
     GRANT_CIBA = constants.CIBA_GRANT_TYPE
@@ -234,96 +189,20 @@ class CibaClientMixin(models.Model):
         return self.registers_ciba and not self.ciba_problems()
 
     def ciba_problems(self) -> list[str]:
-        """Why this registration cannot take part in CIBA, in words safe to tell the client."""
-        problems = []
-        if self.authorization_grant_type != constants.CIBA_GRANT_TYPE:
-            problems.append("it is not registered for the CIBA grant")
-        if self.client_type != AbstractApplication.CLIENT_CONFIDENTIAL:
-            problems.append("it is not a confidential client")
-        if self.backchannel_token_delivery_mode not in profile.delivery_modes():
-            problems.append("its token delivery mode is not supported by this server")
-        if problem := self._signing_problem():
-            problems.append(problem)
-        problems.extend(message for _field, message in self.profile_problems())
-        return problems
+        """Why this CIBA registration cannot take part in CIBA, in words safe to tell the client:
+        its blocking problems (``ciba.registration_rules``). Empty for a client that registers
+        no delivery mode: ask ``registers_ciba`` first."""
+        return [problem.refusal for problem in registration_rules.problems(self, blocking_only=True)]
 
     def profile_problems(self) -> list[tuple[str, str]]:
-        """What the security profile in force (``CIBA["PROFILE"]``) forbids in this
-        registration, as ``(field, reason)``; empty without a profile. FAPI-CIBA: PS256 or
-        ES256 for signed requests, client assertions and ID tokens; private_key_jwt or mTLS
-        client authentication; poll or ping; strong registered keys."""
-        if not profile.fapi() or not self.registers_ciba:
-            return []  # other clients (a device app, say) are not CIBA clients of the profile
-        found: list[tuple[str, str]] = []
-        if self.token_endpoint_auth_method not in constants.FAPI_AUTH_METHODS:
-            found.append(
-                (
-                    "token_endpoint_auth_method",
-                    "FAPI-CIBA allows private_key_jwt, tls_client_auth or self_signed_tls_client_auth only",
-                )
-            )
-        if (
-            self.token_endpoint_auth_method == constants.AUTH_PRIVATE_KEY_JWT
-            and self.client_assertion_alg not in constants.FAPI_ALGS
-        ):
-            found.append(
-                ("token_endpoint_auth_signing_alg", "FAPI-CIBA client assertions use PS256 or ES256")
-            )
-        if self.backchannel_authentication_request_signing_alg not in constants.FAPI_ALGS:
-            found.append(
-                (
-                    "backchannel_authentication_request_signing_alg",
-                    "FAPI-CIBA authentication requests are signed with PS256 or ES256",
-                )
-            )
-        if self.id_token_signed_response_alg not in constants.FAPI_ALGS:
-            found.append(
-                ("id_token_signed_response_alg", "FAPI-CIBA ID tokens are signed with PS256 or ES256")
-            )
-        if self.backchannel_token_delivery_mode == constants.MODE_PUSH:
-            found.append(("backchannel_token_delivery_mode", "FAPI-CIBA does not allow the push mode"))
-        if isinstance(self.jwks, dict):
-            weak = weak_keys(self.jwks)
-            if weak:
-                found.append(
-                    ("jwks", f"FAPI needs RSA keys of 2048 bits or more and EC keys on P-256 ({weak})")
-                )
-        return found
-
-    def _secret_errors(self) -> list[tuple[str, Any]]:
-        """A new client secret (not yet hashed) needs 256 bits of entropy: it is then stored under
-        a keyed hash that costs microseconds to check (``ciba.client_auth.hashers``). A weaker,
-        site-chosen one is accepted only with ``ALLOW_LOW_ENTROPY_CLIENT_SECRETS`` (it keeps the
-        slow password hash, and ``check --deploy`` warns). Generated secrets always pass."""
-        secret = self.client_secret
-        if not secret or ciba_settings.ALLOW_LOW_ENTROPY_CLIENT_SECRETS:
-            return []
-        if self._client_secret_is_hashed(secret) or strong_client_secret(secret):
-            return []
+        """What the security profile in force (``CIBA["PROFILE"]``) forbids in this CIBA
+        registration, as ``(field, reason)``; empty without a profile
+        (``ciba.registration_rules.FAPI_RULES``)."""
         return [
-            (
-                "client_secret",
-                _(
-                    "This client secret is too easy to guess (about %(bits)d bits; %(min)d needed). "
-                    'Keep the generated one, or generate one such as python -c "import secrets; '
-                    'print(secrets.token_urlsafe(32))".'
-                )
-                % {"bits": int(estimated_secret_bits(secret)), "min": MIN_SECRET_BITS},
-            )
+            (problem.field, problem.message)
+            for problem in registration_rules.problems(self, blocking_only=True)
+            if problem.by_profile
         ]
-
-    def _signing_problem(self) -> str:
-        """ID tokens are part of every CIBA token response; DOT cannot sign them without this
-        (``id_token_signed_response_alg`` signs with this server's key set instead)."""
-        if self.id_token_signed_response_alg:
-            return ""
-        if self.algorithm == AbstractApplication.NO_ALGORITHM:
-            return "it has no ID token signing algorithm"
-        if self.algorithm == AbstractApplication.HS256_ALGORITHM and (
-            not self.client_secret or self._client_secret_is_hashed(self.client_secret)
-        ):
-            return "HS256 ID tokens need its client secret stored unhashed"
-        return ""
 
     @property
     def uses_token_endpoint_for_ciba(self) -> bool:
@@ -364,191 +243,15 @@ class CibaClientMixin(models.Model):
     # --- validation -----------------------------------------------------------------------
 
     def clean(self) -> None:
-        """Validate DOT's fields and the CIBA metadata, each error keyed by its field."""
+        """Validate DOT's fields and the CIBA metadata (``ciba.registration_rules``), each error
+        keyed by its field."""
         field_errors: dict[str, list[Any]] = defaultdict(list)
         try:
             super().clean()
         except ValidationError as exc:
             for field, messages in exc.update_error_dict({}).items():
                 field_errors[field].extend(messages)
-        for field, message in self._ciba_errors():
-            field_errors[field].append(message)
+        for field, messages in registration_rules.registration_errors(self).items():
+            field_errors[field].extend(messages)
         if field_errors:
             raise ValidationError(dict(field_errors))
-
-    def _ciba_errors(self) -> list[tuple[str, Any]]:
-        errors: list[tuple[str, Any]] = []
-        mode = self.backchannel_token_delivery_mode
-        supported_modes = profile.delivery_modes()
-
-        if self.authorization_grant_type == constants.CIBA_GRANT_TYPE and not mode:
-            errors.append(
-                (
-                    "backchannel_token_delivery_mode",
-                    _("A client using the CIBA grant must register a token delivery mode (CIBA §4)."),
-                )
-            )
-        if mode and self.authorization_grant_type != constants.CIBA_GRANT_TYPE:
-            errors.append(
-                (
-                    "authorization_grant_type",
-                    _("A client registering a token delivery mode must use the CIBA grant (CIBA §4)."),
-                )
-            )
-        if (
-            mode
-            and self.algorithm == AbstractApplication.NO_ALGORITHM
-            and not self.id_token_signed_response_alg
-        ):
-            errors.append(
-                (
-                    "algorithm",
-                    _(
-                        "CIBA clients receive ID tokens: choose RS256 (signed with the server's key; "
-                        "the usual choice) or HS256 (signed with the unhashed client secret)."
-                    ),
-                )
-            )
-        if mode and self.algorithm == AbstractApplication.HS256_ALGORITHM and self.hash_client_secret:
-            errors.append(
-                (
-                    "hash_client_secret",
-                    _("HS256 ID tokens are signed with the client secret, so it must be stored unhashed."),
-                )
-            )
-        if mode and mode not in supported_modes:
-            errors.append(
-                (
-                    "backchannel_token_delivery_mode",
-                    _("This server supports the delivery modes %(modes)s only.")
-                    % {"modes": ", ".join(supported_modes) or "-"},
-                )
-            )
-        if mode and self.client_type != AbstractApplication.CLIENT_CONFIDENTIAL:
-            errors.append(
-                ("client_type", _("CIBA clients must be confidential: they authenticate at every request."))
-            )
-
-        endpoint = self.backchannel_client_notification_endpoint
-        if mode in constants.NOTIFICATION_MODES and not endpoint:
-            errors.append(
-                (
-                    "backchannel_client_notification_endpoint",
-                    _("The %(mode)s mode needs a client notification endpoint.") % {"mode": mode},
-                )
-            )
-        if endpoint:
-            errors.extend(_outbound_url_errors("backchannel_client_notification_endpoint", endpoint))
-
-        alg = self.backchannel_authentication_request_signing_alg
-        if alg:
-            supported_algs = profile.request_signing_algs()
-            if alg not in supported_algs:
-                errors.append(
-                    (
-                        "backchannel_authentication_request_signing_alg",
-                        _("This server accepts signed requests with %(algs)s only.")
-                        % {"algs": ", ".join(supported_algs) or "-"},
-                    )
-                )
-            if not self.jwks and not self.jwks_uri:
-                errors.append(
-                    ("jwks", _("Signed authentication requests need the client's jwks or jwks_uri."))
-                )
-
-        if self.backchannel_user_code_parameter and not ciba_settings.USER_CODE_SUPPORTED:
-            errors.append(("backchannel_user_code_parameter", _("This server does not support user codes.")))
-
-        method = self.token_endpoint_auth_method
-        if method == constants.AUTH_PRIVATE_KEY_JWT and not self.jwks and not self.jwks_uri:
-            errors.append(("jwks", _("private_key_jwt needs the client's jwks or jwks_uri.")))
-        if method == constants.AUTH_CLIENT_SECRET_JWT and self.hash_client_secret:
-            errors.append(
-                (
-                    "hash_client_secret",
-                    _(
-                        "client_secret_jwt verifies an HMAC keyed with the client secret, so the "
-                        "secret must be stored unhashed."
-                    ),
-                )
-            )
-        errors.extend(self._mtls_errors())
-        errors.extend(self._secret_errors())
-        errors.extend(self.profile_problems())
-        auth_alg = self.token_endpoint_auth_signing_alg
-        if (
-            auth_alg
-            and method == constants.AUTH_CLIENT_SECRET_JWT
-            and auth_alg not in constants.HMAC_JWS_ALGORITHMS
-        ):
-            errors.append(
-                (
-                    "token_endpoint_auth_signing_alg",
-                    _("client_secret_jwt assertions use HS256, HS384 or HS512."),
-                )
-            )
-        if (
-            auth_alg
-            and method == constants.AUTH_PRIVATE_KEY_JWT
-            and auth_alg in constants.HMAC_JWS_ALGORITHMS
-        ):
-            errors.append(
-                (
-                    "token_endpoint_auth_signing_alg",
-                    _("private_key_jwt assertions use an asymmetric algorithm."),
-                )
-            )
-        if self.jwks and self.jwks_uri:
-            errors.append(("jwks_uri", _("Register either jwks or jwks_uri, not both (RFC 7591 §2).")))
-        if self.jwks:
-            try:
-                validate_public_jwks(self.jwks)
-            except ValidationError as exc:
-                errors.extend(("jwks", message) for message in exc.messages)
-        if self.jwks_uri:
-            errors.extend(_outbound_url_errors("jwks_uri", self.jwks_uri))
-        return errors
-
-    def _mtls_errors(self) -> list[tuple[str, Any]]:
-        """RFC 8705 §2.1.2: a ``tls_client_auth`` client registers exactly one certificate name;
-        §2.2: a ``self_signed_tls_client_auth`` client registers its keys. One binding only."""
-        errors: list[tuple[str, Any]] = []
-        method = self.token_endpoint_auth_method
-        names = [f for f in constants.TLS_CLIENT_AUTH_NAME_FIELDS if getattr(self, f)]
-        if method == constants.AUTH_TLS_CLIENT_AUTH and len(names) != 1:
-            errors.append(
-                (
-                    "tls_client_auth_subject_dn",
-                    _(
-                        "tls_client_auth needs exactly one of the subject DN or a subjectAltName "
-                        "(DNS, URI, IP or email) the certificate must carry (RFC 8705 §2.1.2)."
-                    ),
-                )
-            )
-        if method != constants.AUTH_TLS_CLIENT_AUTH and names:
-            errors.append((names[0], _("Certificate names are used by tls_client_auth only.")))
-        if self.tls_client_auth_subject_dn:
-            try:
-                x509.Name.from_rfc4514_string(self.tls_client_auth_subject_dn)
-            except ValueError:
-                errors.append(("tls_client_auth_subject_dn", _("Not a distinguished name (RFC 4514).")))
-        if method == constants.AUTH_SELF_SIGNED_TLS_CLIENT_AUTH and not self.jwks and not self.jwks_uri:
-            errors.append(
-                ("jwks", _("self_signed_tls_client_auth needs the certificate's key in jwks or jwks_uri."))
-            )
-        if self.tls_client_certificate_bound_access_tokens and self.dpop_bound_access_tokens:
-            errors.append(
-                (
-                    "dpop_bound_access_tokens",
-                    _("Tokens are bound to a certificate or to a DPoP key, not both: choose one."),
-                )
-            )
-        return errors
-
-
-def _outbound_url_errors(field: str, url: str) -> list[tuple[str, Any]]:
-    try:
-        validate_outbound_url(url)
-    except ValidationError as exc:
-        return [(field, message) for message in exc.messages]
-    return []

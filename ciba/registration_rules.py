@@ -1,0 +1,491 @@
+"""The rules of a client's registration, in one place: ``problems(client)`` yields each one it breaks.
+
+Every reader asks this module and none restates a rule:
+
+- ``CibaClientMixin.clean()`` refuses the ``registration`` problems, each at its field (the
+  admin form, ``manage.py ciba_client``, and dynamic registration as its validator);
+- the endpoints refuse a client that registered CIBA while any ``blocking`` problem stands
+  (``unauthorized_client``), through ``CibaClientMixin.ciba_problems()`` and ``is_ciba_client``;
+- the system checks report stored clients by these flags and codes, never by their text:
+  ``ciba.E032`` the problems ``by_profile``, ``ciba.W005`` the other blocking ones;
+- the admin offers ``allowed_choices()`` and shows ``profile_hints()`` next to the fields.
+
+``client`` is anything with the registration metadata of ``ciba.models.CibaClientMixin`` and
+DOT's application fields: a saved row or an unsaved one (nothing here touches the database).
+"""
+
+from __future__ import annotations
+
+import math
+import string
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from cryptography import x509
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import AbstractApplication
+
+from . import constants, profile
+from .conf import ciba_settings
+from .jose import validate_public_jwks, weak_keys
+from .outbound import validate_outbound_url
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One rule a registration breaks."""
+
+    #: The registration metadata field to fix (``clean()`` reports the message there).
+    field: str
+    #: Stable: checks and dynamic registration tell problems apart by it, never by the message.
+    code: str
+    #: What whoever registers the client is told (a translated string for most rules).
+    message: Any
+    #: While it stands, a client that registered CIBA is refused (``unauthorized_client``).
+    blocking: bool = False
+    #: The security profile in force (``CIBA["PROFILE"]``) causes it.
+    by_profile: bool = False
+    #: ``clean()`` refuses it; ``False`` for a state only a stored row can be in.
+    registration: bool = True
+    #: The clause the endpoints give a refused client (``"This client cannot use CIBA: …"``)
+    #: and ``ciba.W005`` lists; empty: the message itself.
+    said_to_client: str = ""
+
+    @property
+    def refusal(self) -> str:
+        return self.said_to_client or str(self.message)
+
+
+def problems(client: Any, *, blocking_only: bool = False) -> Iterator[Problem]:
+    """Every problem of ``client``'s registration, in a stable order; with ``blocking_only``,
+    only the rules that can block use are evaluated (what the endpoints ask at request time)."""
+    for rule, blocking in _RULES:
+        if blocking or not blocking_only:
+            for problem in rule(client):
+                if problem.blocking or not blocking_only:
+                    yield problem
+
+
+def registration_errors(client: Any) -> dict[str, list[Any]]:
+    """The problems ``clean()`` refuses, as messages per field (a ``ValidationError`` dict)."""
+    errors: dict[str, list[Any]] = {}
+    for problem in problems(client):
+        if problem.registration:
+            errors.setdefault(problem.field, []).append(problem.message)
+    return errors
+
+
+def allowed_choices() -> dict[str, list[str]]:
+    """The values this server offers per choice field: the delivery modes in force, and under
+    FAPI-CIBA only the methods and algorithms the profile allows."""
+    allowed = {"backchannel_token_delivery_mode": profile.delivery_modes()}
+    if profile.fapi():
+        allowed.update(
+            token_endpoint_auth_method=profile.client_auth_methods(),
+            token_endpoint_auth_signing_alg=list(constants.FAPI_ALGS),
+            backchannel_authentication_request_signing_alg=profile.request_signing_algs(),
+            id_token_signed_response_alg=list(constants.FAPI_ALGS),
+        )
+    return allowed
+
+
+def profile_hints() -> dict[str, Any]:
+    """The rule the profile in force sets on each field it constrains (empty without a profile)."""
+    return {field: rule.hint for field, rule in FAPI_RULES.items()} if profile.fapi() else {}
+
+
+# --- client secrets ------------------------------------------------------------------------
+
+#: What a client secret needs to be stored with the keyed hash (``ciba.client_auth.hashers``)
+#: and, unless ``ALLOW_LOW_ENTROPY_CLIENT_SECRETS``, to be registered at all.
+MIN_SECRET_BITS = 256
+#: Below this many distinct characters a secret is low-entropy whatever its length ("aaaa…").
+MIN_DISTINCT_CHARACTERS = 8
+
+
+def estimated_secret_bits(secret: str) -> float:
+    """A conservative estimate of a secret's entropy: its length times the bits per character
+    of the smallest usual alphabet that holds it (hex, digits, letters, base64url, printable).
+
+    It cannot tell a random string from a chosen one of the same alphabet, so it is generous to
+    chosen secrets; what it refuses for sure is short ones, repetitive ones (bounded by what
+    zlib cannot compress away) and ones of few distinct characters.
+    """
+    if not secret:
+        return 0.0
+    distinct = set(secret)
+    if len(distinct) < MIN_DISTINCT_CHARACTERS:
+        return len(secret) * math.log2(len(distinct)) if len(distinct) > 1 else 0.0
+    alphabet = next((a for a in _ALPHABETS if distinct <= a), None)
+    per_character = math.log2(len(alphabet) if alphabet else max(len(_PRINTABLE), len(distinct)))
+    # Repetition ("password123" five times) compresses: what zlib leaves is an upper bound.
+    compressed = len(zlib.compress(secret.encode("utf-8", "surrogatepass"), 9)) - _ZLIB_OVERHEAD
+    return min(len(secret) * per_character, compressed * 8.0)
+
+
+_ZLIB_OVERHEAD = 6  # header and checksum bytes of zlib.compress
+_PRINTABLE = frozenset(string.ascii_letters + string.digits + string.punctuation)
+_ALPHABETS = (
+    frozenset(string.digits),
+    frozenset("0123456789abcdef"),
+    frozenset("0123456789ABCDEF"),
+    frozenset(string.ascii_lowercase + string.digits),
+    frozenset(string.ascii_letters + string.digits),
+    frozenset(string.ascii_letters + string.digits + "-_"),
+    frozenset(string.ascii_letters + string.digits + "+/="),
+    _PRINTABLE,
+)
+
+
+def strong_client_secret(secret: str) -> bool:
+    return estimated_secret_bits(secret) >= MIN_SECRET_BITS
+
+
+# --- the FAPI-CIBA profile -----------------------------------------------------------------
+
+
+class FapiRule(NamedTuple):
+    #: The problem's code ("" for a rule the admin states but registration does not check).
+    code: str
+    #: What a registration breaking it is told.
+    reason: str
+    #: The rule as the admin states it after the field's help text.
+    hint: Any
+
+
+#: What FAPI-CIBA (FAPI 1 Advanced §5.2.2, §8.6; FAPI-CIBA §5.2.2) asks of each field it constrains.
+FAPI_RULES = {
+    "token_endpoint_auth_method": FapiRule(
+        "fapi_auth_method",
+        "FAPI-CIBA allows private_key_jwt, tls_client_auth or self_signed_tls_client_auth only",
+        _(
+            "FAPI-CIBA: private_key_jwt, tls_client_auth or self_signed_tls_client_auth only (the mTLS "
+            'methods need CIBA["MTLS_CERT_HEADER"]).'
+        ),
+    ),
+    "token_endpoint_auth_signing_alg": FapiRule(
+        "fapi_assertion_alg",
+        "FAPI-CIBA client assertions use PS256 or ES256",
+        _("FAPI-CIBA: PS256 or ES256 for private_key_jwt (empty would mean RS256, which is refused)."),
+    ),
+    "backchannel_authentication_request_signing_alg": FapiRule(
+        "fapi_request_signing_alg",
+        "FAPI-CIBA authentication requests are signed with PS256 or ES256",
+        _("FAPI-CIBA: required, PS256 or ES256: every authentication request is a signed request object."),
+    ),
+    "id_token_signed_response_alg": FapiRule(
+        "fapi_id_token_alg",
+        "FAPI-CIBA ID tokens are signed with PS256 or ES256",
+        _(
+            "FAPI-CIBA: PS256 or ES256, signed with the server's key set (manage.py ciba_keys add --type "
+            "rsa or --type ec)."
+        ),
+    ),
+    "backchannel_token_delivery_mode": FapiRule(
+        "fapi_push_mode",
+        "FAPI-CIBA does not allow the push mode",
+        _("FAPI-CIBA: poll or ping; push is not allowed."),
+    ),
+    "jwks": FapiRule(
+        "fapi_weak_keys",
+        "FAPI needs RSA keys of 2048 bits or more and EC keys on P-256",
+        _("FAPI-CIBA: RSA keys of 2048 bits or more, EC keys on P-256 only."),
+    ),
+    "tls_client_certificate_bound_access_tokens": FapiRule(
+        "",
+        "",
+        _(
+            "FAPI-CIBA: every access token is sender-constrained: bound to this certificate (mTLS) or, "
+            "if this is off, to a DPoP key."
+        ),
+    ),
+}
+
+
+# --- the rules, in the order they are reported ---------------------------------------------
+
+Rule = Callable[[Any], Iterator[Problem]]
+#: Each rule with whether it can block use; the order is the order of the reports.
+_RULES: list[tuple[Rule, bool]] = []
+
+
+def _rule(*, blocking: bool = False) -> Callable[[Rule], Rule]:
+    def register(rule: Rule) -> Rule:
+        _RULES.append((rule, blocking))
+        return rule
+
+    return register
+
+
+@_rule(blocking=True)
+def _ciba_registration(client: Any) -> Iterator[Problem]:
+    """CIBA §4: a client with the CIBA grant registers a delivery mode (and only such a client),
+    is confidential, uses a mode this server supports, and can receive ID tokens."""
+    mode = client.backchannel_token_delivery_mode
+    if not mode:
+        if client.authorization_grant_type == constants.CIBA_GRANT_TYPE:
+            yield Problem(
+                "backchannel_token_delivery_mode",
+                "delivery_mode_missing",
+                _("A client using the CIBA grant must register a token delivery mode (CIBA §4)."),
+            )
+        return  # not a CIBA client: nothing else here concerns it
+    if client.authorization_grant_type != constants.CIBA_GRANT_TYPE:
+        yield Problem(
+            "authorization_grant_type",
+            "grant_not_ciba",
+            _("A client registering a token delivery mode must use the CIBA grant (CIBA §4)."),
+            blocking=True,
+            said_to_client="it is not registered for the CIBA grant",
+        )
+    if client.client_type != AbstractApplication.CLIENT_CONFIDENTIAL:
+        yield Problem(
+            "client_type",
+            "not_confidential",
+            _("CIBA clients must be confidential: they authenticate at every request."),
+            blocking=True,
+            said_to_client="it is not a confidential client",
+        )
+    supported_modes = profile.delivery_modes()
+    if mode not in supported_modes:
+        yield Problem(
+            "backchannel_token_delivery_mode",
+            "delivery_mode_unsupported",
+            _("This server supports the delivery modes %(modes)s only.")
+            % {"modes": ", ".join(supported_modes) or "-"},
+            blocking=True,
+            said_to_client="its token delivery mode is not supported by this server",
+        )
+    yield from _id_token_signing(client)
+
+
+def _id_token_signing(client: Any) -> Iterator[Problem]:
+    """ID tokens are part of every CIBA token response; DOT cannot sign them without an
+    algorithm (``id_token_signed_response_alg`` signs with this server's key set instead)."""
+    if client.algorithm == AbstractApplication.NO_ALGORITHM and not client.id_token_signed_response_alg:
+        yield Problem(
+            "algorithm",
+            "id_token_alg_missing",
+            _(
+                "CIBA clients receive ID tokens: choose RS256 (signed with the server's key; "
+                "the usual choice) or HS256 (signed with the unhashed client secret)."
+            ),
+            blocking=True,
+            said_to_client="it has no ID token signing algorithm",
+        )
+    if client.algorithm != AbstractApplication.HS256_ALGORITHM:
+        return
+    secret = client.client_secret
+    if not client.id_token_signed_response_alg and (not secret or client._client_secret_is_hashed(secret)):
+        # The stored secret, whatever the flag says (rows also change through the ORM).
+        yield Problem(
+            "hash_client_secret",
+            "hs256_secret_unavailable",
+            "HS256 ID tokens need its client secret stored unhashed",
+            blocking=True,
+            registration=False,
+        )
+    if client.hash_client_secret:
+        yield Problem(
+            "hash_client_secret",
+            "hs256_secret_hashed",
+            _("HS256 ID tokens are signed with the client secret, so it must be stored unhashed."),
+        )
+
+
+@_rule()
+def _notification_endpoint(client: Any) -> Iterator[Problem]:
+    mode = client.backchannel_token_delivery_mode
+    endpoint = client.backchannel_client_notification_endpoint
+    if mode in constants.NOTIFICATION_MODES and not endpoint:
+        yield Problem(
+            "backchannel_client_notification_endpoint",
+            "notification_endpoint_missing",
+            _("The %(mode)s mode needs a client notification endpoint.") % {"mode": mode},
+        )
+    if endpoint:
+        yield from _outbound_url("backchannel_client_notification_endpoint", endpoint)
+
+
+@_rule()
+def _signed_requests(client: Any) -> Iterator[Problem]:
+    alg = client.backchannel_authentication_request_signing_alg
+    if not alg:
+        return
+    supported_algs = profile.request_signing_algs()
+    if alg not in supported_algs:
+        yield Problem(
+            "backchannel_authentication_request_signing_alg",
+            "request_signing_alg_unsupported",
+            _("This server accepts signed requests with %(algs)s only.")
+            % {"algs": ", ".join(supported_algs) or "-"},
+        )
+    if not client.jwks and not client.jwks_uri:
+        yield Problem(
+            "jwks",
+            "request_signing_keys_missing",
+            _("Signed authentication requests need the client's jwks or jwks_uri."),
+        )
+
+
+@_rule()
+def _user_codes(client: Any) -> Iterator[Problem]:
+    if client.backchannel_user_code_parameter and not ciba_settings.USER_CODE_SUPPORTED:
+        yield Problem(
+            "backchannel_user_code_parameter",
+            "user_code_unsupported",
+            _("This server does not support user codes."),
+        )
+
+
+@_rule()
+def _jwt_client_authentication(client: Any) -> Iterator[Problem]:
+    method = client.token_endpoint_auth_method
+    if method == constants.AUTH_PRIVATE_KEY_JWT and not client.jwks and not client.jwks_uri:
+        yield Problem(
+            "jwks", "private_key_jwt_keys_missing", _("private_key_jwt needs the client's jwks or jwks_uri.")
+        )
+    if method == constants.AUTH_CLIENT_SECRET_JWT and client.hash_client_secret:
+        yield Problem(
+            "hash_client_secret",
+            "client_secret_jwt_secret_hashed",
+            _(
+                "client_secret_jwt verifies an HMAC keyed with the client secret, so the "
+                "secret must be stored unhashed."
+            ),
+        )
+
+
+@_rule()
+def _mutual_tls(client: Any) -> Iterator[Problem]:
+    """RFC 8705 §2.1.2: a ``tls_client_auth`` client registers exactly one certificate name;
+    §2.2: a ``self_signed_tls_client_auth`` client registers its keys. One binding only."""
+    method = client.token_endpoint_auth_method
+    names = [f for f in constants.TLS_CLIENT_AUTH_NAME_FIELDS if getattr(client, f)]
+    if method == constants.AUTH_TLS_CLIENT_AUTH and len(names) != 1:
+        yield Problem(
+            "tls_client_auth_subject_dn",
+            "tls_client_auth_names",
+            _(
+                "tls_client_auth needs exactly one of the subject DN or a subjectAltName "
+                "(DNS, URI, IP or email) the certificate must carry (RFC 8705 §2.1.2)."
+            ),
+        )
+    if method != constants.AUTH_TLS_CLIENT_AUTH and names:
+        yield Problem(
+            names[0], "tls_client_auth_names_unused", _("Certificate names are used by tls_client_auth only.")
+        )
+    if client.tls_client_auth_subject_dn:
+        try:
+            x509.Name.from_rfc4514_string(client.tls_client_auth_subject_dn)
+        except ValueError:
+            yield Problem(
+                "tls_client_auth_subject_dn", "subject_dn_invalid", _("Not a distinguished name (RFC 4514).")
+            )
+    if method == constants.AUTH_SELF_SIGNED_TLS_CLIENT_AUTH and not client.jwks and not client.jwks_uri:
+        yield Problem(
+            "jwks",
+            "self_signed_keys_missing",
+            _("self_signed_tls_client_auth needs the certificate's key in jwks or jwks_uri."),
+        )
+    if client.tls_client_certificate_bound_access_tokens and client.dpop_bound_access_tokens:
+        yield Problem(
+            "dpop_bound_access_tokens",
+            "two_token_bindings",
+            _("Tokens are bound to a certificate or to a DPoP key, not both: choose one."),
+        )
+
+
+@_rule()
+def _client_secret(client: Any) -> Iterator[Problem]:
+    """A new client secret (not yet hashed) needs 256 bits of entropy: it is then stored under
+    a keyed hash that costs microseconds to check (``ciba.client_auth.hashers``). A weaker,
+    site-chosen one is accepted only with ``ALLOW_LOW_ENTROPY_CLIENT_SECRETS`` (it keeps the
+    slow password hash, and ``check --deploy`` warns). Generated secrets always pass."""
+    secret = client.client_secret
+    if not secret or ciba_settings.ALLOW_LOW_ENTROPY_CLIENT_SECRETS:
+        return
+    if client._client_secret_is_hashed(secret) or strong_client_secret(secret):
+        return
+    yield Problem(
+        "client_secret",
+        "client_secret_weak",
+        _(
+            "This client secret is too easy to guess (about %(bits)d bits; %(min)d needed). "
+            'Keep the generated one, or generate one such as python -c "import secrets; '
+            'print(secrets.token_urlsafe(32))".'
+        )
+        % {"bits": int(estimated_secret_bits(secret)), "min": MIN_SECRET_BITS},
+    )
+
+
+@_rule(blocking=True)
+def _fapi_profile(client: Any) -> Iterator[Problem]:
+    """What FAPI-CIBA forbids in a CIBA client's registration (other clients, a device app say,
+    are not CIBA clients of the profile): PS256 or ES256 for signed requests, client assertions
+    and ID tokens; private_key_jwt or mTLS client authentication; poll or ping; strong keys."""
+    if not profile.fapi() or not client.backchannel_token_delivery_mode:
+        return
+    broken = []
+    if client.token_endpoint_auth_method not in constants.FAPI_AUTH_METHODS:
+        broken.append(("token_endpoint_auth_method", ""))
+    if (
+        client.token_endpoint_auth_method == constants.AUTH_PRIVATE_KEY_JWT
+        and client.client_assertion_alg not in constants.FAPI_ALGS
+    ):
+        broken.append(("token_endpoint_auth_signing_alg", ""))
+    if client.backchannel_authentication_request_signing_alg not in constants.FAPI_ALGS:
+        broken.append(("backchannel_authentication_request_signing_alg", ""))
+    if client.id_token_signed_response_alg not in constants.FAPI_ALGS:
+        broken.append(("id_token_signed_response_alg", ""))
+    if client.backchannel_token_delivery_mode == constants.MODE_PUSH:
+        broken.append(("backchannel_token_delivery_mode", ""))
+    if isinstance(client.jwks, dict) and (weak := weak_keys(client.jwks)):
+        broken.append(("jwks", f" ({weak})"))
+    for field, detail in broken:
+        rule = FAPI_RULES[field]
+        yield Problem(field, rule.code, rule.reason + detail, blocking=True, by_profile=True)
+
+
+@_rule()
+def _assertion_algorithm(client: Any) -> Iterator[Problem]:
+    method, alg = client.token_endpoint_auth_method, client.token_endpoint_auth_signing_alg
+    if alg and method == constants.AUTH_CLIENT_SECRET_JWT and alg not in constants.HMAC_JWS_ALGORITHMS:
+        yield Problem(
+            "token_endpoint_auth_signing_alg",
+            "assertion_alg_not_hmac",
+            _("client_secret_jwt assertions use HS256, HS384 or HS512."),
+        )
+    if alg and method == constants.AUTH_PRIVATE_KEY_JWT and alg in constants.HMAC_JWS_ALGORITHMS:
+        yield Problem(
+            "token_endpoint_auth_signing_alg",
+            "assertion_alg_hmac",
+            _("private_key_jwt assertions use an asymmetric algorithm."),
+        )
+
+
+@_rule()
+def _client_keys(client: Any) -> Iterator[Problem]:
+    if client.jwks and client.jwks_uri:
+        yield Problem(
+            "jwks_uri", "jwks_and_jwks_uri", _("Register either jwks or jwks_uri, not both (RFC 7591 §2).")
+        )
+    if client.jwks:
+        try:
+            validate_public_jwks(client.jwks)
+        except ValidationError as exc:
+            for message in exc.messages:
+                yield Problem("jwks", "jwks_invalid", message)
+    if client.jwks_uri:
+        yield from _outbound_url("jwks_uri", client.jwks_uri)
+
+
+def _outbound_url(field: str, url: str) -> Iterator[Problem]:
+    try:
+        validate_outbound_url(url)
+    except ValidationError as exc:
+        for message in exc.messages:
+            yield Problem(field, "url_refused", message)
