@@ -24,7 +24,7 @@ from ciba import outages
 from ciba.jose import keys as jose_keys
 from ciba.outages import BoundedRedisCache, Breaker, CacheUnavailable, is_outage
 from ciba.replay import first_use
-from ciba.views.authentication import ClientRateThrottle
+from ciba.views.backchannel_hooks import ClientRateThrottle
 from example_project import env
 from tests.conftest import basic_auth
 from tests.protocol import BACKCHANNEL, FORM, TOKEN, consent_bearer

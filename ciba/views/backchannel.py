@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import backchannel, constants, services
-from .authentication import ClientAuthentication, ClientRateThrottle, IsCibaClient
+from .backchannel_hooks import ClientAuthentication, ClientRateThrottle, IsCibaClient
 from .openapi import BACKCHANNEL_REQUEST, BACKCHANNEL_RESPONSE, OAUTH_ERROR
 from .rendering import ProtocolEndpointMixin
 
