@@ -8,6 +8,7 @@ the app is ready), so the code that schedules work never imports the code that r
   row its creator might still roll back, so the task is sent once the transaction on
   ``using`` commits (at once when there is none).
 * ``send``: for callers outside any transaction of their own (retries, sweeps).
+* ``later``: for work that must wait (a lease held by another worker, a slow lane's turn).
 
 A broker error never propagates: the client's request or the user's decision already
 succeeded, and the durable state (the outbox row, the request's notification status) is what
@@ -29,7 +30,6 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +46,10 @@ NOTIFY_DEVICE = "ciba.notify_authentication_device"
 NOTIFY_DUE = "ciba.notify_due_devices"
 DELIVER_CALLBACK = "ciba.deliver_callback"
 DELIVER_CALLBACK_SLOW = "ciba.deliver_callback_slow"
+SWEEP_CALLBACK_OUTBOX = "ciba.sweep_callback_outbox"
+SWEEP_NOTIFICATION_OUTBOX = "ciba.sweep_notification_outbox"
+#: Both outboxes at once: the one sweep task before each outbox had its own, kept so that
+#: messages already queued, and beat schedules that name it, still sweep both.
 SWEEP_CALLBACKS = "ciba.sweep_callbacks"
 EXPIRE_REQUESTS = "ciba.expire_requests"
 
@@ -62,13 +66,16 @@ TASK_ROUTES = {
     DELIVER_CALLBACK_SLOW: {"queue": "ciba-callbacks-slow"},
     NOTIFY_DEVICE: {"queue": "ciba-notify"},
     NOTIFY_DUE: {"queue": "ciba-notify"},
+    SWEEP_CALLBACK_OUTBOX: {"queue": "ciba-sweeps"},
+    SWEEP_NOTIFICATION_OUTBOX: {"queue": "ciba-sweeps"},
     SWEEP_CALLBACKS: {"queue": "ciba-sweeps"},
     EXPIRE_REQUESTS: {"queue": "ciba-sweeps"},
 }
-#: The periodic tasks every deployment runs with Celery beat (``CELERY_BEAT_SCHEDULE``): the
-#: outbox sweep is what recovers work a dead worker or a broker outage left behind.
+#: The periodic tasks every deployment runs with Celery beat (``CELERY_BEAT_SCHEDULE``): one
+#: sweep per outbox, what recovers work a dead worker or a broker outage left behind.
 BEAT_SCHEDULE = {
-    "ciba-sweep-callbacks": {"task": SWEEP_CALLBACKS, "schedule": 30.0},
+    "ciba-sweep-callback-outbox": {"task": SWEEP_CALLBACK_OUTBOX, "schedule": 30.0},
+    "ciba-sweep-notification-outbox": {"task": SWEEP_NOTIFICATION_OUTBOX, "schedule": 30.0},
     "ciba-expire-requests": {"task": EXPIRE_REQUESTS, "schedule": 60.0},
 }
 
@@ -78,7 +85,9 @@ SUBJECTS = {
     NOTIFY_DUE: "the batch of due device notifications",
     DELIVER_CALLBACK: "CIBA callback",
     DELIVER_CALLBACK_SLOW: "CIBA callback (slow lane)",
-    SWEEP_CALLBACKS: "the CIBA callback sweep",
+    SWEEP_CALLBACK_OUTBOX: "the CIBA callback sweep",
+    SWEEP_NOTIFICATION_OUTBOX: "the CIBA device-notification sweep",
+    SWEEP_CALLBACKS: "the CIBA outbox sweeps",
     EXPIRE_REQUESTS: "the CIBA expiry sweep",
 }
 
@@ -181,16 +190,6 @@ def kick_after_commit(task: str, *, window: float, using: str | None = None) -> 
             _kicked[task] = now
 
     transaction.on_commit(kick, using=using)
-
-
-def after_lease(task: str, pk: int, lease_until: datetime | None, now: datetime) -> str:
-    """Come back to an outbox row another run holds (alive, or dead mid-attempt: a redelivered
-    task lands here) when its lease ends, instead of dropping the only message that would.
-    ``"deferred"`` when a task was scheduled, ``"skipped"`` otherwise (no lease, or it ended)."""
-    if lease_until is None or lease_until < now:
-        return "skipped"
-    countdown = (lease_until - now).total_seconds() + 1
-    return "deferred" if later(task, pk, countdown=countdown) else "skipped"
 
 
 class BrokerUnavailable(Exception):

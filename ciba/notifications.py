@@ -10,9 +10,11 @@ retried with the shared backoff (``NOTIFY_RETRY_BACKOFF_*``), only for the notif
 failed, never past the request's expiry.
 
 Nothing is lost when the broker is down or a worker dies: ``sweep`` (run by
-``ciba.sweep_callbacks``, on any worker, one at a time) hands every due, unleased entry to a
-worker, and a task that finds the entry leased by another (say, one killed mid-run) comes
-back when that lease runs out.
+``ciba.sweep_notification_outbox``, on any worker, one at a time) hands every due, unleased
+entry to a worker, and a task that finds the entry leased by another (say, one killed mid-run)
+comes back when that lease runs out. Leases, claims, deferral, the retry plan and the sweep's
+lock are the outbox engine's (``ciba.outbox_engine``, ``OUTBOX`` below); the notifiers, the
+poll state and what is recorded on the request are this module's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -29,7 +30,8 @@ from . import dispatch
 from .conf import ciba_settings
 from .errors import NotificationError
 from .models import AuthenticationRequest, Device
-from .outbound import Outcome, backoff
+from .outbound import Outcome
+from .outbox_engine import Outbox
 from .polling import poll_state
 
 logger = logging.getLogger("ciba.notifications")
@@ -39,9 +41,28 @@ OPEN = (Status.QUEUED, Status.RETRYING)
 SWEEP_GRACE = timedelta(seconds=10)
 
 
-def lease_duration() -> timedelta:
-    """Long enough for the notifiers to run (each call is bounded by the total timeout)."""
-    return timedelta(seconds=2 * ciba_settings.CALLBACK_TOTAL_TIMEOUT + 10)
+def _open(now: datetime) -> Q:
+    """An entry that still owes its notification: the request pending and unexpired, the
+    notification not finished."""
+    return Q(
+        state=AuthenticationRequest.State.PENDING, expires_at__gt=now, device_notification_status__in=OPEN
+    )
+
+
+#: The device-notification outbox, for the engine. Its sweep only reads: the per-request task
+#: and the batch task claim their entries themselves (a claim that moved the due time would
+#: hide the entry from the batch task's claim).
+OUTBOX = Outbox(
+    name="notifications",
+    model=AuthenticationRequest,
+    open=_open,
+    lease_field="device_notification_lease_until",
+    due_field="device_notification_due_at",
+    lease_calls=2,  # the notifiers run one after the other
+    retry_settings="NOTIFY",
+    handoff=False,
+    sweep_grace=SWEEP_GRACE,
+)
 
 
 def notify(request_pk: int, **_legacy: Any) -> str:
@@ -50,8 +71,8 @@ def notify(request_pk: int, **_legacy: Any) -> str:
     ``skipped`` (decided, expired, or already done). Keyword arguments of messages queued by
     0.1 are ignored: the row says what is left to do."""
     now = timezone.now()
-    if not _claim(request_pk, now):
-        return _deferred_or_skipped(request_pk, now)
+    if OUTBOX.claim(request_pk, now) is None:
+        return OUTBOX.defer(dispatch.NOTIFY_DEVICE, request_pk, now)
     ar = AuthenticationRequest.objects.select_related("client").get(pk=request_pk)
     failed = _attempt(ar, list(Device.objects.filter(user_id=ar.user_id)))
     return _record(ar, failed, now)
@@ -85,7 +106,7 @@ def notify_due(max_batches: int = 50) -> int:
     done = 0
     for _ in range(max_batches):
         now = timezone.now()
-        pks = _claim_batch(now, ciba_settings.NOTIFY_BATCH_SIZE)
+        pks = OUTBOX.lease_due(now, ciba_settings.NOTIFY_BATCH_SIZE)
         if not pks:
             return done
         done += _run_batch(pks, now)
@@ -93,24 +114,6 @@ def notify_due(max_batches: int = 50) -> int:
             return done
     dispatch.send(dispatch.NOTIFY_DUE)
     return done
-
-
-def _claim_batch(now: datetime, size: int) -> list[int]:
-    due = _open(AuthenticationRequest.objects.all(), now).filter(device_notification_due_at__lte=now)
-    lease = {"device_notification_lease_until": now + lease_duration()}
-    if not connections[router.db_for_write(AuthenticationRequest)].features.has_select_for_update_skip_locked:
-        # SQLite serialises writers: the conditional UPDATE of each entry is the claim.
-        pks = list(due.order_by("device_notification_due_at").values_list("pk", flat=True)[:size])
-        return [pk for pk in pks if _open(AuthenticationRequest.objects.filter(pk=pk), now).update(**lease)]
-    with transaction.atomic(using=router.db_for_write(AuthenticationRequest)):
-        pks = list(
-            due.order_by("device_notification_due_at")
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:size]
-        )
-        if pks:
-            AuthenticationRequest.objects.filter(pk__in=pks).update(**lease)
-    return pks
 
 
 def _run_batch(pks: list[int], now: datetime) -> int:
@@ -140,54 +143,23 @@ def _run_batch(pks: list[int], now: datetime) -> int:
 
 
 def sweep(now: datetime | None = None, limit: int = 500) -> int:
-    """Hand every due, unleased notification of a pending request to a worker.
+    """Hand every due, unleased notification of a pending request to a worker (one batch task,
+    or one task per request without ``NOTIFY_BATCH_WINDOW``); return how many were due.
 
     At most one sweep runs at a time (``dispatch.sweeping``); a second one at once would be
     harmless all the same: the batch task claims its rows with ``SKIP LOCKED``, and a
     per-request task finds its row leased and does nothing."""
-    with dispatch.sweeping("notifications") as mine:
-        if not mine:
-            return 0
-        now = now or timezone.now()
-        pks = list(
-            _open(AuthenticationRequest.objects.all(), now)
-            .filter(device_notification_due_at__lte=now - SWEEP_GRACE)
-            .order_by("device_notification_due_at")
-            .values_list("pk", flat=True)[:limit]
-        )
-        if pks and ciba_settings.NOTIFY_BATCH_WINDOW:
-            dispatch.send(dispatch.NOTIFY_DUE)  # one batch task takes them all
-            return len(pks)
-        for pk in pks:
-            dispatch.send(dispatch.NOTIFY_DEVICE, pk)
-        return len(pks)
+    return OUTBOX.sweep(lambda now: OUTBOX.hand_out(now, limit), _send, now)
 
 
-def _open(rows: Any, now: datetime) -> Any:
-    """Entries a worker may take now: pending, unexpired, not finished, not leased."""
-    return rows.filter(
-        state=AuthenticationRequest.State.PENDING,
-        expires_at__gt=now,
-        device_notification_status__in=OPEN,
-    ).filter(Q(device_notification_lease_until__isnull=True) | Q(device_notification_lease_until__lt=now))
-
-
-def _claim(request_pk: int, now: datetime) -> bool:
-    rows = _open(AuthenticationRequest.objects.filter(pk=request_pk), now)
-    return rows.update(device_notification_lease_until=now + lease_duration()) == 1
-
-
-def _deferred_or_skipped(request_pk: int, now: datetime) -> str:
-    row = (
-        AuthenticationRequest.objects.filter(
-            pk=request_pk, state=AuthenticationRequest.State.PENDING, device_notification_status__in=OPEN
-        )
-        .values_list("device_notification_lease_until", "expires_at")
-        .first()
-    )
-    if row is None or row[1] <= now:
-        return "skipped"
-    return dispatch.after_lease(dispatch.NOTIFY_DEVICE, request_pk, row[0], now)
+def _send(pks: list[int]) -> list[int]:
+    """Entries the sweep did not claim need no undoing: nothing is returned as unsent."""
+    if ciba_settings.NOTIFY_BATCH_WINDOW:
+        dispatch.send(dispatch.NOTIFY_DUE)  # one batch task takes them all
+        return []
+    for pk in pks:
+        dispatch.send(dispatch.NOTIFY_DEVICE, pk)
+    return []
 
 
 def _notifiers(only: list[str] | None) -> dict[str, Any]:
@@ -215,14 +187,8 @@ def _record(ar: AuthenticationRequest, failed: dict[str, Outcome], now: datetime
     """Store the outcome on the entry, release it, and schedule the retry if one is due."""
     attempts = ar.device_notification_attempts + 1
     retry = [path for path, outcome in failed.items() if outcome.retry]
-    delay = backoff(
-        attempts, base=ciba_settings.NOTIFY_RETRY_BACKOFF_BASE, cap=ciba_settings.NOTIFY_RETRY_BACKOFF_MAX
-    )
-    can_retry = (
-        bool(retry)
-        and attempts <= ciba_settings.NOTIFY_MAX_RETRIES
-        and now + timedelta(seconds=delay) < ar.expires_at
-    )
+    delay = OUTBOX.retry_plan().next_delay(attempts, worth_it=bool(retry), now=now, deadline=ar.expires_at)
+    can_retry = delay is not None
     if not failed:
         status, error = Status.SENT, ""
     else:
@@ -235,9 +201,9 @@ def _record(ar: AuthenticationRequest, failed: dict[str, Outcome], now: datetime
         device_notification_error=error,
         device_notified_at=now if not failed else None,
         device_notification_lease_until=None,
-        device_notification_due_at=now + timedelta(seconds=delay) if can_retry else None,
+        device_notification_due_at=now + timedelta(seconds=delay) if delay is not None else None,
         device_notification_retry=retry if can_retry else None,
     )
-    if can_retry:
+    if delay is not None:
         dispatch.send(dispatch.NOTIFY_DEVICE, ar.pk, countdown=delay)
     return status

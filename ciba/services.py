@@ -255,7 +255,7 @@ def retry_failed_callbacks(pks: Iterable[int]) -> list[int]:
 def _queue_callback(ar: AuthenticationRequest, kind: str, error_code: str = "") -> CallbackDelivery | None:
     """Write the outbox row in the caller's transaction; hand it to a worker after commit.
 
-    If the broker is down the row survives, and the sweeper (``ciba.sweep_callbacks``) sends it.
+    If the broker is down the row survives, and the sweeper (``ciba.sweep_callback_outbox``) sends it.
     """
     if _mode(ar) not in NOTIFICATION_MODES:
         return None

@@ -7,7 +7,7 @@ The two that talk to the outside world acknowledge late and are *requeued* when 
 running them dies (``reject_on_worker_lost``): Celery's default would acknowledge the lost
 message and the only trace of the work would be the outbox row. A task that kills its worker
 every time cannot loop for ever: each claim counts an attempt, and the outbox gives up after
-``CALLBACK_MAX_ATTEMPTS`` (callbacks) or the request's expiry (device notifications).
+``CALLBACK_MAX_RETRIES`` retries (callbacks) or the request's expiry (device notifications).
 """
 
 from __future__ import annotations
@@ -49,13 +49,28 @@ def deliver_callback_slow(delivery_pk: int) -> str:
     return callbacks.deliver(delivery_pk, slow=True)
 
 
+@shared_task(name=dispatch.SWEEP_CALLBACK_OUTBOX, ignore_result=True)
+def sweep_callback_outbox() -> int:
+    """Hand the callback outbox's due rows to workers, each to its lane's task (a broker
+    outage, a killed worker). Run it from Celery beat every 30 seconds or so
+    (``dispatch.BEAT_SCHEDULE``, docs/operations.md); it sweeps under its outbox's lock
+    (``dispatch.sweeping``): any worker may run it, and several beat instances starting it at
+    once do the work once."""
+    return callbacks.sweep()
+
+
+@shared_task(name=dispatch.SWEEP_NOTIFICATION_OUTBOX, ignore_result=True)
+def sweep_notification_outbox() -> int:
+    """Hand the device notifications that are due and not in flight to workers; as
+    ``sweep_callback_outbox``, for the other outbox."""
+    return notifications.sweep()
+
+
 @shared_task(name=dispatch.SWEEP_CALLBACKS, ignore_result=True)
 def sweep_callbacks() -> int:
-    """Hand both outboxes' due entries to workers: client callbacks and device notifications
-    that are not in flight (a broker outage, a killed worker). Run it from Celery beat every
-    30 seconds or so (docs/operations.md); the name predates the second outbox. Each outbox
-    sweeps under its own lock (``dispatch.sweeping``): any worker may run this task, and
-    several beat instances starting it at once do the work once."""
+    """Both outboxes' sweeps, one after the other: the task that swept both before each had
+    its own, kept for messages already queued under its name and beat schedules that still
+    name it (harmless beside the two: each sweep runs under its own lock)."""
     return callbacks.sweep() + notifications.sweep()
 
 

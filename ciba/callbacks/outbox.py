@@ -1,8 +1,11 @@
 """Delivering the callback outbox: claim a row, build its payload once, send it, record the result.
 
 Called by the ``ciba.deliver_callback`` task (``ciba.deliver_callback_slow`` in the slow lane,
-``lanes``) and handed out by the sweeper; safe to call twice for the same row (the second
-caller finds it leased or finished and does nothing).
+``lanes``) and handed out by the sweeper (``ciba.sweep_callback_outbox``); safe to call twice
+for the same row (the second caller finds it leased or finished and does nothing). Leases,
+claims, deferral, the retry plan and the sweep's lock are the outbox engine's
+(``ciba.outbox_engine``, ``OUTBOX`` below); the payload, the POST, the lanes, the signals and
+revoking undelivered push tokens are this module's.
 """
 
 from __future__ import annotations
@@ -14,16 +17,17 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, revoke_access_token
 
 from .. import dispatch, services, signals
 from ..conf import ciba_settings
-from ..errors import DESCRIPTIONS
+from ..errors import DESCRIPTIONS, error_body
 from ..models import AuthenticationRequest, CallbackDelivery
-from ..outbound import Outcome, backoff
+from ..outbound import Outcome
+from ..outbox_engine import Outbox
 from ..tokens import mint_for_push
 from . import lanes
 from .sealing import seal, unseal
@@ -32,16 +36,24 @@ from .send import post
 logger = logging.getLogger("ciba.delivery")
 Kind, DState = CallbackDelivery.Kind, CallbackDelivery.State
 
-
-def lease_duration() -> timedelta:
-    """Longer than one attempt can take (the outbound total deadline), with room to record it."""
-    return timedelta(seconds=ciba_settings.CALLBACK_TOTAL_TIMEOUT + 10)
+#: The callback outbox, for the engine. A claim counts an attempt (so attempts that never
+#: record, their worker killed each time, end the row); the sweep claims each row it hands out.
+OUTBOX = Outbox(
+    name="callbacks",
+    model=CallbackDelivery,
+    open=lambda now: Q(state=DState.PENDING),
+    lease_field="lease_until",
+    due_field="next_attempt_at",
+    lease_calls=1,
+    retry_settings="CALLBACK",
+    handoff=True,
+)
 
 
 def handoff_duration() -> timedelta:
     """How long a row the sweep handed to a task may wait in a queue before a later sweep hands
     it out again (its message lost with a broker or a worker)."""
-    return lease_duration()
+    return OUTBOX.handoff_duration()
 
 
 def task_for(slow: bool) -> str:
@@ -55,16 +67,11 @@ def deliver(delivery_pk: int, *, slow: bool = False) -> str:
     ``throttled`` (``slow``: another attempt to the same endpoint is in flight; this one comes
     back after it)."""
     now = timezone.now()
-    lease = now + lease_duration()
-    claimed = (
-        CallbackDelivery.objects.filter(pk=delivery_pk, state=DState.PENDING)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=lease, attempts=F("attempts") + 1)
-    )
-    if not claimed:
-        return _deferred_or_skipped(delivery_pk, now, slow)
+    lease = OUTBOX.claim(delivery_pk, now, attempts=F("attempts") + 1)
+    if lease is None:
+        return OUTBOX.defer(task_for(slow), delivery_pk, now)
     delivery = CallbackDelivery.objects.select_related("request__client", "request__user").get(pk=delivery_pk)
-    if delivery.attempts > ciba_settings.CALLBACK_MAX_RETRIES + 1:
+    if OUTBOX.retry_plan().exhausted(delivery.attempts):
         # Every attempt so far was claimed and never recorded: whatever runs it dies (a
         # payload that crashes the worker, say). Give up instead of dying for ever.
         return _record(delivery, Outcome(False, error="attempts never finished (worker lost)"))
@@ -75,7 +82,7 @@ def deliver(delivery_pk: int, *, slow: bool = False) -> str:
         _release(delivery, lease, next_attempt_at=now)
         dispatch.send(dispatch.DELIVER_CALLBACK_SLOW, delivery_pk)  # if not, the sweep sends it
         return "slow-lane"
-    turn = lanes.slot(url, lease_duration().total_seconds()) if slow else nullcontext(True)
+    turn = lanes.slot(url, OUTBOX.lease_duration().total_seconds()) if slow else nullcontext(True)
     with turn as mine:
         if not mine:
             return _throttle(delivery, lease, now)
@@ -88,9 +95,7 @@ def deliver(delivery_pk: int, *, slow: bool = False) -> str:
 
 def _release(delivery: CallbackDelivery, lease: datetime, **fields: Any) -> None:
     """Give back a claim that made no attempt (it does not count as one)."""
-    CallbackDelivery.objects.filter(pk=delivery.pk, lease_until=lease).update(
-        lease_until=None, attempts=F("attempts") - 1, **fields
-    )
+    OUTBOX.release(delivery.pk, lease, attempts=F("attempts") - 1, **fields)
 
 
 def _throttle(delivery: CallbackDelivery, lease: datetime, now: datetime) -> str:
@@ -108,16 +113,6 @@ def _throttle(delivery: CallbackDelivery, lease: datetime, now: datetime) -> str
             next_attempt_at=now + wait
         )
     return "throttled"
-
-
-def _deferred_or_skipped(delivery_pk: int, now: datetime, slow: bool = False) -> str:
-    """A leased row may belong to a worker that died mid-attempt (``dispatch.after_lease``)."""
-    lease = (
-        CallbackDelivery.objects.filter(pk=delivery_pk, state=DState.PENDING)
-        .values_list("lease_until", flat=True)
-        .first()
-    )
-    return dispatch.after_lease(task_for(slow), delivery_pk, lease, now)
 
 
 def payload(delivery: CallbackDelivery) -> dict[str, Any]:
@@ -162,7 +157,7 @@ def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
 
 def _error_body(ar: AuthenticationRequest, code: str) -> dict[str, str]:
     """CIBA §12: error, error_description and auth_req_id."""
-    return {"error": code, "error_description": DESCRIPTIONS[code], "auth_req_id": ar.auth_req_id}
+    return error_body(code, DESCRIPTIONS[code], auth_req_id=ar.auth_req_id)
 
 
 def _record(delivery: CallbackDelivery, outcome: Outcome, *, retry_slow: bool = False) -> str:
@@ -174,13 +169,14 @@ def _record(delivery: CallbackDelivery, outcome: Outcome, *, retry_slow: bool = 
         fields.update(state=DState.DELIVERED, delivered_at=now)
         result = "delivered"
     else:
-        delay = retry_delay(delivery.attempts, outcome.retry_after)
-        can_retry = (
-            outcome.retry
-            and delivery.attempts <= ciba_settings.CALLBACK_MAX_RETRIES
-            and now + timedelta(seconds=delay) < _retry_deadline(ar)
+        delay = OUTBOX.retry_plan().next_delay(
+            delivery.attempts,
+            worth_it=outcome.retry,
+            now=now,
+            deadline=_retry_deadline(ar),
+            retry_after=outcome.retry_after,
         )
-        if can_retry:
+        if delay is not None:
             fields.update(next_attempt_at=now + timedelta(seconds=delay))
             CallbackDelivery.objects.filter(pk=delivery.pk).update(**fields)
             result = "retrying"
@@ -205,12 +201,7 @@ def _record(delivery: CallbackDelivery, outcome: Outcome, *, retry_slow: bool = 
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> float:
     """Exponential backoff with jitter; a server's ``Retry-After`` is honoured (within the cap)."""
-    return backoff(
-        attempts,
-        base=ciba_settings.CALLBACK_RETRY_BACKOFF_BASE,
-        cap=ciba_settings.CALLBACK_RETRY_BACKOFF_MAX,
-        retry_after=retry_after,
-    )
+    return OUTBOX.retry_plan().delay(attempts, retry_after)
 
 
 def _retry_deadline(ar: AuthenticationRequest) -> datetime:
@@ -233,13 +224,7 @@ def _revoke_pushed_tokens(delivery: CallbackDelivery) -> None:
 
 def due(now: datetime | None = None, limit: int = 500) -> list[int]:
     """Pending rows whose time has come and whose lease (if any) has run out."""
-    now = now or timezone.now()
-    return list(
-        CallbackDelivery.objects.filter(state=DState.PENDING, next_attempt_at__lte=now)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    return list(OUTBOX.due(now or timezone.now()).values_list("pk", flat=True)[:limit])
 
 
 def sweep(now: datetime | None = None, limit: int = 500) -> int:
@@ -252,40 +237,15 @@ def sweep(now: datetime | None = None, limit: int = 500) -> int:
     or the next one while the message still waits in its queue, does not send it again. A
     row whose task could not be sent is due again at once.
     """
-    with dispatch.sweeping("callbacks") as mine:
-        if not mine:
-            return 0
-        now = now or timezone.now()
-        rows = _hand_out(now, limit)
-        slow = lanes.slow_among(url for _, url in rows)
-        unsent = [pk for pk, url in rows if not dispatch.send(task_for(url in slow), pk)]
-        if unsent:
-            CallbackDelivery.objects.filter(
-                pk__in=unsent, state=DState.PENDING, next_attempt_at=now + handoff_duration()
-            ).update(next_attempt_at=now)
-        return len(rows)
+    return OUTBOX.sweep(lambda now: _hand_out(now, limit), _send, now)
+
+
+def _send(rows: list[tuple[int, str]]) -> list[int]:
+    """Send each handed-out row to its lane's task; the rows that could not be sent."""
+    slow = lanes.slow_among(url for _, url in rows)
+    return [pk for pk, url in rows if not dispatch.send(task_for(url in slow), pk)]
 
 
 def _hand_out(now: datetime, limit: int) -> list[tuple[int, str]]:
     """Claim up to ``limit`` due rows for this sweep: ``(pk, endpoint)`` of each."""
-    due_rows = (
-        CallbackDelivery.objects.filter(state=DState.PENDING, next_attempt_at__lte=now)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .order_by("next_attempt_at")
-    )
-    handed = {"next_attempt_at": now + handoff_duration()}
-    using = router.db_for_write(CallbackDelivery)
-    columns = ("pk", "request__client__backchannel_client_notification_endpoint")
-    if not connections[using].features.has_select_for_update_skip_locked:
-        # SQLite serialises writers: the conditional UPDATE of each row is the claim.
-        rows = list(due_rows.values_list(*columns)[:limit])
-        return [
-            (pk, url)
-            for pk, url in rows
-            if CallbackDelivery.objects.filter(pk=pk, next_attempt_at__lte=now).update(**handed)
-        ]
-    with transaction.atomic(using=using):
-        rows = list(due_rows.select_for_update(skip_locked=True, of=("self",)).values_list(*columns)[:limit])
-        if rows:
-            CallbackDelivery.objects.filter(pk__in=[pk for pk, _ in rows]).update(**handed)
-    return rows
+    return OUTBOX.hand_out(now, limit, ("pk", "request__client__backchannel_client_notification_endpoint"))

@@ -12,10 +12,10 @@ cron with ``expire_ciba_requests``):
     FAIL  outbox notifications: 17 overdue, the oldest due 380 s ago (more than 300 s)
 
 Sweeps record when they complete in the shared cache (``ciba.dispatch.last_sweeps``). The
-outbox lines come from the database, so the check still means something when the cache was
-flushed or cannot be read: an entry due longer than the limit and held by no worker is work
-nobody is handing out. The command only reads; it is safe to run every minute from cron, a
-systemd timer or a monitoring agent.
+outbox lines come from the database (``ciba.outbox_engine.Outbox.backlog``), so the check
+still means something when the cache was flushed or cannot be read: an entry due longer than
+the limit and held by no worker is work nobody is handing out. The command only reads; it is
+safe to run every minute from cron, a systemd timer or a monitoring agent.
 """
 
 from __future__ import annotations
@@ -26,21 +26,18 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db.models import Count, Min, Q
 from django.utils import timezone
 
-from ciba import dispatch
+from ciba import dispatch, notifications
+from ciba.callbacks import outbox as callback_outbox
 from ciba.conf import ciba_settings
-from ciba.models import AuthenticationRequest, CallbackDelivery
+from ciba.outbox_engine import Outbox
 
-OPEN_NOTIFICATIONS = (
-    AuthenticationRequest.NotificationStatus.QUEUED,
-    AuthenticationRequest.NotificationStatus.RETRYING,
-)
-
-
-#: The sweeps whose age is alerted on: the outboxes, which nothing else recovers.
-OUTBOXES = ("callbacks", "notifications")
+#: The sweeps whose age is alerted on: the outboxes', which nothing else recovers, by the name
+#: their sweep records under.
+OUTBOXES: dict[str, Outbox] = {
+    outbox.name: outbox for outbox in (callback_outbox.OUTBOX, notifications.OUTBOX)
+}
 
 
 @dataclass
@@ -117,46 +114,18 @@ def outbox_lines(max_age: float) -> list[Line]:
     """One line per outbox: how much is pending, and what has been overdue too long (unleased)."""
     now = timezone.now()
     limit = now - timedelta(seconds=max_age)
-    unleased = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
-    callbacks = CallbackDelivery.objects.filter(state=CallbackDelivery.State.PENDING)
-    notifications = AuthenticationRequest.objects.filter(
-        state=AuthenticationRequest.State.PENDING,
-        expires_at__gt=now,
-        device_notification_status__in=OPEN_NOTIFICATIONS,
-    )
-    notifications_unleased = Q(device_notification_lease_until__isnull=True) | Q(
-        device_notification_lease_until__lt=now
-    )
-    return [
-        _outbox_line(
-            "callbacks",
-            callbacks.count(),
-            callbacks.filter(unleased, next_attempt_at__lte=limit),
-            "next_attempt_at",
-            now,
-            max_age,
-        ),
-        _outbox_line(
-            "notifications",
-            notifications.count(),
-            notifications.filter(notifications_unleased, device_notification_due_at__lte=limit),
-            "device_notification_due_at",
-            now,
-            max_age,
-        ),
-    ]
-
-
-def _outbox_line(
-    name: str, pending: int, overdue_rows: Any, due_field: str, now: Any, max_age: float
-) -> Line:
-    overdue = overdue_rows.aggregate(count=Count("pk"), oldest=Min(due_field))
-    count = overdue["count"]
-    if not count:
-        return Line(True, f"outbox {name}: {pending} pending, 0 overdue")
-    age = (now - overdue["oldest"]).total_seconds()
-    return Line(
-        False,
-        f"outbox {name}: {pending} pending, {count} overdue, the oldest due {age:.0f} s ago "
-        f"(more than {max_age:g} s, held by no worker)",
-    )
+    lines = []
+    for name, outbox in OUTBOXES.items():
+        pending, overdue, oldest = outbox.backlog(now, limit)
+        if not overdue:
+            lines.append(Line(True, f"outbox {name}: {pending} pending, 0 overdue"))
+            continue
+        age = (now - oldest).total_seconds()
+        lines.append(
+            Line(
+                False,
+                f"outbox {name}: {pending} pending, {overdue} overdue, the oldest due {age:.0f} s ago "
+                f"(more than {max_age:g} s, held by no worker)",
+            )
+        )
+    return lines
