@@ -65,11 +65,10 @@ OUTBOX = Outbox(
 )
 
 
-def notify(request_pk: int, **_legacy: Any) -> str:
+def notify(request_pk: int) -> str:
     """Run the notifiers of one pending request; return ``sent``, ``retrying``, ``failed``,
     ``deferred`` (another worker holds it; this task comes back when its lease ends) or
-    ``skipped`` (decided, expired, or already done). Keyword arguments of messages queued by
-    0.1 are ignored: the row says what is left to do."""
+    ``skipped`` (decided, expired, or already done)."""
     now = timezone.now()
     if OUTBOX.claim(request_pk, now) is None:
         return OUTBOX.defer(dispatch.NOTIFY_DEVICE, request_pk, now)
@@ -172,10 +171,7 @@ def _notifiers(only: list[str] | None) -> dict[str, Any]:
 def _run(path: str, notifier_class: Any, ar: AuthenticationRequest, devices: list[Device]) -> Outcome:
     notifier = notifier_class()
     try:
-        if hasattr(notifier, "send"):
-            return notifier.send(auth_request=ar, devices=devices)
-        notifier.notify(ar, devices)  # a duck-typed 0.1 notifier, without the base class
-        return Outcome.ok()
+        return notifier.send(auth_request=ar, devices=devices)
     except NotificationError as exc:
         return Outcome.failed(str(exc), retry=exc.transient)
     except Exception as exc:  # noqa: BLE001 - a broken notifier is recorded, never fatal

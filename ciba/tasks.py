@@ -12,17 +12,14 @@ every time cannot loop for ever: each claim counts an attempt, and the outbox gi
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import shared_task
 
 from . import callbacks, dispatch, notifications, services
 
 
 @shared_task(name=dispatch.NOTIFY_DEVICE, acks_late=True, reject_on_worker_lost=True, ignore_result=False)
-def notify_authentication_device(request_pk: int, *args: Any, **kwargs: Any) -> str:
-    """Tell the user's devices about a pending request (``ciba.notifications``). Extra
-    arguments of messages queued by 0.1 are ignored."""
+def notify_authentication_device(request_pk: int) -> str:
+    """Tell the user's devices about a pending request (``ciba.notifications``)."""
     return notifications.notify(request_pk)
 
 

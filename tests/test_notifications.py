@@ -227,7 +227,7 @@ def test_fcm_addresses_installation_ids_as_fid(alice, make_client, firebase_app)
         expires_in=60, client=client, user=alice, hint_kind="login_hint", scope="openid", interval=5
     )
     with override_settings(CIBA={"FCM_APP_NAME": app.name}):
-        FcmNotifier().notify(ar, list(Device.objects.all()))
+        assert FcmNotifier().send(auth_request=ar, devices=list(Device.objects.all())).delivered
     assert sent[0][2]["message"]["fid"] == "cH2xK9fLq3Vw7ZtY1bN4aQ"
 
 
@@ -248,7 +248,7 @@ def test_fcm_sends_a_high_priority_data_message_to_each_fcm_device(alice, make_c
         binding_message="W4SCT",
     )
     with override_settings(CIBA={"FCM_APP_NAME": app.name}):
-        FcmNotifier().notify(ar, list(Device.objects.all()))
+        assert FcmNotifier().send(auth_request=ar, devices=list(Device.objects.all())).delivered
     assert len(sent) == 1
     method, url, payload = sent[0]
     assert method == "post" and url.endswith("/projects/ciba-test/messages:send")
@@ -315,7 +315,7 @@ def test_web_push_sends_an_encrypted_vapid_signed_message(alice, make_client, mo
     with override_settings(
         CIBA={"WEBPUSH_VAPID_PRIVATE_KEY": key_pem, "WEBPUSH_VAPID_SUBJECT": "mailto:ops@example.com"}
     ):
-        WebPushNotifier().notify(ar, list(Device.objects.all()))
+        assert WebPushNotifier().send(auth_request=ar, devices=list(Device.objects.all())).delivered
     (request,) = adapter.requests
     assert request.url == "https://push.example.net/send/abc"
     assert request.headers["content-encoding"] == "aes128gcm"
@@ -329,7 +329,6 @@ def test_a_gone_web_push_subscription_is_a_permanent_failure(alice, make_client,
     pytest.importorskip("pywebpush", reason="the webpush extra is not installed")
     from py_vapid import Vapid
 
-    from ciba.backends.notifiers import NotificationError
     from ciba.backends.webpush import WebPushNotifier
 
     vapid = Vapid()
@@ -359,9 +358,9 @@ def test_a_gone_web_push_subscription_is_a_permanent_failure(alice, make_client,
         "WEBPUSH_VAPID_PRIVATE_KEY": vapid.private_pem().decode(),
         "WEBPUSH_VAPID_SUBJECT": "mailto:o@example.com",
     }
-    with override_settings(CIBA=settings), pytest.raises(NotificationError) as exc:
-        WebPushNotifier().notify(ar, list(Device.objects.all()))
-    assert exc.value.transient is False and "410" in str(exc.value)
+    with override_settings(CIBA=settings):
+        outcome = WebPushNotifier().send(auth_request=ar, devices=list(Device.objects.all()))
+    assert not outcome.delivered and outcome.retry is False and "410" in outcome.error
 
 
 def _session_with(adapter):
@@ -412,13 +411,12 @@ def test_the_base_notifier_reaches_each_device_of_its_kind_and_counts_one_succes
     assert not outcome.delivered and not outcome.retry and "apns two" in outcome.error
 
 
-def test_a_notifier_written_for_0_1_still_runs_with_a_deprecation_warning(
+def test_a_sites_own_notifier_runs_after_commit_and_the_notification_is_recorded_sent(
     client, alice, make_client, django_capture_on_commit_callbacks
 ):
     app, secret = make_client("poll")
     with (
         override_settings(CIBA={"NOTIFIER_CLASSES": ["tests.integration.notifiers.CacheRecordingNotifier"]}),
-        pytest.warns(DeprecationWarning, match="send_one"),
         django_capture_on_commit_callbacks(execute=True),
     ):
         ar = start(client, app, secret)

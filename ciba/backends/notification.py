@@ -8,16 +8,12 @@ usually implement only ``send_one``: the base picks the targets, loops, and comb
 failures once (the notification counts as sent when any target was reached). A failure worth
 retrying is retried with backoff; a notification failure never fails or loses the CIBA
 request: the user can still find it in the consent API.
-
-Notifiers written for 0.1, with ``notify(request, devices)`` raising ``NotificationError``,
-still work (deprecated; see CHANGELOG.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -62,8 +58,6 @@ class BaseNotifier:
         return problems
 
     def send(self, *, auth_request: Any, devices: Sequence[Any]) -> Outcome:
-        if type(self).notify is not BaseNotifier.notify:
-            return self._send_legacy(auth_request, devices)
         targets = self.targets(auth_request=auth_request, devices=devices)
         if not targets:
             return Outcome.ok()
@@ -91,25 +85,6 @@ class BaseNotifier:
 
     def send_one(self, *, auth_request: Any, target: Any, context: Any) -> None:
         raise NotImplementedError
-
-    def notify(self, request: Any, devices: Sequence[Any]) -> None:
-        """The 0.1 entry point: ``send``, raising ``NotificationError`` when nothing was reached."""
-        outcome = self.send(auth_request=request, devices=devices)
-        if not outcome.delivered:
-            raise NotificationError(outcome.error, transient=outcome.retry)
-
-    def _send_legacy(self, auth_request: Any, devices: Sequence[Any]) -> Outcome:
-        warnings.warn(
-            f"{type(self).__qualname__}.notify(request, devices) is deprecated: implement "
-            "send_one() (or send(*, auth_request, devices) -> Outcome) instead.",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        try:
-            self.notify(auth_request, devices)
-        except NotificationError as exc:
-            return Outcome.failed(str(exc), retry=exc.transient)
-        return Outcome.ok()
 
 
 def notification_payload(request: Any) -> dict[str, Any]:

@@ -1,10 +1,10 @@
-from ciba.backends.notifiers import BaseNotifier
+from ciba.backends.notification import BaseNotifier
 
 
 class CacheRecordingNotifier(BaseNotifier):
     """Records each notification in the shared (Redis) cache, where the test can see it."""
 
-    def notify(self, request, devices):
+    def send_one(self, *, auth_request, target, context):
         from django.core.cache import cache
 
-        cache.set(f"ciba-test-notified:{request.auth_req_id}", request.binding_message, 300)
+        cache.set(f"ciba-test-notified:{auth_request.auth_req_id}", auth_request.binding_message, 300)
