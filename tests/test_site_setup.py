@@ -29,14 +29,14 @@ REDIRECT = "com.example.bank:/oauth/callback"
 
 
 def test_a_site_without_a_celery_app_is_told_so(monkeypatch):
-    monkeypatch.setattr(ciba_checks, "current_app", SimpleNamespace(main="default", conf=None))
+    monkeypatch.setattr(ciba_checks.site_setup, "current_app", SimpleNamespace(main="default", conf=None))
     (error,) = ciba_checks.check_celery()
     assert error.id == "ciba.E018" and "celery.py" in error.hint
 
 
 def test_a_celery_app_without_a_broker_outside_eager_mode_is_told_so(monkeypatch):
     conf = SimpleNamespace(task_always_eager=False, broker_url=None)
-    monkeypatch.setattr(ciba_checks, "current_app", SimpleNamespace(main="mysite", conf=conf))
+    monkeypatch.setattr(ciba_checks.site_setup, "current_app", SimpleNamespace(main="mysite", conf=conf))
     (warning,) = ciba_checks.check_celery()
     assert warning.id == "ciba.W006" and "CELERY_BROKER_URL" in warning.hint
     conf.broker_url = "redis://127.0.0.1:6379/0"

@@ -1,0 +1,70 @@
+"""System checks: configuration mistakes that would break CIBA or weaken it in production.
+
+Ids are stable (``ciba.E0xx`` errors, ``ciba.W0xx`` warnings, all in ``codes``) and every hint
+names the exact setting to change. Only the checks in ``registrations`` touch the database, and
+only as ``Tags.database`` checks: Django runs those in ``migrate`` and in ``check --database
+default``, never in a plain ``check`` on a build machine.
+
+The security profile (``CIBA["PROFILE"]``) never silently changes another setting: every
+contradiction between the profile and a setting is an error here, at start-up. The narrowing
+in ``ciba.profile`` at request time is only the safety net of a silenced check.
+
+One module a subject; importing this package registers every check (``ciba.apps`` does, in
+``ready()``):
+
+- ``codes``: every id, once, in order.
+- ``site_setup``: the OAuth application model, django-oauth-toolkit's settings, the Celery app.
+- ``configuration``: ``settings.CIBA`` (names, import strings, values, rates, the signing-key
+  keep, the poll state, the notifiers), with ``security_profile`` (the profile against the other
+  settings) and ``sender_constraints`` (mTLS and DPoP).
+- ``client_secrets``: the keyed client-secret hash and the cost of checking secrets.
+- ``bounded_dependencies``: bounded waits on the cache and the database.
+- ``workers``: the dispatch breaker, the sweeps, the slow lane, the broker.
+- ``user_code_budgets``: how many wrong user codes may be tried.
+- ``registrations``: registered clients and signing keys (the database checks).
+- ``deploy``: development conveniences that must not reach production.
+
+A check goes in the module of its subject, registered with ``@checks.register``, its id added
+to ``codes.Codes``.
+"""
+
+from . import (  # noqa: F401  (each registers its checks)
+    bounded_dependencies,
+    client_secrets,
+    codes,
+    configuration,
+    deploy,
+    registrations,
+    security_profile,
+    sender_constraints,
+    site_setup,
+    user_code_budgets,
+    workers,
+)
+from .bounded_dependencies import check_bounded_dependencies, check_outage_options
+from .client_secrets import check_client_secret_hashing, check_client_secret_hashing_deploy
+from .codes import Codes
+from .configuration import check_ciba_settings
+from .deploy import check_deploy
+from .registrations import check_registered_clients, check_signing_keys
+from .site_setup import check_application_model, check_celery, check_oauth2_provider
+from .user_code_budgets import check_user_code_budgets
+from .workers import check_broker_hardening, check_worker_settings
+
+__all__ = [
+    "Codes",
+    "check_application_model",
+    "check_bounded_dependencies",
+    "check_broker_hardening",
+    "check_celery",
+    "check_ciba_settings",
+    "check_client_secret_hashing",
+    "check_client_secret_hashing_deploy",
+    "check_deploy",
+    "check_oauth2_provider",
+    "check_outage_options",
+    "check_registered_clients",
+    "check_signing_keys",
+    "check_user_code_budgets",
+    "check_worker_settings",
+]

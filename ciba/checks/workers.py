@@ -1,0 +1,94 @@
+"""Celery workers: the dispatch breaker, the sweeps, the callbacks' slow lane and the broker.
+
+Their settings take seconds; a site that routes ciba's tasks must route the slow lane's too, or
+its slow callbacks wait in a queue nobody reads; and at deploy, a Redis broker without
+``ciba.dispatch.broker_settings`` can stop, or idle, the worker that runs the sweeps during a
+broker outage. Whether a Celery app is loaded at all is ``site_setup``'s check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import current_app
+from django.core import checks
+
+from ..conf import ciba_settings
+from .codes import Codes
+from .values import is_number
+
+#: Worker and sweep settings: (key, may be None, must be above 0).
+_WORKER_NUMBERS = (
+    ("DISPATCH_BREAKER_SECONDS", False, False),
+    ("SWEEP_MAX_AGE", False, True),
+    ("CALLBACK_SLOW_LANE_AFTER", True, False),
+    ("CALLBACK_SLOW_LANE_SECONDS", False, True),
+)
+
+
+@checks.register()
+def check_worker_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The breaker, the sweep-age alert and the slow lane take seconds; and a site that routes
+    ciba's tasks must route the slow lane's too, or its callbacks wait in a queue nobody reads."""
+    messages: list[checks.CheckMessage] = []
+    for key, nullable, positive in _WORKER_NUMBERS:
+        value = ciba_settings.raw(key)
+        if value is None and nullable:
+            continue
+        if not is_number(value) or value < 0 or (positive and value == 0):
+            messages.append(
+                checks.Error(
+                    f'CIBA["{key}"] is {value!r}.',
+                    hint=f"Use a number of seconds{' above' if positive else ' of'} 0"
+                    f"{'' if positive else ' or more'}{' (or None)' if nullable else ''}; docs/settings.md.",
+                    id=Codes.WORKER_SETTINGS,
+                )
+            )
+    routes = current_app.conf.task_routes
+    slow_lane = ciba_settings.raw("CALLBACK_SLOW_LANE_AFTER") != 0
+    if (
+        slow_lane
+        and isinstance(routes, dict)
+        and "ciba.deliver_callback" in routes
+        and "ciba.deliver_callback_slow" not in routes
+    ):
+        messages.append(
+            checks.Warning(
+                "CELERY_TASK_ROUTES routes ciba.deliver_callback but not ciba.deliver_callback_slow: "
+                "callbacks to endpoints in the slow lane go to Celery's default queue, which routed "
+                "workers may not read.",
+                hint="Use CELERY_TASK_ROUTES = ciba.dispatch.TASK_ROUTES (it routes the slow lane to "
+                '"ciba-callbacks-slow") and run a worker for that queue (docs/operations.md), or set '
+                'CIBA["CALLBACK_SLOW_LANE_AFTER"] = 0.',
+                id=Codes.SLOW_LANE_UNROUTED,
+            )
+        )
+    return messages
+
+
+@checks.register(deploy=True)
+def check_broker_hardening(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A Redis broker without ``ciba.dispatch.broker_settings``: an outage can end the worker
+    that runs the sweeps, or leave it alive but idle (docs/operations.md)."""
+    conf = current_app.conf
+    if conf.task_always_eager or not str(conf.broker_url or "").startswith(("redis://", "rediss://")):
+        return []
+    transport = conf.broker_transport
+    missing = []
+    if transport != "ciba.backends.redis_broker.Transport" and not (
+        isinstance(transport, type) and transport.__module__ == "ciba.backends.redis_broker"
+    ):
+        missing.append("broker_transport")
+    if conf.broker_connection_max_retries is not None:
+        missing.append("broker_connection_max_retries")
+    if not missing:
+        return []
+    return [
+        checks.Warning(
+            f"The Redis broker is used without ciba's outage settings ({', '.join(missing)}): a broker "
+            "outage can stop the worker that runs the sweeps, or leave it running but fetching nothing.",
+            hint="globals().update(ciba.dispatch.broker_settings(CELERY_BROKER_URL)) in the settings, "
+            "after CELERY_BROKER_URL (docs/operations.md).",
+            id=Codes.BROKER_NOT_HARDENED,
+        )
+    ]
