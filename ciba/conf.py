@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "USER_CODE_SUPPORTED": False,
     "USER_CODE_MIN_LENGTH": 6,
     "USER_CODE_MAX_FAILURES": 5,
+    # Wrong user codes one client may send for all users together per USER_CODE_LOCKOUT_SECONDS
+    "USER_CODE_MAX_FAILURES_PER_CLIENT": 30,
     "USER_CODE_LOCKOUT_SECONDS": 900,
     "BINDING_MESSAGE_MAX_LENGTH": 64,
     "BINDING_MESSAGE_REQUIRED": False,
@@ -43,12 +45,20 @@ DEFAULTS: dict[str, Any] = {
     "ID_TOKEN_HINT_MAX_AGE": 30 * 24 * 3600,
     # --- client authentication (CIBA §7.1, RFC 7523) ---
     "CLIENT_SECRET_CACHE_SECONDS": 300,
+    # Keys of the keyed client-secret hash, current first (None: SECRET_KEY, SECRET_KEY_FALLBACKS)
+    "CLIENT_SECRET_HASH_KEYS": None,
+    # Accept site-chosen client secrets under 256 bits (kept under the slow hash; W013 warns)
+    "ALLOW_LOW_ENTROPY_CLIENT_SECRETS": False,
     "CLIENT_ASSERTION_MAX_LIFETIME": 3600,
     # --- where single-use jti records live: "auto" (the cache if shared, else the database) ---
     "REPLAY_STORE": "auto",
     # --- failed client authentications, refused before any hash (docs/security.md) ---
     "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": "60/minute",
     "CLIENT_AUTH_FAILURE_BURST": 5,
+    # Failed client authentications per (client id, source address); replaces ..._PER_CLIENT
+    "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS": "20/minute",
+    # Expensive checks (slow hashes, jwks_uri fetches) in flight at once, all processes (None = no cap)
+    "CLIENT_AUTH_EXPENSIVE_CHECKS_IN_FLIGHT": 1,
     "TRUSTED_PROXIES": [],
     "CLIENT_ADDRESS_HEADER": "HTTP_X_FORWARDED_FOR",
     # --- mutual TLS (RFC 8705): the client certificate as the TLS terminator forwards it ---
@@ -113,35 +123,19 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_RETRY_BACKOFF_MAX": 300,
     "CALLBACK_ALLOW_HTTP": False,
     "CALLBACK_ALLOW_PRIVATE_NETWORKS": False,
-    # >>> issue21-A (credentials: secret hashing, guard) — new keys here
-    # Keys of the keyed client-secret hash, current first (None: SECRET_KEY, SECRET_KEY_FALLBACKS)
-    "CLIENT_SECRET_HASH_KEYS": None,
-    # Accept site-chosen client secrets under 256 bits (kept under the slow hash; W013 warns)
-    "ALLOW_LOW_ENTROPY_CLIENT_SECRETS": False,
-    # Failed client authentications per (client id, source address); replaces ..._PER_CLIENT
-    "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS": "20/minute",
-    # Expensive checks (slow hashes, jwks_uri fetches) in flight at once, all processes (None = no cap)
-    "CLIENT_AUTH_EXPENSIVE_CHECKS_IN_FLIGHT": 1,
-    # <<< issue21-A
-    # >>> issue21-B (bounded dependencies, outages) — new keys here
-    # Retry-After (s) of the 503 temporarily_unavailable a request gets while a dependency is down
-    "OUTAGE_RETRY_AFTER": 1,
-    # <<< issue21-B
-    # >>> issue21-C (workers, sweeps, slow lane) — new keys here
-    # After a failed publish, this process sends no task for this long (the sweep sends them)
-    "DISPATCH_BREAKER_SECONDS": 5.0,
-    # manage.py ciba_health fails when a sweep's last run, or an overdue outbox entry, is older
-    "SWEEP_MAX_AGE": 300,
     # An attempt running this long moves its endpoint to the slow lane (None: a third of
     # CALLBACK_TOTAL_TIMEOUT; 0: no slow lane)
     "CALLBACK_SLOW_LANE_AFTER": None,
     # An endpoint leaves the slow lane on its first success, or after this long without attempts
     "CALLBACK_SLOW_LANE_SECONDS": 900,
-    # <<< issue21-C
-    # >>> issue21-D (introspection, user codes, hostile input) — new keys here
-    # wrong user codes one client may send for all users together per USER_CODE_LOCKOUT_SECONDS
-    "USER_CODE_MAX_FAILURES_PER_CLIENT": 30,
-    # <<< issue21-D
+    # --- workers: the publish breaker and the sweep-age alert (docs/operations.md) ---
+    # After a failed publish, this process sends no task for this long (the sweep sends them)
+    "DISPATCH_BREAKER_SECONDS": 5.0,
+    # manage.py ciba_health fails when a sweep's last run, or an overdue outbox entry, is older
+    "SWEEP_MAX_AGE": 300,
+    # --- outages of PostgreSQL or the cache (docs/deployment.md#timeouts-and-outages) ---
+    # Retry-After (s) of the 503 temporarily_unavailable a request gets while a dependency is down
+    "OUTAGE_RETRY_AFTER": 1,
 }
 
 IMPORT_STRINGS = (
