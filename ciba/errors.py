@@ -25,12 +25,15 @@ Codes are wire values and are never translated.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from .conf import ciba_settings
+
+logger = logging.getLogger("ciba.outages")
 
 #: RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
 _OUTSIDE_DESCRIPTION_CHARSET = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
@@ -332,6 +335,17 @@ class AuthenticationBusy(TemporarilyUnavailable):
             request=request,
         )
         self.retry_after = retry_after
+
+
+def outage(exc: BaseException) -> TemporarilyUnavailable:
+    """The error a client sees when a dependency is down (``ciba.outages.is_outage``), at every
+    endpoint: ciba's DRF views and ``server_error`` (``ciba.views.rendering``) and the token
+    endpoint (``ciba.oauth.view``). Logged once here, without the traceback (the cause is the
+    dependency, not this request), with ``Retry-After`` of ``OUTAGE_RETRY_AFTER`` seconds."""
+    logger.warning("Answered 503: a dependency is unavailable (%s: %s)", type(exc).__name__, exc)
+    error = TemporarilyUnavailable("The service is temporarily unavailable; retry in a moment.")
+    error.headers["Retry-After"] = str(max(1, int(ciba_settings.OUTAGE_RETRY_AFTER)))
+    return error
 
 
 # --- the introspection endpoint (RFC 7662 §2.3, RFC 6750 §3.1) ------------------------------

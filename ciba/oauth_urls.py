@@ -15,10 +15,10 @@ Including DOT's URLconf as well would register the namespace twice (``urls.W005`
 from django.urls import path, re_path
 from oauth2_provider import urls as dot_urls
 
+from .oauth.view import CibaTokenView
 from .views.discovery import CibaConnectDiscoveryInfoView, CibaOAuthServerMetadataView
 from .views.introspection import CibaIntrospectTokenView
 from .views.jwks import CibaJwksInfoView
-from .views.token import CibaTokenView
 
 app_name = "oauth2_provider"
 

@@ -166,7 +166,7 @@ def authenticate_client(request: Any, params: Mapping[str, str]) -> Any:
 
 def poll_identity(authorization: str, params: Mapping[str, str]) -> tuple[str, str] | None:
     """``(client_id, fingerprint)`` of shared-secret credentials, for the poll fast path
-    (``ciba.polling.prescreen``); ``None`` for anything else, which the full path handles."""
+    (``ciba.oauth.prescreen``); ``None`` for anything else, which the full path handles."""
     try:
         credentials = read_credentials(authorization, params)
     except InvalidClient:

@@ -1,16 +1,16 @@
-"""The poll fast path, in one place: where pending polls are counted and answered.
+"""The poll-state store: where pending polls are counted, and remembered for a quick answer.
 
 * ``base``: the store interface (``PollState``), doing nothing.
 * ``database``: the default store, one UPDATE per pending poll.
 * ``redis_state``: pending polls answered by one Lua script in a shared Redis.
-* ``prescreen``: the token endpoint's first look at a CIBA grant request (the token view and
-  the WSGI fast lane ahead of Django, ``ciba.fast_lane``, both ask its ``screen``).
 * ``stamps``: client version stamps, changed when a client is saved or deleted.
 
 ``poll_state()`` is the configured store (``CIBA["POLL_STATE_CLASS"]``). Only
-``ciba.services`` (decisions), ``ciba.oauth`` (the token endpoint), ``ciba.client_auth``
-(client version stamps) and ``ciba.fast_lane`` (whether the store is shared) use it; views
-never see it.
+``ciba.services`` (decisions), ``ciba.oauth`` (the token endpoint's wing: the validator counts
+polls, the pre-screen and the WSGI fast lane ask a shared store), ``ciba.client_auth`` (client
+version stamps) and ``ciba.notifications`` (tracking a request) use it; views never see it
+(an import contract says so). What a pending poll *answers* is the wing's
+(``ciba.oauth.prescreen``), not the store's.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 With ``POLL_STATE_CLASS = "ciba.polling.RedisPollState"`` a pending poll of a
 ``client_secret_basic``/``client_secret_post`` client is answered in Redis without touching
-the database (``ciba.polling.prescreen``).
+the database (``ciba.oauth.prescreen``).
 
 Why it is safe (docs/deployment.md has the long version):
 

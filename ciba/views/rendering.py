@@ -8,7 +8,6 @@ view's own error format), never Django's HTML 500 page.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -20,11 +19,8 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from ..conf import ciba_settings
-from ..errors import AccessDenied, CibaError, InvalidRequest, TemporarilyUnavailable, describe
+from ..errors import AccessDenied, CibaError, InvalidRequest, describe, outage
 from ..outages import is_outage
-
-logger = logging.getLogger("ciba.outages")
 
 UNREADABLE_BODY = (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)
 
@@ -77,16 +73,6 @@ def _as_protocol_error(exc: Exception) -> Exception:
     if isinstance(exc, exceptions.APIException):
         return InvalidRequest(_plain_detail(exc))
     return exc
-
-
-def outage(exc: BaseException) -> TemporarilyUnavailable:
-    """The error a client sees when a dependency is down (logged once here, without the
-    traceback: the cause is the dependency, not this request), with ``Retry-After`` of
-    ``OUTAGE_RETRY_AFTER`` seconds."""
-    logger.warning("Answered 503: a dependency is unavailable (%s: %s)", type(exc).__name__, exc)
-    error = TemporarilyUnavailable("The service is temporarily unavailable; retry in a moment.")
-    error.headers["Retry-After"] = str(max(1, int(ciba_settings.OUTAGE_RETRY_AFTER)))
-    return error
 
 
 def server_error(request: HttpRequest, template_name: str = "500.html") -> HttpResponse:

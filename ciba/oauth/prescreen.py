@@ -12,8 +12,11 @@ about returns ``None`` and takes the full path, which owns every other answer (a
 error message).
 
 ``screen`` works on the request's headers (a WSGI environ, or Django's ``request.META``,
-which is one) and its body bytes, so that the token view (``answer``) and the WSGI fast lane
-ahead of Django's middleware (``ciba.fast_lane``) decide with the same code.
+which is one) and its body bytes, so that the token view (``ciba.oauth.view``, through
+``answer``) and the WSGI fast lane ahead of Django's middleware (``ciba.oauth.lane``) decide
+with the same code. ``oauth_error`` is the one builder of the token endpoint's own answers
+(the view's, the screening's, the lane's): the bytes oauthlib gives on the full path.
+The poll state itself (counting, the Redis record) is ``ciba.polling``'s; this module only asks.
 """
 
 from __future__ import annotations

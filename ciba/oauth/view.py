@@ -1,4 +1,5 @@
-"""DOT's token endpoint, with every credential the CIBA grant carries hidden from error reports."""
+"""The token endpoint's view: DOT's, screened first, with every credential the CIBA grant
+carries hidden from error reports. ``ciba.oauth_urls`` routes ``token/`` here."""
 
 from __future__ import annotations
 
@@ -11,12 +12,10 @@ from oauth2_provider.views import TokenView
 
 from ..client_auth import poll_identity
 from ..conf import ciba_settings
-from ..errors import describe
+from ..errors import describe, outage
 from ..outages import is_outage
-from ..polling import prescreen
 from ..sender.dpop import new_nonce
-from . import screening
-from .rendering import outage
+from . import prescreen, screening
 
 #: Credentials that can appear in a token request body (CIBA grant, RFC 7523, refresh, code).
 SENSITIVE = (
@@ -34,8 +33,8 @@ class CibaTokenView(TokenView):
     """DOT marks only ``password`` and ``client_secret`` sensitive; an ``auth_req_id`` or a
     client assertion in a Django error report is a usable credential, so hide them too.
 
-    A body Django will not read is refused first, as an OAuth error (``ciba.views.screening``).
-    CIBA grant requests are then screened (``ciba.polling.prescreen``): repeated parameters are
+    A body Django will not read is refused first, as an OAuth error (``ciba.oauth.screening``).
+    CIBA grant requests are then screened (``ciba.oauth.prescreen``): repeated parameters are
     refused, and pending polls answered from the shared poll state when one is configured.
     Requests of the other grants are screened for what DOT would answer with a 500
     (``screening.refusal``; a CIBA poll costs it one look at ``grant_type``). Everything else

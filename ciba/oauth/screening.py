@@ -14,7 +14,7 @@ reads ``device_code`` with ``[]`` (``KeyError``). A grant type missing from DOT'
 validator. And an RFC 8707 ``resource`` that ``urlsplit`` cannot split (``https://[::1``)
 raises ``ValueError`` where DOT checks it.
 
-CIBA grant requests are not screened for these: ``ciba.polling.prescreen`` and the grant's own
+CIBA grant requests are not screened for these: ``ciba.oauth.prescreen`` and the grant's own
 checks answer them (a NUL in ``client_id`` is ``invalid_client``, in ``auth_req_id``
 ``invalid_grant``), and a pending poll must cost no more than one look at ``grant_type``.
 """
@@ -30,7 +30,7 @@ from django.http.multipartparser import MultiPartParserError
 
 from ..constants import CIBA_GRANT_TYPE
 from ..errors import InvalidRequest, InvalidTarget, UnsupportedGrantType
-from ..polling.prescreen import oauth_error
+from .prescreen import oauth_error
 
 DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 
