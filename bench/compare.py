@@ -301,7 +301,7 @@ class Database:
 SETUP_OURS = f"""
 import json
 from django.contrib.auth import get_user_model
-from ciba import notifications
+from ciba import device_outbox as notifications
 from ciba.models import AuthenticationRequest
 User = get_user_model()
 User.objects.bulk_create([User(username=f"user{{i}}") for i in range(1, {USERS} + 1)], ignore_conflicts=True)

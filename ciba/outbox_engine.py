@@ -3,7 +3,7 @@
 An outbox is a table whose rows say what work is owed to the outside world (a device
 notification, a ping or push callback) and when it is due; a Celery task does the work and a
 periodic sweep hands out what no task is doing. ciba has two: the device notifications
-(``ciba.notifications``: the request row is the entry) and the callbacks
+(``ciba.device_outbox``: the request row is the entry) and the callbacks
 (``ciba.callbacks.outbox``: ``CallbackDelivery`` rows). Each describes its rows with one
 ``Outbox`` (which rows are open, which column holds the lease and which the due time, the
 prefix of its retry settings) and keeps its own side effects: the notifiers, the HTTP POST,

@@ -94,7 +94,7 @@ def _notify_device(ar: AuthenticationRequest) -> None:
     if the broker is down, the sweep sends it later (never an error for the client).
 
     With ``NOTIFY_BATCH_WINDOW`` (the default) one task per window takes every due entry in
-    batches (``notifications.notify_due``): a Celery message and its handling per request
+    batches (``device_outbox.notify_due``): a Celery message and its handling per request
     cost more than the notification itself. ``0`` sends one task per request."""
     window = ciba_settings.NOTIFY_BATCH_WINDOW
     if window:

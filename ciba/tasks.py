@@ -14,20 +14,20 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import callbacks, dispatch, notifications, services
+from . import callbacks, device_outbox, dispatch, services
 
 
 @shared_task(name=dispatch.NOTIFY_DEVICE, acks_late=True, reject_on_worker_lost=True, ignore_result=False)
 def notify_authentication_device(request_pk: int) -> str:
-    """Tell the user's devices about a pending request (``ciba.notifications``)."""
-    return notifications.notify(request_pk)
+    """Tell the user's devices about a pending request (``ciba.device_outbox``)."""
+    return device_outbox.notify(request_pk)
 
 
 @shared_task(name=dispatch.NOTIFY_DUE, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def notify_due_devices() -> int:
-    """Run every due device notification in batches (``notifications.notify_due``); sent once
+    """Run every due device notification in batches (``device_outbox.notify_due``); sent once
     per ``NOTIFY_BATCH_WINDOW`` by the web processes instead of one task per request."""
-    return notifications.notify_due()
+    return device_outbox.notify_due()
 
 
 @shared_task(name=dispatch.DELIVER_CALLBACK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -60,7 +60,7 @@ def sweep_callback_outbox() -> int:
 def sweep_notification_outbox() -> int:
     """Hand the device notifications that are due and not in flight to workers; as
     ``sweep_callback_outbox``, for the other outbox."""
-    return notifications.sweep()
+    return device_outbox.sweep()
 
 
 @shared_task(name=dispatch.SWEEP_CALLBACKS, ignore_result=True)
@@ -68,7 +68,7 @@ def sweep_callbacks() -> int:
     """Both outboxes' sweeps, one after the other: the task that swept both before each had
     its own, kept for messages already queued under its name and beat schedules that still
     name it (harmless beside the two: each sweep runs under its own lock)."""
-    return callbacks.sweep() + notifications.sweep()
+    return callbacks.sweep() + device_outbox.sweep()
 
 
 @shared_task(name=dispatch.EXPIRE_REQUESTS, ignore_result=True)

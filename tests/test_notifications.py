@@ -379,7 +379,7 @@ class PerDeviceNotifier:
 
 
 def _per_device_notifier(fail_tokens=(), transient=True):
-    from ciba.backends.notification import BaseNotifier
+    from ciba.backends.notifier_base import BaseNotifier
     from ciba.errors import NotificationError
 
     class Notifier(BaseNotifier):
@@ -552,7 +552,7 @@ def test_a_batch_task_notifies_every_due_request_once_and_records_each(
 ):
     """What a worker does with one ``ciba.notify_due_devices`` task: every due entry, in
     batches smaller than the backlog, each sent once and recorded ``sent``."""
-    from ciba import notifications
+    from ciba import device_outbox as notifications
 
     settings.CIBA = {**webhook_settings(recorder), "NOTIFY_BATCH_SIZE": 4}
     app, _ = make_client("poll")
@@ -570,7 +570,7 @@ def test_a_batch_task_notifies_every_due_request_once_and_records_each(
 
 
 def test_in_a_batch_a_failing_notification_is_recorded_alone(alice, make_client, recorder, settings):
-    from ciba import notifications
+    from ciba import device_outbox as notifications
 
     settings.CIBA = webhook_settings(recorder)
     app, _ = make_client("poll")

@@ -11,7 +11,8 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from ciba import dispatch, notifications, services
+from ciba import device_outbox as notifications
+from ciba import dispatch, services
 from ciba.callbacks import outbox as callback_outbox
 from ciba.models import AuthenticationRequest, CallbackDelivery
 from ciba.outbox_engine import Outbox, RetryPlan, after_lease

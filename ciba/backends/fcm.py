@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ..conf import ciba_settings
 from ..errors import NotificationError
-from .notification import BaseNotifier, notification_payload
+from .notifier_base import BaseNotifier, notification_payload
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``LogNotifier`` is the development default; ``WebhookNotifier`` (``ciba.backends.webhook``)
 posts signed events to the site's push gateway; ``ciba.backends.fcm.FcmNotifier`` and
 ``ciba.backends.webpush.WebPushNotifier`` reach phones and browsers directly. The contract
-they follow is ``ciba.backends.notification.BaseNotifier``, re-exported here with the other
+they follow is ``ciba.backends.notifier_base.BaseNotifier``, re-exported here with the other
 names this module has always offered.
 """
 
@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from ..errors import NotificationError
-from .notification import BaseNotifier, notification_payload, raise_for_status
+from .notifier_base import BaseNotifier, notification_payload, raise_for_status
 from .webhook import WebhookNotifier
 
 logger = logging.getLogger("ciba.notifiers")

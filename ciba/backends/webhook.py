@@ -15,7 +15,7 @@ from standardwebhooks import Webhook
 from ..conf import ciba_settings
 from ..errors import NotificationError
 from ..outbound import session, validate_outbound_url
-from .notification import BaseNotifier, notification_payload, raise_for_status
+from .notifier_base import BaseNotifier, notification_payload, raise_for_status
 
 
 class WebhookNotifier(BaseNotifier):

@@ -14,7 +14,7 @@ from django.utils import timezone
 from .. import outbound
 from ..conf import ciba_settings
 from ..errors import NotificationError
-from .notification import BaseNotifier, notification_payload, raise_for_status
+from .notifier_base import BaseNotifier, notification_payload, raise_for_status
 
 
 @dataclass(frozen=True)

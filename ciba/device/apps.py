@@ -10,4 +10,4 @@ class CibaDeviceConfig(AppConfig):
     verbose_name = _("CIBA device")
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import system_checks  # noqa: F401  (registers the system checks)

@@ -8,7 +8,7 @@
 ``poll_state()`` is the configured store (``CIBA["POLL_STATE_CLASS"]``). Only
 ``ciba.services`` (decisions), ``ciba.oauth`` (the token endpoint's wing: the validator counts
 polls, the pre-screen and the WSGI fast lane ask a shared store), ``ciba.client_auth`` (client
-version stamps) and ``ciba.notifications`` (tracking a request) use it; views never see it
+version stamps) and ``ciba.device_outbox`` (tracking a request) use it; views never see it
 (an import contract says so). What a pending poll *answers* is the wing's
 (``ciba.oauth.prescreen``), not the store's.
 """

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from ciba import services
-from ciba.backends.notification import notification_payload
+from ciba.backends.notifier_base import notification_payload
 from ciba.models import AuthenticationRequest, Device
 
 from .conftest import DEVICE_PAGE, phone_context, sign_in

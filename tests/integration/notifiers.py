@@ -1,4 +1,4 @@
-from ciba.backends.notification import BaseNotifier
+from ciba.backends.notifier_base import BaseNotifier
 
 
 class CacheRecordingNotifier(BaseNotifier):

@@ -28,7 +28,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from ciba import dispatch, notifications
+from ciba import device_outbox, dispatch
 from ciba.callbacks import outbox as callback_outbox
 from ciba.conf import ciba_settings
 from ciba.outbox_engine import Outbox
@@ -36,7 +36,7 @@ from ciba.outbox_engine import Outbox
 #: The sweeps whose age is alerted on: the outboxes', which nothing else recovers, by the name
 #: their sweep records under.
 OUTBOXES: dict[str, Outbox] = {
-    outbox.name: outbox for outbox in (callback_outbox.OUTBOX, notifications.OUTBOX)
+    outbox.name: outbox for outbox in (callback_outbox.OUTBOX, device_outbox.OUTBOX)
 }
 
 

@@ -4,7 +4,7 @@ The request row is the outbox entry of its device notification (status, due time
 notifiers still to retry), written in the same INSERT as the request. The
 ``ciba.notify_authentication_device`` task claims it with a lease (a conditional UPDATE),
 runs the classes of ``CIBA["NOTIFIER_CLASSES"]`` (contract:
-``ciba.backends.notification.BaseNotifier``), each returning an ``Outcome``, and records the
+``ciba.backends.notifier_base.BaseNotifier``), each returning an ``Outcome``, and records the
 result on the row, where the consent API and the admin show it. Failures worth a retry are
 retried with the shared backoff (``NOTIFY_RETRY_BACKOFF_*``), only for the notifiers that
 failed, never past the request's expiry.

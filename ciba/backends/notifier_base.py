@@ -2,7 +2,7 @@
 decision (CIBA §8 leaves how to the OP).
 
 A notifier is a class named in ``CIBA["NOTIFIER_CLASSES"]``; each runs after the request is
-committed (``ciba.notifications``), in a Celery worker. Its one entry point is
+committed (``ciba.device_outbox``), in a Celery worker. Its one entry point is
 ``send(*, auth_request, devices) -> ciba.outbound.Outcome``. Subclasses of ``BaseNotifier``
 usually implement only ``send_one``: the base picks the targets, loops, and combines the
 failures once (the notification counts as sent when any target was reached). A failure worth
