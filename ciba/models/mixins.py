@@ -11,11 +11,6 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
 from .. import constants, registration_rules
-from ..registration_rules import (  # noqa: F401 - re-exported: ciba.client_auth.hashers imports them from here
-    MIN_SECRET_BITS,
-    estimated_secret_bits,
-    strong_client_secret,
-)
 
 
 class CibaClientMixin(models.Model):
