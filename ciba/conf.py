@@ -87,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
     # --- pluggable parts (dotted paths) ---
     "USER_RESOLVER_CLASS": "ciba.backends.users.UsernameOrEmailUserResolver",
     "NOTIFIER_CLASSES": ["ciba.backends.notifiers.LogNotifier"],
-    "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code.StoredUserCodeVerifier",
+    "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code_verifier.StoredUserCodeVerifier",
     "BINDING_MESSAGE_VALIDATOR_CLASS": "ciba.backends.binding_message.PlainTextBindingMessageValidator",
     "REQUEST_POLICY_CLASS": "ciba.backends.policy.AllowAllRequestPolicy",
     # --- device notifications (CIBA §8): retries, and the shipped notifiers' settings ---

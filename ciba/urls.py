@@ -10,7 +10,7 @@ from .views.automation import AutomatedApprovalView
 from .views.backchannel import BackchannelAuthenticationView
 from .views.consent import AuthenticationRequestViewSet
 from .views.devices import DeviceViewSet
-from .views.user_code import UserCodeView
+from .views.user_code_api import UserCodeView
 
 app_name = "ciba"
 

@@ -1,7 +1,7 @@
 """Pluggable parts as a site would write them, for tests."""
 
 from ciba.backends.policy import BaseRequestPolicy
-from ciba.backends.user_code import BaseUserCodeVerifier
+from ciba.backends.user_code_verifier import BaseUserCodeVerifier
 from ciba.errors import AccessDenied
 
 

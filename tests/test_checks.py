@@ -68,7 +68,7 @@ def test_push_without_issuer_is_fine_when_push_is_disabled():
         (
             {
                 "USER_CODE_SUPPORTED": True,
-                "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code.UnconfiguredUserCodeVerifier",
+                "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code_verifier.UnconfiguredUserCodeVerifier",
             },
             "ciba.E011",
         ),

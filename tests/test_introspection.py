@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 
-from ciba import consent
+from ciba import designations
 from ciba.models import ResourceServer
 from tests.conftest import basic_auth
 from tests.protocol import consent_bearer, oauth_error
@@ -37,7 +37,7 @@ def application(name: str, *, client_type: str = "confidential", user=None) -> t
 @pytest.fixture
 def resource_server(db):
     app, secret = application("Accounts API")
-    consent.designate_resource_server(app)
+    designations.designate_resource_server(app)
     return app, secret
 
 
@@ -149,7 +149,7 @@ def test_a_public_client_cannot_be_designated_a_resource_server(admin_client, db
     response = admin_client.post("/admin/ciba/resourceserver/add/", {"application": app.pk})
     assert response.status_code == 200 and "confidential" in response.content.decode()
     assert not ResourceServer.objects.exists()
-    assert not consent.is_resource_server(app)
+    assert not designations.is_resource_server(app)
 
 
 def test_staff_designate_a_resource_server_in_the_admin(admin_client, alice):
@@ -189,7 +189,7 @@ def test_a_resource_server_authenticates_with_the_method_it_registered(alice, db
     app.token_endpoint_auth_signing_alg = "PS256"
     app.jwks = {"keys": [public_jwk(key, "k1")]}
     app.save()
-    consent.designate_resource_server(app)
+    designations.designate_resource_server(app)
     assertion = sign(assertion_claims(app.client_id, "http://testserver/o"), key, "PS256", "k1")
     response = Client().post(
         URL,

@@ -16,7 +16,7 @@ from django.core import checks
 from oauth2_provider.settings import oauth2_settings
 
 from .. import constants
-from ..backends.user_code import UnconfiguredUserCodeVerifier
+from ..backends.user_code_verifier import UnconfiguredUserCodeVerifier
 from ..conf import DEFAULTS, IMPORT_STRINGS, ciba_settings
 from ..polling import PollState, RedisPollState
 from .codes import Codes

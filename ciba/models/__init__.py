@@ -5,9 +5,9 @@ from .callback import CallbackDelivery
 from .consent_client import ConsentClient
 from .device import Device
 from .mixins import CibaClientMixin
-from .replay import UsedJti
 from .resource_server import ResourceServer
 from .signing_key import SigningKey
+from .used_jti import UsedJti
 from .user_code import UserCode, UserCodeFailures
 
 __all__ = [

@@ -17,7 +17,6 @@ from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClient
 
 from .. import client_auth, services, signing
 from ..conf import ciba_settings
-from ..consent import is_device_app
 from ..constants import (
     AUTH_REQ_ID_CLAIM,
     AUTH_REQ_ID_PATTERN,
@@ -25,6 +24,7 @@ from ..constants import (
     DPOP_TOKEN_TYPE,
     RT_HASH_CLAIM,
 )
+from ..designations import is_device_app
 from ..endpoints import token_endpoint_urls
 from ..errors import (
     DESCRIPTIONS,

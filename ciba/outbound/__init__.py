@@ -9,7 +9,7 @@
 
 from .http import DeadlineExceeded, OutboundError, get_json, session
 from .outcome import Outcome, backoff, is_transient, parse_retry_after
-from .policy import is_non_public_host, validate_outbound_url
+from .url_policy import is_non_public_host, validate_outbound_url
 
 __all__ = [
     "DeadlineExceeded",

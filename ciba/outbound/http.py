@@ -4,7 +4,7 @@ Every such URL is attacker-influenced (a client registers it), so requests go th
 requests-hardened: the host is resolved once, private/loopback/link-local addresses are
 refused, and the connection is pinned to the checked address (no DNS rebinding). Redirects
 are never followed and responses are read up to a size limit. The URL policy of
-``ciba.outbound.policy`` (https only, no credentials) is applied again at call time, because
+``ciba.outbound.url_policy`` (https only, no credentials) is applied again at call time, because
 settings can change after a client was registered.
 
 Every call also has a total deadline, connect to last byte (``CALLBACK_TOTAL_TIMEOUT``;
@@ -43,7 +43,7 @@ from urllib3.poolmanager import ProxyManager
 from urllib3.response import HTTPResponse
 
 from ..conf import ciba_settings
-from .policy import validate_outbound_url
+from .url_policy import validate_outbound_url
 
 USER_AGENT = "django-ciba"
 

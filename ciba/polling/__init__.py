@@ -1,6 +1,6 @@
 """The poll-state store: where pending polls are counted, and remembered for a quick answer.
 
-* ``base``: the store interface (``PollState``), doing nothing.
+* ``store``: the store interface (``PollState``), doing nothing.
 * ``database``: the default store, one UPDATE per pending poll.
 * ``redis_state``: pending polls answered by one Lua script in a shared Redis.
 * ``stamps``: client version stamps, changed when a client is saved or deleted.
@@ -19,9 +19,9 @@ import time
 from functools import lru_cache
 
 from ..conf import ciba_settings
-from .base import PENDING, SLOW_DOWN, PollState, PollStateUnavailable, made_with_dpop_key, needs_no_proof
 from .database import DatabasePollState
 from .redis_state import RedisPollState
+from .store import PENDING, SLOW_DOWN, PollState, PollStateUnavailable, made_with_dpop_key, needs_no_proof
 
 __all__ = [
     "PENDING",

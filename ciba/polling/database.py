@@ -9,7 +9,7 @@ from django.db.models import F
 
 from ..conf import ciba_settings
 from ..models import AuthenticationRequest
-from .base import PENDING, SLOW_DOWN, PollState
+from .store import PENDING, SLOW_DOWN, PollState
 
 
 class DatabasePollState(PollState):

@@ -43,8 +43,8 @@ import redis
 
 from ..conf import ciba_settings
 from ..outages import no_retry
-from .base import PENDING, SLOW_DOWN, PollStateUnavailable, made_with_dpop_key, needs_no_proof
 from .database import DatabasePollState
+from .store import PENDING, SLOW_DOWN, PollStateUnavailable, made_with_dpop_key, needs_no_proof
 
 logger = logging.getLogger("ciba.poll_state")
 

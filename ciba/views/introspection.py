@@ -6,7 +6,7 @@ and "SHOULD require protected resources to be specifically authorized to call th
 introspection endpoint". DOT's view lets *any* client that authenticates introspect *any*
 token, so an app a user registered through DOT's self-service pages could read another user's
 tokens (``username``, ``scope``). Here the caller must be an application the site designated
-as a resource server (``ciba.ResourceServer``, managed in the admin; ``ciba.consent``):
+as a resource server (``ciba.ResourceServer``, managed in the admin; ``ciba.designations``):
 
 * with its client credentials, checked exactly as at the token endpoint
   (``ciba.client_auth``: the method it registered, narrowed by the profile, behind the
@@ -44,7 +44,7 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import IntrospectTokenView
 
-from .. import client_auth, consent
+from .. import client_auth, designations
 from ..backchannel.rules import single_valued
 from ..constants import DPOP_TOKEN_TYPE
 from ..errors import (
@@ -90,9 +90,9 @@ class CibaIntrospectTokenView(IntrospectTokenView):
         if not valid:
             raise InvalidToken("The access token is invalid, expired or revoked.")
         token = oauthlib_request.access_token
-        if not consent.token_may_introspect(token):
+        if not designations.token_may_introspect(token):
             raise InsufficientScope(
-                "This token does not allow introspection.", scope=consent.INTROSPECTION_SCOPE
+                "This token does not allow introspection.", scope=designations.INTROSPECTION_SCOPE
             )
         return token.application
 
@@ -107,7 +107,7 @@ class CibaIntrospectTokenView(IntrospectTokenView):
         client = client_auth.verify_credentials(
             credentials, client_auth.load_client(credentials.client_id), request
         )
-        if not consent.is_resource_server(client):
+        if not designations.is_resource_server(client):
             raise NotAResourceServer("This client is not a resource server allowed to introspect tokens.")
         return client
 

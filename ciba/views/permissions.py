@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 
 from ..conf import ciba_settings
-from ..consent import token_may_consent
+from ..designations import token_may_consent
 
 
 class IsConsentingUser(BasePermission):

@@ -11,7 +11,7 @@ from django.db import transaction
 from oauth2_provider.models import get_application_model
 
 from ciba.conf import ciba_settings
-from ciba.consent import designate
+from ciba.designations import designate
 from ciba.management.registration import existing_or_new, save_validated
 
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
-from ciba import consent, profile, signing
+from ciba import designations, profile, signing
 from ciba.conf import ciba_settings
 from ciba.constants import (
     AUTH_PRIVATE_KEY_JWT,
@@ -253,7 +253,7 @@ class Command(BaseCommand):
         if phone.redirect_uris != phone_url:
             phone.redirect_uris = phone_url
             phone.save(update_fields=["redirect_uris"])
-        consent.designate(phone)  # only the site's own device apps may hold the consent scope
+        designations.designate(phone)  # only the site's own device apps may hold the consent scope
         AccessToken = get_access_token_model()
         AccessToken.objects.filter(user=user, application=phone).delete()
         token = secrets.token_urlsafe(32)
