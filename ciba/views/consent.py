@@ -1,6 +1,7 @@
 """The consent API: the user sees and decides their own CIBA requests (CIBA §8).
 
-Paths and rules are fixed in shared/design.md: someone else's or an unknown request is 404,
+Paths and rules are the consent API's contract (docs/integration.md, "The authentication
+device"; the OpenAPI schema): someone else's or an unknown request is 404,
 a request that is no longer pending is 409 with its state and nothing changes. Every refusal
 is a ``ciba.errors`` error, rendered by ``CibaErrorMixin``.
 """
