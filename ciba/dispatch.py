@@ -37,6 +37,7 @@ from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
 
+from . import outages
 from .conf import ciba_settings
 
 logger = logging.getLogger("ciba.dispatch")
@@ -196,25 +197,11 @@ class BrokerUnavailable(Exception):
     """Nothing was sent: the broker failed moments ago (``DISPATCH_BREAKER_SECONDS``)."""
 
 
-class _Breaker:
-    """After a failed send, the process sends nothing for a while: with the broker hung,
-    every send would wait for the broker's socket timeout, inside a client's request. What is
-    not sent is in an outbox, and the sweep sends it once the broker is back."""
-
-    def __init__(self) -> None:
-        self.open_until = 0.0
-
-    def is_open(self) -> bool:
-        return time.monotonic() < self.open_until
-
-    def trip(self) -> None:
-        self.open_until = time.monotonic() + float(ciba_settings.DISPATCH_BREAKER_SECONDS or 0)
-
-    def reset(self) -> None:
-        self.open_until = 0.0
-
-
-breaker = _Breaker()
+#: After a failed send, the process sends nothing for ``DISPATCH_BREAKER_SECONDS`` (then one
+#: send probes): with the broker hung, every send would wait for the broker's socket timeout,
+#: inside a client's request. What is not sent is in an outbox, and the sweep sends it once the
+#: broker is back. The same breaker as the cache's and the database's (``ciba.outages``).
+breaker = outages.Breaker("The Celery broker")
 
 
 def send(
@@ -222,7 +209,7 @@ def send(
 ) -> bool:
     """Send ``task(*args, **kwargs)`` now; False (logged, ``on_error`` called) if the broker
     failed now or moments ago (the breaker)."""
-    if breaker.is_open():
+    if not breaker.allow():
         subject = " ".join([SUBJECTS.get(task, task), *map(str, args[:1])])
         logger.info("Not sending %s: the broker failed moments ago; the sweep will send it", subject)
         if on_error is not None:
@@ -238,11 +225,13 @@ def send(
     except Exception as exc:  # noqa: BLE001 - a broker outage must not fail the caller
         subject = " ".join([SUBJECTS.get(task, task), *map(str, args[:1])])
         logger.error("Could not enqueue %s: %s", subject, type(exc).__name__)
-        if not current_app.conf.task_always_eager:  # eager: no broker to protect from
-            breaker.trip()
+        seconds = float(ciba_settings.DISPATCH_BREAKER_SECONDS or 0)
+        if seconds and not current_app.conf.task_always_eager:  # eager: no broker to protect from
+            breaker.trip(type(exc).__name__, seconds)
         if on_error is not None:
             on_error(exc)
         return False
+    breaker.succeeded()
     return True
 
 

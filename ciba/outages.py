@@ -129,20 +129,23 @@ class Breaker:
                     self._open_until = 0.0
                     logger.warning("%s answers again", self.name)
 
-    def trip(self, reason: str) -> None:
+    def trip(self, reason: str, seconds: float | None = None) -> None:
+        """A call failed: open the breaker for ``seconds`` (default: the breaker's own), for
+        dependencies whose pause is a setting that may change while the process runs."""
+        seconds = self.seconds if seconds is None else float(seconds)
         failed = _failed_here.get()
         if failed is not None:
             _failed_here.set(failed | {self.name})
         with self._lock:
             was_closed = not self._tripped
             self._tripped = True
-            self._open_until = time.monotonic() + self.seconds
+            self._open_until = time.monotonic() + seconds
         if was_closed:
             logger.warning(
                 "%s unavailable (%s): not asked again for %.1f s in this process",
                 self.name,
                 reason,
-                self.seconds,
+                seconds,
             )
 
     def reset(self) -> None:

@@ -175,6 +175,24 @@ def start_request(
     return response.json()["auth_req_id"]
 
 
+def approve_ping(app: Any, user: Any, notification_token: str) -> Any:
+    """Start a request of the ping client ``app`` for ``user`` and approve it: its callback
+    outbox row is written (and, after commit, handed to a worker)."""
+    from ciba import services
+
+    auth_request = services.create_request(
+        expires_in=60,
+        client=app,
+        user=user,
+        hint_kind="login_hint",
+        scope="openid",
+        interval=5,
+        client_notification_token=notification_token,
+    )
+    services.approve(auth_request, user=user)
+    return auth_request
+
+
 # The site-model suite runs under its own settings (tests.settings_site_model), in CI.
 if os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings") != "tests.settings_site_model":
     collect_ignore = ["site_model"]

@@ -17,7 +17,7 @@ from ciba.constants import AUTH_REQ_ID_CLAIM, RT_HASH_CLAIM
 from ciba.models import AuthenticationRequest, CallbackDelivery
 from ciba.oauth.validators import token_hash
 from ciba.tasks import sweep_callbacks
-from tests.conftest import basic_auth
+from tests.conftest import approve_ping, basic_auth
 
 NT = "client-notification-token-0123456789"
 
@@ -228,16 +228,7 @@ def test_a_callback_survives_a_broker_outage_and_is_swept_later(
 def approved_ping(alice, make_client, recorder):
     """The outbox row of an approved ping request, not yet handed to a worker."""
     app, _ = make_client("ping", backchannel_client_notification_endpoint=recorder.url("/cb"))
-    ar = services.create_request(
-        expires_in=60,
-        client=app,
-        user=alice,
-        hint_kind="login_hint",
-        scope="openid",
-        interval=5,
-        client_notification_token=NT,
-    )
-    services.approve(ar, user=alice)
+    approve_ping(app, alice, NT)
     return CallbackDelivery.objects.get()
 
 

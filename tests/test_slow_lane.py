@@ -12,10 +12,11 @@ from django.core.cache import cache
 from django.test import override_settings
 from django.utils import timezone
 
-from ciba import callbacks, dispatch, services
+from ciba import callbacks, dispatch
 from ciba.callbacks import lanes, outbox
 from ciba.models import CallbackDelivery
 from ciba.outbound import Outcome
+from tests.conftest import approve_ping
 
 NT = "slow-lane-notification-token-0123456789"
 URL = "https://rp.example/cb"
@@ -114,16 +115,7 @@ def owed(alice, make_client, sent):
 
     def factory(url=URL):
         app, _ = make_client("ping", backchannel_client_notification_endpoint=url)
-        ar = services.create_request(
-            expires_in=60,
-            client=app,
-            user=alice,
-            hint_kind="login_hint",
-            scope="openid",
-            interval=5,
-            client_notification_token=NT,
-        )
-        services.approve(ar, user=alice)
+        ar = approve_ping(app, alice, NT)
         sent.clear()
         return CallbackDelivery.objects.get(request=ar)
 

@@ -11,9 +11,10 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from ciba import callbacks, dispatch, services
+from ciba import callbacks, dispatch
 from ciba.callbacks import outbox
 from ciba.models import CallbackDelivery
+from tests.conftest import approve_ping
 
 NT = "sweep-notification-token-0123456789"
 
@@ -23,16 +24,7 @@ def owed_pings(alice, make_client, recorder, count=3):
     app, _ = make_client("ping", backchannel_client_notification_endpoint=recorder.url("/cb"))
     with mock.patch.object(dispatch, "send", return_value=False):
         for _ in range(count):
-            ar = services.create_request(
-                expires_in=60,
-                client=app,
-                user=alice,
-                hint_kind="login_hint",
-                scope="openid",
-                interval=5,
-                client_notification_token=NT,
-            )
-            services.approve(ar, user=alice)
+            approve_ping(app, alice, NT)
     return list(CallbackDelivery.objects.order_by("pk").values_list("pk", flat=True))
 
 
