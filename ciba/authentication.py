@@ -17,15 +17,14 @@ from typing import Any
 
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 
-from .profile import dpop_algs
+from .oauth.resource import challenge
 
 
 class SenderConstrainedAuthentication(OAuth2Authentication):
-    """``OAuth2Authentication`` with RFC 9449 challenges (``WWW-Authenticate: DPoP ...``)."""
+    """``OAuth2Authentication`` with RFC 9449 challenges (``WWW-Authenticate: DPoP ...``), the
+    same the userinfo endpoint answers (``ciba.oauth.resource.challenge``)."""
 
     def authenticate_header(self, request: Any) -> str:
-        error = dict(getattr(request, "oauth2_error", {}) or {})
-        used_dpop = (request.META.get("HTTP_AUTHORIZATION") or "").split(" ")[0].lower() == "dpop"
-        dpop = {"algs": " ".join(dpop_algs()), **(error if used_dpop else {})}
-        bearer = {"realm": self.www_authenticate_realm, **({} if used_dpop else error)}
-        return f"DPoP {self._dict_to_string(dpop)}, Bearer {self._dict_to_string(bearer)}"
+        return challenge(
+            request.META, getattr(request, "oauth2_error", None), realm=self.www_authenticate_realm
+        )

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from typing import Any
 
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
@@ -37,11 +38,42 @@ logger = logging.getLogger("ciba.outages")
 
 #: RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
 _OUTSIDE_DESCRIPTION_CHARSET = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
+#: "§7.1" reads "section 7.1", "§§5-7" "sections 5-7".
+_SECTION_SIGNS = re.compile(r"(§§?)\s*")
+#: The ASCII spelling of characters a description may hold that RFC 6749 does not allow and
+#: that Unicode's compatibility decomposition leaves alone: typographic quotes (and the ``"``
+#: a quoted-string cannot hold), dashes, the ellipsis, arrows, and the backslash.
+_ASCII_SPELLINGS = str.maketrans(
+    {
+        **dict.fromkeys('"\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2032\u2033\u00ab\u00bb', "'"),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+        **dict.fromkeys("\t\n\r\v\f\u00a0\u2007\u202f", " "),
+        "\u2026": "...",
+        "\u2192": "->",
+        "\u00d7": "x",
+        "\u2264": "<=",
+        "\u2265": ">=",
+        "\\": "/",
+    }
+)
 
 
 def describe(text: str) -> str:
-    """``text`` as a valid ``error_description``: any character outside RFC 6749's set becomes
-    ``?``. Descriptions are written without client input; this is the last guard, not the fix."""
+    """``text`` as a valid ``error_description`` (RFC 6749 §5.2 allows printable ASCII but ``"``
+    and ``\\``) that still reads as written: "§7.1" becomes "section 7.1", typographic quotes and
+    dashes their ASCII look-alikes, accented letters their base letters (a translated message).
+    Only a character with no ASCII spelling at all becomes ``?``.
+
+    Descriptions are written in ASCII and without client input; this keeps what a registration
+    rule, DOT, oauthlib or a translation says readable on the wire instead of full of ``?``.
+    """
+    text = str(text)  # DOT's descriptions are lazy translations
+    if not _OUTSIDE_DESCRIPTION_CHARSET.search(text):
+        return text
+    text = _SECTION_SIGNS.sub(lambda m: "sections " if len(m.group(1)) == 2 else "section ", text)
+    # Spelled before the decomposition and after it (a full-width quote decomposes to ``"``).
+    text = unicodedata.normalize("NFKD", text.translate(_ASCII_SPELLINGS))
+    text = "".join(c for c in text if not unicodedata.combining(c)).translate(_ASCII_SPELLINGS)
     return _OUTSIDE_DESCRIPTION_CHARSET.sub("?", text)
 
 

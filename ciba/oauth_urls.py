@@ -1,13 +1,17 @@
 """DOT's URLconf with the discovery views replaced by CIBA-aware ones, the token view
 replaced by one that keeps CIBA credentials out of error reports, and the JWK Set by one that
-publishes this server's database keys too (``ciba.signing``), and introspection by one that
-shows what a token is bound to (``cnf``).
+publishes this server's database keys too (``ciba.signing``), introspection by one that
+shows what a token is bound to (``cnf``), userinfo by one that tells a DPoP client how to
+retry (``DPoP`` challenges and nonces, RFC 9449), and revocation by one that challenges only a
+client that authenticated with Basic (RFC 6749 §5.2).
 
 Include it *instead of* ``oauth2_provider.urls``, under DOT's namespace, so that DOT's
-own ``reverse("oauth2_provider:...")`` calls keep working::
+own ``reverse("oauth2_provider:...")`` calls keep working; and ``ciba.well_known_urls`` at the
+site's root, where RFC 8414 puts the metadata of an issuer with a path::
 
     path("o/", include("ciba.oauth_urls", namespace="oauth2_provider")),
     path("o/", include("ciba.urls")),
+    path("", include("ciba.well_known_urls")),
 
 Including DOT's URLconf as well would register the namespace twice (``urls.W005``).
 """
@@ -15,10 +19,12 @@ Including DOT's URLconf as well would register the namespace twice (``urls.W005`
 from django.urls import path, re_path
 from oauth2_provider import urls as dot_urls
 
-from .oauth.view import CibaTokenView
+from .oauth.view import CibaRevokeTokenView, CibaTokenView
 from .views.discovery import CibaConnectDiscoveryInfoView, CibaOAuthServerMetadataView
 from .views.introspection import CibaIntrospectTokenView
 from .views.jwks import CibaJwksInfoView
+from .views.userinfo import CibaUserInfoView
+from .views.well_known import IssuerMetadataView
 
 app_name = "oauth2_provider"
 
@@ -29,6 +35,8 @@ _OVERRIDDEN = {
     "token",
     "jwks-info",
     "introspect",
+    "user-info",
+    "revoke-token",
 }
 
 urlpatterns = [
@@ -43,11 +51,16 @@ urlpatterns = [
         CibaOAuthServerMetadataView.as_view(),
         name="oauth-server-metadata",
     ),
+    # RFC 8414 §3.1's location is at the site's root (``ciba.well_known_urls``); under this
+    # prefix only a request that happens to name this issuer's location is answered, where
+    # DOT's view would describe an issuer made of whatever path was asked.
     path(
         ".well-known/oauth-authorization-server/<path:issuer_path>",
-        CibaOAuthServerMetadataView.as_view(),
+        IssuerMetadataView.as_view(),
         name="oauth-server-metadata-issuer",
     ),
     path(".well-known/jwks.json", CibaJwksInfoView.as_view(), name="jwks-info"),
     path("introspect/", CibaIntrospectTokenView.as_view(), name="introspect"),
+    path("userinfo/", CibaUserInfoView.as_view(), name="user-info"),
+    path("revoke_token/", CibaRevokeTokenView.as_view(), name="revoke-token"),
 ] + [pattern for pattern in dot_urls.urlpatterns if getattr(pattern, "name", None) not in _OVERRIDDEN]

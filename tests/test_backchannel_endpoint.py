@@ -87,7 +87,11 @@ def test_client_secret_post_clients_authenticate_in_the_body(client, alice, make
 def test_unauthenticated_clients_get_401_invalid_client(client, alice, auth):
     response = post(client, "scope=openid&login_hint=alice", auth)
     assert_error(response, 401, "invalid_client")
-    assert response["WWW-Authenticate"].startswith("Basic")
+    # RFC 6749 §5.2: the Basic challenge answers a client that used Basic, and only such a one.
+    if auth is None:
+        assert "WWW-Authenticate" not in response
+    else:
+        assert response["WWW-Authenticate"].startswith("Basic")
 
 
 def test_a_wrong_secret_is_invalid_client(client, alice, poll_client):

@@ -87,7 +87,11 @@ def test_a_caller_that_does_not_authenticate_gets_401_invalid_client(alice, reso
     }[credentials]
     response = introspect(None, access_token(alice), **headers)
     oauth_error(response, 401, "invalid_client")
-    assert response["WWW-Authenticate"].startswith("Basic")
+    # RFC 6749 §5.2: the Basic challenge answers a caller that used Basic, and only such a one.
+    if credentials == "none":
+        assert "WWW-Authenticate" not in response
+    else:
+        assert response["WWW-Authenticate"].startswith("Basic")
 
 
 def test_repeated_wrong_secrets_are_refused_with_429_not_a_server_error(alice, resource_server):

@@ -8,6 +8,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("o/", include("ciba.oauth_urls", namespace="oauth2_provider")),
     path("o/", include("ciba.urls")),
+    # RFC 8414 §3.1: the metadata of the issuer http://testserver/o, at the site's root.
+    path("", include("ciba.well_known_urls")),
     # The authentication device's web page (the user approves or denies there).
     path("ciba/device/", include("ciba.device.urls")),
     # OpenAPI schema of the consent and device APIs.

@@ -22,6 +22,7 @@ One module a subject; importing this package registers every check (``ciba.apps`
 - ``workers``: the dispatch breaker, the sweeps, the slow lane, the broker.
 - ``user_code_budgets``: how many wrong user codes may be tried.
 - ``registrations``: registered clients and signing keys (the database checks).
+- ``discovery_paths``: the site's URLconf serves RFC 8414 metadata where the issuer puts it.
 - ``deploy``: development conveniences that must not reach production.
 
 A check goes in the module of its subject, registered with ``@checks.register``, its id added
@@ -34,6 +35,7 @@ from . import (  # noqa: F401  (each registers its checks)
     codes,
     configuration,
     deploy,
+    discovery_paths,
     registrations,
     security_profile,
     sender_constraints,
@@ -46,6 +48,7 @@ from .client_secrets import check_client_secret_hashing, check_client_secret_has
 from .codes import Codes
 from .configuration import check_ciba_settings
 from .deploy import check_deploy
+from .discovery_paths import check_metadata_location
 from .registrations import check_registered_clients, check_signing_keys
 from .site_setup import check_application_model, check_celery, check_oauth2_provider
 from .user_code_budgets import check_user_code_budgets
@@ -61,6 +64,7 @@ __all__ = [
     "check_client_secret_hashing",
     "check_client_secret_hashing_deploy",
     "check_deploy",
+    "check_metadata_location",
     "check_oauth2_provider",
     "check_outage_options",
     "check_registered_clients",

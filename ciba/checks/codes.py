@@ -64,3 +64,4 @@ class Codes:
     UNBOUNDED_DATABASE = "ciba.W015"
     SLOW_LANE_UNROUTED = "ciba.W016"
     BROKER_NOT_HARDENED = "ciba.W017"
+    METADATA_LOCATION = "ciba.W018"

@@ -22,6 +22,8 @@ from ..jose import JoseError, header_of, unverified_claims
 
 SECRET_METHODS = (constants.AUTH_CLIENT_SECRET_BASIC, constants.AUTH_CLIENT_SECRET_POST)
 JWT_METHODS = (constants.AUTH_CLIENT_SECRET_JWT, constants.AUTH_PRIVATE_KEY_JWT)
+#: The ``WWW-Authenticate`` challenge of a client that authenticated with HTTP Basic.
+BASIC_CHALLENGE = 'Basic realm="ciba"'
 #: A request naming its client by ``client_id`` alone: mutual TLS (RFC 8705 §2), whose
 #: credential is the TLS certificate, is the only way such a CIBA client can authenticate.
 CLIENT_ID_ONLY = "client_id_only"
@@ -84,7 +86,7 @@ def read_credentials(authorization: str, params: Mapping[str, str]) -> Credentia
         iss, sub = claims.get("iss"), claims.get("sub")
         if not isinstance(sub, str) or not sub or iss != sub or not _plausible_id(sub):
             raise InvalidClient(
-                "client_assertion must have iss and sub equal to the client_id (RFC 7523 §3)."
+                "client_assertion must have iss and sub equal to the client_id (RFC 7523 section 3)."
             )
         if body_client_id is not None and body_client_id != sub:
             raise InvalidClient("client_id does not match the client assertion.")
@@ -97,6 +99,20 @@ def read_credentials(authorization: str, params: Mapping[str, str]) -> Credentia
     if body_client_id:
         return Credentials(CLIENT_ID_ONLY, body_client_id)
     return None
+
+
+def challenge(authorization: str | None) -> str | None:
+    """The ``WWW-Authenticate`` challenge of a ``401 invalid_client`` answer, or ``None``.
+
+    RFC 6749 §5.2: a client that authenticated in the ``Authorization`` header must be answered
+    with the challenge of its scheme; of the methods this server accepts, only
+    ``client_secret_basic`` uses that header. A client that authenticated in the body
+    (``client_secret_post``, a JWT assertion) or with its TLS certificate (RFC 8705) used no
+    HTTP authentication scheme, and a challenge would be a lie it cannot answer: relying
+    parties such as openid-client then report the challenge and hide ``invalid_client``.
+    """
+    scheme = (authorization or "").split(" ", 1)[0]
+    return BASIC_CHALLENGE if scheme.lower() == "basic" else None
 
 
 def _basic(authorization: str) -> tuple[str, str] | None:

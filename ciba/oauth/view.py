@@ -1,5 +1,7 @@
 """The token endpoint's view: DOT's, screened first, with every credential the CIBA grant
-carries hidden from error reports. ``ciba.oauth_urls`` routes ``token/`` here."""
+carries hidden from error reports. ``ciba.oauth_urls`` routes ``token/`` here, and
+``revoke_token/`` to DOT's revocation view, which authenticates clients as this one does and
+answers a failed authentication the same way."""
 
 from __future__ import annotations
 
@@ -8,14 +10,14 @@ from collections.abc import Collection
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from oauth2_provider.views import TokenView
+from oauth2_provider.views import RevokeTokenView, TokenView
 
 from ..client_auth import poll_identity
-from ..conf import ciba_settings
+from ..client_auth.credentials import challenge
 from ..errors import describe, outage
 from ..outages import is_outage
-from ..sender.dpop import new_nonce
 from . import prescreen, screening
+from .resource import next_nonce
 
 #: Credentials that can appear in a token request body (CIBA grant, RFC 7523, refresh, code).
 SENSITIVE = (
@@ -51,7 +53,7 @@ class CibaTokenView(TokenView):
                 screening.unreadable(request)
                 or prescreen.answer(request, poll_identity)
                 or screening.refusal(request, self._grant_types)
-                or _described(_typed(super().post(request, *args, **kwargs))),
+                or _challenged(request, _described(_typed(super().post(request, *args, **kwargs)))),
             )
         except Exception as exc:
             if not is_outage(exc):
@@ -69,15 +71,37 @@ class CibaTokenView(TokenView):
         return self.get_oauthlib_core().server.grant_types
 
 
+class CibaRevokeTokenView(RevokeTokenView):
+    """DOT's revocation endpoint (RFC 7009), whose client authentication is the token
+    endpoint's (``CibaValidator.authenticate_client``), answering a failed one as the token
+    endpoint does (``_challenged``). ``ciba.oauth_urls`` routes ``revoke_token/`` here."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return _challenged(request, super().post(request, *args, **kwargs))
+
+
 def _with_fresh_nonce(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     """RFC 9449 §8.2: with nonces required, every answer to a DPoP client carries the nonce for
-    its next proof, so a polling client never pays a ``use_dpop_nonce`` round trip again."""
-    if (
-        ciba_settings.DPOP_NONCE_REQUIRED
-        and "HTTP_DPOP" in request.META
-        and not response.has_header("DPoP-Nonce")
-    ):
-        response["DPoP-Nonce"] = new_nonce()
+    its next proof, so a polling client never pays a ``use_dpop_nonce`` round trip again (a
+    ``use_dpop_nonce`` refusal carries its own: ``ciba.oauth.resource.next_nonce``)."""
+    if not response.has_header("DPoP-Nonce"):
+        nonce = next_nonce(request.META)
+        if nonce:
+            response["DPoP-Nonce"] = nonce
+    return response
+
+
+def _challenged(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """A 401 (oauthlib's ``invalid_client``, the only one these endpoints give) with the challenge
+    RFC 6749 §5.2 asks for: ``Basic`` for a client that authenticated with Basic, none for one
+    that used the body or its certificate (``ciba.client_auth.credentials.challenge``).
+    oauthlib puts RFC 6750's ``Bearer`` challenge on every 401, a scheme no client
+    authenticates with here."""
+    if response.status_code == 401:
+        del response["WWW-Authenticate"]
+        scheme = challenge(request.META.get("HTTP_AUTHORIZATION"))
+        if scheme:
+            response["WWW-Authenticate"] = scheme
     return response
 
 

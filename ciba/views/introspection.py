@@ -8,15 +8,14 @@ token, so an app a user registered through DOT's self-service pages could read a
 tokens (``username``, ``scope``). Here the caller must be an application the site designated
 as a resource server (``ciba.ResourceServer``, managed in the admin; ``ciba.designations``):
 
-* with its client credentials, checked exactly as at the token endpoint
-  (``ciba.client_auth``: the method it registered, narrowed by the profile, behind the
-  failed-authentication guard). None, or wrong ones: 401 ``invalid_client`` (RFC 6749 §5.2,
-  RFC 7662 §2.3). Right ones of a client the site did not designate: 403
-  ``unauthorized_client``. The caller is who it says it is, so a 401 would only invite it to
-  authenticate again; and a ``{"active": false}`` (which §4 allows for a token the caller
-  may not see) would make a mis-configured resource server refuse every user in silence,
-  while telling an intruder nothing more than the 403 does, since a 403 says nothing
-  about the token;
+* with its client credentials, checked exactly as at the token endpoint (``ciba.client_auth``:
+  the method it registered, narrowed by the profile, behind the failed-authentication guard).
+  None, or wrong ones: 401 ``invalid_client`` (RFC 6749 §5.2, RFC 7662 §2.3), challenged
+  ``Basic`` only when the caller used Basic. Right ones of a client the site did not designate:
+  403 ``unauthorized_client``. The caller is who it says it is, so a 401 would only invite it
+  to authenticate again; and a ``{"active": false}`` (which §4 allows for a token the caller
+  may not see) would make a mis-configured resource server refuse every user in silence, while
+  telling an intruder nothing more than the 403 does, since a 403 says nothing about the token;
 * or, as DOT allows, with a bearer token carrying the ``introspection`` scope, held by a
   resource server or minted by the site itself (no application). An invalid token: 401
   ``invalid_token``; a valid one without that right: 403 ``insufficient_scope`` (RFC 6750 §3.1).
@@ -70,7 +69,7 @@ class CibaIntrospectTokenView(IntrospectTokenView):
             try:
                 self.resource_server = self.authorized_caller(request)
             except CibaError as exc:
-                return json_error(exc)
+                return json_error(exc, request)
         # DOT's ClientProtectedResourceMixin.dispatch authenticated the caller; that is done.
         return View.dispatch(self, request, *args, **kwargs)
 

@@ -19,6 +19,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from ..client_auth.credentials import challenge as client_challenge
 from ..errors import AccessDenied, CibaError, InvalidRequest, describe, outage
 from ..outages import is_outage
 
@@ -34,7 +35,9 @@ class CibaErrorMixin:
             exc = outage(exc)
         if not isinstance(exc, CibaError):
             return super().handle_exception(exc)  # type: ignore[misc]
-        response = Response(exc.as_dict(), status=exc.status_code, headers=_headers(exc))
+        response = Response(
+            exc.as_dict(), status=exc.status_code, headers=_headers(exc, getattr(self, "request", None))
+        )
         response.exception = True
         return response
 
@@ -86,28 +89,34 @@ def server_error(request: HttpRequest, template_name: str = "500.html") -> HttpR
     return json_error(outage(exc))
 
 
-def json_error(exc: CibaError) -> JsonResponse:
-    """A ``CibaError`` answered outside DRF (introspection, ``server_error``): its body, status
-    and headers, never stored."""
+def json_error(exc: CibaError, request: Any = None) -> JsonResponse:
+    """A ``CibaError`` answered outside DRF (introspection, userinfo, ``server_error``): its
+    body, status and headers, never stored. ``request`` is the request answered, whose
+    ``Authorization`` scheme decides the challenge of a 401 that names none."""
     response = JsonResponse(exc.as_dict(), status=exc.status_code)
-    for name, value in _headers(exc).items():
+    for name, value in _headers(exc, request).items():
         response[name] = value
     response["Cache-Control"] = "no-store"
     return response
 
 
-def _headers(exc: CibaError) -> dict[str, str]:
-    """The error's headers, and for a 401 that names no challenge of its own, the ``Basic``
-    one client authentication calls for (RFC 6749 §5.2)."""
+def _headers(exc: CibaError, request: Any) -> dict[str, str]:
+    """The error's headers, and for a 401 that names no challenge of its own (a failed client
+    authentication: ``invalid_client``) the one RFC 6749 §5.2 calls for: the ``Basic`` challenge
+    when the client authenticated in the ``Authorization`` header, none otherwise
+    (``ciba.client_auth.credentials.challenge``)."""
     headers = dict(exc.headers)
-    if exc.status_code == status.HTTP_401_UNAUTHORIZED:
-        headers.setdefault("WWW-Authenticate", 'Basic realm="ciba"')
+    if exc.status_code == status.HTTP_401_UNAUTHORIZED and "WWW-Authenticate" not in headers:
+        meta = getattr(request, "META", None) or {}
+        challenge = client_challenge(meta.get("HTTP_AUTHORIZATION"))
+        if challenge:
+            headers["WWW-Authenticate"] = challenge
     return headers
 
 
 def _plain_detail(exc: Any) -> str:
     detail = exc.detail if isinstance(exc.detail, str) else "The request could not be read."
-    return describe(str(detail).replace("\n", " ").replace('"', "'").replace("\\", "/"))
+    return describe(str(detail))
 
 
 class JSONOnlyNegotiation(DefaultContentNegotiation):
