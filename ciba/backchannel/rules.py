@@ -167,9 +167,9 @@ def scope(params: Mapping[str, str], *, client: Any) -> list[str]:
     the consent scope is never granted through CIBA."""
     scopes = params.get("scope", "").split()
     if "openid" not in scopes:
-        raise InvalidRequest("scope must contain openid (CIBA §7.1).")
+        raise InvalidRequest("scope must contain openid (CIBA section 7.1).")
     if not all(_SCOPE_TOKEN.fullmatch(s) for s in scopes):
-        raise InvalidScope("scope holds characters RFC 6749 §3.3 does not allow.")
+        raise InvalidScope("scope holds characters RFC 6749 section 3.3 does not allow.")
     available = set(get_scopes_backend().get_available_scopes(application=client))
     if any(s not in available for s in scopes):
         raise InvalidScope("scope names a value this server does not offer to this client.")
@@ -199,7 +199,7 @@ def client_notification_token(params: Mapping[str, str], *, client: Any) -> str:
     if len(token) > constants.CLIENT_NOTIFICATION_TOKEN_MAX_LENGTH:
         raise InvalidRequest("client_notification_token is longer than 1024 characters.")
     if not _B64TOKEN.fullmatch(token):
-        raise InvalidRequest("client_notification_token is not a valid bearer token (RFC 6750 §2.1).")
+        raise InvalidRequest("client_notification_token is not a valid bearer token (RFC 6750 section 2.1).")
     return token
 
 
