@@ -67,7 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "MTLS_CERT_VERIFY_HEADER": "",
     "MTLS_BASE_URL": "",
     # --- DPoP (RFC 9449) proofs at the token endpoint and on bound tokens' use ---
-    "DPOP_SIGNING_ALGS": ["PS256", "ES256", "RS256", "EdDSA"],
+    "DPOP_SIGNING_ALGS": ["PS256", "ES256", "RS256", "EdDSA", "Ed25519", "Ed448"],
     "DPOP_PROOF_MAX_AGE": 60,
     "DPOP_NONCE_REQUIRED": False,
     "DPOP_NONCE_LIFETIME": 300,
@@ -90,6 +90,8 @@ DEFAULTS: dict[str, Any] = {
     "USER_CODE_VERIFIER_CLASS": "ciba.backends.user_code_verifier.StoredUserCodeVerifier",
     "BINDING_MESSAGE_VALIDATOR_CLASS": "ciba.backends.binding_message.PlainTextBindingMessageValidator",
     "REQUEST_POLICY_CLASS": "ciba.backends.policy.AllowAllRequestPolicy",
+    # The user's claims (OIDC Core §5.1) and the scope releasing each (§5.4): ciba.claims
+    "USER_CLAIMS_CLASS": "ciba.claims.UserClaims",
     # --- device notifications (CIBA §8): retries, and the shipped notifiers' settings ---
     "NOTIFY_BATCH_WINDOW": 0.1,
     "NOTIFY_BATCH_SIZE": 100,
@@ -146,6 +148,7 @@ IMPORT_STRINGS = (
     "REQUEST_POLICY_CLASS",
     "APPROVAL_POLICY_CLASS",
     "POLL_STATE_CLASS",
+    "USER_CLAIMS_CLASS",
 )
 
 

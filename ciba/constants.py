@@ -12,6 +12,24 @@ CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 #: CIBA §10.3.1 / §10.1.1: ID token claims binding tokens to the request.
 AUTH_REQ_ID_CLAIM = "urn:openid:params:jwt:claim:auth_req_id"
 RT_HASH_CLAIM = "urn:openid:params:jwt:claim:rt_hash"
+#: The claims this server's ID tokens carry about the token and the authentication rather than
+#: the user (OIDC Core §2, §3.1.3.6; CIBA §10.1.1, §10.3.1): discovery's ``claims_supported``
+#: lists them beside the user's, and no user claim may take one of these names.
+PROTOCOL_CLAIMS = (
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "jti",
+    "at_hash",
+    AUTH_REQ_ID_CLAIM,
+    RT_HASH_CLAIM,
+)
 
 MODE_POLL = "poll"
 MODE_PING = "ping"
@@ -63,10 +81,35 @@ ASYMMETRIC_JWS_ALGORITHMS = (
     "ES384",
     "ES512",
     "EdDSA",
+    # RFC 9864 §2.2: the fully-specified EdDSA names, each bound to one curve (EdDSA is either).
+    "Ed25519",
+    "Ed448",
 )
+
+#: The key each asymmetric algorithm signs with: its ``kty`` and, for EC and OKP keys, the
+#: curves it may be on (RFC 7518 §3.3-3.5, RFC 8037 §3.1, RFC 9864 §2.2). A JWT is verified
+#: only with a key of its algorithm's type and curve (RFC 8725 §3.1).
+JWS_KEY_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{alg: ("RSA", ()) for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
+    "ES256": ("EC", ("P-256",)),
+    "ES384": ("EC", ("P-384",)),
+    "ES512": ("EC", ("P-521",)),
+    "EdDSA": ("OKP", ("Ed25519", "Ed448")),
+    "Ed25519": ("OKP", ("Ed25519",)),
+    "Ed448": ("OKP", ("Ed448",)),
+}
 
 #: HMAC algorithms, usable only for client_secret_jwt assertions (keyed with the client secret).
 HMAC_JWS_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+#: The algorithms a client assertion of each JWT method may use (RFC 7523; OIDC Core §9): the
+#: client secret keys an HMAC, a registered key an asymmetric signature, never the other way.
+#: A client that registers no ``token_endpoint_auth_signing_alg`` may use any of its method's
+#: (OIDC Registration §2), as the security profile narrows them.
+ASSERTION_ALGORITHMS = {
+    AUTH_CLIENT_SECRET_JWT: HMAC_JWS_ALGORITHMS,
+    AUTH_PRIVATE_KEY_JWT: ASYMMETRIC_JWS_ALGORITHMS,
+}
 
 #: RFC 7523 §2.2: the client_assertion_type of a JWT client assertion.
 JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

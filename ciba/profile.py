@@ -8,8 +8,11 @@ nothing. Every function answers for the profile in force now, so ``override_sett
 
 from __future__ import annotations
 
+from typing import Any
+
 from .conf import ciba_settings
 from .constants import (
+    ASSERTION_ALGORITHMS,
     ASYMMETRIC_JWS_ALGORITHMS,
     FAPI_ALGS,
     FAPI_AUTH_METHODS,
@@ -38,6 +41,22 @@ def jws_algs(algs: list[str] | tuple[str, ...]) -> list[str]:
     """Of ``algs``, those a client assertion or an ID token may use (FAPI 1 Advanced §8.6:
     PS256 and ES256 only)."""
     return _narrowed(algs, FAPI_ALGS)
+
+
+def assertion_algs(client: Any) -> list[str]:
+    """The algorithms ``client``'s JWT assertions may use now: the one it registered, or, when
+    it registered none, every one its method allows (OIDC Registration §2), narrowed by the
+    profile. HMAC only for ``client_secret_jwt``, asymmetric only for ``private_key_jwt``,
+    never ``none`` (``CibaClientMixin.client_assertion_algs``)."""
+    return jws_algs(client.client_assertion_algs)
+
+
+def assertion_algs_supported() -> list[str]:
+    """Every algorithm some client's assertions may use under the methods in force, as
+    discovery publishes them (``token_endpoint_auth_signing_alg_values_supported``)."""
+    methods = client_auth_methods()
+    algs = [alg for method, family in ASSERTION_ALGORITHMS.items() if method in methods for alg in family]
+    return jws_algs(algs)
 
 
 def client_auth_methods() -> list[str]:

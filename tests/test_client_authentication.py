@@ -56,7 +56,7 @@ def test_private_key_jwt_accepts_every_audience_that_names_this_server(client, a
         ({"jti": None}, KEY, "RS256", "jti"),
         ({"iss": "someone-else"}, KEY, "RS256", "iss and sub"),
         ({}, OTHER_KEY, "RS256", "signature"),
-        ({}, KEY, "PS256", "must be signed with RS256"),
+        ({}, ec_key(), "ES256", "No registered key fits"),
         ({}, "a-shared-secret-as-long-as-32-bytes!", "HS256", "registered private_key_jwt"),
         ({"exp": 10**10}, KEY, "RS256", "too long"),
         ({"exp": 10**400}, KEY, "RS256", "not a usable number"),

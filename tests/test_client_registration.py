@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.test import override_settings
 from oauth2_provider.models import get_application_model
 
-from ciba.constants import CIBA_GRANT_TYPE
+from ciba.constants import ASYMMETRIC_JWS_ALGORITHMS, CIBA_GRANT_TYPE, HMAC_JWS_ALGORITHMS
 
 Application = get_application_model()
 
@@ -213,15 +213,22 @@ def test_the_assertion_algorithm_must_fit_the_method():
     assert "token_endpoint_auth_signing_alg" in errors_of(rs_for_secret)
 
 
-def test_the_assertion_algorithm_defaults_by_method():
-    assert ciba_client(token_endpoint_auth_method="private_key_jwt").client_assertion_alg == "RS256"
-    assert ciba_client(token_endpoint_auth_method="client_secret_jwt").client_assertion_alg == "HS256"
-    assert (
-        ciba_client(
-            token_endpoint_auth_method="private_key_jwt", token_endpoint_auth_signing_alg="PS256"
-        ).client_assertion_alg
-        == "PS256"
+def test_an_empty_assertion_algorithm_registers_none_and_the_method_bounds_any():
+    """OIDC Registration §2: without token_endpoint_auth_signing_alg any algorithm of the method
+    will do; a registered one pins it; an HMAC never serves private_key_jwt, whatever a row says."""
+    assert ciba_client(token_endpoint_auth_method="private_key_jwt").client_assertion_algs == (
+        ASYMMETRIC_JWS_ALGORITHMS
     )
+    assert (
+        ciba_client(token_endpoint_auth_method="client_secret_jwt").client_assertion_algs
+        == HMAC_JWS_ALGORITHMS
+    )
+    pinned = ciba_client(
+        token_endpoint_auth_method="private_key_jwt", token_endpoint_auth_signing_alg="PS256"
+    )
+    assert pinned.client_assertion_algs == ("PS256",)
+    hmac = ciba_client(token_endpoint_auth_method="private_key_jwt", token_endpoint_auth_signing_alg="HS256")
+    assert hmac.client_assertion_algs == ()
 
 
 def test_the_fapi_profile_governs_ciba_clients_only(db, settings):

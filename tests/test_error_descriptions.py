@@ -156,11 +156,6 @@ def test_a_client_reads_the_section_of_the_spec_it_broke(client: Any, alice: Any
     assert response.json()["error_description"] == "scope must contain openid (CIBA section 7.1)."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs ciba/jose/jws.py verify(audience_name=...) and ciba/backends/users.py passing "
-    '"this client" (H1 report, issue 23 item 4); remove this mark with that change',
-)
 def test_an_id_token_hint_issued_to_another_client_is_refused_for_what_it_is(
     client: Any, alice: Any, make_client: Any
 ) -> None:

@@ -489,7 +489,9 @@ def test_a_sites_drf_api_honours_bindings_and_tells_dpop_clients_how_to_retry(
     assert client.get(ACCOUNTS, **bearer, **presenting(cert)).json() == {"user": "alice"}
     refused = client.get(ACCOUNTS, **bearer)
     assert refused.status_code == 401
-    assert refused["WWW-Authenticate"].startswith('DPoP algs="PS256 ES256 RS256 EdDSA", Bearer realm="api"')
+    assert refused["WWW-Authenticate"].startswith(
+        'DPoP algs="PS256 ES256 RS256 EdDSA Ed25519 Ed448", Bearer realm="api"'
+    )
 
     dpop_app, secret, key = dpop_client
     dpop_bound = dpop_tokens(client, dpop_app, secret, key)["access_token"]
@@ -498,4 +500,7 @@ def test_a_sites_drf_api_honours_bindings_and_tells_dpop_clients_how_to_retry(
     assert client.get(ACCOUNTS, **scheme, HTTP_DPOP=proof).json() == {"user": "alice"}
     replayed = client.get(ACCOUNTS, **scheme, HTTP_DPOP=proof)
     assert replayed.status_code == 401
-    assert 'DPoP algs="PS256 ES256 RS256 EdDSA",error="invalid_dpop_proof"' in replayed["WWW-Authenticate"]
+    assert (
+        'DPoP algs="PS256 ES256 RS256 EdDSA Ed25519 Ed448",error="invalid_dpop_proof"'
+        in replayed["WWW-Authenticate"]
+    )

@@ -112,6 +112,7 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
                 keys,
                 algorithms=algorithms,
                 audience=[client.client_id],
+                audience_name="this client",  # an ID token's aud is the client it was issued to
                 issuer=issuer(http_request),
                 require=("iss", "sub", "aud", "exp"),
                 verify_exp=False,

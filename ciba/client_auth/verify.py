@@ -16,7 +16,7 @@ from ..endpoints import audiences
 from ..errors import InvalidClient, TooManyFailedAuthentications
 from ..jose import JoseError, client_keys, verify
 from ..jose.keys import JWKS_CACHE_SECONDS
-from ..profile import client_auth_methods, jws_algs
+from ..profile import assertion_algs, client_auth_methods
 from ..replay import first_use
 from ..sender.certificates import presented_certificate
 from .clients import load_client
@@ -177,9 +177,10 @@ def poll_identity(authorization: str, params: Mapping[str, str]) -> tuple[str, s
 
 
 def _verify_assertion(credentials: Credentials, client: Any, request: Any) -> None:
-    alg = client.client_assertion_alg
-    if not jws_algs([alg]):
-        raise InvalidClient(f"the client's assertion algorithm {alg} is not accepted under the profile")
+    algs = assertion_algs(client)
+    if not algs:
+        registered = client.token_endpoint_auth_signing_alg or "no algorithm"
+        raise InvalidClient(f"the client registered {registered}, which is not accepted under the profile")
     if credentials.method == constants.AUTH_CLIENT_SECRET_JWT:
         try:
             identify_hasher(client.client_secret)
@@ -195,7 +196,7 @@ def _verify_assertion(credentials: Credentials, client: Any, request: Any) -> No
         claims = verify(
             credentials.assertion,
             keys,
-            algorithms=[alg],
+            algorithms=algs,
             audience=audiences(request),
             issuer=client.client_id,
             require=("iss", "sub", "aud", "exp", "jti"),

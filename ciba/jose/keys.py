@@ -30,9 +30,9 @@ from oauth2_provider.utils import jwk_from_pem
 
 from .. import profile
 from ..conf import ciba_settings
-from ..constants import FAPI_EC_CURVES, FAPI_MIN_RSA_BITS
+from ..constants import FAPI_EC_CURVES, FAPI_MIN_RSA_BITS, JWS_KEY_TYPES
 from ..outbound import OutboundError, get_json
-from .jws import JoseError
+from .jws import JoseError, key_fits, load_key
 
 JWKS_CACHE_SECONDS = 300
 #: Key sets kept per process while the cache is unreachable (client ids are few).
@@ -63,11 +63,24 @@ def validate_public_jwks(value: Any) -> None:
             errors.append(_("Key %(key)s contains private or symmetric key material.") % {"key": label})
             continue
         try:
-            jwt.PyJWK(key)
+            _load(key)
         except jwt.PyJWTError as exc:
             errors.append(_("Key %(key)s cannot be used: %(reason)s") % {"key": label, "reason": exc})
     if errors:
         raise ValidationError(errors)
+
+
+def _load(jwk: dict[str, Any]) -> Any:
+    """Load ``jwk`` as the client's JWTs will be verified with it: for its own ``alg``, or the
+    first algorithm of its type and curve (``jws.load_key`` knows RFC 9864's ``Ed25519`` and
+    ``Ed448``, and loads Ed448 keys, which PyJWT cannot without an algorithm). A key of no
+    algorithm this server verifies (ES256K, say) is loaded as PyJWT can."""
+    declared = jwk.get("alg")
+    if declared is None:
+        declared = next((alg for alg in JWS_KEY_TYPES if key_fits(jwk, alg)), None)
+    if declared in JWS_KEY_TYPES:
+        return load_key(jwk, declared)
+    return jwt.PyJWK(jwk)
 
 
 def strong_enough(jwk: Any) -> bool:

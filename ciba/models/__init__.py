@@ -5,6 +5,7 @@ from .callback import CallbackDelivery
 from .consent_client import ConsentClient
 from .device import Device
 from .mixins import CibaClientMixin
+from .original_authentication import OriginalAuthentication
 from .resource_server import ResourceServer
 from .signing_key import SigningKey
 from .used_jti import UsedJti
@@ -17,6 +18,7 @@ __all__ = [
     "CibaClientMixin",
     "ConsentClient",
     "Device",
+    "OriginalAuthentication",
     "ResourceServer",
     "SigningKey",
     "TokenBinding",

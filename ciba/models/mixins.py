@@ -47,11 +47,6 @@ class CibaClientMixin(models.Model):
     AUTH_SIGNING_ALG_CHOICES = tuple(
         (alg, alg) for alg in constants.HMAC_JWS_ALGORITHMS + constants.ASYMMETRIC_JWS_ALGORITHMS
     )
-    #: The assertion algorithm used when ``token_endpoint_auth_signing_alg`` is left empty.
-    DEFAULT_AUTH_SIGNING_ALGS = {
-        constants.AUTH_CLIENT_SECRET_JWT: "HS256",
-        constants.AUTH_PRIVATE_KEY_JWT: "RS256",
-    }
 
     authorization_grant_type = models.CharField(
         max_length=44, choices=GRANT_TYPES, verbose_name=_("authorization grant type")
@@ -94,8 +89,9 @@ class CibaClientMixin(models.Model):
         blank=True,
         verbose_name=_("token endpoint authentication signing algorithm"),
         help_text=_(
-            "The only algorithm accepted for this client's JWT assertions. Empty: HS256 for "
-            "client_secret_jwt, RS256 for private_key_jwt."
+            "The only algorithm accepted for this client's JWT assertions. Empty: any this server "
+            "accepts for the method (HS256, HS384 or HS512 for client_secret_jwt; an asymmetric one "
+            "its key can make for private_key_jwt)."
         ),
     )
     jwks = models.JSONField(
@@ -209,10 +205,19 @@ class CibaClientMixin(models.Model):
         return self.backchannel_token_delivery_mode in constants.NOTIFICATION_MODES
 
     @property
-    def client_assertion_alg(self) -> str:
-        """The pinned JWS algorithm of this client's client assertions (RFC 7523)."""
-        method = self.token_endpoint_auth_method
-        return self.token_endpoint_auth_signing_alg or self.DEFAULT_AUTH_SIGNING_ALGS.get(method, "")
+    def client_assertion_algs(self) -> tuple[str, ...]:
+        """The JWS algorithms this client's JWT assertions may use (RFC 7523), before the
+        security profile narrows them (``ciba.profile.assertion_algs``).
+
+        One registered in ``token_endpoint_auth_signing_alg`` pins them; left empty, nothing is
+        registered and, as OIDC Registration §2 says, "any algorithm supported by the OP and the
+        RP MAY be used": the key the assertion names must still fit it (``ciba.jose``). The
+        method's family bounds both: an HMAC never signs a ``private_key_jwt`` assertion, nor a
+        private key a ``client_secret_jwt`` one, whatever a row says.
+        """
+        family = constants.ASSERTION_ALGORITHMS.get(self.token_endpoint_auth_method, ())
+        registered = self.token_endpoint_auth_signing_alg
+        return tuple(alg for alg in ((registered,) if registered else family) if alg in family)
 
     def allows_grant_type(self, *grant_types: str) -> bool:
         """DOT asks this before running a grant; CIBA clients get the CIBA and refresh grants.

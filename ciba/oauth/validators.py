@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any
 
 from django.db import router, transaction
@@ -22,6 +24,7 @@ from ..constants import (
     AUTH_REQ_ID_PATTERN,
     CIBA_GRANT_TYPE,
     DPOP_TOKEN_TYPE,
+    PROTOCOL_CLAIMS,
     RT_HASH_CLAIM,
 )
 from ..designations import is_device_app
@@ -38,6 +41,7 @@ from ..errors import (
     TooManyFailedAuthentications,
 )
 from ..models import AuthenticationRequest
+from ..models.original_authentication import OriginalAuthentication
 from ..polling import SLOW_DOWN, poll_state
 from ..sender import bindings
 from ..tokens import token_hash
@@ -217,7 +221,25 @@ class CibaValidator(OAuth2Validator):
         binding = getattr(request, "ciba_binding", None)
         if binding is not None:
             bindings.save(binding, refresh_token=refresh_token)
+        self._remember_authentication(request, refresh_token, previous)
         return refresh_token
+
+    # --- the original authentication, kept through refresh (OIDC Core §12.2) --------------
+
+    def _remember_authentication(self, request: Any, refresh_token: Any, previous: Any) -> None:
+        """Record the authentication behind a new refresh token: the user's approval of the
+        CIBA request it was issued for, or, on rotation, what the token it replaces recorded."""
+        ar = getattr(request, "ciba_request", None)
+        if ar is not None and ar.decided_at is not None:
+            auth_time, acr, amr = ar.decided_at, ar.acr, ar.amr
+        else:
+            original = _original_authentication(request, previous) if previous is not None else None
+            if original is None:
+                return
+            auth_time, acr, amr = original.auth_time, original.acr, original.amr
+        OriginalAuthentication.objects.create(
+            refresh_token=refresh_token, auth_time=auth_time, acr=acr, amr=amr
+        )
 
     def validate_user(
         self, username: str, password: str, client: Any, request: Any, *args: Any, **kwargs: Any
@@ -302,11 +324,39 @@ class CibaValidator(OAuth2Validator):
         if not services.mark_issued(request.ciba_request):
             raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
 
+    # --- the user's claims (OIDC Core §5.1, §5.4), on DOT's own machinery -----------------
+
+    @property
+    def oidc_claim_scope(self) -> dict[str, str]:  # type: ignore[override]
+        """DOT's claim-to-scope table (OIDC Core §5.4) with the site's (``USER_CLAIMS_CLASS``):
+        DOT releases a claim only when the token's scopes include the claim's scope."""
+        return {**OAuth2Validator.oidc_claim_scope, **_user_claim_scopes()}
+
+    def get_additional_claims(self) -> dict[str, Callable[[Any], Any]]:  # type: ignore[override]
+        """The user's claims from ``CIBA["USER_CLAIMS_CLASS"]``, each read when DOT releases it.
+        Without a ``request`` parameter on purpose: DOT then lists their names in discovery's
+        ``claims_supported`` (``get_discovery_claims``)."""
+        return {name: partial(_user_claim, name) for name in _user_claim_scopes()}
+
+    def get_oidc_claims(self, token: Any, token_handler: Any, request: Any) -> dict[str, Any]:
+        """DOT's claims for the granted scopes (ID token and userinfo), less those the user has
+        no value for: OIDC Core §5.3.2 omits them rather than answer ``""``."""
+        claims = super().get_oidc_claims(token, token_handler, request)
+        return {name: value for name, value in claims.items() if not _is_empty(value)}
+
+    def get_discovery_claims(self, request: Any) -> list[str]:
+        """``sub`` and the user's claims (DOT's list), then the protocol's claims of our ID tokens."""
+        return list(dict.fromkeys([*super().get_discovery_claims(request), *PROTOCOL_CLAIMS]))
+
     def finalize_id_token(self, id_token: dict, token: dict, token_handler: Any, request: Any) -> str:
         """DOT's ID token, or, for a client that registered ``id_token_signed_response_alg``,
         the same claims signed with this server's key set (``ciba.signing``: PS256, ES256 or
         RS256 with a ``kid`` its JWKS publishes). A missing key is 503 ``temporarily_unavailable``
         and, the token transaction rolling back, leaves the request to be collected later."""
+        if request.grant_type in (CIBA_GRANT_TYPE, "refresh_token"):
+            # Only an authentication request carries a nonce (OIDC Core §3.1.2.1), and neither
+            # grant has one here: DOT would echo a ``nonce`` parameter of the token request.
+            request.nonce = None
         alg = getattr(request.client, "id_token_signed_response_alg", "")
         if not alg:
             return super().finalize_id_token(id_token, token, token_handler, request)
@@ -336,17 +386,19 @@ class CibaValidator(OAuth2Validator):
         return signed
 
     def get_id_token_dictionary(self, token: dict, token_handler: Any, request: Any) -> tuple[dict, Any]:
+        """DOT's claims, with the authentication the ID token speaks of: the approval of the
+        CIBA request, or on refresh that same approval (OIDC Core §12.2: ``auth_time`` is the
+        original authentication's, ``iat`` the new token's), with its ``acr`` and ``amr``."""
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
         ar = getattr(request, "ciba_request", None)
         if ar is not None:
             claims[AUTH_REQ_ID_CLAIM] = ar.auth_req_id
-            if ar.decided_at is not None:
-                # The user authenticated when approving on their device, not at last_login.
-                claims["auth_time"] = int(ar.decided_at.timestamp())
-            if ar.acr:
-                claims["acr"] = ar.acr
-            if ar.amr:
-                claims["amr"] = ar.amr.split()
+            # The user authenticated when approving on their device, not at last_login.
+            _authentication_claims(claims, ar.decided_at, ar.acr, ar.amr)
+        elif request.grant_type == "refresh_token":
+            original = _original_authentication(request, getattr(request, "refresh_token_instance", None))
+            if original is not None:
+                _authentication_claims(claims, original.auth_time, original.acr, original.amr)
         if "refresh_token" in token:
             # CIBA §10.3.1: required in push mode, where the ID token binds the refresh token
             # the client receives unsolicited; harmless (and useful) in poll and ping.
@@ -363,3 +415,45 @@ def _binding(request: Any, client: Any) -> bindings.Binding | None:
 def may_use_tokens(user: Any) -> bool:
     """Tokens exist only for users who may still sign in (no user: a client's own token)."""
     return user is None or bool(getattr(user, "is_active", True))
+
+
+def _user_claim_scopes() -> dict[str, str]:
+    """The site's claims and their scopes; a name the protocol uses (``aud``, ``auth_time``...)
+    is never the user's, or a site's mapping could overwrite what the ID token asserts."""
+    scopes = ciba_settings.USER_CLAIMS_CLASS.claim_scopes
+    return {name: scope for name, scope in scopes.items() if name not in PROTOCOL_CLAIMS}
+
+
+def _user_claim(name: str, request: Any) -> Any:
+    """One claim of the request's user; the site's ``claims(user)`` runs once per request."""
+    values = getattr(request, "ciba_user_claims", None)
+    if values is None:
+        values = ciba_settings.USER_CLAIMS_CLASS().claims(request.user)
+        request.ciba_user_claims = values
+    return values.get(name)
+
+
+def _is_empty(value: Any) -> bool:
+    """A claim without a value (``email_verified: false`` has one)."""
+    return value is None or (isinstance(value, (str, list, tuple, dict)) and not value)
+
+
+def _authentication_claims(claims: dict[str, Any], auth_time: Any, acr: str, amr: str) -> None:
+    if auth_time is not None:
+        claims["auth_time"] = int(auth_time.timestamp())
+    if acr:
+        claims["acr"] = acr
+    if amr:
+        claims["amr"] = amr.split()
+
+
+def _original_authentication(request: Any, refresh_token: Any) -> OriginalAuthentication | None:
+    """What ``refresh_token`` recorded of the user's authentication, read once per request."""
+    if refresh_token is None:
+        return None
+    cached = getattr(request, "ciba_original_authentication", None)
+    if cached is not None and cached[0] == refresh_token.pk:
+        return cached[1]
+    original = OriginalAuthentication.objects.filter(refresh_token=refresh_token).first()
+    request.ciba_original_authentication = (refresh_token.pk, original)
+    return original

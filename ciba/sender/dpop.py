@@ -30,8 +30,9 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from .. import profile
 from ..conf import ciba_settings
-from ..constants import CLOCK_LEEWAY, DPOP_JWT_TYPE, FAPI_MIN_RSA_BITS
+from ..constants import CLOCK_LEEWAY, DPOP_JWT_TYPE, FAPI_MIN_RSA_BITS, JWS_KEY_TYPES
 from ..errors import InvalidDPoPProof, UseDPoPNonce
+from ..jose import decode, load_key
 from ..replay import first_use
 
 INVALID_DPOP_PROOF = "invalid_dpop_proof"
@@ -47,15 +48,6 @@ MAX_JTI_LENGTH = 256
 MAX_RSA_BITS = 8192
 MAX_RSA_EXPONENT_BYTES = 4
 
-#: Which key (type and curve) each algorithm signs with: an alg the key cannot make is refused
-#: before PyJWT sees it (RFC 8725 §3.1: the key and the algorithm go together).
-_KEY_FOR_ALG: dict[str, tuple[str, tuple[str, ...]]] = {
-    **{alg: ("RSA", ()) for alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")},
-    "ES256": ("EC", ("P-256",)),
-    "ES384": ("EC", ("P-384",)),
-    "ES512": ("EC", ("P-521",)),
-    "EdDSA": ("OKP", ("Ed25519", "Ed448")),
-}
 #: RFC 7638 §3.2: the required members of each key type, the only ones a thumbprint hashes.
 _THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
 #: Members that only a private (or symmetric) key has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037).
@@ -150,9 +142,11 @@ def _public_jwk(value: Any, alg: str) -> dict[str, Any]:
         raise _invalid(
             "The DPoP proof's jwk must be a public key; it holds private or symmetric key material."
         )
-    if alg not in _KEY_FOR_ALG:  # an algorithm the allow-list gained but this module cannot pair
+    if alg not in JWS_KEY_TYPES:  # an algorithm the allow-list gained but no key type is known for
         raise _invalid(f"The DPoP proof's algorithm {alg} is not supported.")
-    kty, curves = _KEY_FOR_ALG[alg]
+    # Which key (type and curve) the algorithm signs with: an alg the key cannot make is
+    # refused before the signature is checked (RFC 8725 §3.1).
+    kty, curves = JWS_KEY_TYPES[alg]
     if value.get("kty") != kty:
         raise _invalid(f"The DPoP proof's jwk must be an {kty} key to sign with {alg}.")
     if curves and value.get("crv") not in curves:
@@ -188,8 +182,9 @@ def _verified_claims(proof: str, public_jwk: dict[str, Any], alg: str) -> dict[s
     )
     options: Any = {"verify_signature": True, **dict.fromkeys(checks, False)}
     try:
-        key = jwt.PyJWK(public_jwk, algorithm=alg)
-        claims = jwt.decode(proof, key, algorithms=[alg], options=options)
+        # ciba.jose verifies every name this server accepts, RFC 9864's Ed25519 and Ed448 too.
+        key = load_key(public_jwk, alg)
+        claims = decode(proof, key, alg=alg, options=options)
     except jwt.InvalidSignatureError:
         raise _invalid("The DPoP proof's signature does not verify with its jwk.") from None
     except jwt.DecodeError:

@@ -40,9 +40,6 @@ def supported_grant_types() -> list[str]:
 def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
     """The CIBA members of the provider metadata, and those of the profile in force (FAPI-CIBA:
     RFC 8705 mTLS, RFC 9449 DPoP, the ID-token algorithms this server's keys can produce)."""
-    assertion_algs = constants.ASYMMETRIC_JWS_ALGORITHMS
-    if constants.AUTH_CLIENT_SECRET_JWT in profile.client_auth_methods():
-        assertion_algs = constants.HMAC_JWS_ALGORITHMS + assertion_algs
     data: dict[str, Any] = {
         "backchannel_authentication_endpoint": backchannel_authentication_endpoint(request),
         "backchannel_token_delivery_modes_supported": profile.delivery_modes(),
@@ -50,7 +47,7 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
         "grant_types_supported": supported_grant_types(),
         # ciba.client_auth serves both endpoints (CIBA §7.1: the token endpoint's methods).
         "token_endpoint_auth_methods_supported": profile.client_auth_methods(),
-        "token_endpoint_auth_signing_alg_values_supported": profile.jws_algs(assertion_algs),
+        "token_endpoint_auth_signing_alg_values_supported": profile.assertion_algs_supported(),
         "id_token_signing_alg_values_supported": profile.jws_algs(id_token_algs_available()),
         # RFC 8705 §3.3: tokens are bound whenever a TLS terminator forwards a certificate.
         "tls_client_certificate_bound_access_tokens": bool(ciba_settings.MTLS_CERT_HEADER),
@@ -95,7 +92,22 @@ class CibaConnectDiscoveryInfoView(ConnectDiscoveryInfoView):
 
 
 class CibaOAuthServerMetadataView(OAuthServerMetadataView):
-    """RFC 8414 ``/.well-known/oauth-authorization-server`` with the CIBA members."""
+    """RFC 8414 ``/.well-known/oauth-authorization-server`` with the CIBA members and, with
+    OpenID Connect on, the ``userinfo_endpoint`` and ``jwks_uri`` of the OpenID document (both
+    registered RFC 8414 members): a relying party that discovers in OAuth mode (openid-client's
+    ``oauth2`` algorithm) reads only this document, and without them cannot call userinfo."""
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return _with_ciba_metadata(request, super().get(request, *args, **kwargs))
+        response = super().get(request, *args, **kwargs)
+        if response.status_code != 200 or not oauth2_settings.OIDC_ENABLED:
+            return _with_ciba_metadata(request, response)
+        data = json.loads(response.content)
+        userinfo = oauth2_settings.OIDC_USERINFO_ENDPOINT or self._get_endpoint_url(request, "user-info")
+        for member, url in (
+            ("userinfo_endpoint", userinfo),
+            ("jwks_uri", self._get_endpoint_url(request, "jwks-info")),
+        ):
+            if url:
+                data.setdefault(member, url)
+        response.content = json.dumps(data).encode()
+        return _with_ciba_metadata(request, response)
