@@ -30,7 +30,7 @@ from oauth2_provider.models import AbstractApplication
 
 from . import constants, profile
 from .conf import ciba_settings
-from .jose import validate_public_jwks, weak_keys
+from .jose import key_fits, validate_public_jwks, weak_keys
 from .outbound import validate_outbound_url
 
 
@@ -169,7 +169,7 @@ FAPI_RULES = {
     "token_endpoint_auth_signing_alg": FapiRule(
         "fapi_assertion_alg",
         "FAPI-CIBA client assertions use PS256 or ES256",
-        _("FAPI-CIBA: PS256 or ES256 for private_key_jwt (empty would mean RS256, which is refused)."),
+        _("FAPI-CIBA: PS256 or ES256 for private_key_jwt (empty: either, as the client's key allows)."),
     ),
     "backchannel_authentication_request_signing_alg": FapiRule(
         "fapi_request_signing_alg",
@@ -432,9 +432,13 @@ def _fapi_profile(client: Any) -> Iterator[Problem]:
     broken = []
     if client.token_endpoint_auth_method not in constants.FAPI_AUTH_METHODS:
         broken.append(("token_endpoint_auth_method", ""))
+    # Empty registers no algorithm: the profile narrows what the token endpoint accepts to its
+    # own (ciba.profile), and _keys_for_algorithms asks for a key that can make one of them.
+    assertion_alg = client.token_endpoint_auth_signing_alg
     if (
         client.token_endpoint_auth_method == constants.AUTH_PRIVATE_KEY_JWT
-        and client.client_assertion_alg not in constants.FAPI_ALGS
+        and assertion_alg
+        and assertion_alg not in constants.FAPI_ALGS
     ):
         broken.append(("token_endpoint_auth_signing_alg", ""))
     if client.backchannel_authentication_request_signing_alg not in constants.FAPI_ALGS:
@@ -481,6 +485,75 @@ def _client_keys(client: Any) -> Iterator[Problem]:
                 yield Problem("jwks", "jwks_invalid", message)
     if client.jwks_uri:
         yield from _outbound_url("jwks_uri", client.jwks_uri)
+
+
+def key_requirement(alg: str) -> tuple[str, tuple[str, ...]] | None:
+    """The key type, and the curves (empty: any), of a key that can produce ``alg``
+    (``ciba.constants.JWS_KEY_TYPES``, the table verification uses too); ``None`` for a name of
+    no asymmetric family (HMAC, ``none``): no key of the client's produces it."""
+    return constants.JWS_KEY_TYPES.get(alg)
+
+
+def can_produce(jwk: Any, alg: str) -> bool:
+    """Whether the public JWK ``jwk`` verifies what its private half signs with ``alg``: the
+    right type and curve (``ciba.jose.key_fits``), a signing key (no ``"use": "enc"``), and no
+    ``alg`` of its own naming another algorithm (``ciba.jose.jws.verify`` would not try it for
+    ``alg``)."""
+    if not isinstance(jwk, dict) or jwk.get("use", "sig") != "sig" or jwk.get("alg", alg) != alg:
+        return False
+    return key_fits(jwk, alg)
+
+
+def _key_description(alg: str) -> str:
+    kty, curves = key_requirement(alg) or ("", ())
+    kind = {"RSA": "an RSA key", "EC": "an EC key", "OKP": "an OKP key"}.get(kty, "a key")
+    return f"{kind} on {' or '.join(curves)}" if curves else kind
+
+
+@_rule()
+def _keys_for_algorithms(client: Any) -> Iterator[Problem]:
+    """A client whose keys are registered inline (``jwks``) holds a key for each algorithm it
+    registered to sign with, so that a key set which can never verify its client assertions or
+    signed requests is refused when it is registered, not at the first request (where the client
+    is only told the signature does not verify). An empty ``token_endpoint_auth_signing_alg``
+    registers no algorithm: any key that can produce one the server accepts will do. Keys behind
+    a ``jwks_uri`` change without this server: they are judged when used."""
+    keys = client.jwks.get("keys") if isinstance(client.jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        return  # no inline keys, or a set _client_keys refuses
+    signs_assertions = client.token_endpoint_auth_method == constants.AUTH_PRIVATE_KEY_JWT
+    assertion_alg = client.token_endpoint_auth_signing_alg
+    if signs_assertions and not assertion_alg:
+        accepted = profile.jws_algs(constants.ASYMMETRIC_JWS_ALGORITHMS)
+        if not any(can_produce(key, alg) for key in keys for alg in accepted):
+            yield Problem(
+                "jwks",
+                "jwks_no_signing_key",
+                _(
+                    "jwks holds no key that can sign private_key_jwt client assertions with an "
+                    'algorithm this server accepts (%(algs)s); a key with "use": "enc" does not count.'
+                )
+                % {"algs": ", ".join(accepted) or "-"},
+            )
+    request_alg = client.backchannel_authentication_request_signing_alg
+    registered = {
+        "token_endpoint_auth_signing_alg": assertion_alg if signs_assertions else "",
+        "backchannel_authentication_request_signing_alg": request_alg,
+    }
+    for field, alg in registered.items():
+        if not alg or key_requirement(alg) is None:
+            continue  # nothing registered, or an algorithm other rules refuse
+        if not any(can_produce(key, alg) for key in keys):
+            yield Problem(
+                "jwks",
+                "jwks_no_key_for_alg",
+                _(
+                    "jwks holds no key that can sign %(alg)s, the %(field)s registered: it needs "
+                    '%(key)s (a key with "use": "enc", or an "alg" naming another algorithm, does not '
+                    "count)."
+                )
+                % {"alg": alg, "field": field, "key": _key_description(alg)},
+            )
 
 
 def _outbound_url(field: str, url: str) -> Iterator[Problem]:

@@ -7,7 +7,8 @@ published before they sign, so relying parties' JWKS caches know them by the tim
 ``retired`` keys stay published until ID tokens they signed are no longer presented, then
 :func:`prune` deletes them. An RSA key signs RS256 and PS256, an EC key ES256. DOT's own RSA
 key (``OIDC_RSA_PRIVATE_KEY``, and its inactive keys) stays published as well, and signs
-RS256 while no RSA key of the database is active.
+RS256 while no RSA key of the database is active: it is the current RSA signer of a site
+without database keys, so the first RSA key added there waits as ``next`` like any other.
 
 Key material is read from the database once per process and kept for
 :data:`LOCAL_CACHE_SECONDS`; every change made here bumps a version stamp in Django's cache
@@ -271,7 +272,9 @@ def generate_key(kty: str, *, bits: int = 2048) -> SigningKey:
     """Create and store a new key: RSA of ``bits`` (2048 to 8192) or EC P-256.
 
     Its ``kid`` is its RFC 7638 thumbprint. It is ``next`` (published, not signing), or
-    ``active`` at once when no key of its type is active (there is nothing to overlap with).
+    ``active`` at once when nothing of its type signs yet (no active key of its type, nor the
+    settings key: :func:`settings_key_signs`); only then has no relying party cached a key it
+    replaces, so there is no overlap to wait for.
     """
     kty = _normalised_kty(kty)
     private: Any
@@ -288,7 +291,7 @@ def generate_key(kty: str, *, bits: int = 2048) -> SigningKey:
     using = router.db_for_write(SigningKey)
     with transaction.atomic(using=using):
         key = SigningKey(kid=kid, kty=kty, private_pem=pem, state=SigningKey.State.NEXT)
-        if not _has_active(kty, using):
+        if not _has_active(kty, using) and not settings_key_signs(kty):
             try:
                 with transaction.atomic(using=using):
                     return _saved_active(key, using)
@@ -303,6 +306,14 @@ def generate_key(kty: str, *, bits: int = 2048) -> SigningKey:
 
 def _has_active(kty: str, using: str) -> bool:
     return SigningKey.objects.using(using).filter(kty=kty, state=SigningKey.State.ACTIVE).exists()
+
+
+def settings_key_signs(kty: str) -> bool:
+    """Whether DOT's settings key (``OIDC_RSA_PRIVATE_KEY``) is the key of type ``kty`` that
+    signs while no database key of that type is active: RSA, when the setting is set. Relying
+    parties hold its ``kid`` in their cached JWK Sets, so a database key taking over from it
+    is published first, as from any other active key."""
+    return _normalised_kty(kty) == RSA and bool(oauth2_settings.OIDC_RSA_PRIVATE_KEY)
 
 
 def _saved_active(key: SigningKey, using: str) -> SigningKey:

@@ -48,13 +48,26 @@ def verify_with_jwks(client, token, alg):
 CLAIMS = {"iss": ISSUER, "sub": "1", "aud": "client", "exp": 4_000_000_000, "iat": 1_700_000_000}
 
 
+def signing_key(kty):
+    """A database key that signs now: a new RSA key waits as next while DOT's settings key
+    signs RS256 (as in these settings), so it is activated."""
+    key = signing.generate_key(kty)
+    if key.state == State.NEXT:
+        key, _ = signing.activate(kty)
+    return key
+
+
 # --- the life cycle, through the command ---------------------------------------------------
 
 
 def test_the_command_rotates_with_overlap_and_prunes(client, db):
     out = keys_command("add", "--type", "rsa")
     first = SigningKey.objects.get()
-    assert first.state == State.ACTIVE and "active now" in out
+    # DOT's settings key signs RS256 here: the first RSA key is published before it signs too.
+    assert first.state == State.NEXT and "as next" in out
+    keys_command("activate", "--type", "rsa")
+    first.refresh_from_db()
+    assert first.state == State.ACTIVE
     assert kid_of(signing.sign_id_token(CLAIMS, "PS256")) == first.kid
 
     # rotate: a next key is published, but the active one still signs.
@@ -135,7 +148,7 @@ def test_key_sizes_and_kids(db):
 
 
 def test_the_jwks_endpoint_publishes_every_key_once_and_nothing_private(client, db, settings):
-    active_rsa = signing.generate_key("RSA")
+    active_rsa = signing_key("RSA")
     next_rsa = signing.generate_key("RSA")
     active_ec = signing.generate_key("EC")
     response = client.get(JWKS_URL)
@@ -165,8 +178,9 @@ def test_discovery_still_points_at_the_jwks_endpoint(client, db):
 
 @pytest.mark.parametrize("alg", ["PS256", "ES256", "RS256"])
 def test_tokens_signed_with_database_keys_verify_against_the_published_set(client, db, alg):
-    signing.generate_key(signing.kty_for_alg(alg))
+    key = signing_key(signing.kty_for_alg(alg))
     token = signing.sign_id_token(CLAIMS, alg)
+    assert kid_of(token) == key.kid
     header = jwt.get_unverified_header(token)
     assert header["alg"] == alg and header["typ"] == "JWT"
     assert verify_with_jwks(client, token, alg)["sub"] == "1"
@@ -377,14 +391,16 @@ def hint_claims(app, user):
 @pytest.mark.parametrize("alg", ["PS256", "ES256", "RS256"])
 def test_an_id_token_hint_signed_with_a_database_key_is_accepted(client, alice, make_client, alg):
     app, secret = make_client("poll")
-    signing.generate_key(signing.kty_for_alg(alg))
-    response = hint_request(client, app, secret, signing.sign_id_token(hint_claims(app, alice), alg))
+    key = signing_key(signing.kty_for_alg(alg))
+    token = signing.sign_id_token(hint_claims(app, alice), alg)
+    assert kid_of(token) == key.kid
+    response = hint_request(client, app, secret, token)
     assert response.status_code == 200, response.content
 
 
 def test_a_hint_signed_with_a_retired_key_is_accepted_until_the_key_is_pruned(client, alice, make_client):
     app, secret = make_client("poll")
-    signing.generate_key("RSA")
+    signing_key("RSA")
     old_token = signing.sign_id_token(hint_claims(app, alice), "PS256")
     signing.generate_key("RSA")
     _, retired = signing.activate("RSA")

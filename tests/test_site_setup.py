@@ -78,7 +78,7 @@ def test_a_client_registered_from_the_command_line_can_start_requests(client, al
 
 
 def test_the_client_command_refuses_what_the_admin_form_refuses(db):
-    with pytest.raises(CommandError, match="backchannel_client_notification_endpoint"):
+    with pytest.raises(CommandError, match="--backchannel-client-notification-endpoint: The ping mode needs"):
         call_command("ciba_client", "Kiosk", "--mode", "ping", stdout=io.StringIO())
     assert not Application.objects.exists()
 

@@ -19,7 +19,7 @@ One module a subject; importing this package registers every check (``ciba.apps`
   settings) and ``sender_constraints`` (mTLS and DPoP).
 - ``client_secrets``: the keyed client-secret hash and the cost of checking secrets.
 - ``bounded_dependencies``: bounded waits on the cache and the database.
-- ``workers``: the dispatch breaker, the sweeps, the slow lane, the broker.
+- ``workers``: the dispatch breaker, the sweeps, the slow lane, the broker, the task queues.
 - ``user_code_budgets``: how many wrong user codes may be tried.
 - ``registrations``: registered clients and signing keys (the database checks).
 - ``discovery_paths``: the site's URLconf serves RFC 8414 metadata where the issuer puts it.
@@ -52,7 +52,7 @@ from .discovery_paths import check_metadata_location
 from .registrations import check_registered_clients, check_signing_keys
 from .site_setup import check_application_model, check_celery, check_oauth2_provider
 from .user_code_budgets import check_user_code_budgets
-from .workers import check_broker_hardening, check_worker_settings
+from .workers import check_broker_hardening, check_task_queues, check_worker_settings
 
 __all__ = [
     "Codes",
@@ -70,5 +70,6 @@ __all__ = [
     "check_registered_clients",
     "check_signing_keys",
     "check_user_code_budgets",
+    "check_task_queues",
     "check_worker_settings",
 ]

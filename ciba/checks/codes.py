@@ -2,7 +2,7 @@
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
 ``ciba.E041`` were never issued. A new check takes the next free number
-(``ciba.E043``, ``ciba.W018``); an id is never reused.
+(``ciba.E044``, ``ciba.W019``); an id is never reused.
 """
 
 
@@ -47,6 +47,7 @@ class Codes:
     OUTAGE_OPTIONS = "ciba.E038"
     WORKER_SETTINGS = "ciba.E040"
     USER_CODE_BUDGETS = "ciba.E042"
+    TASK_QUEUE_UNDECLARED = "ciba.E043"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"

@@ -1,9 +1,14 @@
 """Celery workers: the dispatch breaker, the sweeps, the callbacks' slow lane and the broker.
 
 Their settings take seconds; a site that routes ciba's tasks must route the slow lane's too, or
-its slow callbacks wait in a queue nobody reads; and at deploy, a Redis broker without
+its slow callbacks wait in a queue nobody reads; a route to a queue Celery will not create makes
+every send of that task fail; and at deploy, a Redis broker without
 ``ciba.dispatch.broker_settings`` can stop, or idle, the worker that runs the sweeps during a
 broker outage. Whether a Celery app is loaded at all is ``site_setup``'s check.
+
+Whether some worker consumes each routed queue is not decidable from the settings: the queues
+a worker consumes are its command line's (``-Q``), so ``manage.py ciba_health --queues`` asks
+the running workers instead.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import current_app
+from celery.exceptions import QueueNotFound
 from django.core import checks
 
+from .. import dispatch
 from ..conf import ciba_settings
 from .codes import Codes
 from .values import is_number
@@ -64,6 +71,35 @@ def check_worker_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
             )
         )
     return messages
+
+
+@checks.register()
+def check_task_queues(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A ciba task routed to a queue that ``task_queues`` does not declare, while
+    ``task_create_missing_queues`` is off: Celery refuses every send of it (``QueueNotFound``),
+    so the outbox rows wait for ever and each attempt only logs an error."""
+    app = current_app
+    if app.conf.task_always_eager or app.conf.task_create_missing_queues:
+        return []
+    app.amqp.flush_routes()
+    router = app.amqp.Router(app.amqp.Queues(app.conf.task_queues))
+    refused = []
+    for task in dispatch.SUBJECTS:
+        try:
+            router.route({}, task)
+        except QueueNotFound as exc:
+            refused.append(f"{task} ({exc})")
+    if not refused:
+        return []
+    return [
+        checks.Error(
+            "Celery cannot send these ciba tasks: their queue is not in CELERY_TASK_QUEUES and "
+            f"CELERY_TASK_CREATE_MISSING_QUEUES is off: {'; '.join(refused)}.",
+            hint="Declare ciba's queues (ciba.dispatch.QUEUES) in CELERY_TASK_QUEUES, or route the tasks to "
+            "queues it declares; then run workers for them (docs/operations.md).",
+            id=Codes.TASK_QUEUE_UNDECLARED,
+        )
+    ]
 
 
 @checks.register(deploy=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import CommandError
 from oauth2_provider.models import get_application_model
 
@@ -21,11 +22,22 @@ def existing_or_new(client_id: str | None) -> Any:
     return app
 
 
-def save_validated(app: Any, hint: str = "") -> None:
-    """Save ``app`` if it passes the admin form's validation; else say every problem and stop."""
+def save_validated(app: Any, hint: str = "", names: Mapping[str, str] | None = None) -> None:
+    """Save ``app`` if it passes the admin form's validation (the model's, which asks
+    ``ciba.registration_rules``); else say every problem and stop, having written nothing.
+
+    ``names`` says what the person typed for each field (a command's option), so that each
+    problem points at what to change; a field without one is named as it is.
+    """
     try:
         app.full_clean()
     except ValidationError as exc:
-        problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+        names = names or {}
+        problems = "; ".join(
+            f"{names.get(field, field)}: {' '.join(messages)}"
+            if field != NON_FIELD_ERRORS
+            else " ".join(messages)
+            for field, messages in exc.message_dict.items()
+        )
         raise CommandError(f"The client was not saved: {problems}{hint}") from None
     app.save()

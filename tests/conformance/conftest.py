@@ -58,7 +58,8 @@ def conformance_server(settings: Any, db: Any) -> None:
         "AUTOMATED_APPROVAL_SECRET": APPROVAL_SECRET,
         "ACR_VALUES_SUPPORTED": ["urn:example:loa:1", "urn:example:loa:2"],
     }
-    signing.generate_key("RSA")  # active at once: the first RSA key
+    if signing.generate_key("RSA").state == "next":  # waits while OIDC_RSA_PRIVATE_KEY signs RS256
+        signing.activate("RSA")  # a new server: no relying party has cached its JWKS
     signing.generate_key("EC")
 
 

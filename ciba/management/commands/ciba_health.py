@@ -16,6 +16,17 @@ outbox lines come from the database (``ciba.outbox_engine.Outbox.backlog``), so 
 still means something when the cache was flushed or cannot be read: an entry due longer than
 the limit and held by no worker is work nobody is handing out. The command only reads; it is
 safe to run every minute from cron, a systemd timer or a monitoring agent.
+
+With ``--queues`` it also asks the running workers which queues they consume (Celery's
+``inspect().active_queues()``, waiting ``--timeout`` seconds) and compares them with the queues
+ciba's tasks are routed to (``CELERY_TASK_ROUTES`` through Celery's own router, so the default
+queue and every form of routes count). A routed queue that no worker consumes is where pings
+and notifications wait for ever, with nothing in a log: a worker started without ``-Q``
+consumes the default queue only.
+
+    ok    queue ciba-callbacks (ciba.deliver_callback): consumed by callbacks@web1
+    FAIL  queue ciba-notify (ciba.notify_due_devices, …): no worker consumes it; …
+    FAIL  queues no worker consumes: ciba-notify (start a worker with -Q ciba-notify, …)
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
@@ -38,6 +50,10 @@ from ciba.outbox_engine import Outbox
 OUTBOXES: dict[str, Outbox] = {
     outbox.name: outbox for outbox in (callback_outbox.OUTBOX, device_outbox.OUTBOX)
 }
+
+
+#: Seconds ``--queues`` waits for the broker, and then for the workers' answers.
+QUEUES_TIMEOUT = 2.0
 
 
 @dataclass
@@ -63,10 +79,24 @@ class Command(BaseCommand):
             default=None,
             help='Seconds (default: CIBA["SWEEP_MAX_AGE"]). Use several times the beat schedule (30 s).',
         )
+        parser.add_argument(
+            "--queues",
+            action="store_true",
+            help="Also ask the running workers which queues they consume, and fail naming every queue "
+            "ciba's tasks are routed to that no worker consumes (or when no worker answers).",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=QUEUES_TIMEOUT,
+            help=f"Seconds --queues waits for the broker, then for the workers (default {QUEUES_TIMEOUT:g}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         max_age = options["max_age"] if options["max_age"] is not None else ciba_settings.SWEEP_MAX_AGE
         lines = [*sweep_lines(max_age), *outbox_lines(max_age)]
+        if options["queues"]:
+            lines += queue_lines(current_app, options["timeout"])
         for line in lines:
             (self.stdout if line.ok else self.stderr).write(str(line))
         if not all(line.ok for line in lines):
@@ -126,6 +156,120 @@ def outbox_lines(max_age: float) -> list[Line]:
                 False,
                 f"outbox {name}: {pending} pending, {overdue} overdue, the oldest due {age:.0f} s ago "
                 f"(more than {max_age:g} s, held by no worker)",
+            )
+        )
+    return lines
+
+
+# --- which queues the workers consume ------------------------------------------------------
+
+
+def ciba_tasks(app: Any) -> list[str]:
+    """The tasks ciba sends (``ciba.dispatch``): the slow lane's only while it is on, and the
+    sweep of both outboxes, kept for old schedules, only when the beat schedule names it."""
+    scheduled = {
+        entry.get("task") for entry in (app.conf.beat_schedule or {}).values() if isinstance(entry, dict)
+    }
+    slow_lane = ciba_settings.CALLBACK_SLOW_LANE_AFTER != 0
+    return [
+        task
+        for task in dispatch.SUBJECTS
+        if (task != dispatch.DELIVER_CALLBACK_SLOW or slow_lane)
+        and (task != dispatch.SWEEP_CALLBACKS or task in scheduled)
+    ]
+
+
+@dataclass
+class Routes:
+    """Where ciba's tasks go: each queue with its tasks, and the tasks Celery would not send."""
+
+    queues: dict[str, list[str]]
+    unsendable: dict[str, str]
+
+
+def routed_queues(app: Any) -> Routes:
+    """Each queue ciba's tasks go to, with those tasks, as Celery routes them when sending:
+    ``task_routes`` in any of its forms (names, globs, router functions), else the default
+    queue. A task Celery refuses to route (a queue neither declared in ``task_queues`` nor
+    created, with ``task_create_missing_queues`` off) is kept apart with the reason."""
+    app.amqp.flush_routes()  # the routes and queues as configured now, not as first read
+    router = app.amqp.Router(app.amqp.Queues(app.conf.task_queues))
+    routes = Routes({}, {})
+    for task in ciba_tasks(app):
+        try:
+            queue = router.route({}, task)["queue"].name
+        except Exception as exc:  # noqa: BLE001 - QueueNotFound, or a site's router failing
+            routes.unsendable[task] = f"{type(exc).__name__}: {exc}"
+            continue
+        routes.queues.setdefault(queue, []).append(task)
+    return routes
+
+
+def worker_queues(app: Any, timeout: float) -> dict[str, list[str]]:
+    """The queues each worker that answers within ``timeout`` consumes, by worker name (empty:
+    none answered). Raises the broker's error when it cannot be reached within ``timeout``:
+    the connection is tried once, never with the workers' reconnect-for-ever settings."""
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
+        answers = app.control.inspect(timeout=timeout, connection=connection).active_queues() or {}
+    return {worker: [queue["name"] for queue in queues or ()] for worker, queues in answers.items()}
+
+
+def queue_lines(app: Any, timeout: float) -> list[Line]:
+    """The ``--queues`` lines: ``app``'s routes against what its running workers consume."""
+    if app.conf.task_always_eager:
+        return [
+            Line(True, "queues: tasks run in the process that sends them (CELERY_TASK_ALWAYS_EAGER)", "info")
+        ]
+    routes = routed_queues(app)
+    lines = [
+        Line(False, f"task {task}: Celery cannot send it ({reason})")
+        for task, reason in routes.unsendable.items()
+    ]
+    try:
+        consumed = worker_queues(app, timeout)
+    except Exception as exc:  # noqa: BLE001 - a health check reports, it does not crash
+        return [
+            *lines,
+            Line(
+                False,
+                f"queues: the broker cannot be reached ({type(exc).__name__}: {exc}); no worker can be asked "
+                f"about {', '.join(routes.queues)}",
+            ),
+        ]
+    return [*lines, *compare_queues(routes.queues, consumed, timeout)]
+
+
+def compare_queues(
+    routed: dict[str, list[str]], consumed: dict[str, list[str]], timeout: float
+) -> list[Line]:
+    """One line per routed queue with the workers consuming it, and one naming every queue no
+    worker consumes; ``consumed`` maps each worker that answered to its queues."""
+    if not consumed:
+        return [
+            Line(
+                False,
+                f"queues: no worker answered within {timeout:g} s (is one running, on this broker?); "
+                f"nothing consumes {', '.join(routed)}",
+            )
+        ]
+    lines = []
+    unconsumed = []
+    for queue, tasks in routed.items():
+        workers = sorted(worker for worker, queues in consumed.items() if queue in queues)
+        about = f"queue {queue} ({', '.join(tasks)})"
+        if workers:
+            lines.append(Line(True, f"{about}: consumed by {', '.join(workers)}"))
+        else:
+            unconsumed.append(queue)
+            lines.append(Line(False, f"{about}: no worker consumes it; its tasks wait there for ever"))
+    if unconsumed:
+        names = ", ".join(unconsumed)
+        lines.append(
+            Line(
+                False,
+                f"queues no worker consumes: {names} (start a worker with -Q {','.join(unconsumed)}, or add "
+                f"{'them' if len(unconsumed) > 1 else 'it'} to a worker's -Q; docs/operations.md)",
             )
         )
     return lines

@@ -15,6 +15,7 @@ ROTATE_GUIDANCE = (
     "published now; run rotate again after your relying parties' JWKS cache time "
     "(default advice: 24 h) to start signing with it"
 )
+SETTINGS_KEY = 'OAUTH2_PROVIDER["OIDC_RSA_PRIVATE_KEY"]'
 
 
 def _when(value: Any) -> str:
@@ -34,7 +35,11 @@ class Command(BaseCommand):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         actions.add_parser("list", help="Every key: kid, type, state and dates (never the key itself).")
         for name, text in (
-            ("add", "Create a key: next (published, not signing), or active if its type has none."),
+            (
+                "add",
+                "Create a key: next (published, not signing), or active at once if no key of its type "
+                "signs yet (for RSA: no active database key and no OIDC_RSA_PRIVATE_KEY).",
+            ),
             ("activate", "Sign with the newest next key of this type; retire the active one."),
             ("rotate", "Add a next key if none waits, else activate the one waiting."),
         ):
@@ -83,11 +88,20 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if key.state == SigningKey.State.ACTIVE:
             self.stdout.write(
-                f"Added {key.kty} key {key.kid}: active now (no {key.kty} key was active), "
-                f"published and signing."
+                f"Added {key.kty} key {key.kid}: active now, published and signing: no {key.kty} key "
+                "signed before, so no relying party has cached a key it replaces: no overlap to wait for."
             )
-        else:
-            self.stdout.write(f"Added {key.kty} key {key.kid} as next: {ROTATE_GUIDANCE}.")
+            return
+        self.stdout.write(f"Added {key.kty} key {key.kid} as next: {ROTATE_GUIDANCE}.")
+        active = SigningKey.objects.filter(kty=key.kty, state=SigningKey.State.ACTIVE)
+        if signing.settings_key_signs(key.kty) and not active.exists():
+            # The settings key is the current signer: say what signs meanwhile, and the way out
+            # for a site nobody relies on yet.
+            self.stdout.write(
+                f"Until then {SETTINGS_KEY} keeps signing RS256 ID tokens, and no key signs PS256. "
+                "On a site no relying party uses yet, sign with the new key at once: "
+                f"manage.py ciba_keys activate --type {key.kty.lower()}."
+            )
 
     def activate(self, kty: str) -> None:
         try:
@@ -95,7 +109,13 @@ class Command(BaseCommand):
         except signing.SigningKeyMissing as exc:
             raise CommandError(f"{exc} (manage.py ciba_keys add --type {kty})") from None
         self.stdout.write(f"Activated {new.kty} key {new.kid}: it signs new ID tokens now.")
-        if old is None:
+        if old is None and signing.settings_key_signs(new.kty):
+            self.stdout.write(
+                f"It takes over from {SETTINGS_KEY}, which no longer signs the ID tokens of clients "
+                "that registered id_token_signed_response_alg (DOT still signs with it for the others); "
+                "it stays published while it is in the settings."
+            )
+        elif old is None:
             self.stdout.write(f"No {new.kty} key was active before.")
         else:
             keep = ciba_settings.SIGNING_KEY_RETIRED_KEEP_SECONDS
