@@ -38,6 +38,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the device page's script and stylesheet, the kiosk's, the admin's) from the
+    # web process itself, under any WSGI server: granian (./scripts/serve) serves none.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -73,7 +76,14 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+# `python manage.py collectstatic` (./scripts/serve runs it) gathers them here, with a hash in
+# each name and compressed copies, so WhiteNoise can let browsers cache them for ever. Under
+# DEBUG (./scripts/demo) they are served from the apps' directories instead.
 STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGIN_URL = "/demo/login/"
 # The site's own login; after it, the user lands on the device page.
@@ -111,6 +121,12 @@ OAUTH2_PROVIDER = {
     # (docs/security.md); PASSWORD_HASHERS below lists the hasher after the slow default.
     "CLIENT_SECRET_HASHER": "ciba_hmac_sha256",
     **env.RFC9700,
+    # With those gates on, check --deploy reports an error for each of these left at DOT's
+    # default: a replayed refresh token revokes its whole family (RFC 9700 §4.14.2), and
+    # redirect URIs are https (§2.1). CIBA redirects nowhere; the demo's phone app, a native
+    # app, returns to its private-use scheme (RFC 8252 §7.1, registered by ciba_demo_data).
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "org.example.ciba-demo"],
 }
 # User passwords keep Django's slow default hasher (first); client secrets get ciba's keyed one.
 PASSWORD_HASHERS = [*global_settings.PASSWORD_HASHERS, "ciba.client_auth.hashers.ClientSecretHasher"]

@@ -7,6 +7,9 @@ urlpatterns = [
     # DOT's endpoints with CIBA-aware discovery, under DOT's namespace, then CIBA's own.
     path("o/", include("ciba.oauth_urls", namespace="oauth2_provider")),
     path("o/", include("ciba.urls")),
+    # RFC 8414's metadata of the issuer http://host/o sits at the root, path inserted:
+    # /.well-known/oauth-authorization-server/o.
+    path("", include("ciba.well_known_urls")),
     # The authentication device's web page (the user approves or denies there).
     path("ciba/device/", include("ciba.device.urls")),
     # OpenAPI schema of the consent and device APIs.

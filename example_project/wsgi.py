@@ -4,7 +4,8 @@
 Django's middleware runs, and hands every other request to Django untouched
 (``ciba.fast_lane``). ``CIBA_FAST_LANE=off`` serves Django alone (to compare, or to rule the
 lane out); a chunked request body still gets its length then (``ChunkedBodies``), since
-granian hands one over without it.
+granian hands one over without it. granian serves no files: static files come from
+WhiteNoise's middleware inside Django, out of what ``collectstatic`` gathered (settings.py).
 """
 
 import os

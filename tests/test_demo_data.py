@@ -18,6 +18,7 @@ from ciba import services
 from ciba.constants import CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest, SigningKey
 from example_project import env
+from tests.conftest import basic_auth
 from tests.keys import assertion_claims, request_object_claims, sign
 from tests.protocol import BACKCHANNEL, FORM, TOKEN
 
@@ -55,6 +56,129 @@ def test_running_it_again_keeps_the_rows_and_revokes_the_old_tokens(db, client):
     assert alice_then["device"] == alice_now["device"]
     assert client.get("/o/ciba/requests/", **bearer(alice_then["consent_token"])).status_code == 401
     assert client.get("/o/ciba/requests/", **bearer(alice_now["consent_token"])).status_code == 200
+
+
+# --- running it again beside a running demo ---------------------------------------------------
+
+#: What ./scripts/demo runs when it starts with PORT=8123.
+DEMO_START = ("--rotate", "--notification-base-url", "http://127.0.0.1:8123/demo/callbacks")
+
+
+@pytest.fixture
+def kiosk_file(settings, tmp_path, monkeypatch) -> Path:
+    """The kiosk's credentials file of this test alone; no PORT in the environment, as in a
+    second terminal where someone pastes the guide's recipe."""
+    monkeypatch.delenv("PORT", raising=False)
+    settings.CIBA_DEMO_CLIENTS_FILE = str(tmp_path / "demo_clients.json")
+    return tmp_path / "demo_clients.json"
+
+
+def run(*args: str) -> dict:
+    out = StringIO()
+    call_command("ciba_demo_data", "--json", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def kiosk_credentials(path: Path) -> dict:
+    return json.loads(path.read_text())["clients"]
+
+
+def authenticates(client, credentials: dict) -> bool:
+    """Whether the backchannel endpoint accepts these credentials, as the kiosk presents them."""
+    response = client.post(
+        BACKCHANNEL,
+        "scope=openid&login_hint=alice&client_notification_token=" + "t" * 32,
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(credentials["client_id"], credentials["client_secret"]),
+    )
+    assert response.status_code in (200, 401), response.content
+    return response.status_code == 200
+
+
+def test_the_guides_recipe_beside_a_running_demo_keeps_what_the_kiosk_uses(db, client, kiosk_file):
+    started = run(*DEMO_START)
+    kiosk_then = kiosk_credentials(kiosk_file)
+
+    again = run()  # the recipe: ciba_demo_data --json, for a consent token
+
+    # The secrets the running kiosk holds still work, and the file still holds them.
+    assert kiosk_credentials(kiosk_file) == kiosk_then
+    for mode, credentials in kiosk_then.items():
+        assert again["clients"][mode]["client_secret"] == started["clients"][mode]["client_secret"]
+        assert credentials["token_endpoint_auth_method"] == "client_secret_basic"
+        assert authenticates(client, credentials)
+    # The ping and push clients are still called back on the demo's port, not on 8000.
+    assert again["clients"]["ping"]["notification_endpoint"] == "http://127.0.0.1:8123/demo/callbacks/ping/"
+    assert again["clients"]["push"]["notification_endpoint"] == "http://127.0.0.1:8123/demo/callbacks/push/"
+    app = get_application_model().objects.get(client_id="demo-push")
+    assert app.backchannel_client_notification_endpoint == "http://127.0.0.1:8123/demo/callbacks/push/"
+    # Passwords are kept (and, stored hashed, not printed); the recipe's token is new and works.
+    assert again["users"]["alice"]["password"] is None and again["users"]["admin"]["password"] is None
+    assert client.login(username="alice", password=started["users"]["alice"]["password"])
+    token = again["users"]["alice"]["consent_token"]
+    assert client.get("/o/ciba/requests/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+
+
+def test_the_printed_output_says_passwords_are_kept_and_how_to_get_new_ones(db, kiosk_file):
+    run(*DEMO_START)
+    out = StringIO()
+    call_command("ciba_demo_data", stdout=out)
+    assert "alice  / (password unchanged; --rotate sets new ones)" in out.getvalue()
+
+
+def test_rotate_issues_new_secrets_and_passwords_and_rewrites_the_kiosk_file(db, client, kiosk_file):
+    first = run(*DEMO_START)
+    second = run("--rotate")
+
+    for mode, credentials in kiosk_credentials(kiosk_file).items():
+        assert credentials["client_secret"] == second["clients"][mode]["client_secret"]
+        assert credentials["client_secret"] != first["clients"][mode]["client_secret"]
+        assert authenticates(client, credentials)
+        assert not authenticates(client, first["clients"][mode])
+    assert not client.login(username="bob", password=first["users"]["bob"]["password"])
+    assert client.login(username="bob", password=second["users"]["bob"]["password"])
+    # --rotate alone changes no endpoint either.
+    assert second["clients"]["ping"]["notification_endpoint"] == "http://127.0.0.1:8123/demo/callbacks/ping/"
+
+
+def test_a_kiosk_file_that_no_longer_matches_gets_new_secrets_that_work(db, client, kiosk_file):
+    run(*DEMO_START)
+    stale = kiosk_credentials(kiosk_file)
+    stale["poll"]["client_secret"] = "not-the-stored-secret"
+    kiosk_file.write_text(json.dumps({"clients": stale}))
+
+    again = run()
+
+    poll = kiosk_credentials(kiosk_file)["poll"]
+    assert poll["client_secret"] == again["clients"]["poll"]["client_secret"] != "not-the-stored-secret"
+    assert authenticates(client, poll)
+
+
+def test_a_given_notification_base_url_re_points_the_callbacks(db, kiosk_file):
+    run(*DEMO_START)
+    moved = run("--notification-base-url", "http://127.0.0.1:8124/demo/callbacks/")
+    assert moved["clients"]["ping"]["notification_endpoint"] == "http://127.0.0.1:8124/demo/callbacks/ping/"
+    assert moved["clients"]["poll"]["notification_endpoint"] is None
+
+
+def test_new_clients_are_called_back_on_the_port_of_the_demo(db, kiosk_file, monkeypatch):
+    monkeypatch.setenv("PORT", "8125")
+    data = run()
+    assert data["clients"]["push"]["notification_endpoint"] == "http://127.0.0.1:8125/demo/callbacks/push/"
+    assert data["users"]["alice"]["password"]  # new users get a password, printed once
+
+
+def test_the_demo_phone_app_is_a_valid_native_app_registration_under_the_examples_rules(db, settings):
+    # The example's ALLOWED_REDIRECT_URI_SCHEMES (https only, as RFC 9700 §2.1 wants, and the
+    # phone app's private-use scheme).
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "org.example.ciba-demo"],
+    }
+    demo_data()
+    phone = get_application_model().objects.get(client_id="demo-phone")
+    phone.full_clean()
+    assert phone.redirect_uris == "org.example.ciba-demo:/signed-in"
 
 
 # --- the FAPI-CIBA demo client (--fapi) --------------------------------------------------------

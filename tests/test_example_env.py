@@ -42,6 +42,55 @@ def test_a_deployment_of_the_example_turns_the_demo_posture_off_and_check_deploy
     assert "ciba.W001" not in off.stderr + off.stdout and "ciba.W002" not in off.stderr + off.stdout
 
 
+# --- check --deploy: no errors, whatever is set -------------------------------------------------
+
+#: What any shell has; none of the example's own variables (DATABASE_URL, CACHE_URL, REDIS_URL...).
+SHELL_VARIABLES = ("PATH", "HOME", "LANG", "TMPDIR", "SYSTEMROOT")
+
+
+def check_deploy(tmp_path, **variables: str) -> subprocess.CompletedProcess:
+    """``manage.py check --deploy --fail-level ERROR`` on the example, in an environment with
+    ``variables`` and nothing else of the example's."""
+    environment = {k: v for k, v in os.environ.items() if k in SHELL_VARIABLES}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings", CIBA_EXAMPLE_VAR_DIR=str(tmp_path), **variables
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "ERROR"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_the_example_starts_and_passes_check_deploy_with_no_variable_set_keeping_its_demo_warnings(tmp_path):
+    done = check_deploy(tmp_path)
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "ERRORS:" not in output, output
+    # The development posture it runs the demo in, on purpose (CI asserts them too).
+    for code in ("ciba.W001", "ciba.W002", "ciba.W003"):
+        assert code in output
+    # RFC 8414's metadata of its issuer (http://127.0.0.1:8000/o) is served at the root.
+    assert "ciba.W018" not in output
+
+
+def test_a_deployment_of_the_example_passes_check_deploy_without_ciba_warnings(tmp_path):
+    done = check_deploy(
+        tmp_path,
+        DJANGO_DEBUG="0",
+        CIBA_CALLBACK_ALLOW_HTTP="0",
+        CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS="0",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        CACHE_URL="redis://127.0.0.1:6379/1",
+    )
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "ERRORS:" not in output, output
+    assert "ciba.W0" not in output and "oauth2_provider." not in output
+
+
 # --- the FAPI-CIBA profile and the TLS terminator ------------------------------------------------
 
 PROFILE_VARIABLES = (

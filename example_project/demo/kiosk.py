@@ -1,8 +1,8 @@
 """The checkout kiosk: a CIBA client (consumption device) of the demo server, over HTTP only.
 
-It knows only what any client knows: the issuer URL, its own client credentials (written by
-``ciba_demo_data``), and what discovery tells it. Purchases live in Django's cache, as a
-kiosk's own short-lived state would.
+It knows only what any client knows: the issuer URL, its own client credentials and how to
+present them (written by ``ciba_demo_data``), and what discovery tells it. Purchases live in
+Django's cache, as a kiosk's own short-lived state would.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import jwt
 import requests
@@ -20,10 +21,23 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils.crypto import constant_time_compare
 from oauth2_provider.settings import oauth2_settings
+from requests.auth import HTTPBasicAuth
 
 GRANT = "urn:openid:params:grant-type:ciba"
 PURCHASE_TTL = 3600
-FINAL = {"approved", "denied", "expired", "failed"}
+FINAL = {"approved", "denied", "expired", "failed", "cancelled"}
+#: How the kiosk can present its client secret (RFC 6749 §2.3.1; OpenID Connect Core §9).
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+#: How each delivery mode brings the outcome to the kiosk, as the kiosk page says it.
+DELIVERY = {
+    "poll": "the kiosk asks the token endpoint until the shopper decides",
+    "ping": "the server calls the kiosk back, then the kiosk fetches the tokens",
+    "push": "the server sends the tokens to the kiosk",
+}
+CANCELLED = (
+    "Cancelled: the kiosk stopped waiting and will ignore an answer from the phone. The request "
+    "stays open on the server until it expires (CIBA gives a client no way to withdraw it)."
+)
 #: The longest the kiosk page's status request is held open (seconds), and how often the
 #: purchase is re-examined meanwhile.
 MAX_WAIT = 20.0
@@ -66,6 +80,7 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     client = clients().get(mode)
     if client is None:
         raise KioskError(f"Unknown delivery mode {mode!r}.")
+    method = auth_method(client)
     login_hint = login_hint.strip()
     if not login_hint:
         raise KioskError("Enter the customer's username or email address.")
@@ -76,18 +91,16 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     form = {"scope": "openid profile payments", "login_hint": login_hint, "binding_message": binding_message}
     if mode != "poll":
         form["client_notification_token"] = notification_token
-    response = _http().post(
-        discovery()["backchannel_authentication_endpoint"],
-        data=form,
-        auth=(client["client_id"], client["client_secret"]),
-        timeout=10,
-    )
+    response = _post(discovery()["backchannel_authentication_endpoint"], form, client)
     body = response.json()
     if response.status_code != 200:
         raise KioskError(_error_sentence(body))
     purchase = {
         "id": secrets.token_urlsafe(16),
         "mode": mode,
+        "delivery": DELIVERY.get(mode, ""),
+        "client_id": client["client_id"],
+        "token_endpoint_auth_method": method,
         "amount": str(value),
         "binding_message": binding_message,
         "auth_req_id": body["auth_req_id"],
@@ -102,6 +115,33 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     _save(purchase)
     cache.set(f"demo:by-req:{purchase['auth_req_id']}", purchase["id"], PURCHASE_TTL)
     return purchase
+
+
+def auth_method(client: dict[str, Any]) -> str:
+    """How the kiosk authenticates as ``client``: the method its registration names.
+
+    Credentials files written before the method was recorded are ``client_secret_basic``,
+    the registration default (OpenID Connect Dynamic Client Registration §2).
+    """
+    method = client.get("token_endpoint_auth_method") or "client_secret_basic"
+    if method not in SECRET_METHODS:
+        raise KioskError(f"The kiosk cannot authenticate with {method}; it presents client secrets only.")
+    return method
+
+
+def cancel(purchase_id: str) -> dict[str, Any] | None:
+    """Stop waiting for a purchase: the kiosk polls no more and ignores any answer from now on.
+
+    Only the kiosk forgets it: CIBA Core 1.0 has no way for a client to withdraw a request, so
+    the server's request stays open until it expires. A purchase already decided keeps its
+    outcome. The cancel is a separate key, written once, so that a status check that was
+    under way when it came cannot overwrite it.
+    """
+    purchase = cache.get(f"demo:purchase:{purchase_id}")
+    if purchase is None or purchase["status"] in FINAL:
+        return purchase
+    cache.set(f"demo:cancelled:{purchase_id}", True, PURCHASE_TTL)
+    return _finish(purchase, "cancelled", CANCELLED)
 
 
 def _amount(amount: str) -> Decimal:
@@ -126,6 +166,8 @@ def status(purchase_id: str) -> dict[str, Any] | None:
     purchase = cache.get(f"demo:purchase:{purchase_id}")
     if purchase is None or purchase["status"] in FINAL:
         return purchase
+    if _cancelled(purchase):
+        return _finish(purchase, "cancelled", CANCELLED)
     if time.time() > purchase["expires_at"] + 2:
         return _finish(purchase, "expired", "The request expired before the shopper decided.")
     if purchase["mode"] == "push":
@@ -137,8 +179,14 @@ def status(purchase_id: str) -> dict[str, Any] | None:
             _poll(purchase)
     elif time.time() >= purchase["next_poll_at"]:
         _poll(purchase)
+    if _cancelled(purchase):  # cancelled while this check ran: the kiosk ignores the outcome
+        return _finish(purchase, "cancelled", CANCELLED)
     _save(purchase)
     return purchase
+
+
+def _cancelled(purchase: dict[str, Any]) -> bool:
+    return bool(cache.get(f"demo:cancelled:{purchase['id']}"))
 
 
 def wait_for_decision(purchase_id: str, timeout: float) -> dict[str, Any] | None:
@@ -177,13 +225,23 @@ def _error_sentence(body: dict[str, Any]) -> str:
 
 def _poll(purchase: dict[str, Any]) -> None:
     client = clients()[purchase["mode"]]
-    response = _http().post(
-        discovery()["token_endpoint"],
-        data={"grant_type": GRANT, "auth_req_id": purchase["auth_req_id"]},
-        auth=(client["client_id"], client["client_secret"]),
-        timeout=10,
+    response = _post(
+        discovery()["token_endpoint"], {"grant_type": GRANT, "auth_req_id": purchase["auth_req_id"]}, client
     )
     _from_token_response(purchase, response.status_code, response.json())
+
+
+def _post(url: str, form: dict[str, str], client: dict[str, Any]) -> requests.Response:
+    """A form POST authenticated as ``client`` with its registered method.
+
+    ``client_secret_basic`` form-encodes the id and secret before Basic encoding them
+    (RFC 6749 §2.3.1), which ``requests``' own ``auth=(id, secret)`` leaves out.
+    """
+    if auth_method(client) == "client_secret_post":
+        form = {**form, "client_id": client["client_id"], "client_secret": client["client_secret"]}
+        return _http().post(url, data=form, timeout=10)
+    basic = HTTPBasicAuth(quote_plus(client["client_id"]), quote_plus(client["client_secret"]))
+    return _http().post(url, data=form, auth=basic, timeout=10)
 
 
 def _from_token_response(purchase: dict[str, Any], status_code: int, body: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ urlpatterns = [
     path("demo/kiosk/", views.kiosk_page, name="kiosk"),
     path("demo/kiosk/purchases/", views.kiosk_start, name="kiosk-start"),
     path("demo/kiosk/purchases/<str:purchase_id>/", views.kiosk_status, name="kiosk-status"),
+    path("demo/kiosk/purchases/<str:purchase_id>/cancel/", views.kiosk_cancel, name="kiosk-cancel"),
     path("demo/callbacks/<str:mode>/", views.callback, name="callback"),
     # The demo's own phone page became django-ciba's device page; old links still work.
     path("demo/phone/", RedirectView.as_view(pattern_name="ciba_device:home", permanent=True), name="phone"),

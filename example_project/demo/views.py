@@ -69,6 +69,15 @@ def kiosk_status(request: HttpRequest, purchase_id: str) -> JsonResponse:
     return JsonResponse(_public(purchase))
 
 
+@require_POST
+def kiosk_cancel(request: HttpRequest, purchase_id: str) -> JsonResponse:
+    """The kiosk stops waiting for the purchase (``kiosk.cancel``); a decided one stays decided."""
+    purchase = kiosk.cancel(purchase_id)
+    if purchase is None:
+        return JsonResponse({"error": "Unknown purchase."}, status=404)
+    return JsonResponse(_public(purchase))
+
+
 @csrf_exempt
 @require_POST
 def callback(request: HttpRequest, mode: str) -> HttpResponse:

@@ -1,8 +1,13 @@
 """Create or update the demo users, CIBA clients and phones, and print how to use them.
 
-Idempotent: running it again keeps the same rows, client ids and devices but issues fresh
-secrets, passwords and consent-API tokens (only hashes of the first two are stored, so the
-old ones cannot be printed again; the previous tokens are revoked).
+Idempotent, and safe to run beside a running demo: running it again keeps the same rows,
+client ids and devices, and also what the running kiosk relies on. Client secrets stay as they
+are (the kiosk's credentials file still holds them, so they are printed again), passwords stay
+(only their hashes are stored, so they are not printed again), and the ping and push clients
+keep their notification endpoints unless ``--notification-base-url`` is given. ``--rotate``
+issues new passwords and secrets and rewrites the kiosk's credentials file with them
+(``./scripts/demo`` does on every start). Every run issues fresh consent-API tokens (the
+previous ones are revoked): that is what a script runs it for.
 
 ``--fapi`` also registers ``demo-fapi``, a FAPI-CIBA poll client (``example_project.demo.fapi``):
 a client of that kind holds a key pair and a certificate rather than a secret, so they are
@@ -31,8 +36,10 @@ from oauth2_provider.models import get_access_token_model, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
 from ciba import designations, profile, signing
+from ciba.client_auth.secret import check_secret
 from ciba.conf import ciba_settings
 from ciba.constants import (
+    AUTH_CLIENT_SECRET_BASIC,
     AUTH_PRIVATE_KEY_JWT,
     AUTH_TLS_CLIENT_AUTH,
     CIBA_GRANT_TYPE,
@@ -44,6 +51,10 @@ from example_project.demo import fapi
 
 USERS = ("alice", "bob")
 PHONE_APP = "demo-phone"
+#: Where the phone app, a native app, would return after signing in: a private-use URI scheme
+#: (RFC 8252 §7.1) the example's ALLOWED_REDIRECT_URI_SCHEMES lists beside https. Its consent
+#: tokens are minted here, so nothing redirects there in the demo.
+PHONE_REDIRECT_URI = "org.example.ciba-demo:/signed-in"
 #: How long the printed consent-API tokens work: long enough for a day of demos and scripts.
 TOKEN_LIFETIME = timedelta(days=7)
 
@@ -59,9 +70,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print the demo data as JSON.")
         parser.add_argument(
+            "--rotate",
+            action="store_true",
+            help="Issue new passwords and client secrets, and write the secrets to the kiosk's "
+            "credentials file (without it, existing ones are kept: a running demo goes on working).",
+        )
+        parser.add_argument(
             "--notification-base-url",
-            default=f"{base_url()}/demo/callbacks",
-            help="Base URL of the ping/push clients' notification endpoints (the mode is appended).",
+            default=None,
+            help="Base URL of the ping/push clients' notification endpoints (the mode is appended). "
+            f"Default: their registered endpoints, or {base_url()}/demo/callbacks for new clients.",
         )
         parser.add_argument(
             "--fapi",
@@ -101,46 +119,56 @@ class Command(BaseCommand):
             "clients": {},
         }
 
-        admin_password = secrets.token_urlsafe(12)
-        admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
+        rotate = options["rotate"]
+        admin, created = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})
         admin.is_staff = admin.is_superuser = True
-        admin.set_password(admin_password)
+        admin_password = self._password(admin, created or rotate)
         admin.save()
         data["users"]["admin"] = {"password": admin_password, "admin_url": "/admin/"}
 
         for name in USERS:
-            password = secrets.token_urlsafe(12)
-            user, _ = User.objects.get_or_create(username=name, defaults={"email": f"{name}@example.com"})
-            user.set_password(password)
+            user, created = User.objects.get_or_create(
+                username=name, defaults={"email": f"{name}@example.com"}
+            )
+            password = self._password(user, created or rotate)
             user.save()
             data["users"][name] = {
                 "password": password,
                 "login_hint": name,
-                "consent_token": self._consent_token(user, data["urls"]["phone"]),
+                "consent_token": self._consent_token(user),
                 "device": self._device(user),
             }
 
-        base = options["notification_base_url"].rstrip("/")
+        given_base = options["notification_base_url"]
+        base = (given_base or f"{site}/demo/callbacks").rstrip("/")
+        kiosk = {} if rotate else self._read_kiosk_config()
         # The FAPI-CIBA profile forbids client secrets and push: these clients would not validate.
         for mode in () if profile.fapi() else DELIVERY_MODES:
-            secret = secrets.token_urlsafe(32)
-            app, _ = Application.objects.get_or_create(
+            app, created = Application.objects.get_or_create(
                 client_id=f"demo-{mode}",
                 defaults={"client_type": Application.CLIENT_CONFIDENTIAL},
             )
+            secret = None if created else self._kept_secret(app, kiosk.get(mode))
+            if secret is None:
+                secret = app.client_secret = secrets.token_urlsafe(32)
+            registered = app.backchannel_client_notification_endpoint
             app.name = f"Demo kiosk ({mode})"
             app.client_type = Application.CLIENT_CONFIDENTIAL
             app.authorization_grant_type = CIBA_GRANT_TYPE
             app.algorithm = Application.RS256_ALGORITHM
-            app.client_secret = secret
             app.hash_client_secret = True
+            app.token_endpoint_auth_method = AUTH_CLIENT_SECRET_BASIC
             app.backchannel_token_delivery_mode = mode
-            app.backchannel_client_notification_endpoint = f"{base}/{mode}/" if mode != "poll" else ""
+            if mode == "poll":
+                app.backchannel_client_notification_endpoint = ""
+            elif given_base or not registered:
+                app.backchannel_client_notification_endpoint = f"{base}/{mode}/"
             app.full_clean()
             app.save()
             data["clients"][mode] = {
                 "client_id": app.client_id,
                 "client_secret": secret,
+                "token_endpoint_auth_method": app.token_endpoint_auth_method,
                 "mode": mode,
                 "notification_endpoint": app.backchannel_client_notification_endpoint or None,
             }
@@ -153,12 +181,15 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2))
             return
-        self.stdout.write(self.style.SUCCESS("Demo data ready (passwords and secrets are new on every run):"))
+        self.stdout.write(self.style.SUCCESS("Demo data ready:"))
         urls = data["urls"]
-        self.stdout.write(f"  admin  / {admin_password}   -> {urls['admin']}")
+        kept = "(password unchanged; --rotate sets new ones)"
+        self.stdout.write(f"  admin  / {admin_password or kept}   -> {urls['admin']}")
         for name in USERS:
             user = data["users"][name]
-            self.stdout.write(f"  {name:<6} / {user['password']}   consent-API token {user['consent_token']}")
+            self.stdout.write(
+                f"  {name:<6} / {user['password'] or kept}   consent-API token {user['consent_token']}"
+            )
         for client in data["clients"].values():
             self.stdout.write(f"  client {client['client_id']:<10} secret {client['client_secret']}")
         if profile.fapi():
@@ -199,9 +230,14 @@ class Command(BaseCommand):
             setattr(app, f"tls_client_auth_{name}", "")
         app.full_clean()
         app.save()
-        # PS256 ID tokens are signed with the server's key set: an RSA key must be active.
+        # PS256 ID tokens are signed with the server's key set: an RSA key of the database must
+        # be active (the settings key signs RS256 only). A new key of a site whose settings key
+        # signs waits as `next` to be published first; the demo activates it at once, as a site
+        # with no relying parties yet may (`ciba_keys`, docs/operations.md).
         if not SigningKey.objects.filter(kty=signing.RSA, state=SigningKey.State.ACTIVE).exists():
-            signing.generate_key(signing.RSA)
+            waiting = SigningKey.objects.filter(kty=signing.RSA, state=SigningKey.State.NEXT).exists()
+            if waiting or signing.generate_key(signing.RSA).state != SigningKey.State.ACTIVE:
+                signing.activate(signing.RSA)
         summary: dict[str, Any] = {
             "client_id": app.client_id,
             "token_endpoint_auth_method": auth_method,
@@ -235,7 +271,7 @@ class Command(BaseCommand):
             )
 
     @staticmethod
-    def _consent_token(user: Any, phone_url: str) -> str:
+    def _consent_token(user: Any) -> str:
         """A bearer token for the consent and device APIs, as the user's phone app would hold.
 
         Issued to a "demo phone" application (the device app's own login is the site's
@@ -250,8 +286,8 @@ class Command(BaseCommand):
                 "authorization_grant_type": Application.GRANT_AUTHORIZATION_CODE,
             },
         )
-        if phone.redirect_uris != phone_url:
-            phone.redirect_uris = phone_url
+        if phone.redirect_uris != PHONE_REDIRECT_URI:
+            phone.redirect_uris = PHONE_REDIRECT_URI
             phone.save(update_fields=["redirect_uris"])
         designations.designate(phone)  # only the site's own device apps may hold the consent scope
         AccessToken = get_access_token_model()
@@ -275,6 +311,37 @@ class Command(BaseCommand):
             defaults={"kind": Device.Kind.WEBHOOK, "token": f"demo-phone-{user.username}"},
         )
         return {"id": str(device.public_id), "kind": device.kind, "token": device.token}
+
+    @staticmethod
+    def _password(user: Any, new: bool) -> str | None:
+        """A fresh password for ``user`` when ``new`` (or it has none), else ``None``: the
+        stored hash cannot be printed back, and changing it would sign people out of the demo."""
+        if not new and user.has_usable_password():
+            return None
+        password = secrets.token_urlsafe(12)
+        user.set_password(password)
+        return password
+
+    @staticmethod
+    def _kept_secret(app: Any, kiosk_entry: dict[str, Any] | None) -> str | None:
+        """The secret the kiosk holds for ``app`` if it is still the one stored, else ``None``
+        (a new client, a missing or stale credentials file, ``--rotate``): a new one is issued
+        and written to the file, so the file and the database never disagree."""
+        if not kiosk_entry or kiosk_entry.get("client_id") != app.client_id:
+            return None
+        secret = kiosk_entry.get("client_secret")
+        if isinstance(secret, str) and secret and check_secret(secret, app.client_secret):
+            return secret
+        return None
+
+    @staticmethod
+    def _read_kiosk_config() -> dict[str, Any]:
+        """The kiosk's credentials by mode; nothing when the file is missing or unreadable."""
+        try:
+            clients = json.loads(Path(settings.CIBA_DEMO_CLIENTS_FILE).read_text())["clients"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+        return clients if isinstance(clients, dict) else {}
 
     @staticmethod
     def _write_kiosk_config(clients: dict[str, Any]) -> None:

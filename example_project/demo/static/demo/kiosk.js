@@ -7,8 +7,10 @@
   const errorEl = document.getElementById("error");
   const claimsEl = document.getElementById("claims");
   const again = document.getElementById("again");
+  const cancel = document.getElementById("cancel");
   const TIME_CLAIMS = /^(\s*"(?:iat|exp|auth_time|nbf)": )(\d+)(,?)$/;
   let following = null; // the purchase whose status is being long-polled
+  let waiting = null; // aborts the long-poll request under way
 
   function csrf() {
     const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -23,9 +25,24 @@
       claimsEl.textContent = "ID token claims (verified):\n" + readableTimes(JSON.stringify(purchase.claims, null, 2));
     }
     if (purchase.status !== "pending") {
-      following = null;
+      stopFollowing();
+      cancel.hidden = true;
       again.hidden = false;
     }
+  }
+
+  // Which client, delivery mode and client authentication this purchase uses.
+  function how(purchase) {
+    document.getElementById("how-client").textContent = purchase.client_id;
+    document.getElementById("how-mode").textContent = purchase.mode;
+    document.getElementById("how-delivery").textContent = purchase.delivery ? "(" + purchase.delivery + ")" : "";
+    document.getElementById("how-auth").textContent = purchase.token_endpoint_auth_method;
+  }
+
+  function stopFollowing() {
+    following = null;
+    if (waiting) waiting.abort();
+    waiting = null;
   }
 
   // Epoch seconds (iat, exp, auth_time) get the local time beside them, as a comment.
@@ -47,13 +64,15 @@
     const url = "/demo/kiosk/purchases/" + encodeURIComponent(id) + "/?wait=20";
     while (following === id) {
       try {
-        const response = await fetch(url);
+        waiting = new AbortController();
+        const response = await fetch(url, { signal: waiting.signal });
         if (following !== id) return;
         if (response.ok) {
           show(await response.json());
           continue;
         }
       } catch (error) {
+        if (following !== id) return; // cancelled
         // The server is restarting or unreachable: try again shortly.
       }
       await sleep(3000);
@@ -82,12 +101,34 @@
     form.hidden = true;
     progress.hidden = false;
     document.getElementById("binding").textContent = body.binding_message;
+    how(body);
+    cancel.hidden = false;
+    cancel.disabled = false;
     show(body);
     follow(body.id);
   });
 
+  // Stop waiting: the kiosk's backend stops asking and ignores the phone's answer. The
+  // server's request stays open until it expires (CIBA has no cancel for clients).
+  cancel.addEventListener("click", async function () {
+    const id = following;
+    if (!id) return;
+    cancel.disabled = true;
+    stopFollowing();
+    try {
+      const response = await fetch("/demo/kiosk/purchases/" + encodeURIComponent(id) + "/cancel/", {
+        method: "POST",
+        headers: { "X-CSRFToken": csrf() },
+      });
+      if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+      show(await response.json());
+    } catch (error) {
+      show({ status: "cancelled", detail: "Stopped waiting here; the kiosk could not record it: " + error.message });
+    }
+  });
+
   again.addEventListener("click", function () {
-    following = null;
+    stopFollowing();
     progress.hidden = true;
     again.hidden = true;
     claimsEl.hidden = true;

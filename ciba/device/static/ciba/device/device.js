@@ -376,4 +376,7 @@
 
   refresh();
   startServiceWorker();
+  // Running: the page's fallback for a script that never started is not needed.
+  const scriptMissing = document.getElementById("ciba-script-missing");
+  if (scriptMissing) scriptMissing.remove();
 })();
