@@ -46,6 +46,8 @@ class AutomatedApprovalView(CibaErrorMixin, APIView):
     weakest supported value; it claims no ``amr``.
     """
 
+    schema = None  # the conformance suite's hook, not an API of the site
+
     authentication_classes: list[Any] = []
     permission_classes: list[Any] = []
     parser_classes: list[Any] = []  # the body, if any, is never read
