@@ -29,6 +29,22 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_INTERVAL": 5,
     "SLOW_DOWN_INCREMENT": 5,
     "AUTH_REQ_ID_BYTES": 32,
+    # --- dynamic client registration (RFC 7591, RFC 7592; docs/registration.md) ---
+    # Closed unless a site opens it: with initial access tokens (manage.py ciba_initial_access_token,
+    # the admin), with software statements from SOFTWARE_STATEMENT_ISSUERS, or for anyone.
+    "REGISTRATION_ENABLED": False,
+    "REGISTRATION_OPEN": False,
+    "REGISTRATION_OPEN_RATE": "10/hour",
+    # iss -> {"jwks_uri": "https://..."} or {"jwks": {"keys": [...]}}: directories whose
+    # software statements (RFC 7591 §2.3) this server trusts.
+    "SOFTWARE_STATEMENT_ISSUERS": {},
+    "SOFTWARE_STATEMENT_REQUIRED": False,
+    "SOFTWARE_STATEMENT_MAX_AGE": 300,
+    "REGISTRATION_ACCESS_TOKEN_ROTATE": True,
+    # DOT's self-service application pages (/o/applications/, /o/authorized_tokens/)
+    "DOT_APPLICATION_VIEWS": False,
+    # Fewest seconds between two fetches of one client's jwks_uri for an unknown kid
+    "JWKS_REFETCH_MIN_INTERVAL": 60,
     # --- signed authentication requests (CIBA §7.1.1) ---
     "REQUEST_SIGNING_ALGS": ["RS256", "PS256", "ES256"],
     "REQUEST_OBJECT_MAX_LIFETIME": 3600,

@@ -416,6 +416,34 @@ class InsufficientScope(CibaError):
         self.headers.setdefault("WWW-Authenticate", f'Bearer error="{self.error}", scope="{scope}"')
 
 
+# --- dynamic client registration (RFC 7591 §3.2.2, RFC 7592 §2) ----------------------------
+
+
+class InvalidClientMetadata(CibaError):
+    """A metadata value is invalid, or the server refuses it (the description names the field)."""
+
+    error = "invalid_client_metadata"
+
+
+class InvalidRedirectUri(CibaError):
+    """A ``redirect_uris`` value is invalid."""
+
+    error = "invalid_redirect_uri"
+
+
+class InvalidSoftwareStatement(CibaError):
+    """The software statement cannot be read or verified (signature, expiry, claims)."""
+
+    error = "invalid_software_statement"
+
+
+class UnapprovedSoftwareStatement(CibaError):
+    """A well-formed software statement from an issuer this server does not trust, or that the
+    server does not accept for this registration."""
+
+    error = "unapproved_software_statement"
+
+
 # --- names from before the two families were one ---------------------------------------------
 AccessDeniedError = AccessDenied
 AuthorizationPendingError = AuthorizationPending

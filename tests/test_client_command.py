@@ -49,7 +49,10 @@ def test_every_registration_column_has_an_option_named_after_it():
     parser = Command().create_parser("manage.py", "ciba_client")
     options = {string for action in parser._actions for string in action.option_strings}
     for field in CibaClientMixin._meta.local_fields:
-        if field.name != "authorization_grant_type":  # a CIBA client uses the CIBA grant
+        # A CIBA client uses the CIBA grant; only dynamic registration writes its statement and
+        # its registration access token (RFC 7591, RFC 7592).
+        dynamic_only = ("software_statement", "registration_access_token_hash")
+        if field.name != "authorization_grant_type" and field.name not in dynamic_only:
             assert option(field.name) in options, field.name
     assert option("token_endpoint_auth_signing_alg") == "--token-endpoint-auth-signing-alg"
     # The names of earlier versions still work.
@@ -181,8 +184,10 @@ def test_json_output_is_what_was_stored(db, key_file):
         f"--jwks={key_file(EC_KEY)}",
     )
     app = stored(result)
-    for field in [f.name for f in CibaClientMixin._meta.local_fields] + ["name", "algorithm", "client_type"]:
+    shown = [f.name for f in CibaClientMixin._meta.local_fields if f.editable]  # never a token's hash
+    for field in shown + ["name", "algorithm", "client_type"]:
         assert result[field] == getattr(app, field), field
+    assert "registration_access_token_hash" not in result
     assert result["hash_client_secret"] is True and app.client_secret != result["client_secret"]  # hashed
     assert result["mode"] == "poll"  # the key earlier versions printed
 

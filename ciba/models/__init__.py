@@ -4,6 +4,7 @@ from .binding import TokenBinding
 from .callback import CallbackDelivery
 from .consent_client import ConsentClient
 from .device import Device
+from .initial_access_token import InitialAccessToken
 from .mixins import CibaClientMixin
 from .original_authentication import OriginalAuthentication
 from .resource_server import ResourceServer
@@ -18,6 +19,7 @@ __all__ = [
     "CibaClientMixin",
     "ConsentClient",
     "Device",
+    "InitialAccessToken",
     "OriginalAuthentication",
     "ResourceServer",
     "SigningKey",

@@ -163,6 +163,50 @@ class CibaClientMixin(models.Model):
             "DOT's algorithm field decides (RS256 with OIDC_RSA_PRIVATE_KEY, or HS256)."
         ),
     )
+    # --- grants (RFC 7591 §2 grant_types): a client may hold several -------------------------
+    grant_types = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name=_("grant types"),
+        help_text=_(
+            "The OAuth grant types this client may use, by their registration names "
+            "(urn:openid:params:grant-type:ciba, client_credentials, authorization_code, "
+            "refresh_token). Empty: the authorization grant type alone, as before."
+        ),
+    )
+    # --- client metadata (RFC 7591 §2; OpenID Connect Dynamic Client Registration §2) --------
+    contacts = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name=_("contacts"),
+        help_text=_("E-mail addresses of people responsible for this client."),
+    )
+    client_uri = models.URLField(max_length=2000, blank=True, verbose_name=_("client URI"))
+    logo_uri = models.URLField(max_length=2000, blank=True, verbose_name=_("logo URI"))
+    policy_uri = models.URLField(max_length=2000, blank=True, verbose_name=_("policy URI"))
+    tos_uri = models.URLField(max_length=2000, blank=True, verbose_name=_("terms of service URI"))
+    request_object_signing_alg = models.CharField(
+        max_length=8,
+        choices=SIGNING_ALG_CHOICES,
+        blank=True,
+        verbose_name=_("request object signing algorithm"),
+        help_text=_("OpenID Registration §2: the algorithm of request objects at the authorize endpoint."),
+    )
+    software_id = models.CharField(max_length=255, blank=True, verbose_name=_("software ID"))
+    software_version = models.CharField(max_length=255, blank=True, verbose_name=_("software version"))
+    software_statement = models.TextField(
+        blank=True,
+        verbose_name=_("software statement"),
+        help_text=_("RFC 7591 §2.3: the signed statement the client registered with, as presented."),
+    )
+    # --- RFC 7592 client management ----------------------------------------------------------
+    registration_access_token_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        verbose_name=_("registration access token hash"),
+        help_text=_("SHA-256 of the RFC 7592 registration access token; the token itself is never stored."),
+    )
 
     class Meta:
         abstract = True

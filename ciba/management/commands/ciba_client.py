@@ -25,8 +25,9 @@ from ciba import constants
 from ciba.management.registration import existing_or_new, save_validated
 from ciba.models import CibaClientMixin
 
-#: The columns the command decides itself: a CIBA client uses the CIBA grant.
-FIXED = ("authorization_grant_type",)
+#: The columns the command decides itself: a CIBA client uses the CIBA grant; what only
+#: dynamic registration (RFC 7591, RFC 7592) writes.
+FIXED = ("authorization_grant_type", "software_statement", "registration_access_token_hash")
 #: DOT's column a CIBA registration decides too: how ID tokens are signed when
 #: ``id_token_signed_response_alg`` is empty.
 DOT_FIELDS = ("algorithm",)
@@ -64,7 +65,8 @@ def registration_fields() -> list[str]:
 
 def stored_fields() -> list[str]:
     """What ``--json`` reports of the stored row."""
-    return ["name", "client_type", "authorization_grant_type", *registration_fields(), "hash_client_secret"]
+    shown = [f for f in FIXED if CibaClientMixin._meta.get_field(f).editable]  # never a token's hash
+    return ["name", "client_type", *shown, *registration_fields(), "hash_client_secret"]
 
 
 class Command(BaseCommand):
