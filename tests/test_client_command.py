@@ -153,7 +153,9 @@ def test_a_key_that_cannot_make_the_registered_algorithm_is_refused_naming_the_o
     assert not Application.objects.exists()
 
 
-def test_errors_exit_non_zero_from_the_command_line_and_write_nothing(db, capsys):
+def test_errors_exit_non_zero_from_the_command_line_and_write_nothing(transactional_db, capsys):
+    # transactional_db: run_from_argv closes every connection when the command ends, which on
+    # PostgreSQL would close the test's own transaction under it.
     with pytest.raises(SystemExit) as exc:
         execute_from_command_line(
             ["manage.py", "ciba_client", "Kiosk", "--mode", "ping", "--dpop-bound-access-tokens",

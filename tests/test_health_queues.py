@@ -138,7 +138,10 @@ def test_no_worker_answering_is_a_failure_that_says_so():
     assert not line.ok and "no worker answered within 1.5 s" in line.text and "ciba-notify" in line.text
 
 
-def test_a_broker_that_cannot_be_reached_fails_quickly_and_clearly():
+def test_a_broker_that_cannot_be_reached_fails_quickly_and_clearly(monkeypatch):
+    # Celery prefers the CELERY_BROKER_URL environment variable (set in the production tier) to
+    # the app's own broker: without this, the app would ask the live broker.
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
     started = time.monotonic()
     lines = ciba_health.queue_lines(celery_app(task_routes=TASK_ROUTES), timeout=1)
     assert time.monotonic() - started < 5
