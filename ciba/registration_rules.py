@@ -97,6 +97,73 @@ def profile_hints() -> dict[str, Any]:
     return {field: rule.hint for field, rule in FAPI_RULES.items()} if profile.fapi() else {}
 
 
+# --- grant types (RFC 7591 §2 ``grant_types``) ----------------------------------------------
+
+#: The grant types a client may register, by their OAuth names (RFC 7591 §2, CIBA §4).
+REGISTRABLE_GRANT_TYPES = (
+    constants.CIBA_GRANT_TYPE,
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+)
+#: The grants that issue refresh tokens (client_credentials never does: RFC 6749 §4.4.3).
+ISSUE_REFRESH_TOKENS = (constants.CIBA_GRANT_TYPE, "authorization_code")
+#: DOT's single-grant column for each OAuth name that has one.
+DOT_GRANT_TYPES = {
+    constants.CIBA_GRANT_TYPE: constants.CIBA_GRANT_TYPE,
+    "client_credentials": AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+    "authorization_code": AbstractApplication.GRANT_AUTHORIZATION_CODE,
+}
+#: What a row without ``grant_types`` may use: DOT's single grant, as DOT's validator maps it
+#: (``oauth2_provider.oauth2_validators.GRANT_TYPE_MAPPING``, refresh included), and for the
+#: CIBA grant refresh too, as before ``grant_types`` existed.
+LEGACY_GRANT_TYPES = {
+    AbstractApplication.GRANT_AUTHORIZATION_CODE: ("authorization_code", "refresh_token"),
+    AbstractApplication.GRANT_DEVICE_CODE: ("urn:ietf:params:oauth:grant-type:device_code", "refresh_token"),
+    AbstractApplication.GRANT_IMPLICIT: ("implicit",),
+    AbstractApplication.GRANT_PASSWORD: ("password", "refresh_token"),
+    AbstractApplication.GRANT_CLIENT_CREDENTIALS: ("client_credentials", "refresh_token"),
+    AbstractApplication.GRANT_OPENID_HYBRID: ("authorization_code", "implicit", "refresh_token"),
+    constants.CIBA_GRANT_TYPE: (constants.CIBA_GRANT_TYPE, "refresh_token"),
+}
+
+
+def registered_grant_types(client: Any) -> tuple[str, ...]:
+    """The OAuth grant types ``client`` may use: its ``grant_types`` or, for a row that lists
+    none (every row older than ``grant_types``), what its single ``authorization_grant_type``
+    has always allowed. A list this server cannot honour (not a list, unknown names) allows
+    nothing: the ``grant_types_invalid`` problem says why, and no grant is guessed."""
+    listed = getattr(client, "grant_types", None)
+    if not listed:
+        return LEGACY_GRANT_TYPES.get(client.authorization_grant_type, ())
+    if not _grant_types_valid(listed):
+        return ()
+    return tuple(listed)
+
+
+def lists_grant_types(client: Any) -> bool:
+    """Whether ``client`` registered ``grant_types`` (else its single grant decides)."""
+    return bool(getattr(client, "grant_types", None))
+
+
+def dot_grant_type(grant_types: list[str] | tuple[str, ...]) -> str:
+    """The value of DOT's single ``authorization_grant_type`` column for a client registering
+    ``grant_types``: the CIBA grant if listed, else the first listed that DOT names ("" for
+    none). DOT's own code (its ``clean()``, its application views) reads that column; this
+    server's grant decisions read ``grant_types``."""
+    if constants.CIBA_GRANT_TYPE in grant_types:
+        return constants.CIBA_GRANT_TYPE
+    return next((DOT_GRANT_TYPES[name] for name in grant_types if name in DOT_GRANT_TYPES), "")
+
+
+def _grant_types_valid(listed: Any) -> bool:
+    return (
+        isinstance(listed, list)
+        and all(isinstance(name, str) and name in REGISTRABLE_GRANT_TYPES for name in listed)
+        and len(set(listed)) == len(listed)
+    )
+
+
 # --- client secrets ------------------------------------------------------------------------
 
 #: What a client secret needs to be stored with the keyed hash (``ciba.client_auth.hashers``)
@@ -225,18 +292,20 @@ def _ciba_registration(client: Any) -> Iterator[Problem]:
     """CIBA §4: a client with the CIBA grant registers a delivery mode (and only such a client),
     is confidential, uses a mode this server supports, and can receive ID tokens."""
     mode = client.backchannel_token_delivery_mode
+    listed = lists_grant_types(client)
+    uses_ciba = constants.CIBA_GRANT_TYPE in registered_grant_types(client)
     if not mode:
-        if client.authorization_grant_type == constants.CIBA_GRANT_TYPE:
+        if uses_ciba:
             yield Problem(
                 "backchannel_token_delivery_mode",
-                "delivery_mode_missing",
+                "grant_types_ciba_without_mode" if listed else "delivery_mode_missing",
                 _("A client using the CIBA grant must register a token delivery mode (CIBA §4)."),
             )
         return  # not a CIBA client: nothing else here concerns it
-    if client.authorization_grant_type != constants.CIBA_GRANT_TYPE:
+    if not uses_ciba:
         yield Problem(
-            "authorization_grant_type",
-            "grant_not_ciba",
+            "grant_types" if listed else "authorization_grant_type",
+            "grant_types_mode_without_ciba" if listed else "grant_not_ciba",
             _("A client registering a token delivery mode must use the CIBA grant (CIBA §4)."),
             blocking=True,
             said_to_client="it is not registered for the CIBA grant",
@@ -293,6 +362,51 @@ def _id_token_signing(client: Any) -> Iterator[Problem]:
             "hash_client_secret",
             "hs256_secret_hashed",
             _("HS256 ID tokens are signed with the client secret, so it must be stored unhashed."),
+        )
+
+
+@_rule()
+def _grant_types(client: Any) -> Iterator[Problem]:
+    """RFC 7591 §2.1: the grant types a client lists must make sense together. Only rows that
+    list ``grant_types`` are judged: an empty list keeps the single grant DOT validates."""
+    listed = getattr(client, "grant_types", None)
+    if not listed:
+        return
+    if not _grant_types_valid(listed):
+        yield Problem(
+            "grant_types",
+            "grant_types_invalid",
+            _("grant_types must be a list without repeats of %(names)s.")
+            % {"names": ", ".join(REGISTRABLE_GRANT_TYPES)},
+        )
+        return
+    if "refresh_token" in listed and not any(name in ISSUE_REFRESH_TOKENS for name in listed):
+        yield Problem(
+            "grant_types",
+            "grant_types_refresh_without_grant",
+            _("refresh_token needs a grant that issues refresh tokens: %(names)s.")
+            % {"names": " or ".join(ISSUE_REFRESH_TOKENS)},
+        )
+    if not dot_grant_type(listed):
+        return  # refresh_token alone, reported above: nothing else to compare
+    if client.authorization_grant_type != dot_grant_type(listed):
+        yield Problem(
+            "authorization_grant_type",
+            "grant_types_primary_mismatch",
+            _("The authorization grant type must be %(grant)s for these grant types.")
+            % {"grant": dot_grant_type(listed)},
+        )
+    if "authorization_code" in listed and not (client.redirect_uris or "").split():
+        yield Problem(
+            "redirect_uris",
+            "grant_types_redirect_uris_missing",
+            _("The authorization_code grant needs at least one redirect URI."),
+        )
+    if "client_credentials" in listed and client.client_type != AbstractApplication.CLIENT_CONFIDENTIAL:
+        yield Problem(
+            "client_type",
+            "grant_types_client_credentials_public",
+            _("The client_credentials grant is for confidential clients only (RFC 6749 §4.4)."),
         )
 
 

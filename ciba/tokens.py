@@ -21,9 +21,7 @@ from .sender import bindings
 
 def mint(request: Any, token_handler: Any, modifiers: Iterable[Callable], validator: Any) -> dict[str, Any]:
     """Create, decorate (ID token) and save the tokens for ``request``; return the response dict."""
-    token = token_handler.create_token(
-        request, refresh_token=request.client.allows_grant_type("refresh_token")
-    )
+    token = token_handler.create_token(request, refresh_token=request.client.issues_refresh_tokens)
     for modifier in modifiers:
         token = modifier(token, token_handler, request)
     validator.save_token(token, request)

@@ -66,7 +66,7 @@ def parameters_from_request_object(
             raise InvalidRequest(f"This client registered {registered} for signed requests.")
         claims = verify(
             token,
-            client_keys(client),
+            client_keys(client, kid=header_of(token).get("kid")),
             algorithms=[registered],
             audience=audiences(request),
             require=("aud", "iss", "exp", "iat", "nbf", "jti"),

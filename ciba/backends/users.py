@@ -143,7 +143,7 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
             # client signed earns the specific expired_login_hint_token error.
             claims = verify(
                 login_hint_token,
-                client_keys(client),
+                client_keys(client, kid=header_of(login_hint_token).get("kid")),
                 algorithms=[alg],
                 audience=audiences(http_request),
                 issuer=client.client_id,

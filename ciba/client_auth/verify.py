@@ -14,7 +14,7 @@ from .. import constants
 from ..conf import ciba_settings
 from ..endpoints import audiences
 from ..errors import InvalidClient, TooManyFailedAuthentications
-from ..jose import JoseError, client_keys, verify
+from ..jose import JoseError, client_keys, header_of, verify
 from ..jose.keys import JWKS_CACHE_SECONDS
 from ..profile import assertion_algs, client_auth_methods
 from ..replay import first_use
@@ -118,10 +118,12 @@ def _keys_held(client: Any) -> bool:
     return _KEYS_SEEN.get((client.pk, client.jwks_uri), 0.0) > time.monotonic()
 
 
-def _client_keys(client: Any) -> list[Any]:
-    """``jose.client_keys``, noting when the key set (or its failure) is cached (``_keys_held``)."""
+def _client_keys(client: Any, kid: Any = None) -> list[Any]:
+    """``jose.client_keys``, noting when the key set (or its failure) is cached (``_keys_held``).
+    ``kid``: the key the JWT names; one the cached set lacks makes ``jose`` fetch the set again,
+    at most once per ``JWKS_REFETCH_MIN_INTERVAL`` (the client rotated its keys)."""
     try:
-        keys = client_keys(client)
+        keys = client_keys(client, kid=kid)
     except JoseError:
         _note_keys(client, ciba_settings.JWKS_FAILURE_CACHE_SECONDS)
         raise
@@ -189,7 +191,7 @@ def _verify_assertion(credentials: Credentials, client: Any, request: Any) -> No
             keys: list[Any] = [client.client_secret.encode()]
     else:
         try:
-            keys = _client_keys(client)
+            keys = _client_keys(client, kid=header_of(credentials.assertion).get("kid"))
         except JoseError as exc:
             raise InvalidClient(str(exc)) from None
     try:

@@ -114,37 +114,25 @@ def weak_keys(document: Any) -> str:
 _JWKS_URI_FAILED = "The client's jwks_uri could not be fetched."
 
 
-def client_keys(client: Any) -> list[dict[str, Any]]:
+def client_keys(client: Any, *, kid: Any = None) -> list[dict[str, Any]]:
     """The client's public signing JWKs, from ``jwks`` or (cached for 5 minutes) its ``jwks_uri``.
 
     Keys stay JWK dicts until a JWT is verified: only then is the algorithm known, and an
     RSA key may verify RS256 as well as PS256 unless the JWK itself declares an ``alg``.
     A failed fetch is remembered for ``JWKS_FAILURE_CACHE_SECONDS``; until then the key set
     is refused at once, without calling the URL again.
+
+    ``kid`` is the key the JWT to verify names: a client that rotated its keys publishes the
+    new one before signing with it, so a cached set without that ``kid`` is fetched again
+    rather than failing every JWT until the cache expires. Anyone can send a JWT naming a
+    made-up ``kid``, so that refetch happens at most once per ``JWKS_REFETCH_MIN_INTERVAL``
+    seconds per client, counted in the shared cache (every process agrees) from the last
+    fetch of the set.
     """
     if client.jwks:
         document = client.jwks
     elif client.jwks_uri:
-        # The URL is client input of any length (cache keys are limited): it is hashed.
-        url_hash = hashlib.sha256(client.jwks_uri.encode()).hexdigest()[:32]
-        cache_key = f"ciba:jwks:{client.pk}:{url_hash}"
-        failed_key = f"ciba:jwks-failed:{client.pk}:{url_hash}"
-        document = _cache_get(cache_key)
-        if document is None:
-            if _cache_get(failed_key):
-                raise JoseError(_JWKS_URI_FAILED)
-            try:
-                document = get_json(client.jwks_uri, total_timeout=ciba_settings.JWKS_FETCH_TIMEOUT)
-            except OutboundError:
-                # Not the reason: it holds the URL, whose query may be a secret.
-                logger.warning(
-                    "The jwks_uri of client %s could not be fetched; its JWTs are refused for %s s.",
-                    client.client_id,
-                    ciba_settings.JWKS_FAILURE_CACHE_SECONDS,
-                )
-                _cache_set(failed_key, True, ciba_settings.JWKS_FAILURE_CACHE_SECONDS)
-                raise JoseError(_JWKS_URI_FAILED) from None
-            _cache_set(cache_key, document, JWKS_CACHE_SECONDS)
+        document = _fetched_key_set(client, kid)
     else:
         raise JoseError("The client has registered no keys (jwks or jwks_uri).")
     entries = document.get("keys") if isinstance(document, dict) else None
@@ -158,6 +146,62 @@ def client_keys(client: Any) -> list[dict[str, Any]]:
     if not keys:
         raise JoseError("The client's key set holds no usable signing key.")
     return keys
+
+
+def _fetched_key_set(client: Any, kid: Any) -> Any:
+    """The document behind the client's ``jwks_uri``: cached, fetched, or fetched again for a
+    ``kid`` the cached one lacks (``client_keys``)."""
+    # The URL is client input of any length (cache keys are limited): it is hashed.
+    url_hash = hashlib.sha256(client.jwks_uri.encode()).hexdigest()[:32]
+    cache_key = f"ciba:jwks:{client.pk}:{url_hash}"
+    failed_key = f"ciba:jwks-failed:{client.pk}:{url_hash}"
+    refetch_key = f"ciba:jwks-fetched:{client.pk}:{url_hash}"
+    document = _cache_get(cache_key)
+    if document is not None:
+        if (
+            kid is None
+            or _names_kid(document, kid)
+            or not _cache_add(refetch_key, ciba_settings.JWKS_REFETCH_MIN_INTERVAL)
+        ):
+            return document
+        try:
+            fresh = get_json(client.jwks_uri, total_timeout=ciba_settings.JWKS_FETCH_TIMEOUT)
+        except OutboundError:
+            # The cached set still verifies the keys it holds: keep it, and try again no sooner
+            # than the interval (the marker just added says so to every process).
+            logger.warning(
+                "The jwks_uri of client %s could not be fetched again for an unknown kid; "
+                "its cached keys stay.",
+                client.client_id,
+            )
+            return document
+        _cache_set(cache_key, fresh, JWKS_CACHE_SECONDS)
+        return fresh
+    if _cache_get(failed_key):
+        raise JoseError(_JWKS_URI_FAILED)
+    try:
+        document = get_json(client.jwks_uri, total_timeout=ciba_settings.JWKS_FETCH_TIMEOUT)
+    except OutboundError:
+        # Not the reason: it holds the URL, whose query may be a secret.
+        logger.warning(
+            "The jwks_uri of client %s could not be fetched; its JWTs are refused for %s s.",
+            client.client_id,
+            ciba_settings.JWKS_FAILURE_CACHE_SECONDS,
+        )
+        _cache_set(failed_key, True, ciba_settings.JWKS_FAILURE_CACHE_SECONDS)
+        raise JoseError(_JWKS_URI_FAILED) from None
+    _cache_set(cache_key, document, JWKS_CACHE_SECONDS)
+    # A set just fetched is as fresh as it gets: an unknown kid waits for the interval too.
+    _cache_set(refetch_key, True, ciba_settings.JWKS_REFETCH_MIN_INTERVAL)
+    return document
+
+
+def _names_kid(document: Any, kid: Any) -> bool:
+    entries = document.get("keys") if isinstance(document, dict) else None
+    return any(
+        isinstance(entry, dict) and entry.get("kid") == kid
+        for entry in (entries if isinstance(entries, list) else [])
+    )
 
 
 def server_keys() -> list[dict[str, Any]]:
@@ -185,6 +229,17 @@ def _cache_get(key: str) -> Any:
     return value
 
 
+def _cache_add(key: str, seconds: int) -> bool:
+    """Set ``key`` unless it is set (atomically in the shared cache); whether this call set it."""
+    try:
+        return bool(cache.add(key, True, seconds))
+    except Exception:  # noqa: BLE001 - as _cache_get: this process decides alone
+        if _cache_get(key):
+            return False
+        _cache_set(key, True, seconds)
+        return True
+
+
 def _cache_set(key: str, value: Any, seconds: int) -> None:
     try:
         cache.set(key, value, seconds)
@@ -192,3 +247,23 @@ def _cache_set(key: str, value: Any, seconds: int) -> None:
         if len(_local) >= LOCAL_MAX_ENTRIES:
             _local.clear()
         _local[key] = (value, time.monotonic() + seconds)
+
+
+def issuer_keys(issuer: str, source: dict[str, Any], *, kid: Any = None) -> list[dict[str, Any]]:
+    """The signing keys of a trusted issuer that is not a client (a software-statement
+    directory, RFC 7591 §2.3): ``source`` is its ``{"jwks": {...}}`` or ``{"jwks_uri": ...}``.
+
+    Fetched, cached, remembered when failing, fetched again for an unknown ``kid`` and
+    filtered (``use``, FAPI strength) exactly as a client's keys are, by ``client_keys``
+    itself, so a directory that does not answer holds no web worker and is not called again on
+    every registration, and one that rotates its keys is followed.
+    """
+
+    class _Issuer:
+        # Cache keys are per owner: an issuer's never meet a client's (whose pk is a number).
+        pk = "issuer-" + hashlib.sha256(issuer.encode("utf-8", "replace")).hexdigest()[:32]
+        client_id = f"directory {issuer[:200]}"
+        jwks = source.get("jwks") or {}
+        jwks_uri = source.get("jwks_uri") or ""
+
+    return client_keys(_Issuer(), kid=kid)

@@ -263,14 +263,42 @@ class CibaClientMixin(models.Model):
         registered = self.token_endpoint_auth_signing_alg
         return tuple(alg for alg in ((registered,) if registered else family) if alg in family)
 
+    @property
+    def registered_grant_types(self) -> tuple[str, ...]:
+        """The OAuth grant types (RFC 7591 names) this client may use: ``grant_types``, or for a
+        row listing none, what its single ``authorization_grant_type`` always allowed (refresh
+        included, as DOT allows it). ``ciba.registration_rules.registered_grant_types``."""
+        return registration_rules.registered_grant_types(self)
+
+    @property
+    def issues_refresh_tokens(self) -> bool:
+        """Whether the token endpoint gives this client refresh tokens: a client listing
+        ``grant_types`` only if it listed ``refresh_token`` (RFC 7591 §2); any other as before
+        (DOT's grants always, the CIBA grant while the client may use CIBA)."""
+        if registration_rules.lists_grant_types(self):
+            return self.allows_grant_type("refresh_token")
+        if self.authorization_grant_type == constants.CIBA_GRANT_TYPE:
+            return self.allows_grant_type("refresh_token")
+        return True
+
     def allows_grant_type(self, *grant_types: str) -> bool:
         """DOT asks this before running a grant; CIBA clients get the CIBA and refresh grants.
 
+        ``grant_types`` are OAuth names (``"refresh_token"``, the CIBA grant) or DOT's names
+        of its single column (``"authorization-code"``, which DOT's authorization endpoint asks
+        about for ``response_type=code``); true if the client may use any of them.
+
         The CIBA grant is allowed to poll and ping clients only: a push-mode client asking
-        for it is ``unauthorized_client`` (CIBA §11). ``"refresh_token"`` is the OAuth grant
-        name; DOT's own validator asks about refresh with a tuple of DOT grant names, which
-        ``ciba.oauth.validators.CibaValidator`` translates.
+        for it is ``unauthorized_client`` (CIBA §11). DOT's own validator asks about refresh
+        with a tuple of DOT grant names, which ``ciba.oauth.validators.CibaValidator``
+        translates to ``"refresh_token"``.
+
+        A client listing ``grant_types`` may use exactly those (a refresh grant or CIBA grant
+        of a CIBA registration that cannot take part is still refused); a row listing none
+        keeps the single grant it always had.
         """
+        if registration_rules.lists_grant_types(self):
+            return any(self._lists_grant_type(name) for name in grant_types)
         if (
             constants.CIBA_GRANT_TYPE in grant_types
             and self.uses_token_endpoint_for_ciba
@@ -284,6 +312,17 @@ class CibaClientMixin(models.Model):
         others = [g for g in grant_types if g != constants.CIBA_GRANT_TYPE]
         return bool(others) and super().allows_grant_type(*others)
 
+    def _lists_grant_type(self, name: str) -> bool:
+        """One grant, by its OAuth name or DOT's, against the ``grant_types`` listed."""
+        oauth_name = _OAUTH_NAMES.get(name, name)
+        if oauth_name not in self.registered_grant_types:
+            return False
+        if oauth_name == constants.CIBA_GRANT_TYPE:
+            return self.uses_token_endpoint_for_ciba and self.is_ciba_client
+        if oauth_name == "refresh_token" and self.registers_ciba:
+            return self.is_ciba_client  # as before grant_types: a CIBA registration in use
+        return True
+
     # --- validation -----------------------------------------------------------------------
 
     def clean(self) -> None:
@@ -296,6 +335,21 @@ class CibaClientMixin(models.Model):
             for field, messages in exc.update_error_dict({}).items():
                 field_errors[field].extend(messages)
         for field, messages in registration_rules.registration_errors(self).items():
+            if field == "redirect_uris" and field_errors.get(field):
+                continue  # DOT's clean() already asks for redirect URIs, in its own words
             field_errors[field].extend(messages)
         if field_errors:
             raise ValidationError(dict(field_errors))
+
+
+#: DOT's names of its single-grant column, as the OAuth grant type each one is: what DOT's
+#: authorization endpoint asks ``allows_grant_type`` about (``response_type=code`` asks for
+#: ``"authorization-code"``; the hybrid and implicit flows for names a ``grant_types`` list
+#: never holds, so they stay refused).
+_OAUTH_NAMES = {
+    AbstractApplication.GRANT_AUTHORIZATION_CODE: "authorization_code",
+    AbstractApplication.GRANT_CLIENT_CREDENTIALS: "client_credentials",
+    AbstractApplication.GRANT_IMPLICIT: "implicit",
+    AbstractApplication.GRANT_PASSWORD: "password",
+    AbstractApplication.GRANT_OPENID_HYBRID: "openid-hybrid",
+}

@@ -17,7 +17,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
 
-from .. import client_auth, services, signing
+from .. import client_auth, registration_rules, services, signing
 from ..conf import ciba_settings
 from ..constants import (
     AUTH_REQ_ID_CLAIM,
@@ -50,6 +50,9 @@ logger = logging.getLogger("ciba.oauth")
 State = AuthenticationRequest.State
 AUTH_REQ_ID_SYNTAX = re.compile(AUTH_REQ_ID_PATTERN)
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+#: The grants whose tokens take the binding a CIBA-registered client's rules demand (RFC 8705
+#: §3, RFC 9449): every grant such a client may list in ``grant_types``.
+BOUND_GRANTS = (CIBA_GRANT_TYPE, "refresh_token", "client_credentials", "authorization_code")
 
 
 class CibaValidator(OAuth2Validator):
@@ -59,7 +62,11 @@ class CibaValidator(OAuth2Validator):
         self, client_id: str, grant_type: str, client: Any, request: Any, *args: Any, **kwargs: Any
     ) -> bool:
         # DOT maps grant names to its own application grant types and asserts the name is
-        # known, so the CIBA grant and refresh-by-a-CIBA-client are answered here first.
+        # known, so the CIBA grant and refresh-by-a-CIBA-client are answered here first, and
+        # every grant of a client listing grant_types (RFC 7591 §2) by its OAuth name: DOT's
+        # mapping would let "refresh_token" through for any client with authorization_code.
+        if registration_rules.lists_grant_types(request.client):
+            return request.client.allows_grant_type(grant_type)
         if grant_type == CIBA_GRANT_TYPE:
             return request.client.allows_grant_type(CIBA_GRANT_TYPE)
         if grant_type == "refresh_token" and getattr(request.client, "registers_ciba", False):
@@ -94,7 +101,7 @@ class CibaValidator(OAuth2Validator):
         request.client = client
         if credentials.method in client_auth.SECRET_METHODS:
             request.ciba_credentials = credentials  # verified: the poll state may remember them
-        if request.grant_type in (CIBA_GRANT_TYPE, "refresh_token"):
+        if request.grant_type in BOUND_GRANTS:
             request.ciba_binding = _binding(request, client)
         return True
 
@@ -187,7 +194,10 @@ class CibaValidator(OAuth2Validator):
 
     def save_bearer_token(self, token: dict, request: Any, *args: Any, **kwargs: Any) -> Any:
         """DOT's save, then the binding decided at authentication recorded for the new rows
-        (``_create_access_token`` and ``_create_refresh_token``), and the DPoP token type."""
+        (``_create_access_token`` and ``_create_refresh_token``), and the DPoP token type.
+        A refresh token the client did not register for is withheld first (neither saved nor
+        answered)."""
+        withhold_unregistered_refresh_token(token, request)
         result = super().save_bearer_token(token, request, *args, **kwargs)
         binding = getattr(request, "ciba_binding", None)
         if binding is not None and binding.is_dpop:
@@ -389,6 +399,8 @@ class CibaValidator(OAuth2Validator):
         """DOT's claims, with the authentication the ID token speaks of: the approval of the
         CIBA request, or on refresh that same approval (OIDC Core §12.2: ``auth_time`` is the
         original authentication's, ``iat`` the new token's), with its ``acr`` and ``amr``."""
+        # The ID token is made before the token is saved: a withheld refresh token gets no rt_hash.
+        withhold_unregistered_refresh_token(token, request)
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
         ar = getattr(request, "ciba_request", None)
         if ar is not None:
@@ -404,6 +416,19 @@ class CibaValidator(OAuth2Validator):
             # the client receives unsolicited; harmless (and useful) in poll and ping.
             claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
         return claims, expiration_time
+
+
+def withhold_unregistered_refresh_token(token: dict, request: Any) -> None:
+    """Take the refresh token out of ``token`` unless the client may have one.
+
+    oauthlib's grants decide refresh tokens per server, not per client (the authorization
+    code grant's ``refresh_token`` attribute, ``BearerToken.create_token``): a client listing
+    ``grant_types`` without ``refresh_token`` (RFC 7591 §2) must get none, so it is removed
+    here, before the ID token hashes it (``rt_hash``) and before DOT saves it. Rows listing no
+    ``grant_types`` are left as they were (``issues_refresh_tokens``)."""
+    client = getattr(request, "client", None)
+    if "refresh_token" in token and client is not None and not getattr(client, "issues_refresh_tokens", True):
+        del token["refresh_token"]
 
 
 def _binding(request: Any, client: Any) -> bindings.Binding | None:

@@ -5,7 +5,9 @@ after it (``token_endpoint_auth_signing_alg`` is ``--token-endpoint-auth-signing
 from the model, so that any client the admin can register — FAPI, ES256, mTLS, DPoP — can be
 registered by a script, and a column added to the mixin gets its option without a change here.
 Validation is the model's (``ciba.registration_rules``, as in the admin): nothing is written
-unless every rule holds, and each problem names the option to change.
+unless every rule holds, and each problem names the option to change. List-valued columns take
+their values on the command line (``--grant-types client_credentials
+urn:openid:params:grant-type:ciba refresh_token``, or comma-separated); the key set is a file.
 """
 
 from __future__ import annotations
@@ -96,6 +98,14 @@ class Command(BaseCommand):
             described = _help(field)
             if isinstance(field, models.BooleanField):
                 parser.add_argument(*names, dest=name, action=argparse.BooleanOptionalAction, help=described)
+            elif _is_list(field):
+                parser.add_argument(
+                    *names,
+                    dest=name,
+                    nargs="*",
+                    metavar="VALUE",
+                    help=f"{described} Values separated by spaces or commas; none: an empty list.",
+                )
             elif isinstance(field, models.JSONField):
                 parser.add_argument(
                     *names,
@@ -163,8 +173,10 @@ class Command(BaseCommand):
             self.stdout.write(f"client_secret {secret}  (shown once; {kept})")
         for field in registration_fields():
             value = stored[field]
-            if value not in ("", None, False):
+            if value not in ("", None, False, []):
                 shown = json.dumps(value) if isinstance(value, dict) else value
+                if isinstance(value, list):
+                    shown = " ".join(str(item) for item in value)
                 self.stdout.write(f"  {field}: {shown}")
 
 
@@ -173,6 +185,12 @@ def _given(options: dict[str, Any]) -> dict[str, Any]:
     are alternatives (RFC 7591 §2), and a tls_client_auth client names one certificate name
     (RFC 8705 §2.1.2), so giving one of them clears the others."""
     given = {field: options[field] for field in registration_fields() if options.get(field) is not None}
+    Application = get_application_model()
+    for field in given:
+        if _is_list(Application._meta.get_field(field)):
+            given[field] = [
+                item.strip() for value in given[field] for item in value.split(",") if item.strip()
+            ]
     if "jwks" in given:
         given["jwks"] = _read_jwks(given["jwks"])
     if given.get("jwks") is not None:
@@ -183,6 +201,12 @@ def _given(options: dict[str, Any]) -> dict[str, Any]:
         for name in constants.TLS_CLIENT_AUTH_NAME_FIELDS:
             given.setdefault(name, "")
     return given
+
+
+def _is_list(field: Any) -> bool:
+    """A JSON column holding a list of strings (``grant_types``, ``contacts``): its values are
+    given on the command line, where a key set (``jwks``) is read from a file."""
+    return isinstance(field, models.JSONField) and field.default is list
 
 
 def _read_jwks(path: str) -> Any:
