@@ -72,7 +72,9 @@ def notify(request_pk: int) -> str:
     now = timezone.now()
     if OUTBOX.claim(request_pk, now) is None:
         return OUTBOX.defer(dispatch.NOTIFY_DEVICE, request_pk, now)
-    ar = AuthenticationRequest.objects.select_related("client").get(pk=request_pk)
+    ar = AuthenticationRequest.objects.select_related("client").filter(pk=request_pk).first()
+    if ar is None:
+        return "skipped"  # its client was deleted after the claim (ciba.services.end_client)
     failed = _attempt(ar, list(Device.objects.filter(user_id=ar.user_id)))
     return _record(ar, failed, now)
 

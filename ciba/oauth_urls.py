@@ -14,15 +14,24 @@ site's root, where RFC 8414 puts the metadata of an issuer with a path::
     path("", include("ciba.well_known_urls")),
 
 Including DOT's URLconf as well would register the namespace twice (``urls.W005``).
+
+DOT's own dynamic registration (``dcr-register``) is replaced by ``register/`` and
+``register/<client_id>/`` (``ciba.views.registration``: RFC 7591 and RFC 7592 with the CIBA
+metadata), which answer 404 unless ``CIBA["REGISTRATION_ENABLED"]``. DOT's self-service
+application pages (``applications/…``, ``authorized_tokens/…``), which any signed-in user
+could reach, are mounted only with ``CIBA["DOT_APPLICATION_VIEWS"]``: that setting is read
+once, when this URLconf is imported, so changing it needs a restart (tests reload the URLconf).
 """
 
 from django.urls import path, re_path
 from oauth2_provider import urls as dot_urls
 
+from .conf import ciba_settings
 from .oauth.view import CibaRevokeTokenView, CibaTokenView
 from .views.discovery import CibaConnectDiscoveryInfoView, CibaOAuthServerMetadataView
 from .views.introspection import CibaIntrospectTokenView
 from .views.jwks import CibaJwksInfoView
+from .views.registration import ClientConfigurationView, ClientRegistrationView
 from .views.userinfo import CibaUserInfoView
 from .views.well_known import IssuerMetadataView
 
@@ -37,7 +46,12 @@ _OVERRIDDEN = {
     "introspect",
     "user-info",
     "revoke-token",
+    "dcr-register",
+    "dcr-register-management",
 }
+#: DOT's self-service pages: its application CRUD for signed-in users and their token list.
+_APPLICATION_VIEWS = {pattern.name for pattern in dot_urls.management_urlpatterns}
+_LEFT_OUT = _OVERRIDDEN if ciba_settings.DOT_APPLICATION_VIEWS else _OVERRIDDEN | _APPLICATION_VIEWS
 
 urlpatterns = [
     path("token/", CibaTokenView.as_view(), name="token"),
@@ -63,4 +77,10 @@ urlpatterns = [
     path("introspect/", CibaIntrospectTokenView.as_view(), name="introspect"),
     path("userinfo/", CibaUserInfoView.as_view(), name="user-info"),
     path("revoke_token/", CibaRevokeTokenView.as_view(), name="revoke-token"),
-] + [pattern for pattern in dot_urls.urlpatterns if getattr(pattern, "name", None) not in _OVERRIDDEN]
+    path("register/", ClientRegistrationView.as_view(), name="client-registration"),
+    path(
+        "register/<str:client_id>/",
+        ClientConfigurationView.as_view(),
+        name="client-registration-management",
+    ),
+] + [pattern for pattern in dot_urls.urlpatterns if getattr(pattern, "name", None) not in _LEFT_OUT]

@@ -18,7 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import router, transaction
+from django.db.models.signals import pre_delete
 from django.utils import timezone
+from oauth2_provider.settings import oauth2_settings
 
 from . import dispatch, signals
 from .conf import ciba_settings
@@ -226,6 +228,54 @@ def delete_finished(*, older_than: timedelta, batch_size: int = 1000, now: datet
             return deleted
         AuthenticationRequest.objects.filter(pk__in=pks).delete()
         deleted += len(pks)
+
+
+def end_client(client: Any, *, now: datetime | None = None) -> int:
+    """End every unfinished request of ``client``, which is being deleted; return how many.
+
+    Whoever deletes a client (an RFC 7592 ``DELETE``, the admin, ``Application.delete()``) gets
+    this through the ``pre_delete`` receiver below, in the deleting transaction and before the
+    rows cascade away. Each request ends as an expiry ends it (signal, poll state), but without
+    the push error callback expiry sends: there is no client left to receive it, and callbacks
+    still queued are marked failed, so a worker or the sweep that meets one sends nothing.
+    A device prompt for a request of this client then finds it ended (and then gone).
+    """
+    now = now or timezone.now()
+    unfinished = AuthenticationRequest.objects.filter(
+        client=client, state__in=AuthenticationRequest.TRANSITIONS[State.EXPIRED]
+    )
+    ended = 0
+    with transaction.atomic(using=_db()):
+        # Expiry is only ever a transition of a request past ``expires_at``: bring it forward.
+        unfinished.filter(expires_at__gt=now).update(expires_at=now)
+        for ar in unfinished.select_related("client"):
+            if not ar.transition_to(State.EXPIRED, now=now):
+                continue
+            ended += 1
+            try:
+                poll_state().finish(ar)
+            except PollStateUnavailable:
+                pass  # its record lapses with the request; the client cannot authenticate again
+            _after_commit(signals.auth_request_expired, request=ar)
+        CallbackDelivery.objects.filter(request__client=client, state=CallbackDelivery.State.PENDING).update(
+            state=CallbackDelivery.State.FAILED, lease_until=None, last_error="the client was deleted"
+        )
+    return ended
+
+
+def _end_deleted_client(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if instance.pk is not None:
+        end_client(instance)
+
+
+# A lazy sender (the application model's label): connected once the model is loaded, and only
+# for it, so deletes of other models keep Django's fast path.
+pre_delete.connect(
+    _end_deleted_client,
+    sender=oauth2_settings.APPLICATION_MODEL,
+    weak=False,
+    dispatch_uid="ciba.services.end_deleted_client",
+)
 
 
 def _mode(ar: AuthenticationRequest) -> str:

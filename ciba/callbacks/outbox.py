@@ -70,7 +70,10 @@ def deliver(delivery_pk: int, *, slow: bool = False) -> str:
     lease = OUTBOX.claim(delivery_pk, now, attempts=F("attempts") + 1)
     if lease is None:
         return OUTBOX.defer(task_for(slow), delivery_pk, now)
-    delivery = CallbackDelivery.objects.select_related("request__client", "request__user").get(pk=delivery_pk)
+    related = CallbackDelivery.objects.select_related("request__client", "request__user")
+    delivery = related.filter(pk=delivery_pk).first()
+    if delivery is None:
+        return "skipped"  # its client was deleted after the claim (ciba.services.end_client)
     if OUTBOX.retry_plan().exhausted(delivery.attempts):
         # Every attempt so far was claimed and never recorded: whatever runs it dies (a
         # payload that crashes the worker, say). Give up instead of dying for ever.

@@ -23,6 +23,8 @@ One module a subject; importing this package registers every check (``ciba.apps`
 - ``user_code_budgets``: how many wrong user codes may be tried.
 - ``registrations``: registered clients and signing keys (the database checks).
 - ``discovery_paths``: the site's URLconf serves RFC 8414 metadata where the issuer puts it.
+- ``dynamic_registration``: the settings of dynamic client registration and the
+  open-registration deploy warning.
 - ``deploy``: development conveniences that must not reach production.
 
 A check goes in the module of its subject, registered with ``@checks.register``, its id added
@@ -36,6 +38,7 @@ from . import (  # noqa: F401  (each registers its checks)
     configuration,
     deploy,
     discovery_paths,
+    dynamic_registration,
     registrations,
     security_profile,
     sender_constraints,
@@ -49,6 +52,7 @@ from .codes import Codes
 from .configuration import check_ciba_settings
 from .deploy import check_deploy
 from .discovery_paths import check_metadata_location
+from .dynamic_registration import check_dynamic_registration, check_open_registration
 from .registrations import check_registered_clients, check_signing_keys
 from .site_setup import check_application_model, check_celery, check_oauth2_provider
 from .user_code_budgets import check_user_code_budgets
@@ -64,7 +68,9 @@ __all__ = [
     "check_client_secret_hashing",
     "check_client_secret_hashing_deploy",
     "check_deploy",
+    "check_dynamic_registration",
     "check_metadata_location",
+    "check_open_registration",
     "check_oauth2_provider",
     "check_outage_options",
     "check_registered_clients",

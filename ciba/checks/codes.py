@@ -2,7 +2,7 @@
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
 ``ciba.E041`` were never issued. A new check takes the next free number
-(``ciba.E044``, ``ciba.W019``); an id is never reused.
+(``ciba.E045``, ``ciba.W020``); an id is never reused.
 """
 
 
@@ -48,6 +48,7 @@ class Codes:
     WORKER_SETTINGS = "ciba.E040"
     USER_CODE_BUDGETS = "ciba.E042"
     TASK_QUEUE_UNDECLARED = "ciba.E043"
+    DYNAMIC_REGISTRATION = "ciba.E044"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
@@ -66,3 +67,4 @@ class Codes:
     SLOW_LANE_UNROUTED = "ciba.W016"
     BROKER_NOT_HARDENED = "ciba.W017"
     METADATA_LOCATION = "ciba.W018"
+    OPEN_REGISTRATION = "ciba.W019"

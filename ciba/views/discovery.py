@@ -15,6 +15,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
 
 from .. import constants, profile
+from ..client_registration import registration_endpoint
 from ..conf import ciba_settings
 from ..endpoints import backchannel_authentication_endpoint, mtls_endpoint_aliases
 from ..signing import id_token_algs_available
@@ -53,6 +54,10 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
         "tls_client_certificate_bound_access_tokens": bool(ciba_settings.MTLS_CERT_HEADER),
         "dpop_signing_alg_values_supported": profile.dpop_algs(),
     }
+    registration = registration_endpoint(request)
+    if registration:
+        # RFC 8414 §2, OpenID Discovery §3: only while ciba.views.registration answers.
+        data["registration_endpoint"] = registration
     aliases = mtls_endpoint_aliases(request)
     if aliases:
         data["mtls_endpoint_aliases"] = aliases
