@@ -11,20 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.db import models
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
+from oauth2_provider.forms import ApplicationForm
 
 from . import constants, profile, registration_rules, services, user_codes
+from .client_registration import initial_access_tokens
 from .models import (
     AuthenticationRequest,
     CallbackDelivery,
     ConsentClient,
     Device,
+    InitialAccessToken,
     ResourceServer,
     SigningKey,
     UserCode,
@@ -37,6 +40,70 @@ class BlankJSONField(forms.JSONField):
 
     def prepare_value(self, value: Any) -> Any:
         return "" if value is None else super().prepare_value(value)
+
+
+class ListField(forms.CharField):
+    """A list of strings (``contacts``) as one value a line (commas separate too)."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(str(item) for item in value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str]:
+        text = super().to_python(value) or ""
+        return [item.strip() for line in text.splitlines() for item in line.split(",") if item.strip()]
+
+
+class CibaApplicationForm(ApplicationForm):
+    """DOT's form with several grants per client (RFC 7591 ``grant_types``).
+
+    DOT's single ``authorization_grant_type`` is set from the grant types when they are
+    listed (``registration_rules.dot_grant_type``), so the two never disagree; with none
+    listed it is chosen as before and alone decides what the client may do.
+    """
+
+    grant_types = forms.MultipleChoiceField(
+        choices=[(name, name) for name in registration_rules.REGISTRABLE_GRANT_TYPES],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label=_("grant types"),
+        help_text=_(
+            "The grants this client may use, several at once (CIBA with client_credentials, say). "
+            "Refresh tokens are issued only with refresh_token. None: the authorization grant type "
+            "alone, as before."
+        ),
+    )
+    contacts = ListField(
+        required=False,
+        label=_("contacts"),
+        help_text=_("E-mail addresses of people responsible for it, one a line."),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("authorization_grant_type")
+        if field is not None:
+            field.required = False  # set from the grant types when they are listed (clean)
+            field.help_text = _("Set from the grant types when they are listed.")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        listed = data.get("grant_types") or []
+        # In the order the choices are offered: the stored list reads the same however ticked.
+        order = registration_rules.REGISTRABLE_GRANT_TYPES
+        listed = sorted(listed, key=lambda name: order.index(name) if name in order else len(order))
+        data["grant_types"] = listed
+        if listed and "authorization_grant_type" in self.fields:
+            derived = registration_rules.dot_grant_type(listed)
+            if derived:
+                data["authorization_grant_type"] = derived
+        if "authorization_grant_type" in self.fields and not data.get("authorization_grant_type"):
+            if "authorization_grant_type" not in self.errors:
+                self.add_error(
+                    "authorization_grant_type", _("Choose the grant type, or list the grant types below.")
+                )
+        return data
 
 
 CIBA_FIELDS = (
@@ -59,6 +126,24 @@ TOKEN_FIELDS = (
 )
 
 
+METADATA_FIELDS = (
+    "contacts",
+    "client_uri",
+    "logo_uri",
+    "policy_uri",
+    "tos_uri",
+    "request_object_signing_alg",
+    "software_id",
+    "software_version",
+)
+REGISTRATION_FIELDS = (
+    "registration_source",
+    "cimd_expires_at",
+    "software_statement",
+    "registration_access_token",
+)
+
+
 class CibaApplicationAdmin(ApplicationAdmin):
     """DOT's application admin with the CIBA registration metadata in its own fieldset.
 
@@ -66,7 +151,8 @@ class CibaApplicationAdmin(ApplicationAdmin):
     form shows every problem next to the field to fix.
     """
 
-    list_display = ApplicationAdmin.list_display + ("backchannel_token_delivery_mode",)
+    form = CibaApplicationForm
+    list_display = ApplicationAdmin.list_display + ("backchannel_token_delivery_mode", "grant_types_listed")
     #: A new client starts as one CIBA can use: confidential, with ID tokens signed by the server's key.
     new_client_defaults = {"client_type": "confidential", "algorithm": "RS256"}
     list_filter = ApplicationAdmin.list_filter + ("backchannel_token_delivery_mode",)
@@ -78,6 +164,14 @@ class CibaApplicationAdmin(ApplicationAdmin):
         models.URLField: {"assume_scheme": "https"},
         models.JSONField: {"form_class": BlankJSONField},
     }
+
+    def get_deleted_objects(self, objs: Any, request: Any) -> Any:
+        """A client's requests and callbacks end with it (``ciba.services.end_client``): their
+        read-only admins must not make the client itself undeletable."""
+        deleted, count, perms, protected = super().get_deleted_objects(objs, request)
+        own = {AuthenticationRequest._meta.verbose_name, CallbackDelivery._meta.verbose_name}
+        return deleted, count, {p for p in perms if p not in own}, protected
+
     fieldsets = (
         (
             None,
@@ -88,6 +182,7 @@ class CibaApplicationAdmin(ApplicationAdmin):
                     "client_id",
                     "client_type",
                     "authorization_grant_type",
+                    "grant_types",
                     "client_secret",
                     "hash_client_secret",
                     "algorithm",
@@ -132,8 +227,40 @@ class CibaApplicationAdmin(ApplicationAdmin):
                 "classes": ("collapse",),
             },
         ),
-        (_("Registration"), {"fields": ("registration_source", "cimd_expires_at")}),
+        (
+            _("Client metadata"),
+            {
+                "fields": METADATA_FIELDS,
+                "description": _(
+                    "What the client says about itself (RFC 7591 §2): shown to people, not used to decide "
+                    "anything."
+                ),
+                "classes": ("collapse",),
+            },
+        ),
+        (
+            _("Registration"),
+            {
+                "fields": REGISTRATION_FIELDS,
+                "description": _(
+                    "How the client was registered. A dynamically registered client (RFC 7591) manages "
+                    "itself with its registration access token (RFC 7592), which is never stored."
+                ),
+            },
+        ),
     )
+    readonly_fields = (*ApplicationAdmin.readonly_fields, "software_statement", "registration_access_token")
+
+    @admin.display(description=_("grant types"))
+    def grant_types_listed(self, obj: Any) -> str:
+        return " ".join(obj.registered_grant_types)
+
+    @admin.display(description=_("registration access token"))
+    def registration_access_token(self, obj: Any) -> str:
+        """Whether the client holds one; never its hash (it would only invite misuse)."""
+        if obj is None or not getattr(obj, "registration_access_token_hash", ""):
+            return _("None")
+        return _("Issued (shown to the client once; only a hash is stored)")
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         defaults = dict(self.new_client_defaults)
@@ -165,6 +292,15 @@ class CibaApplicationAdmin(ApplicationAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         if obj is None:
             return form
+        stored = obj.grant_types if isinstance(obj.grant_types, list) else []
+        offered = form.base_fields["grant_types"].choices if "grant_types" in form.base_fields else []
+        unknown = [name for name in stored if isinstance(name, str) and name not in dict(offered)]
+        if unknown:
+            field = form.base_fields["grant_types"]
+            field.choices = [
+                *offered,
+                *((name, f"{name} ({_('not offered by this server')})") for name in unknown),
+            ]
         for name in self.allowed_choices(request):
             field = form.base_fields.get(name)
             value = getattr(obj, name, "")
@@ -508,3 +644,113 @@ class SigningKeyAdmin(ReadOnlyAdmin):
     search_fields = ("kid",)
     fields = list_display
     readonly_fields = fields
+
+
+class InitialAccessTokenForm(forms.ModelForm):
+    """A new initial access token (RFC 7591 §3): who it is for, how often and how long it may be
+    used, and what it may register. The token itself is made by
+    ``ciba.client_registration.initial_access_tokens.issue`` and shown once, after saving."""
+
+    uses = forms.IntegerField(
+        label=_("uses"),
+        min_value=1,
+        initial=1,
+        required=False,
+        help_text=_("How many clients it may register. Empty: any number until it expires."),
+    )
+    expires_in = forms.IntegerField(
+        label=_("expires in (seconds)"),
+        min_value=1,
+        initial=86400,
+        required=False,
+        help_text=_("Empty: never (a token that never expires should be revoked when no longer needed)."),
+    )
+
+    class Meta:
+        model = InitialAccessToken
+        fields = ("name", "allowed_metadata")
+        field_classes = {"allowed_metadata": forms.JSONField}
+
+    def clean_allowed_metadata(self) -> dict[str, Any]:
+        try:
+            return initial_access_tokens.normalised_allowed_metadata(
+                self.cleaned_data.get("allowed_metadata") or {}
+            )
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(InitialAccessToken)
+class InitialAccessTokenAdmin(admin.ModelAdmin):
+    """Initial access tokens: issue one (shown once, in the message after saving), see which are
+    usable, revoke them. Only a hash of each token is stored, and it is never shown: it is no
+    secret, but a hash on the page would look like one."""
+
+    list_display = ("name", "state", "uses_left", "expires", "created", "created_by", "revoked")
+    list_filter = ("revoked", "expires")
+    search_fields = ("name",)
+    list_select_related = ("created_by",)
+    ordering = ("-created",)
+    actions = ("revoke",)
+    readonly_fields = (
+        "state",
+        "uses_left",
+        "expires",
+        "revoked",
+        "created",
+        "created_by",
+        "allowed_metadata",
+    )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = InitialAccessTokenForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ("name", "uses", "expires_in", "allowed_metadata")
+        return ("name", *self.readonly_fields)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.readonly_fields if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)  # the name only
+            return
+        token, row = initial_access_tokens.issue(
+            form.cleaned_data["name"],
+            uses=form.cleaned_data.get("uses"),
+            expires_in=form.cleaned_data.get("expires_in"),
+            allowed_metadata=form.cleaned_data.get("allowed_metadata") or {},
+            created_by=request.user,
+        )
+        for field in row._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(row, field.attname))
+        obj._state = row._state
+        self.message_user(
+            request,
+            _(
+                "The initial access token for %(name)s is %(token)s - copy it now: it is shown only "
+                "this once (only its hash is stored). The developer sends it as "
+                '"Authorization: Bearer <token>" to the registration endpoint.'
+            )
+            % {"name": row.name, "token": token},
+            level=messages.WARNING,
+        )
+
+    @admin.display(description=_("state"))
+    def state(self, obj: InitialAccessToken) -> str:
+        return initial_access_tokens.state(obj)
+
+    @admin.action(description=_("Revoke the selected initial access tokens"), permissions=("change",))
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        revoked = [
+            initial_access_tokens.revoke(pk)
+            for pk in queryset.filter(revoked__isnull=True).values_list("pk", flat=True)
+        ]
+        self.message_user(
+            request,
+            _("%(count)d initial access token(s) revoked.") % {"count": len([r for r in revoked if r])},
+        )
