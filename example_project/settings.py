@@ -137,12 +137,16 @@ PASSWORD_HASHERS = [*global_settings.PASSWORD_HASHERS, "ciba.client_auth.hashers
 # CIBA_PROFILE=fapi-ciba runs the FAPI-CIBA profile; behind nginx with mutual TLS
 # (docs/nginx-mtls.md) CIBA_TRUSTED_PROXIES, CIBA_MTLS_CERT_HEADER, CIBA_MTLS_CERT_VERIFY_HEADER
 # (and CIBA_MTLS_CERT_HEADER_FORMAT, CIBA_MTLS_BASE_URL) say what it forwards. ---
+# Clients may register themselves at /o/register/ (RFC 7591, docs/registration.md), each with
+# an initial access token the operator issues (`ciba_demo_data --initial-access-token`, the
+# admin): never open to anyone (REGISTRATION_OPEN stays off).
 CIBA = {
     **env.callback_posture(),
     **env.poll_state(),
     **env.conformance_run(),
     **env.security_profile(),
     **env.mtls(),
+    "REGISTRATION_ENABLED": True,
 }
 # DJANGO_SECURE_PROXY_SSL_HEADER=1 behind a terminator that sets X-Forwarded-Proto (None:
 # Django's default, requests are secure only when they reach Django over TLS).

@@ -134,7 +134,11 @@ def example_settings(tmp_path, **variables: str) -> dict:
 
 def test_without_the_profile_variables_the_example_keeps_its_demo_settings(tmp_path):
     assert example_settings(tmp_path) == {
-        "CIBA": {"CALLBACK_ALLOW_HTTP": True, "CALLBACK_ALLOW_PRIVATE_NETWORKS": True},
+        "CIBA": {
+            "CALLBACK_ALLOW_HTTP": True,
+            "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
+            "REGISTRATION_ENABLED": True,
+        },
         "SECURE_PROXY_SSL_HEADER": None,
     }
 
@@ -164,6 +168,7 @@ def test_the_example_runs_the_fapi_ciba_profile_behind_nginx_from_the_environmen
         "MTLS_CERT_HEADER_FORMAT": "escaped-pem",
         "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
         "MTLS_BASE_URL": "https://mtls.as.example.com",
+        "REGISTRATION_ENABLED": True,
     }
     assert configured["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
 

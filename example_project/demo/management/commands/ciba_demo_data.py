@@ -15,6 +15,12 @@ written to a directory (``--out``) instead of printed. Re-runs treat them as the
 secrets: same row and client id, a new key and certificate (the demo CA in the directory is
 kept). With ``CIBA["PROFILE"] = "fapi-ciba"`` ``--fapi`` is implied, and the kiosk's
 client-secret clients are left out: the profile does not allow them.
+
+``--initial-access-token`` also issues an initial access token (RFC 7591 §3), the credential a
+developer registers a client with at ``/o/register/`` (docs/registration.md): single use unless
+``--initial-access-token-uses`` says otherwise (a number, or ``unlimited`` as
+``ciba_initial_access_token --uses`` takes it), valid for a day. It is printed once; only its
+hash is stored, so every run that asks for one issues a new one.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -37,6 +43,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from ciba import designations, profile, signing
 from ciba.client_auth.secret import check_secret
+from ciba.client_registration import initial_access_tokens
 from ciba.conf import ciba_settings
 from ciba.constants import (
     AUTH_CLIENT_SECRET_BASIC,
@@ -57,6 +64,26 @@ PHONE_APP = "demo-phone"
 PHONE_REDIRECT_URI = "org.example.ciba-demo:/signed-in"
 #: How long the printed consent-API tokens work: long enough for a day of demos and scripts.
 TOKEN_LIFETIME = timedelta(days=7)
+#: How long a printed initial access token may be used to register a client.
+INITIAL_ACCESS_TOKEN_LIFETIME = timedelta(days=1)
+
+
+#: --initial-access-token-uses's word for "no limit" (ciba_initial_access_token's too).
+UNLIMITED = "unlimited"
+
+
+def _uses(text: str) -> int | str:
+    if text.strip().lower() == UNLIMITED:
+        return UNLIMITED
+    try:
+        value = int(text)
+    except ValueError:
+        raise CommandError(
+            f"--initial-access-token-uses: a whole number or '{UNLIMITED}', not {text!r}."
+        ) from None
+    if value < 1:
+        raise CommandError(f"--initial-access-token-uses: at least 1 (or '{UNLIMITED}').")
+    return value
 
 
 def base_url() -> str:
@@ -100,6 +127,20 @@ class Command(BaseCommand):
             default=None,
             help="Where demo-fapi's credentials are written (implies --fapi; default: demo-fapi/ beside "
             "CIBA_DEMO_CLIENTS_FILE, in the example's var/ directory). Private keys get mode 0600.",
+        )
+        parser.add_argument(
+            "--initial-access-token",
+            action="store_true",
+            help="Also issue an initial access token for dynamic client registration at /o/register/ "
+            "(RFC 7591; docs/registration.md), valid for a day, and print it (it is shown only once).",
+        )
+        parser.add_argument(
+            "--initial-access-token-uses",
+            type=_uses,
+            default=None,
+            metavar="N|unlimited",
+            help="How many clients the initial access token may register (default 1; unlimited: any "
+            "number until it expires). Implies --initial-access-token.",
         )
 
     @transaction.atomic
@@ -178,6 +219,10 @@ class Command(BaseCommand):
             out = options["out"] or Path(settings.CIBA_DEMO_CLIENTS_FILE).parent / "demo-fapi"
             auth_method = options["fapi_auth"] or AUTH_TLS_CLIENT_AUTH
             data["fapi_client"] = self._fapi_client(auth_method, out, data["urls"]["discovery"])
+        uses = options["initial_access_token_uses"]
+        if options["initial_access_token"] or uses is not None:
+            limit = 1 if uses is None else None if uses == UNLIMITED else uses
+            data["initial_access_token"] = self._initial_access_token(limit, admin, site)
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2))
             return
@@ -196,6 +241,8 @@ class Command(BaseCommand):
             self.stdout.write("  (FAPI-CIBA profile: no client-secret clients, so the kiosk page cannot pay)")
         if "fapi_client" in data:
             self._print_fapi_client(data["fapi_client"])
+        if "initial_access_token" in data:
+            self._print_initial_access_token(data["initial_access_token"])
         self.stdout.write(f"Kiosk:     {urls['kiosk']}")
         self.stdout.write(f"Phone:     {urls['phone']}  (django-ciba's device page; log in as alice or bob)")
         self.stdout.write(f"Discovery: {urls['discovery']}")
@@ -268,6 +315,35 @@ class Command(BaseCommand):
             self.stdout.write(
                 "    (no TLS terminator forwards certificates yet: set CIBA_MTLS_CERT_HEADER and "
                 "CIBA_TRUSTED_PROXIES, docs/nginx-mtls.md)"
+            )
+
+    @staticmethod
+    def _initial_access_token(uses: int | None, admin: Any, site: str) -> dict[str, Any]:
+        """A new initial access token, issued as an operator issues one (the same ``issue()`` as
+        the admin and ``ciba_initial_access_token`` use), recorded as the demo admin's."""
+        token, row = initial_access_tokens.issue(
+            "ciba_demo_data",
+            uses=uses,
+            expires_in=int(INITIAL_ACCESS_TOKEN_LIFETIME.total_seconds()),
+            created_by=admin,
+        )
+        return {
+            "token": token,
+            "uses": row.uses_left,
+            "expires": row.expires.isoformat() if row.expires else None,
+            "registration_endpoint": f"{site}/o/register/",
+            "registration_enabled": bool(ciba_settings.REGISTRATION_ENABLED),
+        }
+
+    def _print_initial_access_token(self, issued: dict[str, Any]) -> None:
+        uses = "single use" if issued["uses"] == 1 else f"{issued['uses'] or 'any number of'} uses"
+        self.stdout.write(
+            f"  initial access token {issued['token']}   ({uses}, until {issued['expires']}; "
+            f"Authorization: Bearer ... at {issued['registration_endpoint']})"
+        )
+        if not issued["registration_enabled"]:
+            self.stdout.write(
+                "    (registration is off on this server: set CIBA['REGISTRATION_ENABLED'] = True)"
             )
 
     @staticmethod
