@@ -45,6 +45,16 @@ DEFAULTS: dict[str, Any] = {
     "DOT_APPLICATION_VIEWS": False,
     # Fewest seconds between two fetches of one client's jwks_uri for an unknown kid
     "JWKS_REFETCH_MIN_INTERVAL": 60,
+    # --- rich authorization requests (RFC 9396; docs/transactions.md) ---
+    # type -> dotted path of its DetailType class, or {"class": dotted path, **options}
+    "AUTHORIZATION_DETAILS_TYPES": {
+        "payment_initiation": "ciba.authorization_details.payment.PaymentInitiation",
+    },
+    "AUTHORIZATION_DETAILS_MAX_BYTES": 16384,
+    "AUTHORIZATION_DETAILS_MAX_ITEMS": 10,
+    # dotted path of a callable(request_context, client, user) that may raise a CibaError
+    "REQUEST_CONTEXT_VALIDATOR": "",
+    "REQUEST_CONTEXT_MAX_BYTES": 4096,
     # --- signed authentication requests (CIBA §7.1.1) ---
     "REQUEST_SIGNING_ALGS": ["RS256", "PS256", "ES256"],
     "REQUEST_OBJECT_MAX_LIFETIME": 3600,

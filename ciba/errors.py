@@ -195,6 +195,12 @@ class InvalidBindingMessage(CibaError):
     error = "invalid_binding_message"
 
 
+class InvalidAuthorizationDetails(CibaError):
+    """RFC 9396 §5: unknown type, malformed object, or a type the client may not send."""
+
+    error = "invalid_authorization_details"
+
+
 class InvalidClient(CibaError):
     error = "invalid_client"
     status_code = 401

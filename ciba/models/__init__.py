@@ -1,3 +1,4 @@
+from .access_token_grant import AccessTokenGrant
 from .application import Application
 from .authentication_request import AuthenticationRequest, generate_auth_req_id
 from .binding import TokenBinding
@@ -13,6 +14,7 @@ from .used_jti import UsedJti
 from .user_code import UserCode, UserCodeFailures
 
 __all__ = [
+    "AccessTokenGrant",
     "Application",
     "AuthenticationRequest",
     "CallbackDelivery",

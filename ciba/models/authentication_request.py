@@ -147,6 +147,37 @@ class AuthenticationRequest(models.Model):
         blank=True,
         help_text=_("RFC 8176 values, space-separated."),
     )
+    # --- what the client asked for beyond scope (RFC 9396, OIDC Core §5.5, CIBA §7.1, RFC 8707) ---
+    authorization_details = models.JSONField(
+        _("requested authorization details"),
+        default=list,
+        blank=True,
+        help_text=_("RFC 9396: the details the client asked the user to approve, as validated."),
+    )
+    approved_authorization_details = models.JSONField(
+        _("approved authorization details"),
+        null=True,
+        blank=True,
+        help_text=_("What the user approved: the requested details or, where a type allows it, fewer."),
+    )
+    displayed_details_hash = models.CharField(
+        _("hash of what was displayed"),
+        max_length=64,
+        blank=True,
+        help_text=_("SHA-256 of exactly what the authentication device showed when the user decided."),
+    )
+    claims = models.JSONField(
+        _("requested claims"), null=True, blank=True, help_text=_("OIDC Core §5.5: the claims request.")
+    )
+    request_context = models.JSONField(
+        _("request context"), null=True, blank=True, help_text=_("CIBA §7.1: the client's request_context.")
+    )
+    resource = models.JSONField(
+        _("resource indicators"),
+        default=list,
+        blank=True,
+        help_text=_("RFC 8707: the resources the tokens are for."),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)

@@ -174,6 +174,16 @@ class CibaClientMixin(models.Model):
             "refresh_token). Empty: the authorization grant type alone, as before."
         ),
     )
+    # --- rich authorization requests (RFC 9396 §10) -----------------------------------------
+    authorization_details_types = models.JSONField(
+        default=list,
+        blank=True,
+        verbose_name=_("authorization details types"),
+        help_text=_(
+            "The authorization_details types this client may send (RFC 9396 §10), among those the "
+            "server supports (CIBA['AUTHORIZATION_DETAILS_TYPES']). Empty: none."
+        ),
+    )
     # --- client metadata (RFC 7591 §2; OpenID Connect Dynamic Client Registration §2) --------
     contacts = models.JSONField(
         default=list,

@@ -36,6 +36,12 @@ class OriginalAuthentication(models.Model):
         blank=True,
         help_text=_("RFC 8176 values, space-separated."),
     )
+    authorization_details = models.JSONField(
+        _("approved authorization details"),
+        null=True,
+        blank=True,
+        help_text=_("RFC 9396: what the user approved; tokens minted on refresh carry the same."),
+    )
 
     class Meta:
         verbose_name = _("original authentication")
