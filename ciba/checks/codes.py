@@ -2,7 +2,7 @@
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
 ``ciba.E041`` were never issued. A new check takes the next free number
-(``ciba.E045``, ``ciba.W020``); an id is never reused.
+(``ciba.E046``, ``ciba.W020``); an id is never reused.
 """
 
 
@@ -49,6 +49,7 @@ class Codes:
     USER_CODE_BUDGETS = "ciba.E042"
     TASK_QUEUE_UNDECLARED = "ciba.E043"
     DYNAMIC_REGISTRATION = "ciba.E044"
+    AUTHORIZATION_DETAILS = "ciba.E045"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"

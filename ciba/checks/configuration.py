@@ -13,9 +13,11 @@ import re
 from typing import Any
 
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from oauth2_provider.settings import oauth2_settings
 
 from .. import constants
+from ..authorization_details.registry import build
 from ..backends.user_code_verifier import UnconfiguredUserCodeVerifier
 from ..conf import DEFAULTS, IMPORT_STRINGS, ciba_settings
 from ..polling import PollState, RedisPollState
@@ -41,6 +43,8 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             getattr(ciba_settings, key)
         except ImportError as exc:
             messages.append(checks.Error(str(exc), hint=f'Fix CIBA["{key}"].', id=Codes.IMPORT_STRING))
+
+    messages.extend(_check_authorization_details())
 
     id_bytes = ciba_settings.raw("AUTH_REQ_ID_BYTES")
     if not isinstance(id_bytes, int) or id_bytes < 20:
@@ -146,6 +150,35 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 
 RATE = re.compile(r"[1-9][0-9]*/(s|m|h|d)[a-z]*")
+
+
+def _check_authorization_details() -> list[checks.CheckMessage]:
+    """The RFC 9396 types are built at start-up here, so a wrong class path or option is an
+    error of ``manage.py check``, not a 500 at discovery or at the first request."""
+    messages: list[checks.CheckMessage] = []
+    try:
+        build(ciba_settings.raw("AUTHORIZATION_DETAILS_TYPES"))
+    except ImproperlyConfigured as exc:
+        messages.append(
+            checks.Error(
+                str(exc), hint='Fix CIBA["AUTHORIZATION_DETAILS_TYPES"].', id=Codes.AUTHORIZATION_DETAILS
+            )
+        )
+    for key in (
+        "AUTHORIZATION_DETAILS_MAX_BYTES",
+        "AUTHORIZATION_DETAILS_MAX_ITEMS",
+        "REQUEST_CONTEXT_MAX_BYTES",
+    ):
+        value = ciba_settings.raw(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            messages.append(
+                checks.Error(
+                    f'CIBA["{key}"] must be a positive whole number, not {value!r}.',
+                    hint=f'Set CIBA["{key}"] to its default ({DEFAULTS[key]}) or another positive number.',
+                    id=Codes.AUTHORIZATION_DETAILS,
+                )
+            )
+    return messages
 
 
 def _check_rates() -> list[checks.CheckMessage]:
