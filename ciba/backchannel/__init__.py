@@ -6,6 +6,6 @@
 The HTTP side (client authentication, throttling, the response) is ``ciba.views.backchannel``.
 """
 
-from .rules import NewRequest, single_valued, validate
+from .rules import REPEATABLE, NewRequest, single_valued, validate
 
-__all__ = ["NewRequest", "single_valued", "validate"]
+__all__ = ["REPEATABLE", "NewRequest", "single_valued", "validate"]

@@ -36,11 +36,40 @@ REQUEST_PARAMETERS = (
     "authorization_details",
     "claims",
     "dpop_jkt",  # RFC 9449 §10: the key the tokens will be bound to
+    "resource",  # RFC 8707 §2: the resources the tokens are for
 )
+#: Members that carry JSON rather than text: passed on as their JSON text, read by their rule.
+_JSON_CLAIMS = ("request_context", "authorization_details", "claims")
 _STRING_CLAIMS = tuple(
-    p
-    for p in REQUEST_PARAMETERS
-    if p not in ("requested_expiry", "request_context", "authorization_details", "claims")
+    p for p in REQUEST_PARAMETERS if p not in ("requested_expiry", "resource", *_JSON_CLAIMS)
+)
+#: What a signed request is besides its parameters: the JWT claims §7.1.1 requires, and
+#: ``client_id``, which request objects often repeat (it must then be the ``iss``).
+ENVELOPE_CLAIMS = ("iss", "aud", "exp", "iat", "nbf", "jti", "client_id")
+#: Members this server does not implement that an error description may name: parameters of
+#: other OAuth and OpenID endpoints, never a name only the client made up.
+_FOREIGN_PARAMETERS = frozenset(
+    (
+        "response_type",
+        "response_mode",
+        "redirect_uri",
+        "state",
+        "nonce",
+        "prompt",
+        "max_age",
+        "display",
+        "ui_locales",
+        "claims_locales",
+        "registration",
+        "request",
+        "request_uri",
+        "code_challenge",
+        "code_challenge_method",
+        "sub",
+        "purpose",
+        "grant_type",
+        "audience",
+    )
 )
 
 
@@ -77,6 +106,8 @@ def parameters_from_request_object(
         raise InvalidRequest("request: iss is not the authenticated client.")
     if "client_id" in form and form["client_id"] != claims["iss"]:
         raise InvalidClient("client_id differs from the signed request's iss.")
+    if "client_id" in claims and claims["client_id"] != claims["iss"]:
+        raise InvalidRequest("request: the client_id claim is not the iss.")
     _check_lifetime(claims)
     if not isinstance(claims["jti"], str) or not first_use(
         "request_object", client.client_id, claims["jti"], claims["exp"]
@@ -98,6 +129,17 @@ def _check_lifetime(claims: dict[str, Any]) -> None:
 
 
 def _as_parameters(claims: dict[str, Any]) -> dict[str, str]:
+    """The parameters a verified request carries, as the form would carry them: text, and the
+    JSON members as their JSON text. A member this server does not implement is refused, never
+    dropped: a client that signed it believes it was honoured (an ``authorization_details`` the
+    user never saw, say)."""
+    unknown = [name for name in claims if name not in REQUEST_PARAMETERS and name not in ENVELOPE_CLAIMS]
+    if unknown:
+        named = sorted(name for name in unknown if name in _FOREIGN_PARAMETERS)
+        which = f": {', '.join(named)}" if named else ""
+        raise InvalidRequest(
+            f"request: the signed request holds members this server does not implement{which}."
+        )
     params: dict[str, str] = {}
     for name in _STRING_CLAIMS:
         if name in claims:
@@ -105,6 +147,8 @@ def _as_parameters(claims: dict[str, Any]) -> dict[str, str]:
                 raise InvalidRequest(f"request: the {name} claim must be a string.")
             if "\x00" in claims[name]:
                 raise InvalidRequest(f"request: the {name} claim contains a NUL character.")
+            if not _encodable(claims[name]):
+                raise InvalidRequest(f"request: the {name} claim is not valid Unicode text.")
             params[name] = claims[name]
     if "requested_expiry" in claims:
         value = claims["requested_expiry"]
@@ -112,8 +156,33 @@ def _as_parameters(claims: dict[str, Any]) -> dict[str, str]:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise InvalidRequest("request: requested_expiry must be a number or a string.")
         params["requested_expiry"] = str(value)
-    if "claims" in claims:
-        # OIDC Core §5.5: an object (or its JSON text); read by the acr rule like the form value.
-        value = claims["claims"]
-        params["claims"] = value if isinstance(value, str) else json.dumps(value)
+    for name in _JSON_CLAIMS:
+        # An object or array (or its JSON text), checked by its rule exactly as the form's text.
+        if name in claims:
+            value = claims[name]
+            params[name] = value if isinstance(value, str) else _json_text(value)
+    if "resource" in claims:
+        # RFC 8707 §2: one URI or several; passed on as the JSON array ``single_valued`` makes
+        # of a repeated form parameter.
+        value = claims["resource"]
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise InvalidRequest("request: resource must be a string or an array of strings.")
+        params["resource"] = _json_text(values)
     return params
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as compact JSON text (a non-finite number a JWT decoder let through becomes
+    ``Infinity``/``NaN`` text, which the strict readers of each rule refuse)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _encodable(text: str) -> bool:
+    """No lone surrogate (a JSON ``\\ud800`` escape decodes to one): neither PostgreSQL nor a
+    device could store or show it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -11,14 +11,19 @@ whether this server will ask them.
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.http import QueryDict
 from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider.settings import oauth2_settings
+from oauthlib.common import Request as OAuthlibRequest
 
+from .. import authorization_details as rar
 from .. import constants, profile
 from ..conf import ciba_settings
 from ..endpoints import backchannel_endpoint_urls
@@ -27,6 +32,7 @@ from ..errors import (
     InvalidBindingMessage,
     InvalidRequest,
     InvalidScope,
+    InvalidTarget,
     InvalidUserCode,
     MissingUserCode,
 )
@@ -47,6 +53,24 @@ KNOWN_PARAMETERS = frozenset(
 )
 #: The largest requested_expiry stored as asked (it is then capped by MAX_EXPIRES_IN).
 MAX_REQUESTED_EXPIRY = 2**31 - 1
+#: Parameters a client may repeat (RFC 8707 §2: one ``resource`` per resource); every other
+#: repeated parameter is refused (RFC 6749 §3.1). ``single_valued`` hands their values on as
+#: one JSON array.
+REPEATABLE = ("resource",)
+#: Largest ``claims`` request read, in bytes of JSON: a request for every standard claim of
+#: OIDC Core §5.1 in both members, with values, fits in a tenth of it.
+CLAIMS_MAX_BYTES = 16384
+#: Deepest ``claims`` or ``request_context`` accepted (the claims request itself needs 4):
+#: stored as JSON and re-encoded on every read, a deeper document would cost recursion that a
+#: Django request, already some frames deep, cannot always afford (a 500, not an answer).
+MAX_JSON_DEPTH = 32
+#: RFC 8707: at most this many ``resource`` values, each at most this long.
+MAX_RESOURCES = 16
+MAX_RESOURCE_LENGTH = 2048
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_CLAIM_NAME = re.compile(r"[^\x00-\x20\x7f]{1,255}")
+#: What OIDC Core §5.5.1 defines for one requested claim; other members are ignored (§5.5).
+_CLAIM_QUALIFIERS = ("essential", "value", "values")
 _B64TOKEN = re.compile(constants.B64TOKEN_PATTERN)
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -69,6 +93,14 @@ class NewRequest:
     interval: int
     dpop_jkt: str = ""
     cert_x5t_s256: str = ""
+    #: RFC 9396: the details as the type validators normalised them; what the device shows.
+    authorization_details: list[dict[str, Any]] = field(default_factory=list)
+    #: OIDC Core §5.5: the ``id_token`` and ``userinfo`` members, each claim normalised.
+    claims: dict[str, Any] | None = None
+    #: CIBA §7.1 ``request_context``, as the client sent it (and the site's validator accepted).
+    request_context: dict[str, Any] | None = None
+    #: RFC 8707: the resources the tokens are for.
+    resource: list[str] = field(default_factory=list)
 
     def create_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``services.create_request`` for this request."""
@@ -86,6 +118,10 @@ class NewRequest:
             "interval": self.interval,
             "dpop_jkt": self.dpop_jkt,
             "cert_x5t_s256": self.cert_x5t_s256,
+            "authorization_details": list(self.authorization_details),
+            "claims": self.claims,
+            "request_context": self.request_context,
+            "resource": list(self.resource),
         }
 
 
@@ -97,10 +133,16 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
     notification_token = client_notification_token(params, client=client)
     expires_in = requested_expiry(params)
     message = binding_message(params, client=client)
+    requested_claims = claims_request(params)
     acr_values, acr_essential = acr(params)
+    details = authorization_details(params, client=client)
+    context = request_context(params)
+    targets = resources(params)
     resolver = ciba_settings.USER_RESOLVER_CLASS()
     user = resolver.resolve(client=client, http_request=http_request, **{hint_kind: hint})
     user_code(params, user=user, client=client)
+    requested_subject(requested_claims, user=user)
+    check_request_context(context, client=client, user=user)
     ciba_settings.REQUEST_POLICY_CLASS().check(client=client, user=user, scopes=scopes, acr_values=acr_values)
     binding = sender_binding(params, client=client, http_request=http_request)
     return NewRequest(
@@ -117,21 +159,32 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
         interval=ciba_settings.DEFAULT_INTERVAL,
         dpop_jkt=binding.jkt if binding is not None else "",
         cert_x5t_s256=binding.x5t_s256 if binding is not None else "",
+        authorization_details=details,
+        claims=requested_claims,
+        request_context=context,
+        resource=targets,
     )
 
 
-def single_valued(data: QueryDict | Mapping[str, str]) -> dict[str, str]:
+def single_valued(data: QueryDict | Mapping[str, str], *, repeatable: Iterable[str] = ()) -> dict[str, str]:
     """RFC 6749 §3.1: no parameter may be repeated; and none may hold a NUL, which PostgreSQL
-    could not even store. (A body DRF did not parse, such as an empty one, is a plain dict.)"""
+    could not even store. (A body DRF did not parse, such as an empty one, is a plain dict.)
+
+    A ``repeatable`` parameter (the backchannel endpoint's ``REPEATABLE``) may appear any
+    number of times: its values are handed on as one JSON array text, the form a signed
+    request's array takes too, so one rule reads both."""
+    repeatable = frozenset(repeatable)
     lists = list(data.lists()) if isinstance(data, QueryDict) else [(k, [v]) for k, v in data.items()]
-    repeated = [key for key, values in lists if len(values) > 1]
+    repeated = [key for key, values in lists if len(values) > 1 and key not in repeatable]
     if repeated:
         raise InvalidRequest(f"A parameter is repeated{_names(repeated)}.")
-    params = {key: values[0] for key, values in lists}
-    bad = [key for key, value in params.items() if "\x00" in key or "\x00" in value]
+    bad = [key for key, values in lists if "\x00" in key or any("\x00" in value for value in values)]
     if bad:
         raise InvalidRequest(f"A parameter contains a NUL character{_names(bad)}.")
-    return params
+    return {
+        key: json.dumps(values, ensure_ascii=False) if key in repeatable else values[0]
+        for key, values in lists
+    }
 
 
 def _names(keys: list[str]) -> str:
@@ -307,3 +360,213 @@ def user_code(params: Mapping[str, str], *, user: Any, client: Any) -> None:
         return
     if not verifier.verify(user=user, user_code=code, client=client):
         raise InvalidUserCode("user_code is not correct.")
+
+
+# --- what a request asks beyond scope (RFC 9396, OIDC Core §5.5, CIBA §7.1, RFC 8707) --------
+
+
+def authorization_details(params: Mapping[str, str], *, client: Any) -> list[dict[str, Any]]:
+    """RFC 9396 §2, §3: a JSON array of objects, each checked by the validator registered for
+    its ``type`` (``AUTHORIZATION_DETAILS_TYPES``), among the types the client registered
+    (``authorization_details_types``, §10); anything else is ``invalid_authorization_details``
+    (§5), so what the user is asked to approve is exactly what the client meant."""
+    raw = params.get("authorization_details")
+    if raw is None:
+        return []
+    details = rar.parse(raw)
+    allowed = (
+        client.authorization_details_types if isinstance(client.authorization_details_types, list) else []
+    )
+    return rar.validate(details, allowed_types=allowed)
+
+
+def claims_request(params: Mapping[str, str]) -> dict[str, Any] | None:
+    """OIDC Core §5.5: the claims the client wants released in the ID token (``id_token``)
+    and at userinfo (``userinfo``), each ``null`` or an object of ``essential`` (a boolean),
+    ``value`` and ``values`` (an array). Kept normalised to those members, as the spec asks
+    for members it does not define (ignored, so never stored either); a member of the wrong
+    shape is ``invalid_request``."""
+    raw = params.get("claims")
+    if raw is None:
+        return None
+    document = strict_json("claims", raw, CLAIMS_MAX_BYTES)
+    if not isinstance(document, dict):
+        raise InvalidRequest("claims is not a JSON object.")
+    requested: dict[str, Any] = {}
+    for member in ("id_token", "userinfo"):
+        if member not in document:
+            continue
+        claims = document[member]
+        if not isinstance(claims, dict):
+            raise InvalidRequest(f"claims: {member} must be an object of claim requests (OIDC Core 5.5).")
+        requested[member] = {name: _claim_request(member, name, value) for name, value in claims.items()}
+    return requested
+
+
+def _claim_request(member: str, name: str, value: Any) -> dict[str, Any] | None:
+    if not _CLAIM_NAME.fullmatch(name):
+        raise InvalidRequest(f"claims: each {member} claim name must be 1 to 255 characters without spaces.")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidRequest(
+            f"claims: each {member} claim request must be null or an object (OIDC Core 5.5.1)."
+        )
+    if "essential" in value and not isinstance(value["essential"], bool):
+        raise InvalidRequest(f"claims: essential must be a boolean ({member}).")
+    if "values" in value and not isinstance(value["values"], list):
+        raise InvalidRequest(f"claims: values must be an array ({member}).")
+    return {qualifier: value[qualifier] for qualifier in _CLAIM_QUALIFIERS if qualifier in value}
+
+
+def requested_subject(claims: Mapping[str, Any] | None, *, user: Any) -> None:
+    """OIDC Core §5.5.1: a ``sub`` requested with a value is a demand that the tokens be about
+    that user; tokens about anyone else must never be issued, so a hint naming another user is
+    refused before the user is asked (``access_denied``, as for an essential acr that cannot be
+    met)."""
+    for member in (claims or {}).values():
+        wanted = member.get("sub")
+        acceptable = claim_values(wanted)
+        if acceptable is not None and subject_of(user) not in acceptable:
+            raise AccessDenied("The claims request asks for another subject than the user the hint names.")
+
+
+def claim_values(request: Mapping[str, Any] | None) -> list[Any] | None:
+    """The values a claim request accepts (``values``, else ``value``); ``None``: any."""
+    if not request:
+        return None
+    if "values" in request:
+        return list(request["values"])
+    if "value" in request:
+        return [request["value"]]
+    return None
+
+
+def subject_of(user: Any) -> str:
+    """The ``sub`` the ID token will carry for ``user``: asked of the configured OAuth validator,
+    so a site that derives ``sub`` differently is compared with its own value."""
+    request = OAuthlibRequest("")
+    request.user = user
+    sub = oauth2_settings.OAUTH2_VALIDATOR_CLASS().get_claim_dict(request)["sub"]
+    return sub(request) if callable(sub) else sub
+
+
+def request_context(params: Mapping[str, str]) -> dict[str, Any] | None:
+    """CIBA §7.1 ``request_context``: a JSON object of at most ``REQUEST_CONTEXT_MAX_BYTES``,
+    stored as sent and shown to the device; the site's ``REQUEST_CONTEXT_VALIDATOR`` judges
+    its content once the user is known (``check_request_context``)."""
+    raw = params.get("request_context")
+    if raw is None:
+        return None
+    context = strict_json("request_context", raw, ciba_settings.REQUEST_CONTEXT_MAX_BYTES)
+    if not isinstance(context, dict):
+        raise InvalidRequest("request_context must be a JSON object.")
+    return context
+
+
+def check_request_context(context: dict[str, Any] | None, *, client: Any, user: Any) -> None:
+    """The site's ``REQUEST_CONTEXT_VALIDATOR(request_context=..., client=..., user=...)``, run
+    for a request that carries a context; it refuses by raising a ``ciba.errors.CibaError``,
+    answered as it is."""
+    validator = ciba_settings.REQUEST_CONTEXT_VALIDATOR
+    if context is not None and validator:
+        validator(request_context=context, client=client, user=user)
+
+
+def resources(params: Mapping[str, str]) -> list[str]:
+    """RFC 8707 §2: each ``resource`` an absolute URI without a fragment, else
+    ``invalid_target``; the tokens of every mode are then restricted to them. The value is the
+    JSON array ``single_valued`` (or the signed request) made of the client's values."""
+    raw = params.get("resource")
+    if raw is None:
+        return []
+    try:
+        values = json.loads(raw)
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise InvalidTarget("resource must be one or more absolute URIs.")
+    if not values or len(values) > MAX_RESOURCES:
+        raise InvalidTarget(f"Send from 1 to {MAX_RESOURCES} resource values.")
+    for value in values:
+        if not _absolute_uri(value):
+            raise InvalidTarget(
+                "Each resource must be an absolute URI without a fragment (RFC 8707 section 2), "
+                f"at most {MAX_RESOURCE_LENGTH} characters."
+            )
+    return list(dict.fromkeys(values))
+
+
+def _absolute_uri(value: str) -> bool:
+    """RFC 3986 §4.3: a scheme, then something; RFC 8707 §2 forbids a fragment. Whitespace,
+    controls and non-ASCII are not URI characters (RFC 3986 §2)."""
+    if not 0 < len(value) <= MAX_RESOURCE_LENGTH or not value.isascii() or "#" in value:
+        return False
+    if any(c.isspace() or c < "\x21" or c == "\x7f" for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # an unclosed IPv6 bracket
+        return False
+    scheme, _, rest = value.partition(":")
+    return bool(parts.scheme) and bool(_URI_SCHEME.fullmatch(scheme)) and bool(rest)
+
+
+def strict_json(name: str, raw: str, max_bytes: int) -> Any:
+    """``raw`` as JSON that can be stored and shown: at most ``max_bytes`` of UTF-8, no
+    duplicate member names (two readers, two answers: RFC 7493 §2.3), finite numbers, no NUL
+    or lone surrogate (PostgreSQL's ``jsonb`` refuses both: a 500 after validation otherwise),
+    at most ``MAX_JSON_DEPTH`` deep; else ``invalid_request`` naming the parameter."""
+    if len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise InvalidRequest(f"{name} is larger than {max_bytes} bytes.")
+    try:
+        value = json.loads(
+            raw, object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_float=_finite
+        )
+    except (ValueError, RecursionError):  # a document nested thousands deep is no JSON we read
+        raise InvalidRequest(f"{name} is not valid JSON (RFC 8259, without duplicate members).") from None
+    _storable(name, value)
+    return value
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("duplicate member")
+    return document
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def _storable(name: str, value: Any) -> None:
+    """Walk ``value`` without recursion: depth, and text PostgreSQL can store."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidRequest(f"{name} is nested more than {MAX_JSON_DEPTH} levels deep.")
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+                stack.extend((member, depth + 1) for member in item.values())
+            else:
+                stack.extend((member, depth + 1) for member in item)
+        elif isinstance(item, str) and ("\x00" in item or not _utf8(item)):
+            raise InvalidRequest(f"{name} holds a NUL character or a lone surrogate.")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -23,6 +23,15 @@ class AccessTokenGrant(models.Model):
         verbose_name=_("access token"),
     )
     authorization_details = models.JSONField(_("approved authorization details"), default=list, blank=True)
+    userinfo_claims = models.JSONField(
+        _("claims requested at userinfo"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "OIDC Core §5.5: the userinfo member of the request's claims request, limited at issue "
+            "to the claims this token may release."
+        ),
+    )
 
     class Meta:
         verbose_name = _("access token grant")

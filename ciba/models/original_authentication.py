@@ -42,6 +42,12 @@ class OriginalAuthentication(models.Model):
         blank=True,
         help_text=_("RFC 9396: what the user approved; tokens minted on refresh carry the same."),
     )
+    userinfo_claims = models.JSONField(
+        _("claims requested at userinfo"),
+        null=True,
+        blank=True,
+        help_text=_("OIDC Core §5.5: what the access tokens minted on refresh release at userinfo."),
+    )
 
     class Meta:
         verbose_name = _("original authentication")

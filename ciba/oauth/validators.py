@@ -14,6 +14,7 @@ from django.db import router, transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_id_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
 
@@ -40,11 +41,11 @@ from ..errors import (
     TemporarilyUnavailable,
     TooManyFailedAuthentications,
 )
-from ..models import AuthenticationRequest
+from ..models import AccessTokenGrant, AuthenticationRequest
 from ..models.original_authentication import OriginalAuthentication
 from ..polling import SLOW_DOWN, poll_state
 from ..sender import bindings
-from ..tokens import token_hash
+from ..tokens import carry_on_refresh, token_hash
 
 logger = logging.getLogger("ciba.oauth")
 State = AuthenticationRequest.State
@@ -199,6 +200,8 @@ class CibaValidator(OAuth2Validator):
         answered)."""
         withhold_unregistered_refresh_token(token, request)
         result = super().save_bearer_token(token, request, *args, **kwargs)
+        if request.grant_type == "refresh_token":
+            carry_on_refresh(token, request)  # RFC 9396 §7: the approved details, refreshed
         binding = getattr(request, "ciba_binding", None)
         if binding is not None and binding.is_dpop:
             token["token_type"] = DPOP_TOKEN_TYPE  # RFC 9449 §5
@@ -222,7 +225,28 @@ class CibaValidator(OAuth2Validator):
         binding = getattr(request, "ciba_binding", None)
         if binding is not None:
             bindings.save(binding, access_token=access_token)
+        wanted = self._userinfo_claims(request, source_refresh_token)
+        if wanted:
+            AccessTokenGrant.objects.update_or_create(
+                access_token=access_token, defaults={"userinfo_claims": wanted}
+            )
         return access_token
+
+    def _userinfo_claims(self, request: Any, source_refresh_token: Any) -> dict[str, Any] | None:
+        """What the new access token releases at userinfo beyond its scopes (OIDC Core §5.5):
+        the ``userinfo`` member of the CIBA request's claims request, limited to the claims the
+        tokens may release, decided now, while the request's scopes are known; on refresh, what
+        the refresh token recorded. Computed once per token request (the refresh token keeps it)."""
+        if hasattr(request, "ciba_userinfo_claims"):
+            return request.ciba_userinfo_claims
+        ar = getattr(request, "ciba_request", None)
+        if ar is not None:
+            wanted = self.releasable_claims(ar, "userinfo", request) or None
+        else:
+            original = _original_authentication(request, source_refresh_token)
+            wanted = original.userinfo_claims if original is not None else None
+        request.ciba_userinfo_claims = wanted
+        return wanted
 
     def _create_refresh_token(
         self, request: Any, refresh_token_code: str, access_token: Any, previous: Any
@@ -248,7 +272,11 @@ class CibaValidator(OAuth2Validator):
                 return
             auth_time, acr, amr = original.auth_time, original.acr, original.amr
         OriginalAuthentication.objects.create(
-            refresh_token=refresh_token, auth_time=auth_time, acr=acr, amr=amr
+            refresh_token=refresh_token,
+            auth_time=auth_time,
+            acr=acr,
+            amr=amr,
+            userinfo_claims=self._userinfo_claims(request, previous),
         )
 
     def validate_user(
@@ -299,6 +327,12 @@ class CibaValidator(OAuth2Validator):
                 "amr",
                 "auth_req_id",
                 "dpop_jkt",
+                # What the tokens carry beyond scope: the claims request (released here),
+                # the approved details and the resources (``ciba.tokens``).
+                "claims",
+                "authorization_details",
+                "approved_authorization_details",
+                "resource",
             )
             .first()
         )
@@ -354,6 +388,72 @@ class CibaValidator(OAuth2Validator):
         claims = super().get_oidc_claims(token, token_handler, request)
         return {name: value for name, value in claims.items() if not _is_empty(value)}
 
+    def requested_claims(
+        self, ar: AuthenticationRequest, member: str, request: Any, released: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The claims ``ar``'s claims request (OIDC Core §5.5) asks for in ``member``
+        (``id_token`` or ``userinfo``), beyond those its scopes already ``released``: those the
+        tokens may release (``releasable_claims``) with the user's values (``claim_values``)."""
+        return self.claim_values(self.releasable_claims(ar, member, request), request, released)
+
+    def releasable_claims(self, ar: AuthenticationRequest, member: str, request: Any) -> dict[str, Any]:
+        """The claims of ``member`` the tokens of ``ar`` may release, with what was asked of each.
+
+        One the server can provide, whose scope the client may be given at all (the scopes it
+        may request) and the user did not decline when approving (a scope requested but not
+        granted). Claims the protocol sets (``acr``, ``auth_time``...) are ciba's, never the
+        site's; a claim left out is simply not released, essential or not: OIDC Core §5.5.1
+        forbids an error for it."""
+        wanted = (ar.claims or {}).get(member) or {}
+        if not wanted:
+            return {}
+        claim_scopes = self.oidc_claim_scope
+        available = set(
+            get_scopes_backend().get_available_scopes(application=request.client, request=request)
+        )
+        declined = set(ar.scopes) - set((ar.granted_scope or ar.scope).split())
+        sources = self.get_claim_dict(request)
+        return {
+            name: qualifiers
+            for name, qualifiers in wanted.items()
+            if name not in PROTOCOL_CLAIMS
+            and name in sources
+            and claim_scopes.get(name) in available
+            and claim_scopes.get(name) not in declined
+        }
+
+    def claim_values(self, wanted: dict[str, Any], request: Any, released: dict[str, Any]) -> dict[str, Any]:
+        """The user's value of each claim in ``wanted`` not already ``released``, when there is
+        one. A claim asked for with ``value`` or ``values`` is released only when the user's
+        value is one of them, so a client can ask whether, say, ``email_verified`` is true
+        without learning more."""
+        if not wanted:
+            return {}
+        sources = self.get_claim_dict(request)
+        values: dict[str, Any] = {}
+        for name, qualifiers in wanted.items():
+            if name in released or name not in sources:
+                continue
+            source = sources[name]
+            value = source(request) if callable(source) else source
+            acceptable = _claim_values(qualifiers)
+            if _is_empty(value) or (acceptable is not None and value not in acceptable):
+                continue
+            values[name] = value
+        return values
+
+    def get_userinfo_claims(self, request: Any) -> dict[str, Any]:
+        """DOT's claims for the token's scopes, and those the CIBA request's claims request
+        asked userinfo to release (OIDC Core §5.5), as recorded beside the access token."""
+        claims = super().get_userinfo_claims(request)
+        wanted = (
+            AccessTokenGrant.objects.filter(access_token=request.access_token)
+            .values_list("userinfo_claims", flat=True)
+            .first()
+        )
+        claims.update(self.claim_values(wanted or {}, request, released=claims))
+        return claims
+
     def get_discovery_claims(self, request: Any) -> list[str]:
         """``sub`` and the user's claims (DOT's list), then the protocol's claims of our ID tokens."""
         return list(dict.fromkeys([*super().get_discovery_claims(request), *PROTOCOL_CLAIMS]))
@@ -404,6 +504,7 @@ class CibaValidator(OAuth2Validator):
         claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
         ar = getattr(request, "ciba_request", None)
         if ar is not None:
+            claims.update(self.requested_claims(ar, "id_token", request, released=claims))
             claims[AUTH_REQ_ID_CLAIM] = ar.auth_req_id
             # The user authenticated when approving on their device, not at last_login.
             _authentication_claims(claims, ar.decided_at, ar.acr, ar.amr)
@@ -456,6 +557,18 @@ def _user_claim(name: str, request: Any) -> Any:
         values = ciba_settings.USER_CLAIMS_CLASS().claims(request.user)
         request.ciba_user_claims = values
     return values.get(name)
+
+
+def _claim_values(qualifiers: dict[str, Any] | None) -> list[Any] | None:
+    """The values a stored claim request accepts (``values``, else ``value``); ``None``: any.
+    (The backchannel rule that stored it reads it the same way; the wings share no module.)"""
+    if not qualifiers:
+        return None
+    if "values" in qualifiers:
+        return list(qualifiers["values"])
+    if "value" in qualifiers:
+        return [qualifiers["value"]]
+    return None
 
 
 def _is_empty(value: Any) -> bool:

@@ -61,7 +61,7 @@ class BackchannelAuthenticationView(ProtocolEndpointMixin, APIView):
     parser_classes = [FormParser]
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        params = backchannel.single_valued(request.data)
+        params = backchannel.single_valued(request.data, repeatable=backchannel.REPEATABLE)
         new = backchannel.validate(params, client=request.auth, http_request=request)
         ar = services.create_request(**new.create_kwargs())
         body: dict[str, Any] = {"auth_req_id": ar.auth_req_id, "expires_in": new.expires_in}

@@ -13,7 +13,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
-from ..backchannel import single_valued
+from ..backchannel import REPEATABLE, single_valued
 from ..client_auth import authenticate_client
 from ..conf import ciba_settings
 from ..errors import UnauthorizedClient
@@ -31,7 +31,7 @@ class ClientAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request: Any) -> tuple[Any, Any]:
-        client = authenticate_client(request, single_valued(request.data))
+        client = authenticate_client(request, single_valued(request.data, repeatable=REPEATABLE))
         return AnonymousUser(), client
 
     def authenticate_header(self, request: Any) -> str:

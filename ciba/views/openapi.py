@@ -21,6 +21,16 @@ BACKCHANNEL_REQUEST = inline_serializer(
         "user_code": serializers.CharField(required=False),
         "requested_expiry": serializers.IntegerField(required=False, min_value=1),
         "request": serializers.CharField(required=False, help_text="A signed request object (CIBA §7.1.1)."),
+        "authorization_details": serializers.CharField(
+            required=False, help_text="RFC 9396: a JSON array of objects, of types the client registered."
+        ),
+        "claims": serializers.CharField(required=False, help_text="OIDC Core §5.5: a JSON claims request."),
+        "request_context": serializers.CharField(required=False, help_text="CIBA §7.1: a JSON object."),
+        "resource": serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="RFC 8707: an absolute URI; may be repeated.",
+        ),
     },
 )
 BACKCHANNEL_RESPONSE = inline_serializer(
