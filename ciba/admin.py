@@ -8,6 +8,7 @@ Enable the client admin through DOT's own setting rather than by re-registering 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -15,13 +16,16 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.db import models
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from oauth2_provider.admin import ApplicationAdmin, mask_credential
 from oauth2_provider.forms import ApplicationForm
 
+from . import authorization_details as rar
 from . import constants, profile, registration_rules, services, user_codes
 from .client_registration import initial_access_tokens
+from .errors import CibaError
 from .models import (
     AuthenticationRequest,
     CallbackDelivery,
@@ -79,6 +83,16 @@ class CibaApplicationForm(ApplicationForm):
         label=_("contacts"),
         help_text=_("E-mail addresses of people responsible for it, one a line."),
     )
+    authorization_details_types = forms.MultipleChoiceField(
+        choices=[],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label=_("authorization details types"),
+        help_text=_(
+            "The authorization_details types (RFC 9396) this client may send, among those the server "
+            'supports (CIBA["AUTHORIZATION_DETAILS_TYPES"]). None: the client sends none.'
+        ),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -86,6 +100,18 @@ class CibaApplicationForm(ApplicationForm):
         if field is not None:
             field.required = False  # set from the grant types when they are listed (clean)
             field.help_text = _("Set from the grant types when they are listed.")
+        types = self.fields.get("authorization_details_types")
+        if types is not None:
+            # Read now, not at import: the supported types are a setting. A stored type the
+            # server no longer supports stays visible, marked, so saving names the rule it breaks.
+            supported = rar.supported_types()
+            stored = getattr(self.instance, "authorization_details_types", None)
+            stored = [item for item in stored if isinstance(item, str)] if isinstance(stored, list) else []
+            types.choices = [(name, name) for name in supported] + [
+                (name, _("%(type)s (not supported by this server)") % {"type": name})
+                for name in stored
+                if name not in supported
+            ]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -111,6 +137,7 @@ CIBA_FIELDS = (
     "backchannel_client_notification_endpoint",
     "backchannel_authentication_request_signing_alg",
     "backchannel_user_code_parameter",
+    "authorization_details_types",
 )
 CLIENT_AUTH_FIELDS = (
     "token_endpoint_auth_method",
@@ -409,6 +436,13 @@ class AuthenticationRequestAdmin(ReadOnlyAdmin):
         "acr",
         "amr",
         "binding_message",
+        "requested_details",
+        "details_as_displayed",
+        "approved_details",
+        "displayed_details_hash",
+        "claims_requested",
+        "context_of_request",
+        "resource",
         "masked_client_notification_token",
         "requested_expiry",
         "interval",
@@ -453,6 +487,50 @@ class AuthenticationRequestAdmin(ReadOnlyAdmin):
     @admin.display(description=_("client notification token"))
     def masked_client_notification_token(self, obj: AuthenticationRequest) -> str:
         return mask_credential(obj.client_notification_token) or "-"
+
+    # --- what every party saw and agreed to (RFC 9396) ---------------------------------------
+
+    @admin.display(description=_("requested authorization details"))
+    def requested_details(self, obj: AuthenticationRequest) -> str:
+        return _json_block(obj.authorization_details or None)
+
+    @admin.display(description=_("authorization details as the device shows them"))
+    def details_as_displayed(self, obj: AuthenticationRequest) -> str:
+        """The rendering the user's device shows (its hash is ``displayed_details_hash``)."""
+        if not obj.authorization_details:
+            return "-"
+        try:
+            rendered = rar.rendering(obj.authorization_details)
+        except (CibaError, KeyError, TypeError, ValueError) as exc:
+            # A stored object the site's renderer no longer reads (its type changed since):
+            # the operator is told why, the stored JSON above still shows what was asked.
+            return format_html("<em>{}</em>", _("Cannot be rendered now: %(error)s") % {"error": exc})
+        return format_html_join(
+            "",
+            '<div><strong>{}</strong><pre style="white-space: pre-wrap">{}</pre></div>',
+            ((item.get("type", ""), item.get("text", "")) for item in rendered),
+        )
+
+    @admin.display(description=_("approved authorization details"))
+    def approved_details(self, obj: AuthenticationRequest) -> str:
+        if obj.approved_authorization_details is None:
+            return _("Not decided") if obj.authorization_details and obj.decided_at is None else "-"
+        return _json_block(obj.approved_authorization_details)
+
+    @admin.display(description=_("claims request"))
+    def claims_requested(self, obj: AuthenticationRequest) -> str:
+        return _json_block(obj.claims)
+
+    @admin.display(description=_("request context"))
+    def context_of_request(self, obj: AuthenticationRequest) -> str:
+        return _json_block(obj.request_context)
+
+
+def _json_block(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
 
 
 @admin.register(Device)

@@ -28,6 +28,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
+from . import authorization_details as rar
 from . import constants, profile
 from .conf import ciba_settings
 from .jose import key_fits, validate_public_jwks, weak_keys
@@ -452,6 +453,37 @@ def _user_codes(client: Any) -> Iterator[Problem]:
             "backchannel_user_code_parameter",
             "user_code_unsupported",
             _("This server does not support user codes."),
+        )
+
+
+@_rule()
+def _authorization_details_types(client: Any) -> Iterator[Problem]:
+    """RFC 9396 §10: a client may register only types the server supports; a type the site
+    later drops only stops being accepted (the backchannel refuses it), so it does not block."""
+    listed = client.authorization_details_types
+    if not listed:
+        return
+    if not isinstance(listed, list) or not all(isinstance(item, str) and item for item in listed):
+        yield Problem(
+            "authorization_details_types",
+            "authorization_details_types_invalid",
+            _("List the authorization details types as an array of type names."),
+        )
+        return
+    supported = set(rar.supported_types())
+    unsupported = [item for item in listed if item not in supported]
+    if unsupported:
+        yield Problem(
+            "authorization_details_types",
+            "authorization_details_type_unsupported",
+            _(
+                "This server does not support the authorization details type(s) %(types)s "
+                "(supported: %(supported)s)."
+            )
+            % {
+                "types": ", ".join(unsupported),
+                "supported": ", ".join(sorted(supported)) or _("none"),
+            },
         )
 
 

@@ -3,6 +3,12 @@
 Both paths use DOT's own machinery (oauthlib's bearer token generator with DOT's lifetimes,
 the OpenID ID-token modifier, ``save_token`` into DOT's models and signals), so a pushed token
 is indistinguishable from a polled one.
+
+What the user approved travels with the tokens (RFC 9396 §7, §9): the approved
+``authorization_details`` are answered with them (poll, ping and push alike, since all three mint
+here) and stored beside the access token (``AccessTokenGrant``, read by introspection) and the
+refresh token (``OriginalAuthentication``, so a refreshed token carries the same). The resources
+the client named (RFC 8707) restrict the tokens through DOT's own ``resource`` column.
 """
 
 from __future__ import annotations
@@ -12,11 +18,17 @@ import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.common import Request
 
 from .constants import CIBA_GRANT_TYPE
+from .errors import InvalidTarget
+from .models import AccessTokenGrant, OriginalAuthentication
 from .sender import bindings
+
+#: The token response member (RFC 9396 §7) and introspection member (RFC 9396 §9.1).
+AUTHORIZATION_DETAILS = "authorization_details"
 
 
 def mint(request: Any, token_handler: Any, modifiers: Iterable[Callable], validator: Any) -> dict[str, Any]:
@@ -25,7 +37,85 @@ def mint(request: Any, token_handler: Any, modifiers: Iterable[Callable], valida
     for modifier in modifiers:
         token = modifier(token, token_handler, request)
     validator.save_token(token, request)
+    ar = getattr(request, "ciba_request", None)
+    details = approved_details(ar) if ar is not None else []
+    if details:
+        _record(_saved_access_token(token), details)
+        token[AUTHORIZATION_DETAILS] = details
     return token
+
+
+def approved_details(ar: Any) -> list[dict[str, Any]]:
+    """What the user approved of ``ar``'s ``authorization_details``: the set the device sent
+    back (the requested one or, where a type allows it, a narrower one), else the requested set,
+    which approving without a narrower set approves whole. Empty for a request without details."""
+    if ar.approved_authorization_details is not None:
+        return list(ar.approved_authorization_details)
+    return list(ar.authorization_details or [])
+
+
+def resources_for(ar: Any, asked: list[str]) -> list[str]:
+    """The resources (RFC 8707) the tokens of ``ar`` are restricted to, given the ``resource``
+    values of the token request: those named with the authentication request, or a subset of
+    them the token request narrows to (RFC 8707 §2.2). A resource the request did not name is
+    ``invalid_target``: the user approved tokens for the resources shown to them, no others.
+    A request that named none leaves the token request free to restrict, as DOT does for
+    grants without resources."""
+    requested = list(ar.resource or [])
+    if not asked:
+        return requested
+    if requested:
+        outside = [uri for uri in asked if uri not in requested]
+        if outside:
+            raise InvalidTarget(f"The resource {outside[0]!r} was not named in the authentication request.")
+    return list(dict.fromkeys(asked))
+
+
+def carry_on_refresh(token: dict[str, Any], request: Any) -> None:
+    """On refresh, give the new access token (and the refresh token it comes with) the details
+    the original approval granted, and answer them (RFC 9396 §7: a refreshed token has the same
+    authorization). Called after DOT saved the tokens of a ``refresh_token`` grant."""
+    access = _saved_access_token(token)
+    if access is None:
+        return
+    existing = AccessTokenGrant.objects.filter(access_token=access).first()
+    if existing is not None:  # a refresh token reused, or DOT's grace period answering again
+        details = existing.authorization_details
+    else:
+        source_id = getattr(access, "source_refresh_token_id", None)
+        original = (
+            OriginalAuthentication.objects.filter(refresh_token_id=source_id).first() if source_id else None
+        )
+        details = original.authorization_details if original is not None else None
+    if details:
+        _record(access, details)
+        token[AUTHORIZATION_DETAILS] = details
+
+
+def granted_details(access_token: Any) -> list[dict[str, Any]] | None:
+    """The approved details stored for ``access_token``, or ``None`` for a token without any."""
+    grant = AccessTokenGrant.objects.filter(access_token=access_token).only("authorization_details").first()
+    return grant.authorization_details if grant is not None and grant.authorization_details else None
+
+
+def _saved_access_token(token: dict[str, Any]) -> Any:
+    value = token.get("access_token")
+    if not value:
+        return None
+    checksum = hashlib.sha256(value.encode("utf-8")).hexdigest()
+    return get_access_token_model().objects.filter(token_checksum=checksum).first()
+
+
+def _record(access_token: Any, details: list[dict[str, Any]]) -> None:
+    """Store ``details`` beside ``access_token`` and the refresh token issued with it."""
+    if access_token is None:
+        return
+    AccessTokenGrant.objects.update_or_create(
+        access_token=access_token, defaults={"authorization_details": details}
+    )
+    refresh = get_refresh_token_model().objects.filter(access_token=access_token).first()
+    if refresh is not None:
+        OriginalAuthentication.objects.filter(refresh_token=refresh).update(authorization_details=details)
 
 
 def mint_for_push(ar: Any) -> dict[str, Any]:
@@ -46,6 +136,8 @@ def mint_for_push(ar: Any) -> dict[str, Any]:
     request.ciba_request = ar
     # The key or certificate the client declared with its request (RFC 9449 §10, RFC 8705 §3).
     request.ciba_binding = bindings.of_request(ar)
+    # RFC 8707: the resources named with the request; no token request narrows them in push.
+    request.resource = resources_for(ar, [])
     # The token endpoint's handler: DOT's generator and ACCESS_TOKEN_EXPIRE_SECONDS (oauthlib's
     # ``server.bearer`` is the userinfo endpoint's, with a one-hour default lifetime).
     handler = server.default_token_type

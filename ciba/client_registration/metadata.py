@@ -98,6 +98,8 @@ MEMBERS: tuple[Member, ...] = (
     _m("backchannel_client_notification_endpoint"),
     _m("backchannel_authentication_request_signing_alg"),
     _m("backchannel_user_code_parameter", Kind.BOOLEAN),
+    # RFC 9396 §10; which types are supported is registration_rules' (authorization_details_types).
+    _m("authorization_details_types", Kind.STRINGS),
     _m("contacts", Kind.STRINGS),
     _m("client_uri"),
     _m("logo_uri"),

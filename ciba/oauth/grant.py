@@ -10,7 +10,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
 from ..constants import CIBA_GRANT_TYPE
-from ..tokens import mint
+from ..tokens import mint, resources_for
 
 
 class CibaGrant(GrantTypeBase):
@@ -57,8 +57,20 @@ class CibaGrant(GrantTypeBase):
         self.validate_client_confidential(request)
         self.validate_grant_type(request)
         self.request_validator.validate_ciba_auth_req_id(request.client_id, request.auth_req_id, request)
+        # RFC 8707: checked before the request is consumed, so a wrong resource costs the client
+        # nothing but this answer; DOT's save stores the list on the tokens.
+        request.resource = resources_for(request.ciba_request, _resource_values(request))
         for validator in self.custom_validators.post_token:
             validator(request)
+
+
+def _resource_values(request: Any) -> list[str]:
+    """Every ``resource`` parameter of the token request (RFC 8707 §2 allows repeating it;
+    oauthlib's parameters keep only the last)."""
+    values = [value for key, value in (request.decoded_body or []) if key == "resource"]
+    if not values and request._params.get("resource"):
+        values = [request._params["resource"]]
+    return [value for value in values if value]
 
 
 class OpenIDCibaGrant(OpenIDGrantTypeBase):

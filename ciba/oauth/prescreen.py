@@ -75,7 +75,8 @@ def screen(meta: Mapping[str, Any], body: bytes, identify: Identify) -> CibaErro
         return None
     if CIBA_GRANT_TYPE not in params.getlist("grant_type"):
         return None  # other grants keep DOT's behaviour
-    repeated = sorted(name for name, values in params.lists() if len(values) > 1)
+    # RFC 6749 §3.2: no parameter twice, but RFC 8707's resource, which may name several.
+    repeated = sorted(name for name, values in params.lists() if len(values) > 1 and name != "resource")
     if repeated:
         return InvalidRequest(_duplicate(repeated[0]))
     store = polling.poll_state()

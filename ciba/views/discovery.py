@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
 
+from .. import authorization_details as rar
 from .. import constants, profile
 from ..client_registration import registration_endpoint
 from ..conf import ciba_settings
@@ -58,6 +59,8 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
     if registration:
         # RFC 8414 §2, OpenID Discovery §3: only while ciba.views.registration answers.
         data["registration_endpoint"] = registration
+    # OIDC Discovery defaults it to false: the claims request (OIDC Core §5.5) is honoured.
+    data["claims_parameter_supported"] = True
     aliases = mtls_endpoint_aliases(request)
     if aliases:
         data["mtls_endpoint_aliases"] = aliases
@@ -67,6 +70,10 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
     if algs:
         # Omitting the member is how §4 says "signed requests are not supported".
         data["backchannel_authentication_request_signing_alg_values_supported"] = algs
+    types = rar.supported_types()
+    if types:
+        # RFC 9396 §10: the types a client may register and send (CIBA["AUTHORIZATION_DETAILS_TYPES"]).
+        data["authorization_details_types_supported"] = types
     return data
 
 

@@ -25,8 +25,10 @@ as a resource server (``ciba.ResourceServer``, managed in the admin; ``ciba.desi
 whatever is presented with it (DOT's validity, and since ``CibaValidator.validate_bearer_token``
 refuses a deactivated user's tokens, those too), and, so that a resource server can enforce
 what the server's own endpoints enforce, the token's confirmation (RFC 8705 §3.2:
-``cnf`` with ``x5t#S256``; RFC 9449 §6.2: ``cnf`` with ``jkt``) and its type (a DPoP-bound
-token is not a bearer one).
+``cnf`` with ``x5t#S256``; RFC 9449 §6.2: ``cnf`` with ``jkt``), its type (a DPoP-bound
+token is not a bearer one), and the ``authorization_details`` the user approved for it
+(RFC 9396 §9.1), so a resource server can hold a payment token to the payment approved.
+DOT answers the token's resources (RFC 8707) as ``aud``.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from ..errors import (
 )
 from ..oauth.validators import may_use_tokens
 from ..sender import bindings
+from ..tokens import AUTHORIZATION_DETAILS, granted_details
 from .rendering import UNREADABLE_BODY, json_error
 
 
@@ -131,4 +134,7 @@ class CibaIntrospectTokenView(IntrospectTokenView):
         data["token_type"] = DPOP_TOKEN_TYPE if binding is not None and binding.jkt else "Bearer"
         if binding is not None:
             data["cnf"] = binding.cnf
+        details = granted_details(token)
+        if details:
+            data[AUTHORIZATION_DETAILS] = details
         return JsonResponse(data)

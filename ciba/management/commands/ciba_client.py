@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models, transaction
 from oauth2_provider.models import AbstractApplication, get_application_model
 
+from ciba import authorization_details as rar
 from ciba import constants
 from ciba.management.registration import existing_or_new, save_validated
 from ciba.models import CibaClientMixin
@@ -225,6 +226,8 @@ def _read_jwks(path: str) -> Any:
 def _help(field: Any) -> str:
     """The admin's help text for the field, with the values it takes; ``%`` escaped for argparse."""
     text = HELP.get(field.name) or str(field.help_text or field.verbose_name)
+    if field.name == "authorization_details_types":
+        text += f" Supported here: {', '.join(rar.supported_types()) or 'none'}."
     if field.choices:
         values = [value for value, _label in field.choices if value]
         text += f" One of: {', '.join(values)}" + (" ('' for none)." if field.blank else ".")
