@@ -22,10 +22,18 @@ from django.db.models.signals import pre_delete
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
+from . import authorization_details as rar
 from . import dispatch, signals
 from .conf import ciba_settings
 from .constants import MODE_PUSH, NOTIFICATION_MODES
-from .errors import InvalidApproval, RequestNotPending, StepUpRequired, TemporarilyUnavailable
+from .errors import (
+    InvalidApproval,
+    InvalidAuthorizationDetails,
+    InvalidRequest,
+    RequestNotPending,
+    StepUpRequired,
+    TemporarilyUnavailable,
+)
 from .models import AuthenticationRequest, CallbackDelivery
 from .polling import PollStateUnavailable, poll_state
 
@@ -105,6 +113,71 @@ def _notify_device(ar: AuthenticationRequest) -> None:
         dispatch.after_commit(dispatch.NOTIFY_DEVICE, ar.pk, using=_db())
 
 
+@dataclass(frozen=True)
+class DetailsDisplay:
+    """What the authentication device shows of a request's authorization details (RFC 9396),
+    in the active language, and the SHA-256 that pins it: the device sends ``digest`` back
+    with its approval, so the server records what the user saw, not what it meant to show."""
+
+    rendering: list[dict[str, Any]]
+    digest: str
+    #: Types of the request this server no longer supports (their registration was removed
+    #: after the request arrived): still shown, so the user can deny it, never approvable.
+    unsupported: tuple[str, ...] = ()
+
+
+def details_display(ar: AuthenticationRequest) -> DetailsDisplay | None:
+    """The display of ``ar``'s requested details; ``None`` when it has none."""
+    requested = ar.authorization_details or []
+    if not requested:
+        return None
+    rendering = rar.rendering(requested)
+    supported = set(rar.supported_types())
+    return DetailsDisplay(
+        rendering=rendering,
+        digest=rar.digest(requested, rendering),
+        unsupported=tuple(dict.fromkeys(d["type"] for d in requested if d["type"] not in supported)),
+    )
+
+
+def _approved_details(
+    ar: AuthenticationRequest, approved: Any, displayed_details_hash: str | None
+) -> dict[str, Any]:
+    """The approval's ``approved_authorization_details`` and ``displayed_details_hash``.
+
+    The requested details were validated when the request arrived and are never changed; the
+    device may approve fewer (``rar.narrow``: each type decides what "fewer" means), and its
+    hash must be that of the display of the stored details, or the user approved something
+    else than this request. (``rar.narrow`` reads the approved objects within the same limits
+    as requested ones.)
+    """
+    display = details_display(ar)
+    if display is None:
+        if approved:
+            raise InvalidAuthorizationDetails("This request has no authorization details to approve.")
+        return {}
+    if display.unsupported:
+        raise InvalidAuthorizationDetails(
+            f"This server no longer supports {', '.join(display.unsupported)}: "
+            "the request can only be denied."
+        )
+    if displayed_details_hash is not None and displayed_details_hash != display.digest:
+        raise InvalidRequest(
+            "displayed_details_hash does not match the details of this request: show them again "
+            "(authorization_details_display) and approve what is shown."
+        )
+    if approved is not None and not isinstance(approved, list):
+        raise InvalidAuthorizationDetails("authorization_details must be an array of objects.")
+    if approved == []:
+        raise InvalidAuthorizationDetails(
+            "Approve at least one of the requested authorization details, or deny the request."
+        )
+    return {
+        "approved_authorization_details": rar.narrow(ar.authorization_details, approved),
+        "displayed_details_hash": displayed_details_hash or display.digest,
+    }
+
+
 def approve(
     ar: AuthenticationRequest,
     *,
@@ -112,9 +185,18 @@ def approve(
     scopes: Iterable[str] | None = None,
     acr: str = "",
     amr: Iterable[str] = (),
+    authorization_details: list[dict[str, Any]] | None = None,
+    displayed_details_hash: str | None = None,
 ) -> AuthenticationRequest:
     """Record the user's approval. ``scopes`` narrows what was requested (``openid`` stays);
     ``acr``/``amr`` are what the user's authentication achieved.
+
+    For a request with ``authorization_details`` (RFC 9396), ``authorization_details`` narrows
+    them where their types allow it (``None``: all, as requested) and ``displayed_details_hash``
+    is the ``DetailsDisplay.digest`` the device showed (``None``: the display in the active
+    language, for callers that display nothing themselves). Both are recorded; a hash of
+    another display is ``InvalidRequest``, details the request does not allow are
+    ``InvalidAuthorizationDetails``.
 
     Raises ``RequestNotPending`` when the request was decided, issued or expired meanwhile: an
     expired request is never approved, whatever the caller saw before. Raises
@@ -138,6 +220,7 @@ def approve(
         "granted_scope": " ".join(granted),
         "acr": acr,
         "amr": " ".join(dict.fromkeys(amr)),
+        **_approved_details(ar, authorization_details, displayed_details_hash),
     }
     with transaction.atomic(using=_db()):
         _transition(ar, State.APPROVED, now, fields)

@@ -19,8 +19,9 @@ from typing import Any
 
 from oauth2_provider.scopes import get_scopes_backend
 
+from .. import authorization_details as rar
 from ..conf import ciba_settings
-from ..errors import NotificationError
+from ..errors import CibaError, NotificationError
 from ..outbound import Outcome
 
 
@@ -87,14 +88,24 @@ class BaseNotifier:
         raise NotImplementedError
 
 
+#: The longest summary line a notification carries, and the most characters of all its
+#: summaries together: a Web Push message holds 4 KB in all (RFC 8030 §7.2), a lock screen
+#: shows a line or two anyway, and the device page shows the whole details.
+SUMMARY_MAX_CHARS = 120
+SUMMARIES_MAX_CHARS = 480
+
+
 def notification_payload(request: Any) -> dict[str, Any]:
-    """What a person needs to recognise the request: who asks, what for, the binding message.
+    """What a person needs to recognise the request: who asks, what for, the binding message,
+    and for a request with RFC 9396 ``authorization_details`` one short line per detail
+    (``[{"type", "summary"}]``, in the site's default language: workers know no user's).
 
     Carries the ``auth_req_id`` (the device opens the consent API with it) but never the
-    client's notification token.
+    client's notification token. The full details and the hash the device approves with come
+    from the consent API, never from a notification.
     """
     descriptions = get_scopes_backend().get_all_scopes()
-    return {
+    payload = {
         "auth_req_id": request.auth_req_id,
         "client_name": request.client.name or request.client.client_id,
         "binding_message": request.binding_message,
@@ -102,6 +113,25 @@ def notification_payload(request: Any) -> dict[str, Any]:
         "acr_values": request.acr_values.split(),
         "expires_at": request.expires_at.isoformat(),
     }
+    if details := getattr(request, "authorization_details", None):
+        payload["authorization_details"] = short_form(details)
+    return payload
+
+
+def short_form(details: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """One line per authorization detail; its type alone when it can no longer be rendered
+    (the notification still goes out: the user finds the request, which cannot be approved)."""
+    try:
+        rendering = rar.rendering(details)
+    except CibaError:
+        return [{"type": str(d.get("type", "")), "summary": ""} for d in details]
+    limit = min(SUMMARY_MAX_CHARS, SUMMARIES_MAX_CHARS // max(1, len(rendering)))
+    return [{"type": r["type"], "summary": _shorten(r["summary"], limit)} for r in rendering]
+
+
+def _shorten(text: str, limit: int) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def raise_for_status(what: str, status: int) -> None:

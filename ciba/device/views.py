@@ -66,6 +66,10 @@ def script_messages() -> dict[str, str]:
         "count": _("{count} waiting"),
         "expires": _("Expires at {time}"),
         "noBinding": _("No message to compare."),
+        "detailsUnreadable": _(
+            "This site can no longer check these details, so the request cannot be approved. "
+            "Deny it if you did not expect it."
+        ),
         "approving": _("Approving…"),
         "denying": _("Denying…"),
         "approvedTitle": _("Approved"),

@@ -3,7 +3,8 @@
 Paths and rules are the consent API's contract (docs/integration.md, "The authentication
 device"; the OpenAPI schema): someone else's or an unknown request is 404,
 a request that is no longer pending is 409 with its state and nothing changes. Every refusal
-is a ``ciba.errors`` error, rendered by ``CibaErrorMixin``.
+is a ``ciba.errors`` error, rendered by ``CibaErrorMixin``. A request with RFC 9396
+``authorization_details`` is approved only with the hash of what the device displayed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rest_framework.response import Response
 
 from .. import services
 from ..conf import ciba_settings
-from ..errors import RequestNotPending
+from ..errors import InvalidRequest, RequestNotPending
 from ..models import AuthenticationRequest
 from .openapi import OAUTH_ERROR, REQUEST_NOT_PENDING
 from .parsers import PARSER_CLASSES, parse_error_for
@@ -70,12 +71,22 @@ class AuthenticationRequestViewSet(
             503: OAUTH_ERROR,
         },
         summary="Approve a pending request",
+        description="A request with authorization_details needs displayed_details_hash (the "
+        "authorization_details_digest of what was shown); authorization_details approves fewer.",
     )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, auth_req_id: str | None = None) -> Response:
         ar = self._pending_object()
         approval = ApprovalSerializer(data=request.data)
         approval.is_valid(raise_exception=True)
+        shown = approval.validated_data.get("displayed_details_hash")
+        if ar.authorization_details and not shown:
+            # The device must say what it displayed: an approval of details the user never saw
+            # is exactly what rich authorization requests exist to prevent.
+            raise InvalidRequest(
+                "This request has authorization_details: show authorization_details_display and "
+                "send its authorization_details_digest as displayed_details_hash."
+            )
         achieved = services.Approval.of(
             ciba_settings.APPROVAL_POLICY_CLASS().authorize(
                 http_request=request, auth_request=ar, user=request.user
@@ -87,6 +98,8 @@ class AuthenticationRequestViewSet(
             scopes=approval.validated_data.get("scopes"),
             acr=achieved.acr,
             amr=achieved.amr,
+            authorization_details=approval.validated_data.get("authorization_details"),
+            displayed_details_hash=shown,
         )
         return Response(self.get_serializer(ar).data)
 

@@ -14,6 +14,8 @@ from drf_spectacular.utils import extend_schema_field
 from oauth2_provider.scopes import get_scopes_backend
 from rest_framework import serializers
 
+from .. import services
+from ..errors import CibaError
 from ..models import AuthenticationRequest, Device
 from ..outbound import validate_outbound_url
 
@@ -23,14 +25,57 @@ class ScopeSerializer(serializers.Serializer):
     description = serializers.CharField()
 
 
+class DetailRenderingSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    text = serializers.CharField(help_text="Translated, locale-formatted, several lines: show it whole.")
+    summary = serializers.CharField(help_text="One short line, as in push notifications.")
+
+
+#: RFC 9396 §2: an array of objects, each with at least a string ``type``.
+AUTHORIZATION_DETAILS_SCHEMA = {
+    "type": "array",
+    "items": {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]},
+}
+
+
+@extend_schema_field(AUTHORIZATION_DETAILS_SCHEMA)
+class AuthorizationDetailsField(serializers.JSONField):
+    """RFC 9396 authorization details; checked by ``ciba.authorization_details``, not here."""
+
+
 class AuthenticationRequestSerializer(serializers.ModelSerializer):
-    """Everything a person needs to decide, and nothing a client should keep secret."""
+    """Everything a person needs to decide, and nothing a client should keep secret.
+
+    A request with ``authorization_details`` (RFC 9396) carries their rendering in the
+    caller's language and its ``authorization_details_digest``: a device approves what it
+    displayed by sending that digest back as ``displayed_details_hash``.
+    """
 
     client_name = serializers.SerializerMethodField()
     scopes = serializers.SerializerMethodField()
     granted_scopes = serializers.SerializerMethodField()
     acr_values = serializers.SerializerMethodField()
     state = serializers.SerializerMethodField()
+    authorization_details = AuthorizationDetailsField(
+        read_only=True,
+        help_text="RFC 9396: what the client asks the user to approve, as validated on arrival.",
+    )
+    authorization_details_display = serializers.SerializerMethodField(
+        help_text="How to show each of authorization_details to the user, in order."
+    )
+    authorization_details_digest = serializers.SerializerMethodField(
+        help_text="SHA-256 of authorization_details and their display: send it back as "
+        "displayed_details_hash when approving. Empty when there are no details, or when they "
+        "are of a type this server no longer supports (then the request can only be denied)."
+    )
+    approved_authorization_details = AuthorizationDetailsField(
+        read_only=True, allow_null=True, help_text="What the user approved (null until approved)."
+    )
+    request_context = serializers.JSONField(
+        read_only=True,
+        allow_null=True,
+        help_text="CIBA §7.1: what the client says about the request's context.",
+    )
 
     class Meta:
         model = AuthenticationRequest
@@ -40,6 +85,12 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
             "scopes",
             "granted_scopes",
             "binding_message",
+            "authorization_details",
+            "authorization_details_display",
+            "authorization_details_digest",
+            "approved_authorization_details",
+            "displayed_details_hash",
+            "request_context",
             "acr_values",
             "state",
             "created_at",
@@ -48,6 +99,28 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
             "device_notification_status",
         )
         read_only_fields = fields
+
+    def _display(self, obj: AuthenticationRequest) -> services.DetailsDisplay | None:
+        """Rendered once per object and response (both fields need it)."""
+        cache = self.context.setdefault("_details_display", {})
+        if obj.pk not in cache:
+            try:
+                cache[obj.pk] = services.details_display(obj)
+            except CibaError:
+                # A type that cannot render what it once validated: nothing to show, nothing to
+                # approve (an approval gets the same error); the request itself stays readable.
+                cache[obj.pk] = None
+        return cache[obj.pk]
+
+    @extend_schema_field(DetailRenderingSerializer(many=True))
+    def get_authorization_details_display(self, obj: AuthenticationRequest) -> list[dict[str, Any]]:
+        display = self._display(obj)
+        return display.rendering if display else []
+
+    @extend_schema_field(serializers.CharField())
+    def get_authorization_details_digest(self, obj: AuthenticationRequest) -> str:
+        display = self._display(obj)
+        return display.digest if display and not display.unsupported else ""
 
     @extend_schema_field(serializers.CharField())
     def get_client_name(self, obj: AuthenticationRequest) -> str:
@@ -79,6 +152,18 @@ class ApprovalSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=200),
         required=False,
         help_text="Approve only these of the requested scopes (openid is always kept). Default: all.",
+    )
+    authorization_details = AuthorizationDetailsField(
+        required=False,
+        allow_null=True,
+        help_text="Approve less than the requested authorization_details, where their types allow it "
+        "(e.g. a lower amount). Default (or null): all, as requested.",
+    )
+    displayed_details_hash = serializers.RegexField(
+        r"^[0-9a-f]{64}\Z",
+        required=False,
+        help_text="The authorization_details_digest of what the device displayed; required when the "
+        "request has authorization_details.",
     )
 
 

@@ -108,6 +108,8 @@
       binding.textContent = t("noBinding");
       binding.classList.add("none");
     }
+    showDetails(card, request);
+    showContext(card, request.request_context);
     const scopes = card.querySelector(".scopes");
     request.scopes.forEach(function (scope) {
       const item = document.createElement("li");
@@ -121,6 +123,55 @@
       button.addEventListener("click", function () { decide(request, action, card); });
     });
     return card;
+  }
+
+  // RFC 9396 authorization details (a payment's amount and payee), as the server rendered
+  // them: the approval then says it was exactly this that the user saw (its digest).
+  function showDetails(card, request) {
+    const details = request.authorization_details || [];
+    if (!details.length) return;
+    const section = card.querySelector(".details");
+    const listEl = section.querySelector(".detail-list");
+    (request.authorization_details_display || []).forEach(function (detail) {
+      const item = document.createElement("li");
+      item.className = "detail";
+      item.dataset.type = detail.type;
+      item.textContent = detail.text;
+      listEl.appendChild(item);
+    });
+    if (!request.authorization_details_digest) {
+      // No digest: the server cannot stand behind a display of these details (a type it no
+      // longer supports), so nothing here can be approved. Say so; denying still works.
+      const item = document.createElement("li");
+      item.className = "detail unreadable";
+      item.textContent = t("detailsUnreadable");
+      listEl.appendChild(item);
+      card.querySelector(".approve").hidden = true;
+    }
+    section.hidden = false;
+  }
+
+  // CIBA §7.1 request_context: whatever the client says about where the request comes from.
+  function showContext(card, context) {
+    if (!context || typeof context !== "object" || Array.isArray(context)) return;
+    const keys = Object.keys(context);
+    if (!keys.length) return;
+    const dl = card.querySelector(".context-list");
+    keys.forEach(function (key) {
+      const dt = document.createElement("dt");
+      dt.textContent = key;
+      const dd = document.createElement("dd");
+      const value = context[key];
+      dd.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 1);
+      dl.appendChild(dt);
+      dl.appendChild(dd);
+    });
+    card.querySelector(".context").hidden = false;
+  }
+
+  function approvalBody(request) {
+    if (!(request.authorization_details || []).length) return "{}";
+    return JSON.stringify({ displayed_details_hash: request.authorization_details_digest });
   }
 
   async function refresh() {
@@ -172,7 +223,8 @@
     let response = null;
     let body = {};
     try {
-      response = await api(decisionUrl(id, action), { method: "POST", body: "{}" });
+      const payload = action === "approve" ? approvalBody(request) : "{}";
+      response = await api(decisionUrl(id, action), { method: "POST", body: payload });
       body = await response.json().catch(function () { return {}; });
     } catch (error) {
       response = null;
@@ -213,6 +265,12 @@
     const binding = item.querySelector(".binding");
     if (request.binding_message) binding.textContent = request.binding_message;
     else binding.remove();
+    const summaries = item.querySelector(".detail-summaries");
+    (request.authorization_details_display || []).forEach(function (detail) {
+      const line = document.createElement("li");
+      line.textContent = detail.summary;
+      summaries.appendChild(line);
+    });
     const next = item.querySelector(".next");
     if (outcome === "approved" || outcome === "denied") next.textContent = t(outcome + "Next", values);
     else next.remove();

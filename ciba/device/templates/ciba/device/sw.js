@@ -33,6 +33,13 @@ self.addEventListener("push", function (event) {
   if (!data || data.type !== "ciba.authentication_requested") return;
   const lines = [];
   if (data.binding_message) lines.push(data.binding_message);
+  // The short form of RFC 9396 authorization_details (a payment's amount and payee): what the
+  // user must recognise before opening the page, where the whole details are shown.
+  if (Array.isArray(data.authorization_details)) {
+    data.authorization_details.forEach(function (detail) {
+      if (detail && detail.summary) lines.push(detail.summary);
+    });
+  }
   if (Array.isArray(data.scopes) && data.scopes.length) {
     lines.push(data.scopes.map(function (scope) { return scope.description || scope.scope; }).join(", "));
   }
