@@ -44,6 +44,11 @@ MAX_WAIT = 20.0
 WAIT_STEP = 0.25
 #: What the kiosk may charge, in euros.
 MIN_AMOUNT, MAX_AMOUNT = Decimal("0.01"), Decimal("10000")
+#: Who the shopper pays: the creditor of every payment the kiosk asks to be approved.
+PAYEE = "Corner Shop"
+PAYEE_IBAN = "DE02100100109307118603"
+#: The RFC 9396 type the kiosk's payments are described with, when the server supports it.
+PAYMENT_TYPE = "payment_initiation"
 #: Errors of the backchannel endpoint a kiosk operator can act on, in plain words. The code
 #: stays visible: it is what the operator would search for.
 ERROR_SENTENCES = {
@@ -91,6 +96,9 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     form = {"scope": "openid profile payments", "login_hint": login_hint, "binding_message": binding_message}
     if mode != "poll":
         form["client_notification_token"] = notification_token
+    details = payment_details(value, code)
+    if details:
+        form["authorization_details"] = json.dumps(details)
     response = _post(discovery()["backchannel_authentication_endpoint"], form, client)
     body = response.json()
     if response.status_code != 200:
@@ -102,7 +110,11 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
         "client_id": client["client_id"],
         "token_endpoint_auth_method": method,
         "amount": str(value),
+        "payee": PAYEE,
         "binding_message": binding_message,
+        "authorization_details": details,
+        "approved_details": None,
+        "paid": "",
         "auth_req_id": body["auth_req_id"],
         "expires_at": time.time() + body["expires_in"],
         "interval": body.get("interval", 5),
@@ -115,6 +127,27 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     _save(purchase)
     cache.set(f"demo:by-req:{purchase['auth_req_id']}", purchase["id"], PURCHASE_TTL)
     return purchase
+
+
+def payment_details(value: Decimal, code: str) -> list[dict[str, Any]]:
+    """The payment itself, for the phone to show and the shopper to approve (RFC 9396 §2).
+
+    The binding message only ties the phone to this till; the ``payment_initiation`` object is
+    what the bank shows, what the shopper approves (perhaps for less) and what the token
+    response confirms. A server that does not advertise the type gets the binding message
+    alone, as before: sending it anyway would be refused with ``invalid_authorization_details``.
+    """
+    if PAYMENT_TYPE not in discovery().get("authorization_details_types_supported", []):
+        return []
+    return [
+        {
+            "type": PAYMENT_TYPE,
+            "instructedAmount": {"currency": "EUR", "amount": str(value)},
+            "creditorName": PAYEE,
+            "creditorAccount": {"iban": PAYEE_IBAN},
+            "remittanceInformationUnstructured": f"{PAYEE} #{code}",
+        }
+    ]
 
 
 def auth_method(client: dict[str, Any]) -> str:
@@ -251,6 +284,9 @@ def _from_token_response(purchase: dict[str, Any], status_code: int, body: dict[
         except jwt.PyJWTError as exc:
             _finish(purchase, "failed", f"The ID token did not verify: {exc}")
             return
+        approved = body.get("authorization_details")
+        purchase["approved_details"] = approved
+        purchase["paid"] = _paid(purchase, approved)
         _finish(purchase, "approved", "Approved: paid.")
         return
     error = body.get("error")
@@ -264,6 +300,17 @@ def _from_token_response(purchase: dict[str, Any], status_code: int, body: dict[
         _finish(purchase, "expired", "The request expired before the shopper decided.")
     else:
         _finish(purchase, "failed", f"{error}: {body.get('error_description', '')}")
+
+
+def _paid(purchase: dict[str, Any], approved: Any) -> str:
+    """What the till records as paid: the approved payment, whose amount may be lower than the
+    one asked for; empty when the kiosk sent no payment or the answer confirms none."""
+    payments = [d for d in approved or [] if isinstance(d, dict) and d.get("type") == PAYMENT_TYPE]
+    if not purchase.get("authorization_details") or not payments:
+        return ""
+    amount = payments[0].get("instructedAmount") or {}
+    paid = f"{amount.get('currency', '')} {amount.get('amount', '')}".strip()
+    return f"{paid} to {payments[0].get('creditorName', PAYEE)}"
 
 
 def _verify_id_token(id_token: str, client_id: str) -> dict[str, Any]:

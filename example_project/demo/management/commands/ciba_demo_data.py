@@ -41,6 +41,7 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
+from ciba import authorization_details as rar
 from ciba import designations, profile, signing
 from ciba.client_auth.secret import check_secret
 from ciba.client_registration import initial_access_tokens
@@ -58,6 +59,8 @@ from example_project.demo import fapi
 
 USERS = ("alice", "bob")
 PHONE_APP = "demo-phone"
+#: The RFC 9396 types the demo kiosk clients may send (docs/transactions.md).
+KIOSK_DETAIL_TYPES = ("payment_initiation",)
 #: Where the phone app, a native app, would return after signing in: a private-use URI scheme
 #: (RFC 8252 §7.1) the example's ALLOWED_REDIRECT_URI_SCHEMES lists beside https. Its consent
 #: tokens are minted here, so nothing redirects there in the demo.
@@ -200,6 +203,9 @@ class Command(BaseCommand):
             app.hash_client_secret = True
             app.token_endpoint_auth_method = AUTH_CLIENT_SECRET_BASIC
             app.backchannel_token_delivery_mode = mode
+            # The kiosk describes each payment as an RFC 9396 payment_initiation object, when
+            # this server still registers that type (a site may have replaced the registry).
+            app.authorization_details_types = [t for t in KIOSK_DETAIL_TYPES if t in rar.supported_types()]
             if mode == "poll":
                 app.backchannel_client_notification_endpoint = ""
             elif given_base or not registered:

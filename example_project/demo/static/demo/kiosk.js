@@ -6,6 +6,8 @@
   const statusEl = document.getElementById("status");
   const errorEl = document.getElementById("error");
   const claimsEl = document.getElementById("claims");
+  const approvedEl = document.getElementById("approved-details");
+  const paymentEl = document.getElementById("payment");
   const again = document.getElementById("again");
   const cancel = document.getElementById("cancel");
   const TIME_CLAIMS = /^(\s*"(?:iat|exp|auth_time|nbf)": )(\d+)(,?)$/;
@@ -20,6 +22,14 @@
   function show(purchase) {
     statusEl.className = "status " + purchase.status;
     statusEl.textContent = purchase.status === "pending" ? "Waiting for approval on the phone…" : purchase.detail;
+    if (purchase.paid) {
+      document.getElementById("paid").hidden = false;
+      document.getElementById("paid-payment").textContent = purchase.paid;
+    }
+    if (purchase.approved_details) {
+      approvedEl.hidden = false;
+      approvedEl.textContent = "Approved authorization_details:\n" + JSON.stringify(purchase.approved_details, null, 2);
+    }
     if (purchase.claims) {
       claimsEl.hidden = false;
       claimsEl.textContent = "ID token claims (verified):\n" + readableTimes(JSON.stringify(purchase.claims, null, 2));
@@ -101,6 +111,14 @@
     form.hidden = true;
     progress.hidden = false;
     document.getElementById("binding").textContent = body.binding_message;
+    // The payment the bank is asked to show (RFC 9396 authorization_details), when it was sent.
+    const payment = (body.authorization_details || [])[0];
+    paymentEl.hidden = !payment;
+    if (payment) {
+      document.getElementById("payment-amount").textContent =
+        payment.instructedAmount.currency + " " + payment.instructedAmount.amount;
+      document.getElementById("payment-payee").textContent = payment.creditorName;
+    }
     how(body);
     cancel.hidden = false;
     cancel.disabled = false;
@@ -132,6 +150,9 @@
     progress.hidden = true;
     again.hidden = true;
     claimsEl.hidden = true;
+    approvedEl.hidden = true;
+    paymentEl.hidden = true;
+    document.getElementById("paid").hidden = true;
     form.hidden = false;
   });
 })();
