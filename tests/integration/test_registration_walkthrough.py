@@ -12,10 +12,7 @@ checked for what the text around it says it shows.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +21,7 @@ import pytest
 
 from tests.interop.harness import ROOT, Site, example_site
 
-SPEC = importlib.util.spec_from_file_location("site_check", ROOT / "scripts" / "site_check.py")
-site_check = sys.modules.setdefault("site_check", importlib.util.module_from_spec(SPEC))
-if not hasattr(site_check, "blocks"):
-    SPEC.loader.exec_module(site_check)
+from .walkthrough import reader_shell, run_blocks, site_check
 
 DOCUMENT = ROOT / "docs" / "registration.md"
 BLOCKS = site_check.blocks(DOCUMENT)
@@ -53,16 +47,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture
 def shell(site: Site, tmp_path: Path) -> Any:
-    """A shell in the reader's place: the example's environment, ``PORT`` the server's."""
-    reader = tmp_path / "reader"
-    reader.mkdir()
-    (reader / "manage.py").symlink_to(ROOT / "manage.py")
-    environment = {
-        **{k: v for k, v in site.env.items() if k not in ("PWD", "OLDPWD")},
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "PORT": site.base.rsplit(":", 1)[1],
-    }
-    return site_check.Site(reader, int(environment["PORT"]), environment)
+    return reader_shell(site, tmp_path)
 
 
 def test_every_shell_block_is_run_or_says_why_not():
@@ -76,12 +61,7 @@ def test_every_shell_block_is_run_or_says_why_not():
 
 def test_the_walkthrough_registers_a_client_runs_a_poll_flow_and_manages_it(site, shell):
     assert len(RUN) == 9, [block.where for block in RUN]
-    outputs = []
-    for block in RUN:
-        try:
-            outputs.append(shell.run(block.text, block.where))
-        except SystemExit as failed:  # site_check's way of failing: the block, its output, the logs
-            pytest.fail(f"{failed}\n{site.tail()}")
+    outputs = run_blocks(site, shell, RUN)
     discovery, registered, again, pending, approval, tokens, read, updated, deleted = outputs
 
     assert discovery.strip() == f"{site.issuer}/register/"
