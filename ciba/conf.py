@@ -131,11 +131,29 @@ DEFAULTS: dict[str, Any] = {
     "WEBPUSH_VAPID_PRIVATE_KEY": "",
     "WEBPUSH_VAPID_SUBJECT": "",
     "MAX_DEVICES_PER_USER": 20,
-    # --- authentication context (acr_values, OIDC Core §3.1.2.1, §5.5.1.1) ---
-    "ACR_VALUES_SUPPORTED": [],
+    # --- authentication at approval: levels, acr/amr (docs/authentication.md) ---
+    # The acr each way of approving achieves (ciba.assurance.LEVELS, weakest first; "" claims
+    # none). "phr" is OpenID EAP ACR Values 1.0's phishing-resistant authentication.
+    "APPROVAL_ACR": {"session": "", "password": "", "passkey": "phr", "passkey_device_bound": "phr"},
+    # What every approval must reach at least; the FAPI-CIBA profile's own floor ("": none more)
+    "APPROVAL_MINIMUM_LEVEL": "session",
+    "FAPI_APPROVAL_MINIMUM_LEVEL": "",
+    # Whether re-entering the password at approval is offered as the "password" level
+    "PASSWORD_REAUTHENTICATION": True,
+    # acr values advertised in discovery and accepted as essential (None: those APPROVAL_ACR
+    # maps a reachable level to; a list: what a site's own APPROVAL_POLICY_CLASS achieves)
+    "ACR_VALUES_SUPPORTED": None,
+    # --- passkeys (WebAuthn) on the authentication device ---
+    # Relying Party ID and the origins assertions may come from ("" / []: the request's own host)
+    "WEBAUTHN_RP_ID": "",
+    "WEBAUTHN_RP_NAME": "",
+    "WEBAUTHN_ORIGINS": [],
+    # How long a ceremony's challenge is valid (s) and how many passkeys one user may hold
+    "WEBAUTHN_CHALLENGE_SECONDS": 300,
+    "PASSKEYS_PER_USER": 10,
     # --- the consent API (the authentication device's side) ---
     "CONSENT_SCOPE": "ciba:consent",
-    "APPROVAL_POLICY_CLASS": "ciba.backends.policy.AllowAllApprovalPolicy",
+    "APPROVAL_POLICY_CLASS": "ciba.backends.policy.AuthenticationLevelPolicy",
     # --- conformance runs only: the suite's automated_ciba_approval_url (off when empty) ---
     "AUTOMATED_APPROVAL_SECRET": "",
     # --- outbound callbacks to client notification endpoints (CIBA §10.2, §10.3) ---

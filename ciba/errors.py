@@ -341,10 +341,36 @@ class StepUpRequired(CibaError):
     error = "step_up_required"
     status_code = 403
 
-    def __init__(self, detail: str, *, acr: str = "") -> None:
+    def __init__(
+        self, detail: str, *, acr: str = "", level: str = "", methods: list[str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.acr = acr
+        self.level = level
+        self.methods = list(methods or [])
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """What the device must do: the ``level`` to reach (ciba.assurance), the consent API
+        ``methods`` that reach it, and the ``acr`` that level achieves; each only when known."""
+        members: dict[str, Any] = {}
+        if self.acr:
+            members["acr"] = self.acr
+        if self.level:
+            members["level"] = self.level
+        if self.methods:
+            members["methods"] = self.methods
+        return members
+
+
+class InvalidAuthentication(CibaError):
+    """What the device sent to authenticate the approval (a passkey assertion, a password, an
+    enrollment) was refused; ``description`` says why (400). Nothing was decided: the request
+    stays pending, and the device may ask for a new challenge and try again."""
+
+    error = "invalid_authentication"
+    status_code = 400
 
 
 class TemporarilyUnavailable(CibaError):

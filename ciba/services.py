@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ from .errors import (
     StepUpRequired,
     TemporarilyUnavailable,
 )
-from .models import AuthenticationRequest, CallbackDelivery
+from .models import ApprovalEvidence, AuthenticationRequest, CallbackDelivery
 from .polling import PollStateUnavailable, poll_state
 
 State = AuthenticationRequest.State
@@ -47,10 +47,14 @@ NotPending = RequestNotPending
 @dataclass(frozen=True)
 class Approval:
     """What the user's approval achieved: the ``acr`` and the RFC 8176 ``amr`` values, which
-    the ID token then carries. Approval policies return one (or, as in 0.1, just the acr)."""
+    the ID token then carries, when the user authenticated (``auth_time``; None: when the
+    approval was recorded) and the ``evidence`` to keep with the decision (``ApprovalEvidence``
+    fields; empty: none). Approval policies return one (or, as in 0.1, just the acr)."""
 
     acr: str = ""
     amr: tuple[str, ...] = ()
+    auth_time: datetime | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not all(isinstance(v, str) and v and not v.isspace() and " " not in v for v in self.amr):
@@ -187,9 +191,13 @@ def approve(
     amr: Iterable[str] = (),
     authorization_details: list[dict[str, Any]] | None = None,
     displayed_details_hash: str | None = None,
+    auth_time: datetime | None = None,
+    evidence: dict[str, Any] | None = None,
 ) -> AuthenticationRequest:
     """Record the user's approval. ``scopes`` narrows what was requested (``openid`` stays);
-    ``acr``/``amr`` are what the user's authentication achieved.
+    ``acr``/``amr`` are what the user's authentication achieved, ``auth_time`` when it happened
+    (None: now) and ``evidence`` what proved it (``ApprovalEvidence`` fields), stored in the
+    same transaction as the decision so no approval exists without its proof.
 
     For a request with ``authorization_details`` (RFC 9396), ``authorization_details`` narrows
     them where their types allow it (``None``: all, as requested) and ``displayed_details_hash``
@@ -220,10 +228,13 @@ def approve(
         "granted_scope": " ".join(granted),
         "acr": acr,
         "amr": " ".join(dict.fromkeys(amr)),
+        "auth_time": auth_time or now,
         **_approved_details(ar, authorization_details, displayed_details_hash),
     }
     with transaction.atomic(using=_db()):
         _transition(ar, State.APPROVED, now, fields)
+        if evidence:
+            ApprovalEvidence.objects.create(auth_request=ar, **evidence)
         _queue_callback(
             ar, CallbackDelivery.Kind.PUSH_TOKENS if _mode(ar) == MODE_PUSH else CallbackDelivery.Kind.PING
         )

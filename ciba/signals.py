@@ -33,3 +33,16 @@ client_notified = Signal()
 #: A ping or push callback failed for good (a final HTTP error, or retries exhausted).
 #: provides args: request, delivery
 client_notification_failed = Signal()
+
+#: A passkey's sign count did not increase: the credential may have been cloned. The passkey
+#: is disabled before this is sent.
+#: provides args: passkey, user, sign_count (received), stored_sign_count
+passkey_clone_suspected = Signal()
+
+#: A user enrolled a passkey.
+#: provides args: passkey, user
+passkey_enrolled = Signal()
+
+#: A user removed a passkey.
+#: provides args: passkey, user
+passkey_removed = Signal()

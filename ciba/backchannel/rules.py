@@ -23,8 +23,8 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
 
+from .. import assurance, constants, profile
 from .. import authorization_details as rar
-from .. import constants, profile
 from ..conf import ciba_settings
 from ..endpoints import backchannel_endpoint_urls
 from ..errors import (
@@ -295,8 +295,8 @@ def acr(params: Mapping[str, str]) -> tuple[str, bool]:
     """§7.1 ``acr_values`` (voluntary, in order of preference) and, per OIDC Core §5.5.1.1, an
     essential ``acr`` asked for through ``claims``; returns the values and whether they are
     essential. An essential requirement this server cannot meet at all (none of its values in
-    ``ACR_VALUES_SUPPORTED``) is refused before anyone is asked: OIDC Core treats it as a failed
-    authentication, which §13 names ``access_denied``."""
+    ``assurance.acr_values_supported()``) is refused before anyone is asked: OIDC Core treats it
+    as a failed authentication, which §13 names ``access_denied``."""
     values = plain_text("acr_values", params.get("acr_values", "")).split()
     requirement = _acr_claim(params.get("claims"))
     if requirement is None:
@@ -304,7 +304,7 @@ def acr(params: Mapping[str, str]) -> tuple[str, bool]:
     essential, claimed = requirement
     if not essential:
         return " ".join(values or claimed), False
-    supported = set(ciba_settings.ACR_VALUES_SUPPORTED)
+    supported = set(assurance.acr_values_supported())
     if not supported.intersection(claimed):
         raise AccessDenied("This server cannot meet the essential acr the request asks for.")
     return " ".join(claimed), True

@@ -6,14 +6,17 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from ..conf import ciba_settings
-from ..errors import StepUpRequired
+from .. import assurance, passkeys
+from ..assurance import Authentication
+from ..errors import InvalidAuthentication, StepUpRequired
 from ..services import Approval
+from . import reauthentication
 
 __all__ = [
     "AllowAllApprovalPolicy",
     "Approval",
     "AllowAllRequestPolicy",
+    "AuthenticationLevelPolicy",
     "BaseApprovalPolicy",
     "BaseRequestPolicy",
     "StepUpRequired",
@@ -60,13 +63,80 @@ class BaseApprovalPolicy:
 
 
 class AllowAllApprovalPolicy(BaseApprovalPolicy):
-    """Default: a tap by the signed-in owner approves, and achieves the weakest level this
-    server offers: the first of ``CIBA["ACR_VALUES_SUPPORTED"]`` (no ``acr`` when that is
-    empty). No ``amr`` is claimed: how the user signed in to the device is the site's
-    knowledge, not ciba's. A site that verifies more (a second factor, a fresh login) plugs in
-    its own policy and returns the stronger acr and its amr (docs/integration.md).
+    """The default before passkeys (0.x): a tap by the signed-in owner approves, and
+    achieves the weakest level this server offers: the first of
+    ``CIBA["ACR_VALUES_SUPPORTED"]`` (no ``acr`` when that is empty). No ``amr`` is claimed:
+    how the user signed in to the device is the site's knowledge, not ciba's.
+    ``AuthenticationLevelPolicy`` is the default now.
     """
 
     def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> Approval:
-        supported = ciba_settings.ACR_VALUES_SUPPORTED
+        supported = assurance.acr_values_supported()
         return Approval(acr=supported[0] if supported else "")
+
+
+class AuthenticationLevelPolicy(BaseApprovalPolicy):
+    """Default: the approval achieves what the user really did on the device, and must reach
+    what the request requires (ciba.assurance, docs/authentication.md).
+
+    The consent API's ``authentication`` object says what the user did: nothing (a tap in the
+    signed-in session), ``{"method": "password", "password": ...}`` (re-entered now), or
+    ``{"method": "passkey", "credential": ...}`` (a WebAuthn assertion over this transaction,
+    verified by ``ciba.passkeys``). That sets the level, the RFC 8176 ``amr``, ``auth_time``
+    and the evidence stored with the decision. When the level is below
+    ``assurance.required_level`` (the site's, the profile's or the client's floor, or the
+    request's ``acr_values``) the approval is refused with ``step_up_required``, naming the
+    level and the methods that reach it; the request stays pending. The ``acr`` is
+    ``assurance.claimed_acr``: never one the approval did not reach.
+    """
+
+    def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> Approval:
+        achieved = self.authenticate(http_request=http_request, auth_request=auth_request, user=user)
+        required = assurance.required_level(auth_request)
+        if not assurance.satisfies(achieved.level, required):
+            methods = assurance.methods_for(required)
+            raise StepUpRequired(
+                f"Approving this request needs {describe(required)}.",
+                acr=assurance.acr_for(required),
+                level=required,
+                methods=methods,
+            )
+        return Approval(
+            acr=assurance.claimed_acr(achieved.level, auth_request.acr_values),
+            amr=achieved.amr,
+            auth_time=achieved.auth_time,
+            evidence=achieved.evidence,
+        )
+
+    def authenticate(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> Authentication:
+        """What the user did at approval, verified; ``InvalidAuthentication`` when it fails."""
+        data = getattr(http_request, "data", None) or {}
+        proof = data.get("authentication") if hasattr(data, "get") else None
+        if not proof:
+            return Authentication(
+                level=assurance.SESSION, auth_time=assurance.session_auth_time(http_request, user)
+            )
+        method = proof.get("method")
+        if method == "passkey":
+            return passkeys.verify_approval(
+                http_request,
+                auth_request,
+                user,
+                proof.get("credential"),
+                scopes=data.get("scopes"),
+                authorization_details=data.get("authorization_details"),
+                displayed_details_hash=data.get("displayed_details_hash"),
+            )
+        if method == "password":
+            return reauthentication.verify_password(http_request, user, proof.get("password"))
+        raise InvalidAuthentication(f"Unknown authentication method {method!r}: use passkey or password.")
+
+
+def describe(level: str) -> str:
+    """A level in words, for the step-up message."""
+    return {
+        assurance.SESSION: "a signed-in session",
+        assurance.PASSWORD: "your password",
+        assurance.PASSKEY: "a passkey with user verification",
+        assurance.PASSKEY_DEVICE_BOUND: "a passkey bound to this device, with user verification",
+    }.get(level, level)

@@ -124,13 +124,15 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     messages.extend(dpop_messages())
     messages.extend(_check_signing_key_keep())
     acr_values = ciba_settings.raw("ACR_VALUES_SUPPORTED")
-    if not isinstance(acr_values, (list, tuple)) or not all(
-        isinstance(v, str) and v and len(v.split()) == 1 and v == v.strip() for v in acr_values
+    if acr_values is not None and (
+        not isinstance(acr_values, (list, tuple))
+        or not all(isinstance(v, str) and v and len(v.split()) == 1 and v == v.strip() for v in acr_values)
     ):
         messages.append(
             checks.Error(
                 "CIBA acr values must be a list of non-empty strings without spaces.",
-                hint='Set CIBA["ACR_VALUES_SUPPORTED"] to the acr values you can achieve, weakest first, '
+                hint='Leave CIBA["ACR_VALUES_SUPPORTED"] unset (the values APPROVAL_ACR maps to), or set '
+                "it to the acr values your own approval policy achieves, weakest first, "
                 'e.g. ["urn:example:loa:1", "urn:example:loa:2"].',
                 id=Codes.ACR_VALUES,
             )

@@ -1,5 +1,6 @@
 from .access_token_grant import AccessTokenGrant
 from .application import Application
+from .approval_evidence import ApprovalEvidence
 from .authentication_request import AuthenticationRequest, generate_auth_req_id
 from .binding import TokenBinding
 from .callback import CallbackDelivery
@@ -8,6 +9,7 @@ from .device import Device
 from .initial_access_token import InitialAccessToken
 from .mixins import CibaClientMixin
 from .original_authentication import OriginalAuthentication
+from .passkey import Passkey, WebAuthnChallenge
 from .resource_server import ResourceServer
 from .signing_key import SigningKey
 from .used_jti import UsedJti
@@ -16,6 +18,7 @@ from .user_code import UserCode, UserCodeFailures
 __all__ = [
     "AccessTokenGrant",
     "Application",
+    "ApprovalEvidence",
     "AuthenticationRequest",
     "CallbackDelivery",
     "CibaClientMixin",
@@ -23,11 +26,13 @@ __all__ = [
     "Device",
     "InitialAccessToken",
     "OriginalAuthentication",
+    "Passkey",
     "ResourceServer",
     "SigningKey",
     "TokenBinding",
     "UsedJti",
     "UserCode",
     "UserCodeFailures",
+    "WebAuthnChallenge",
     "generate_auth_req_id",
 ]

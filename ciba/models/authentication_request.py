@@ -181,6 +181,15 @@ class AuthenticationRequest(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    auth_time = models.DateTimeField(
+        _("authentication time"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the user authenticated for the approval (OIDC Core auth_time): the passkey "
+            "assertion or password re-entry, or the sign-in of the session that tapped."
+        ),
+    )
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

@@ -10,7 +10,15 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication
 
-from .. import constants, registration_rules
+from .. import assurance, constants, registration_rules
+
+#: ``approval_level`` choices: ciba.assurance's levels, weakest first.
+APPROVAL_LEVEL_CHOICES = [
+    (assurance.SESSION, _("A tap in the signed-in session")),
+    (assurance.PASSWORD, _("Password re-entered at approval")),
+    (assurance.PASSKEY, _("Passkey with user verification")),
+    (assurance.PASSKEY_DEVICE_BOUND, _("Device-bound passkey with user verification")),
+]
 
 
 class CibaClientMixin(models.Model):
@@ -182,6 +190,17 @@ class CibaClientMixin(models.Model):
         help_text=_(
             "The authorization_details types this client may send (RFC 9396 §10), among those the "
             "server supports (CIBA['AUTHORIZATION_DETAILS_TYPES']). Empty: none."
+        ),
+    )
+    # --- authentication at approval (ciba.assurance, docs/authentication.md) -------------------
+    approval_level = models.CharField(
+        max_length=32,
+        blank=True,
+        choices=APPROVAL_LEVEL_CHOICES,
+        verbose_name=_("approval level"),
+        help_text=_(
+            "How the user must authenticate to approve this client's requests, at least. Empty: "
+            "the site's CIBA['APPROVAL_MINIMUM_LEVEL']."
         ),
     )
     # --- client metadata (RFC 7591 §2; OpenID Connect Dynamic Client Registration §2) --------

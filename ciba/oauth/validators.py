@@ -265,7 +265,7 @@ class CibaValidator(OAuth2Validator):
         CIBA request it was issued for, or, on rotation, what the token it replaces recorded."""
         ar = getattr(request, "ciba_request", None)
         if ar is not None and ar.decided_at is not None:
-            auth_time, acr, amr = ar.decided_at, ar.acr, ar.amr
+            auth_time, acr, amr = ar.auth_time or ar.decided_at, ar.acr, ar.amr
         else:
             original = _original_authentication(request, previous) if previous is not None else None
             if original is None:
@@ -323,6 +323,7 @@ class CibaValidator(OAuth2Validator):
                 "granted_scope",
                 "user_id",
                 "decided_at",
+                "auth_time",
                 "acr",
                 "amr",
                 "auth_req_id",
@@ -506,8 +507,9 @@ class CibaValidator(OAuth2Validator):
         if ar is not None:
             claims.update(self.requested_claims(ar, "id_token", request, released=claims))
             claims[AUTH_REQ_ID_CLAIM] = ar.auth_req_id
-            # The user authenticated when approving on their device, not at last_login.
-            _authentication_claims(claims, ar.decided_at, ar.acr, ar.amr)
+            # When the user authenticated for this approval (the passkey assertion, the password
+            # re-entry, or the sign-in of the session that tapped), not at last_login.
+            _authentication_claims(claims, ar.auth_time or ar.decided_at, ar.acr, ar.amr)
         elif request.grant_type == "refresh_token":
             original = _original_authentication(request, getattr(request, "refresh_token_instance", None))
             if original is not None:

@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import services
+from .. import assurance, services
 from ..conf import ciba_settings
 from ..constants import AUTH_REQ_ID_PATTERN
 from ..errors import InvalidRequest, RequestNotPending
@@ -42,8 +42,8 @@ class AutomatedApprovalView(CibaErrorMixin, APIView):
     """Approve (``allow``) or deny (``deny``) a pending request as its own user.
 
     An approval achieves what the client asked for, within what this server supports: the
-    first of the request's ``acr_values`` that is in ``ACR_VALUES_SUPPORTED``, else the
-    weakest supported value; it claims no ``amr``.
+    first of the request's ``acr_values`` this server supports
+    (``assurance.acr_values_supported``), else what a plain tap achieves; it claims no ``amr``.
     """
 
     schema = None  # the conformance suite's hook, not an API of the site
@@ -83,6 +83,6 @@ class AutomatedApprovalView(CibaErrorMixin, APIView):
 
 
 def _achieved_acr(ar: AuthenticationRequest) -> str:
-    supported = list(ciba_settings.ACR_VALUES_SUPPORTED)
+    supported = assurance.acr_values_supported()
     asked = [v for v in ar.acr_values.split() if v in supported]
-    return asked[0] if asked else (supported[0] if supported else "")
+    return asked[0] if asked else assurance.acr_for(assurance.SESSION)

@@ -14,8 +14,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
 
+from .. import assurance, constants, profile
 from .. import authorization_details as rar
-from .. import constants, profile
 from ..client_registration import registration_endpoint
 from ..conf import ciba_settings
 from ..endpoints import backchannel_authentication_endpoint, mtls_endpoint_aliases
@@ -64,8 +64,8 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
     aliases = mtls_endpoint_aliases(request)
     if aliases:
         data["mtls_endpoint_aliases"] = aliases
-    if ciba_settings.ACR_VALUES_SUPPORTED:
-        data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
+    if acr_values := assurance.acr_values_supported():
+        data["acr_values_supported"] = acr_values
     algs = profile.request_signing_algs()
     if algs:
         # Omitting the member is how §4 says "signed requests are not supported".
