@@ -25,6 +25,7 @@ from oauthlib.common import Request as OAuthlibRequest
 
 from .. import assurance, constants, profile
 from .. import authorization_details as rar
+from ..claim_requests import accepted_values
 from ..conf import ciba_settings
 from ..endpoints import backchannel_endpoint_urls
 from ..errors import (
@@ -426,20 +427,9 @@ def requested_subject(claims: Mapping[str, Any] | None, *, user: Any) -> None:
     met)."""
     for member in (claims or {}).values():
         wanted = member.get("sub")
-        acceptable = claim_values(wanted)
+        acceptable = accepted_values(wanted)
         if acceptable is not None and subject_of(user) not in acceptable:
             raise AccessDenied("The claims request asks for another subject than the user the hint names.")
-
-
-def claim_values(request: Mapping[str, Any] | None) -> list[Any] | None:
-    """The values a claim request accepts (``values``, else ``value``); ``None``: any."""
-    if not request:
-        return None
-    if "values" in request:
-        return list(request["values"])
-    if "value" in request:
-        return [request["value"]]
-    return None
 
 
 def subject_of(user: Any) -> str:

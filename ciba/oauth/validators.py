@@ -19,6 +19,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
 
 from .. import client_auth, registration_rules, services, signing
+from ..claim_requests import accepted_values
 from ..conf import ciba_settings
 from ..constants import (
     AUTH_REQ_ID_CLAIM,
@@ -437,7 +438,7 @@ class CibaValidator(OAuth2Validator):
                 continue
             source = sources[name]
             value = source(request) if callable(source) else source
-            acceptable = _claim_values(qualifiers)
+            acceptable = accepted_values(qualifiers)
             if _is_empty(value) or (acceptable is not None and value not in acceptable):
                 continue
             values[name] = value
@@ -559,18 +560,6 @@ def _user_claim(name: str, request: Any) -> Any:
         values = ciba_settings.USER_CLAIMS_CLASS().claims(request.user)
         request.ciba_user_claims = values
     return values.get(name)
-
-
-def _claim_values(qualifiers: dict[str, Any] | None) -> list[Any] | None:
-    """The values a stored claim request accepts (``values``, else ``value``); ``None``: any.
-    (The backchannel rule that stored it reads it the same way; the wings share no module.)"""
-    if not qualifiers:
-        return None
-    if "values" in qualifiers:
-        return list(qualifiers["values"])
-    if "value" in qualifiers:
-        return [qualifiers["value"]]
-    return None
 
 
 def _is_empty(value: Any) -> bool:
