@@ -395,10 +395,15 @@ class CibaValidator(OAuth2Validator):
     ) -> dict[str, Any]:
         """The claims ``ar``'s claims request (OIDC Core §5.5) asks for in ``member``
         (``id_token`` or ``userinfo``), beyond those its scopes already ``released``: those the
-        tokens may release (``releasable_claims``) with the user's values (``claim_values``)."""
-        return self.claim_values(self.releasable_claims(ar, member, request), request, released)
+        tokens may release (``releasable_claims``) with the user's values (``claim_values``).
+        DOT's claim table is built once for both."""
+        sources = self.get_claim_dict(request)
+        wanted = self.releasable_claims(ar, member, request, sources=sources)
+        return self.claim_values(wanted, request, released, sources=sources)
 
-    def releasable_claims(self, ar: AuthenticationRequest, member: str, request: Any) -> dict[str, Any]:
+    def releasable_claims(
+        self, ar: AuthenticationRequest, member: str, request: Any, *, sources: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The claims of ``member`` the tokens of ``ar`` may release, with what was asked of each.
 
         One the server can provide, whose scope the client may be given at all (the scopes it
@@ -414,7 +419,7 @@ class CibaValidator(OAuth2Validator):
             get_scopes_backend().get_available_scopes(application=request.client, request=request)
         )
         declined = set(ar.scopes) - set((ar.granted_scope or ar.scope).split())
-        sources = self.get_claim_dict(request)
+        sources = self.get_claim_dict(request) if sources is None else sources
         return {
             name: qualifiers
             for name, qualifiers in wanted.items()
@@ -424,14 +429,21 @@ class CibaValidator(OAuth2Validator):
             and claim_scopes.get(name) not in declined
         }
 
-    def claim_values(self, wanted: dict[str, Any], request: Any, released: dict[str, Any]) -> dict[str, Any]:
+    def claim_values(
+        self,
+        wanted: dict[str, Any],
+        request: Any,
+        released: dict[str, Any],
+        *,
+        sources: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """The user's value of each claim in ``wanted`` not already ``released``, when there is
         one. A claim asked for with ``value`` or ``values`` is released only when the user's
         value is one of them, so a client can ask whether, say, ``email_verified`` is true
         without learning more."""
         if not wanted:
             return {}
-        sources = self.get_claim_dict(request)
+        sources = self.get_claim_dict(request) if sources is None else sources
         values: dict[str, Any] = {}
         for name, qualifiers in wanted.items():
             if name in released or name not in sources:
