@@ -151,6 +151,18 @@ DEFAULTS: dict[str, Any] = {
     # How long a ceremony's challenge is valid (s) and how many passkeys one user may hold
     "WEBAUTHN_CHALLENGE_SECONDS": 300,
     "PASSKEYS_PER_USER": 10,
+    # --- protecting the person being asked (docs/security.md, "Protecting users") ---
+    # Pending requests at once for one user (all clients) and for one (client, user); None = no cap
+    "MAX_PENDING_PER_USER": 5,
+    "MAX_PENDING_PER_CLIENT_USER": 2,
+    # New requests for one user across clients (DRF rate syntax, None = off)
+    "USER_REQUEST_RATE": "20/hour",
+    # --- subject identifiers (OIDC Core §8) ---
+    "SUBJECT_TYPES_SUPPORTED": ["public", "pairwise"],
+    "DEFAULT_SUBJECT_TYPE": "public",
+    # Secret mixed into pairwise subs ("": derived from SECRET_KEY; set it so rotating
+    # SECRET_KEY never changes a sub). Changing it changes every pairwise sub not yet issued.
+    "PAIRWISE_SUBJECT_SALT": "",
     # --- the consent API (the authentication device's side) ---
     "CONSENT_SCOPE": "ciba:consent",
     "APPROVAL_POLICY_CLASS": "ciba.backends.policy.AuthenticationLevelPolicy",

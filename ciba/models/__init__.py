@@ -4,6 +4,7 @@ from .approval_evidence import ApprovalEvidence
 from .authentication_request import AuthenticationRequest, generate_auth_req_id
 from .binding import TokenBinding
 from .callback import CallbackDelivery
+from .client_block import ClientBlock
 from .consent_client import ConsentClient
 from .device import Device
 from .initial_access_token import InitialAccessToken
@@ -12,6 +13,7 @@ from .original_authentication import OriginalAuthentication
 from .passkey import Passkey, WebAuthnChallenge
 from .resource_server import ResourceServer
 from .signing_key import SigningKey
+from .subject_identifier import SubjectIdentifier
 from .used_jti import UsedJti
 from .user_code import UserCode, UserCodeFailures
 
@@ -22,6 +24,7 @@ __all__ = [
     "AuthenticationRequest",
     "CallbackDelivery",
     "CibaClientMixin",
+    "ClientBlock",
     "ConsentClient",
     "Device",
     "InitialAccessToken",
@@ -29,6 +32,7 @@ __all__ = [
     "Passkey",
     "ResourceServer",
     "SigningKey",
+    "SubjectIdentifier",
     "TokenBinding",
     "UsedJti",
     "UserCode",

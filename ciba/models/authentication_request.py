@@ -181,6 +181,12 @@ class AuthenticationRequest(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    reported_at = models.DateTimeField(
+        _("reported by the user at"),
+        null=True,
+        blank=True,
+        help_text=_("The user said they did not ask for this request (and denied it)."),
+    )
     auth_time = models.DateTimeField(
         _("authentication time"),
         null=True,

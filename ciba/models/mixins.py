@@ -203,6 +203,26 @@ class CibaClientMixin(models.Model):
             "the site's CIBA['APPROVAL_MINIMUM_LEVEL']."
         ),
     )
+    # --- subject identifiers (OIDC Core §8; OpenID Connect Dynamic Client Registration §2) ---
+    subject_type = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("public", _("public")), ("pairwise", _("pairwise"))],
+        verbose_name=_("subject type"),
+        help_text=_(
+            "public: every client sees the same sub for a user; pairwise: this client's sector sees "
+            "its own. Empty: CIBA['DEFAULT_SUBJECT_TYPE']."
+        ),
+    )
+    sector_identifier_uri = models.URLField(
+        max_length=2000,
+        blank=True,
+        verbose_name=_("sector identifier URI"),
+        help_text=_(
+            "https URL of a JSON array of this client's URLs; its host is the pairwise sector "
+            "(OIDC Core 8.1), shared by the clients that name it."
+        ),
+    )
     # --- client metadata (RFC 7591 §2; OpenID Connect Dynamic Client Registration §2) --------
     contacts = models.JSONField(
         default=list,
