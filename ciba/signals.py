@@ -22,6 +22,11 @@ auth_request_denied = Signal()
 #: provides args: request
 auth_request_expired = Signal()
 
+#: The user said they did not ask for a request (it was denied; ``blocked``: the user also
+#: blocked its client from asking again), so a site can alert its fraud team.
+#: provides args: request, user, blocked
+auth_request_reported = Signal()
+
 #: Tokens were issued for a request (handed out once, at the token endpoint or by push).
 #: provides args: request
 tokens_issued = Signal()
