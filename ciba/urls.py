@@ -10,6 +10,7 @@ from .views.automation import AutomatedApprovalView
 from .views.backchannel import BackchannelAuthenticationView
 from .views.consent import AuthenticationRequestViewSet
 from .views.devices import DeviceViewSet
+from .views.passkeys import PasskeyViewSet
 from .views.user_code_api import UserCodeView
 
 app_name = "ciba"
@@ -17,6 +18,7 @@ app_name = "ciba"
 router = SimpleRouter()
 router.register("ciba/requests", AuthenticationRequestViewSet, basename="request")
 router.register("ciba/devices", DeviceViewSet, basename="device")
+router.register("ciba/passkeys", PasskeyViewSet, basename="passkey")
 
 urlpatterns = [
     path(

@@ -13,7 +13,8 @@ from django.test import Client, override_settings
 from ciba.models import AuthenticationRequest
 from tests.protocol import backchannel, consent_bearer, oauth_error, poll
 
-ACR = {"ACR_VALUES_SUPPORTED": ["urn:acr:low", "urn:acr:high"]}
+#: A site whose tap achieves a low acr and whose passkey a high one (ciba.assurance).
+ACR = {"APPROVAL_ACR": {"session": "urn:acr:low", "passkey": "urn:acr:high"}}
 PASSKEY = {**ACR, "APPROVAL_POLICY_CLASS": "tests.backends.PasskeyForHighAcr"}
 
 
@@ -32,7 +33,8 @@ def id_token_claims(response):
 
 
 def test_discovery_publishes_the_acr_values_the_server_supports(client, db):
-    assert "acr_values_supported" not in client.get("/o/.well-known/openid-configuration").json()
+    with override_settings(CIBA={"ACR_VALUES_SUPPORTED": []}):
+        assert "acr_values_supported" not in client.get("/o/.well-known/openid-configuration").json()
     with override_settings(CIBA=ACR):
         document = client.get("/o/.well-known/openid-configuration").json()
     assert document["acr_values_supported"] == ["urn:acr:low", "urn:acr:high"]

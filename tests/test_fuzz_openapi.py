@@ -6,9 +6,11 @@ fuzzer in ``test_fuzz_parameters``; automated approval is a conformance-run swit
 to the Django app in-process, as the user's device app: a bearer token carrying the consent
 scope, so that they get past authentication to the parsers, serializers and services. Every
 approval and denial names a real pending request of the user's, and about half of the other
-requests that name a request or a device name a real one, so that approving, denying, reading
-and removing run for real rather than stopping at a 404.
+requests that name a request, a device or a passkey name a real one, so that approving,
+denying, reading, renaming and removing run for real rather than stopping at a 404.
 """
+
+import uuid
 
 import pytest
 import schemathesis
@@ -19,12 +21,12 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from ciba import services
-from ciba.models import Device
+from ciba.models import Device, Passkey
 from tests.protocol import consent_bearer
 
 APP = get_wsgi_application()
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", APP).include(
-    path_regex=r"^/o/ciba/(requests|devices|user-code)/"
+    path_regex=r"^/o/ciba/(requests|devices|passkeys|user-code)/"
 )
 
 
@@ -60,6 +62,11 @@ def test_no_request_to_the_consent_and_device_apis_is_a_server_error(case, devic
     if "device_id" in parameters and _heads(parameters["device_id"]):
         device = Device.objects.create(user=device_app["user"], kind="fcm", token="fuzz")
         parameters["device_id"] = str(device.public_id)
+    if "passkey_id" in parameters and _heads(parameters["passkey_id"]):
+        passkey = Passkey.objects.create(
+            user=device_app["user"], credential_id=uuid.uuid4().hex, public_key=b"", user_handle="aGFuZGxl"
+        )
+        parameters["passkey_id"] = str(passkey.pk)
     case.call_and_validate(headers=device_app["headers"], checks=[not_a_server_error])
 
 

@@ -35,10 +35,14 @@ def claims_of(client: Any, app: Any, id_token: str) -> dict[str, Any]:
 
 
 def approve_long_ago(auth_req_id: str, **decision: Any) -> AuthenticationRequest:
-    """The user approved ``APPROVED_AGO`` ago (and signed in to the site at another time)."""
+    """The user authenticated ``APPROVED_AGO`` ago and approved a minute later (and signed in
+    to the site at another time still): ``auth_time`` is the first, not the others."""
     ar = AuthenticationRequest.objects.select_related("user").get(auth_req_id=auth_req_id)
     services.approve(ar, user=ar.user, **decision)
-    AuthenticationRequest.objects.filter(pk=ar.pk).update(decided_at=timezone.now() - APPROVED_AGO)
+    then = timezone.now() - APPROVED_AGO
+    AuthenticationRequest.objects.filter(pk=ar.pk).update(
+        auth_time=then, decided_at=then + timedelta(minutes=1)
+    )
     ar.user.last_login = timezone.now() - timedelta(days=3)
     ar.user.save(update_fields=["last_login"])
     return AuthenticationRequest.objects.get(pk=ar.pk)
@@ -66,7 +70,7 @@ def first_tokens(client: Any, alice: Any, make_client: Any) -> tuple[Any, str, A
 def test_a_refreshed_id_token_keeps_the_original_auth_time_acr_and_amr(client, first_tokens):
     app, secret, ar, tokens = first_tokens
     first = claims_of(client, app, tokens["id_token"])
-    assert first["auth_time"] == int(ar.decided_at.timestamp())
+    assert first["auth_time"] == int(ar.auth_time.timestamp())
 
     refreshed = claims_of(client, app, refresh(client, app, secret, tokens["refresh_token"])["id_token"])
     assert refreshed["auth_time"] == first["auth_time"]
@@ -87,7 +91,7 @@ def test_the_original_authentication_survives_every_rotation(client, first_token
     for _ in range(3):
         tokens = refresh(client, app, secret, tokens["refresh_token"])
         claims = claims_of(client, app, tokens["id_token"])
-        assert claims["auth_time"] == int(ar.decided_at.timestamp())
+        assert claims["auth_time"] == int(ar.auth_time.timestamp())
         assert claims["acr"] == "urn:acr:high"
 
 
@@ -100,7 +104,7 @@ def test_without_rotation_the_same_refresh_token_keeps_the_original_auth_time(cl
         for _ in range(2):
             again = refresh(client, app, secret, tokens["refresh_token"])
             assert again["refresh_token"] == tokens["refresh_token"]
-            assert claims_of(client, app, again["id_token"])["auth_time"] == int(ar.decided_at.timestamp())
+            assert claims_of(client, app, again["id_token"])["auth_time"] == int(ar.auth_time.timestamp())
 
 
 def test_refresh_keeps_the_auth_time_after_the_ciba_request_is_deleted(client, first_tokens):
@@ -109,7 +113,7 @@ def test_refresh_keeps_the_auth_time_after_the_ciba_request_is_deleted(client, f
     app, secret, ar, tokens = first_tokens
     assert services.delete_finished(older_than=timedelta(0), now=timezone.now() + timedelta(seconds=1)) == 1
     claims = claims_of(client, app, refresh(client, app, secret, tokens["refresh_token"])["id_token"])
-    assert claims["auth_time"] == int(ar.decided_at.timestamp())
+    assert claims["auth_time"] == int(ar.auth_time.timestamp())
 
 
 def test_pushed_tokens_refresh_with_the_original_auth_time(
@@ -126,7 +130,7 @@ def test_pushed_tokens_refresh_with_the_original_auth_time(
     ((_, _, body),) = recorder.received
     pushed = json.loads(body)
     claims = claims_of(client, app, refresh(client, app, secret, pushed["refresh_token"])["id_token"])
-    assert claims["auth_time"] == int(ar.decided_at.timestamp())
+    assert claims["auth_time"] == int(ar.auth_time.timestamp())
     assert claims["acr"] == "urn:acr:push"
 
 
@@ -157,6 +161,6 @@ def test_a_client_signing_with_the_servers_key_set_gets_the_same_claims(client, 
     kid = jwt.get_unverified_header(refreshed["id_token"])["kid"]
     key = next(jwt.PyJWK(k) for k in jwks["keys"] if k["kid"] == kid)
     claims = jwt.decode(refreshed["id_token"], key, algorithms=["ES256"], audience=app.client_id)
-    assert claims["auth_time"] == int(ar.decided_at.timestamp())
+    assert claims["auth_time"] == int(ar.auth_time.timestamp())
     assert claims["acr"] == "urn:acr:high"
     assert "nonce" not in claims

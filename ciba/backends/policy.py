@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -110,26 +111,43 @@ class AuthenticationLevelPolicy(BaseApprovalPolicy):
 
     def authenticate(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> Authentication:
         """What the user did at approval, verified; ``InvalidAuthentication`` when it fails."""
-        data = getattr(http_request, "data", None) or {}
-        proof = data.get("authentication") if hasattr(data, "get") else None
+        data = getattr(http_request, "data", None)
+        if not isinstance(data, Mapping):
+            data = {}
+        proof = data.get("authentication")
         if not proof:
             return Authentication(
                 level=assurance.SESSION, auth_time=assurance.session_auth_time(http_request, user)
             )
-        method = proof.get("method")
+        # The consent API checked the shape (ApprovalSerializer); a policy called from elsewhere
+        # may be handed anything, which is a refusal of what was sent, never a 500.
+        method = proof.get("method") if isinstance(proof, Mapping) else None
         if method == "passkey":
             return passkeys.verify_approval(
                 http_request,
                 auth_request,
                 user,
                 proof.get("credential"),
-                scopes=data.get("scopes"),
+                scopes=_scopes(data),
                 authorization_details=data.get("authorization_details"),
-                displayed_details_hash=data.get("displayed_details_hash"),
+                displayed_details_hash=_stripped(data.get("displayed_details_hash")) or None,
             )
         if method == "password":
             return reauthentication.verify_password(http_request, user, proof.get("password"))
-        raise InvalidAuthentication(f"Unknown authentication method {method!r}: use passkey or password.")
+        raise InvalidAuthentication("Unknown authentication method: use passkey or password.")
+
+
+def _scopes(data: Mapping[str, Any]) -> list[str] | None:
+    """The scopes the approval approves, as the consent API reads them (a JSON list, or the
+    repeated field of a form; each stripped, as its serializer does), so the transaction the
+    passkey signed is checked against the one being approved."""
+    getlist = getattr(data, "getlist", None)
+    scopes = getlist("scopes") if getlist is not None and "scopes" in data else data.get("scopes")
+    return [_stripped(scope) for scope in scopes] if isinstance(scopes, list) else None
+
+
+def _stripped(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
 
 
 def describe(level: str) -> str:

@@ -1,8 +1,10 @@
 """The password re-entered at approval: the ``password`` level of ciba.assurance.
 
 Verified through Django's ``authenticate`` (so LDAP or any other backend the site signs in
-with works), for the signed-in user only. Wrong passwords are counted per user in the shared
-cache: a stolen session must not become a password-guessing oracle.
+with works), for the signed-in user only. Attempts are counted per user in the shared cache
+(the right password resets the count): a stolen session must not become a password-guessing
+oracle, so after ``MAX_FAILURES`` wrong ones within ``FAILURE_WINDOW`` even the right one is
+refused until the window ends.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..errors import InvalidAuthentication
 #: Wrong passwords per user within ``FAILURE_WINDOW`` seconds before re-entry is refused.
 MAX_FAILURES = 5
 FAILURE_WINDOW = 900
+FAILURES_KEY = "ciba:reauth-failures:"
 
 
 def verify_password(http_request: Any, user: Any, password: Any) -> Authentication:
@@ -29,17 +32,14 @@ def verify_password(http_request: Any, user: Any, password: Any) -> Authenticati
         raise InvalidAuthentication("This server does not accept a password at approval: use a passkey.")
     if not isinstance(password, str) or not password or len(password) > 4096:
         raise InvalidAuthentication("Enter your password.")
-    key = f"ciba:reauth-failures:{user.pk}"
-    if (cache.get(key) or 0) >= MAX_FAILURES:
+    key = f"{FAILURES_KEY}{user.pk}"
+    # The attempt is counted before the password is checked, atomically: parallel guesses each
+    # take their own number, so no burst of them gets more than MAX_FAILURES checks.
+    if _attempt(key) > MAX_FAILURES:
         raise InvalidAuthentication("Too many wrong passwords: wait a few minutes, or use a passkey.")
     django_request = getattr(http_request, "_request", http_request)
     verified = authenticate(django_request, username=user.get_username(), password=password)
     if verified is None or verified.pk != user.pk:
-        cache.add(key, 0, FAILURE_WINDOW)
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, FAILURE_WINDOW)
         raise InvalidAuthentication("That password is not right.")
     cache.delete(key)
     now = timezone.now()
@@ -49,3 +49,13 @@ def verify_password(http_request: Any, user: Any, password: Any) -> Authenticati
         auth_time=now,
         evidence={"level": assurance.PASSWORD, "method": "password", "verified_at": now},
     )
+
+
+def _attempt(key: str) -> int:
+    """Count one more attempt in the window the first one opened; returns its number."""
+    cache.add(key, 0, FAILURE_WINDOW)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        cache.add(key, 1, FAILURE_WINDOW)
+        return 1

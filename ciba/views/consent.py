@@ -5,6 +5,12 @@ device"; the OpenAPI schema): someone else's or an unknown request is 404,
 a request that is no longer pending is 409 with its state and nothing changes. Every refusal
 is a ``ciba.errors`` error, rendered by ``CibaErrorMixin``. A request with RFC 9396
 ``authorization_details`` is approved only with the hash of what the device displayed.
+
+An approval says how the user authenticated it (``authentication``: a passkey assertion over
+this transaction, whose options ``authentication-options`` gives, or the password re-entered;
+absent, a tap in the signed-in session). The approval policy (``APPROVAL_POLICY_CLASS``)
+verifies it and decides whether it is enough (docs/authentication.md); a refusal leaves the
+request pending.
 """
 
 from __future__ import annotations
@@ -12,25 +18,40 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import services
+from .. import passkeys, services
 from ..conf import ciba_settings
 from ..errors import InvalidRequest, RequestNotPending
 from ..models import AuthenticationRequest
-from .openapi import OAUTH_ERROR, REQUEST_NOT_PENDING
+from .openapi import OAUTH_ERROR, REQUEST_NOT_PENDING, STEP_UP_REQUIRED
 from .parsers import PARSER_CLASSES, parse_error_for
 from .permissions import IsConsentingUser
 from .rendering import CibaErrorMixin
-from .serializers import ApprovalSerializer, AuthenticationRequestSerializer
+from .serializers import ApprovalSerializer, AuthenticationRequestSerializer, TransactionSerializer
 
 State = AuthenticationRequest.State
+
+#: What ``authentication-options`` answers: the browser's ``navigator.credentials.get`` options.
+AUTHENTICATION_OPTIONS = inline_serializer(
+    "PasskeyApprovalOptions",
+    {
+        "publicKey": serializers.JSONField(
+            help_text="PublicKeyCredentialRequestOptionsJSON (WebAuthn Level 3): pass it to "
+            "PublicKeyCredential.parseRequestOptionsFromJSON, then navigator.credentials.get."
+        ),
+        "transaction_digest": serializers.CharField(
+            help_text="SHA-256 (hex) of the transaction the challenge is bound to: the request, its "
+            "binding message, and the scopes and authorization_details approved."
+        ),
+    },
+)
 
 
 class ConsentAuthenticationMixin(CibaErrorMixin):
@@ -66,27 +87,27 @@ class AuthenticationRequestViewSet(
         responses={
             200: AuthenticationRequestSerializer,
             400: OAUTH_ERROR,
-            403: OAUTH_ERROR,
+            403: STEP_UP_REQUIRED,
             409: REQUEST_NOT_PENDING,
             503: OAUTH_ERROR,
         },
         summary="Approve a pending request",
         description="A request with authorization_details needs displayed_details_hash (the "
-        "authorization_details_digest of what was shown); authorization_details approves fewer.",
+        "authorization_details_digest of what was shown); authorization_details approves fewer. "
+        "The request's authentication member says what approving it needs: with no "
+        "authentication object, the approval is a tap in the signed-in session; a stronger "
+        "requirement answers 403 step_up_required (its level and methods say what to do) and the "
+        "request stays pending. authentication carries a passkey assertion over the options of "
+        "authentication-options (sent with the same scopes, authorization_details and "
+        "displayed_details_hash), or the password re-entered; one that fails verification is 400 "
+        "invalid_authentication and the request stays pending.",
     )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, auth_req_id: str | None = None) -> Response:
         ar = self._pending_object()
         approval = ApprovalSerializer(data=request.data)
         approval.is_valid(raise_exception=True)
-        shown = approval.validated_data.get("displayed_details_hash")
-        if ar.authorization_details and not shown:
-            # The device must say what it displayed: an approval of details the user never saw
-            # is exactly what rich authorization requests exist to prevent.
-            raise InvalidRequest(
-                "This request has authorization_details: show authorization_details_display and "
-                "send its authorization_details_digest as displayed_details_hash."
-            )
+        shown = _displayed_hash(ar, approval.validated_data)
         achieved = services.Approval.of(
             ciba_settings.APPROVAL_POLICY_CLASS().authorize(
                 http_request=request, auth_request=ar, user=request.user
@@ -100,8 +121,36 @@ class AuthenticationRequestViewSet(
             amr=achieved.amr,
             authorization_details=approval.validated_data.get("authorization_details"),
             displayed_details_hash=shown,
+            auth_time=achieved.auth_time,
+            evidence=achieved.evidence,
         )
         return Response(self.get_serializer(ar).data)
+
+    @extend_schema(
+        request=TransactionSerializer,
+        responses={200: AUTHENTICATION_OPTIONS, 400: OAUTH_ERROR, 409: REQUEST_NOT_PENDING, 503: OAUTH_ERROR},
+        summary="Passkey options to approve a pending request",
+        description="The WebAuthn options for approving this request with a passkey. The challenge "
+        "is bound to the request, its binding message and what the approval will approve: send "
+        "the same scopes, authorization_details and displayed_details_hash here and in approve. "
+        "400 invalid_authentication when the user has no passkey to use.",
+    )
+    @action(detail=True, methods=["post"], url_path="authentication-options")
+    def authentication_options(self, request: Request, auth_req_id: str | None = None) -> Response:
+        ar = self._pending_object()
+        transaction = TransactionSerializer(data=request.data)
+        transaction.is_valid(raise_exception=True)
+        shown = _displayed_hash(ar, transaction.validated_data)
+        return Response(
+            passkeys.approval_options(
+                request,
+                ar,
+                request.user,
+                scopes=transaction.validated_data.get("scopes"),
+                authorization_details=transaction.validated_data.get("authorization_details"),
+                displayed_details_hash=shown,
+            )
+        )
 
     @extend_schema(
         request=None,
@@ -120,3 +169,16 @@ class AuthenticationRequestViewSet(
         if state != State.PENDING:
             raise RequestNotPending(state)
         return ar
+
+
+def _displayed_hash(ar: AuthenticationRequest, validated: dict[str, Any]) -> str | None:
+    """The ``displayed_details_hash`` of an approval (or of its passkey options), required for a
+    request with ``authorization_details``: an approval of details the user never saw is exactly
+    what rich authorization requests exist to prevent."""
+    shown = validated.get("displayed_details_hash")
+    if ar.authorization_details and not shown:
+        raise InvalidRequest(
+            "This request has authorization_details: show authorization_details_display and "
+            "send its authorization_details_digest as displayed_details_hash."
+        )
+    return shown

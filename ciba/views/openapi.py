@@ -53,3 +53,20 @@ REQUEST_NOT_PENDING = inline_serializer(
         "state": serializers.CharField(),
     },
 )
+STEP_UP_REQUIRED = inline_serializer(
+    "StepUpRequired",
+    {
+        "error": serializers.CharField(help_text="step_up_required"),
+        "error_description": serializers.CharField(),
+        "level": serializers.CharField(
+            required=False,
+            help_text="The level approving needs: password, passkey or passkey_device_bound.",
+        ),
+        "methods": serializers.ListField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="The authentication.method values that reach it here, weakest first.",
+        ),
+        "acr": serializers.CharField(required=False, help_text="The acr that level achieves."),
+    },
+)

@@ -14,9 +14,9 @@ from drf_spectacular.utils import extend_schema_field
 from oauth2_provider.scopes import get_scopes_backend
 from rest_framework import serializers
 
-from .. import services
-from ..errors import CibaError
-from ..models import AuthenticationRequest, Device
+from .. import assurance, services
+from ..errors import CibaError, InvalidRequest
+from ..models import AuthenticationRequest, Device, Passkey
 from ..outbound import validate_outbound_url
 
 
@@ -41,6 +41,91 @@ AUTHORIZATION_DETAILS_SCHEMA = {
 @extend_schema_field(AUTHORIZATION_DETAILS_SCHEMA)
 class AuthorizationDetailsField(serializers.JSONField):
     """RFC 9396 authorization details; checked by ``ciba.authorization_details``, not here."""
+
+
+class RequiredAuthenticationSerializer(serializers.Serializer):
+    required_level = serializers.ChoiceField(
+        choices=assurance.LEVELS,
+        help_text="The weakest authentication that can approve this request (docs/authentication.md): "
+        "session (a tap), password, passkey, passkey_device_bound.",
+    )
+    required_acr = serializers.CharField(
+        help_text="The acr that level achieves here; empty when it achieves none."
+    )
+    methods = serializers.ListField(
+        child=serializers.ChoiceField(choices=("session", "password", "passkey")),
+        help_text="What the device may do to approve, weakest first: session (approve with no "
+        "authentication object), password or passkey (the approval's authentication.method).",
+    )
+
+
+#: The consent API's ``authentication`` object (ApprovalSerializer): what the user did now.
+AUTHENTICATION_SCHEMA = {
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {
+                "method": {"type": "string", "enum": ["passkey"]},
+                "credential": {
+                    "type": "object",
+                    "description": "The WebAuthn assertion, as PublicKeyCredential.toJSON() gives it "
+                    "(AuthenticationResponseJSON), over the options of authentication-options.",
+                },
+            },
+            "required": ["method", "credential"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "method": {"type": "string", "enum": ["password"]},
+                "password": {"type": "string", "maxLength": 4096},
+            },
+            "required": ["method", "password"],
+            "additionalProperties": False,
+        },
+    ],
+}
+
+#: Longest password the consent API reads (a longer one is nobody's: refused unread).
+PASSWORD_MAX_LENGTH = 4096
+
+
+@extend_schema_field(AUTHENTICATION_SCHEMA)
+class AuthenticationProofField(serializers.JSONField):
+    """How the user authenticated this approval: a passkey assertion or the password re-entered.
+
+    Only the shape is checked here; the approval policy verifies it. A malformed object is the
+    protocol's ``invalid_request`` (400), never a field error or a 500, whatever its JSON.
+    """
+
+    MEMBERS = {"passkey": "credential", "password": "password"}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise InvalidRequest(
+                "authentication must be an object: method passkey with the credential, or method "
+                "password with the password."
+            )
+        method = data.get("method")
+        if not isinstance(method, str) or method not in self.MEMBERS:
+            raise InvalidRequest("authentication.method must be passkey or password.")
+        member = self.MEMBERS[method]
+        if set(data) != {"method", member}:
+            raise InvalidRequest(f"authentication with method {method} has two members: method and {member}.")
+        value = data.get(member)
+        if method == "passkey" and not isinstance(value, dict):
+            raise InvalidRequest(
+                "authentication.credential must be the WebAuthn assertion, as "
+                "PublicKeyCredential.toJSON() gives it."
+            )
+        if method == "password" and (not isinstance(value, str) or len(value) > PASSWORD_MAX_LENGTH):
+            raise InvalidRequest(
+                f"authentication.password must be a string of at most {PASSWORD_MAX_LENGTH} characters."
+            )
+        return {"method": method, member: value}
 
 
 class AuthenticationRequestSerializer(serializers.ModelSerializer):
@@ -76,6 +161,12 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text="CIBA §7.1: what the client says about the request's context.",
     )
+    authentication = serializers.SerializerMethodField(
+        help_text="What approving this request needs, known before approving: the level (the "
+        "site's, the client's and the profile's floor, raised by the request's acr_values), the "
+        "acr it achieves and the methods that reach it. A tap below it is refused with "
+        "step_up_required."
+    )
 
     class Meta:
         model = AuthenticationRequest
@@ -92,6 +183,7 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
             "displayed_details_hash",
             "request_context",
             "acr_values",
+            "authentication",
             "state",
             "created_at",
             "expires_at",
@@ -146,8 +238,20 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
     def get_state(self, obj: AuthenticationRequest) -> str:
         return obj.effective_state()
 
+    @extend_schema_field(RequiredAuthenticationSerializer)
+    def get_authentication(self, obj: AuthenticationRequest) -> dict[str, Any]:
+        required = assurance.required_level(obj)
+        return {
+            "required_level": required,
+            "required_acr": assurance.acr_for(required),
+            "methods": assurance.methods_for(required),
+        }
 
-class ApprovalSerializer(serializers.Serializer):
+
+class TransactionSerializer(serializers.Serializer):
+    """What an approval approves: the body of authentication-options, and of approve with it
+    (the passkey's challenge is bound to exactly these values)."""
+
     scopes = serializers.ListField(
         child=serializers.CharField(max_length=200),
         required=False,
@@ -165,6 +269,40 @@ class ApprovalSerializer(serializers.Serializer):
         help_text="The authorization_details_digest of what the device displayed; required when the "
         "request has authorization_details.",
     )
+
+
+class ApprovalSerializer(TransactionSerializer):
+    authentication = AuthenticationProofField(
+        required=False,
+        allow_null=True,
+        help_text="How the user authenticated this approval now: a passkey assertion over the "
+        "options of authentication-options (sent with the same scopes, authorization_details and "
+        "displayed_details_hash), or the password re-entered. Absent: a tap in the signed-in "
+        "session. The request's authentication member says which the approval needs.",
+    )
+
+
+class PasskeySerializer(serializers.ModelSerializer):
+    """A passkey as its owner sees it: never the key, the credential ID or the user handle."""
+
+    name = serializers.CharField(max_length=64, allow_blank=True, required=False)
+    device_bound = serializers.BooleanField(
+        read_only=True,
+        help_text="The authenticator says the key cannot leave it (backup-eligible flag clear): "
+        "approvals with it reach passkey_device_bound.",
+    )
+    disabled = serializers.SerializerMethodField(
+        help_text="Its sign count went backwards (a clone is suspected): it is refused from then on."
+    )
+
+    class Meta:
+        model = Passkey
+        fields = ("id", "name", "created_at", "last_used_at", "device_bound", "backed_up", "disabled")
+        read_only_fields = ("id", "created_at", "last_used_at", "device_bound", "backed_up", "disabled")
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_disabled(self, obj: Passkey) -> bool:
+        return obj.cloned_at is not None
 
 
 #: RFC 8291 §3.2: the authentication secret is 16 octets.
