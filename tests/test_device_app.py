@@ -176,7 +176,9 @@ def test_the_service_worker_is_javascript_served_from_the_pages_own_path(client,
     assert '"/static/ciba/device/icon-192.png"' in body
 
 
-@pytest.mark.parametrize("path", ["device.js", "device.css", "icon.svg", "icon-192.png", "icon-512.png"])
+@pytest.mark.parametrize(
+    "path", ["device.js", "passkeys.js", "device.css", "icon.svg", "icon-192.png", "icon-512.png"]
+)
 def test_the_static_files_ship_with_the_app(path):
     assert finders.find(f"ciba/device/{path}")
 
@@ -281,3 +283,203 @@ def test_the_demo_data_prints_the_page_on_the_demos_port(db, monkeypatch, settin
     assert ":8000" not in printed
     clients = json.loads((tmp_path / "clients.json").read_text())["clients"]
     assert clients["ping"]["notification_endpoint"] == "http://127.0.0.1:8123/demo/callbacks/ping/"
+
+
+# --- the device page: passkeys and user code sections ---
+
+
+def test_the_page_hands_the_script_the_passkey_urls(client, alice):
+    client.force_login(alice)
+    html = client.get(PAGE).content.decode()
+
+    data = root_data(html)
+    assert data["data-passkeys-url"] == "/o/ciba/passkeys/"
+    assert data["data-passkey-options-url"] == "/o/ciba/passkeys/registration-options/"
+    ids = {attrs.get("id") for _, attrs in tags_of(html)}
+    assert {"ciba-passkeys", "ciba-passkey-list", "ciba-passkey-create", "ciba-passkey-template"} <= ids
+    # passkeys.js before device.js: the page uses its window.CibaPasskeys.
+    scripts = [attrs["src"] for tag, attrs in tags_of(html) if tag == "script" and attrs.get("src")]
+    assert [src.rsplit("/", 1)[1] for src in scripts] == ["passkeys.js", "device.js"]
+
+
+def test_without_the_webauthn_library_the_page_offers_no_passkeys(client, alice, monkeypatch):
+    from ciba import assurance
+
+    monkeypatch.setattr(assurance, "passkeys_available", lambda: False)
+    client.force_login(alice)
+    html = client.get(PAGE).content.decode()
+    assert 'id="ciba-passkeys"' not in html and "data-passkeys-url" not in root_data(html)
+    sign_in_html = client.get("/ciba/device/sign-in/").content.decode()
+    assert 'id="ciba-passkey-sign-in"' not in sign_in_html
+
+
+def test_the_user_code_section_appears_only_where_the_site_takes_user_codes(client, alice, settings):
+    client.force_login(alice)
+    html = client.get(PAGE).content.decode()
+    assert 'id="ciba-user-code"' not in html and "data-user-code-url" not in root_data(html)
+
+    settings.CIBA = {**settings.CIBA, "USER_CODE_SUPPORTED": True, "USER_CODE_MIN_LENGTH": 8}
+    html = client.get(PAGE).content.decode()
+    assert root_data(html)["data-user-code-url"] == "/o/ciba/user-code/"
+    field = next(attrs for _, attrs in tags_of(html) if attrs.get("id") == "ciba-user-code-input")
+    assert field["type"] == "password" and field["minlength"] == "8" and field["maxlength"] == "64"
+
+
+def script_keys(name: str) -> set[str]:
+    """The message keys a script looks up: t("key"), t(cond ? "a" : "b"), and the map of
+    what each approval mode needs."""
+    source = open(finders.find(f"ciba/device/{name}"), encoding="utf-8").read()
+    keys = set(re.findall(r'\bt\(\s*"(\w+)"', source))
+    for pair in re.findall(r'\bt\([^()]*\?\s*"(\w+)"\s*:\s*"(\w+)"', source):
+        keys.update(pair)
+    return keys | set(re.findall(r':\s*"((?:needs|cannot)\w+)"', source))
+
+
+@pytest.mark.parametrize("script", ["device.js", "passkeys.js"])
+def test_every_sentence_the_scripts_show_is_translated_on_the_server(script):
+    from ciba.device.views import script_messages
+
+    keys = script_keys(script)
+    assert keys, script
+    assert keys <= set(script_messages()), keys - set(script_messages())
+
+
+# --- the sign-in page ---
+
+SIGN_IN = "/ciba/device/sign-in/"
+PASSKEY_OPTIONS = "/ciba/device/sign-in/passkey-options/"
+PASSKEY_SIGN_IN = "/ciba/device/sign-in/passkey/"
+
+
+def test_the_sign_in_page_offers_the_password_form_and_a_passkey(client, db):
+    response = client.get(f"{SIGN_IN}?next={PAGE}")
+
+    assert response.status_code == 200
+    assert response["X-Frame-Options"] == "DENY"
+    html = text_of(response)
+    tags = tags_of(html)
+    by_id = {attrs.get("id"): attrs for _, attrs in tags if attrs.get("id")}
+    assert by_id["id_username"]["autocomplete"] == "username"
+    assert by_id["id_password"]["autocomplete"] == "current-password"
+    root = by_id["ciba-sign-in"]
+    assert root["data-options-url"] == PASSKEY_OPTIONS
+    assert root["data-sign-in-url"] == PASSKEY_SIGN_IN
+    assert root["data-next"] == PAGE and root["data-csrf-token"]
+    assert "hidden" in by_id["ciba-passkey-sign-in"]  # shown by the script, where WebAuthn works
+    assert any(
+        tag == "input" and attrs.get("name") == "next" and attrs.get("value") == PAGE for tag, attrs in tags
+    )
+    # Strict-CSP friendly, like the device page.
+    scripts = [attrs for tag, attrs in tags if tag == "script"]
+    assert [a.get("src", "").rsplit("/", 1)[-1] for a in scripts if a.get("src")] == ["passkeys.js"]
+    assert all(a.get("src") or a.get("type") == "application/json" for a in scripts)
+    assert not [name for _, attrs in tags for name in attrs if name.startswith("on")]
+    assert 'style="' not in html
+    # Nobody is signed in yet: the demo's sign-out button is not offered.
+    assert "/demo/logout/" not in html
+
+
+def test_the_password_form_signs_in_and_goes_to_a_safe_next(client, alice):
+    response = client.post(SIGN_IN, {"username": "alice", "password": "alice-password", "next": PAGE})
+    assert response.status_code == 302 and response["Location"] == PAGE
+    assert client.get(PAGE).status_code == 200
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/", ""])
+def test_an_unsafe_or_missing_next_leads_to_the_device_page(client, alice, target):
+    response = client.post(SIGN_IN, {"username": "alice", "password": "alice-password", "next": target})
+    assert response.status_code == 302 and response["Location"] == PAGE
+
+
+def test_a_wrong_password_shows_the_form_again_with_an_error(client, alice):
+    response = client.post(SIGN_IN, {"username": "alice", "password": "wrong"})
+    assert response.status_code == 200
+    html = text_of(response)
+    assert 'role="alert"' in html and "correct username and password" in html
+    assert client.get(PAGE).status_code == 302
+
+
+def test_the_passkey_endpoints_take_only_posts_with_the_csrf_token(db):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    assert strict.get(PASSKEY_OPTIONS).status_code == 405
+    assert strict.get(PASSKEY_SIGN_IN).status_code == 405
+    assert strict.post(PASSKEY_OPTIONS, "{}", content_type="application/json").status_code == 403
+    assert strict.post(PASSKEY_SIGN_IN, "{}", content_type="application/json").status_code == 403
+
+    strict.get(SIGN_IN)
+    token = strict.cookies["csrftoken"].value
+    response = strict.post(PASSKEY_OPTIONS, "{}", content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 200
+    assert response.json()["publicKey"]["challenge"]
+
+
+@pytest.fixture
+def enrolled(alice: Any) -> Any:
+    """alice with one passkey in a software authenticator, enrolled as the device page does."""
+    from django.test import RequestFactory
+
+    from ciba import passkeys
+    from tests.webauthn_authenticator import SoftAuthenticator
+
+    authenticator = SoftAuthenticator()
+    http_request = RequestFactory().post("/o/ciba/passkeys/")
+    created = authenticator.create(passkeys.registration_options(http_request, alice))
+    passkeys.enroll(http_request, alice, created, name="Test phone")
+    return authenticator
+
+
+def passkey_sign_in(client: Any, authenticator: Any, next_url: str = PAGE, **knobs: Any) -> Any:
+    options = client.post(PASSKEY_OPTIONS, "{}", content_type="application/json")
+    assert options.status_code == 200, options.content
+    public_key = options.json()["publicKey"]
+    assert not public_key.get("allowCredentials")  # discoverable: the user is not known yet
+    credential = authenticator.get(public_key, **knobs)
+    return client.post(
+        PASSKEY_SIGN_IN,
+        json.dumps({"credential": credential, "next": next_url}),
+        content_type="application/json",
+    )
+
+
+def test_a_passkey_signs_the_user_in_and_names_where_to_go(client, alice, enrolled):
+    response = passkey_sign_in(client, enrolled)
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"redirect": PAGE}
+    assert client.get(PAGE).status_code == 200
+    assert int(client.session["_auth_user_id"]) == alice.pk
+    assert client.session["_auth_user_backend"] == "django.contrib.auth.backends.ModelBackend"
+
+
+def test_after_a_passkey_an_unsafe_next_leads_to_the_device_page(client, alice, enrolled):
+    response = passkey_sign_in(client, enrolled, next_url="https://evil.example/steal")
+    assert response.status_code == 200 and response.json() == {"redirect": PAGE}
+
+
+def test_a_bad_passkey_signature_signs_nobody_in(client, alice, enrolled):
+    response = passkey_sign_in(client, enrolled, corrupt_signature=True)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "invalid_authentication" and body["error_description"]
+    assert "_auth_user_id" not in client.session
+    assert client.get(PAGE).status_code == 302
+
+
+def test_an_inactive_user_cannot_sign_in_with_a_passkey(client, alice, enrolled):
+    alice.is_active = False
+    alice.save()
+
+    response = passkey_sign_in(client, enrolled)
+
+    assert response.status_code == 400 and response.json()["error"] == "invalid_authentication"
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '{"credential": "x"}', "{}"])
+def test_a_passkey_sign_in_that_is_not_a_credential_is_a_400(client, db, body):
+    response = client.post(PASSKEY_SIGN_IN, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] in ("invalid_request", "invalid_authentication")

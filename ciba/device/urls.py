@@ -14,6 +14,9 @@ app_name = "ciba_device"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("sign-in/", views.SignInView.as_view(), name="sign-in"),
+    path("sign-in/passkey-options/", views.sign_in_passkey_options, name="sign-in-passkey-options"),
+    path("sign-in/passkey/", views.sign_in_passkey, name="sign-in-passkey"),
     path("manifest.webmanifest", views.manifest, name="manifest"),
     path("sw.js", views.service_worker, name="service-worker"),
 ]

@@ -4,25 +4,39 @@ The page renders no request data itself: its script reads everything from the co
 as a native app would, so the API stays the one contract of the device side. The view only
 hands the script the API's URLs (sites mount ``ciba.urls`` wherever they like) and, when Web
 Push is on, the VAPID public key.
+
+The sign-in page (``sign-in/``) is the device app's own: the username and password form of
+Django's ``LoginView``, and "Sign in with a passkey" (a discoverable WebAuthn credential,
+verified by ``ciba.passkeys``). The home page still sends anonymous visitors to the site's
+``LOGIN_URL``; a site that wants this page there sets ``LOGIN_URL = "ciba_device:sign-in"``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import load_backend, login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import render, resolve_url
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import cache_control
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.clickjacking import xframe_options_deny
-from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
+from django.views.decorators.http import require_POST, require_safe
 
+from .. import assurance, passkeys
+from ..conf import ciba_settings
+from ..errors import CibaError, InvalidAuthentication, InvalidRequest
 from .vapid import UnreadableVapidKey, configured_public_key
 
 logger = logging.getLogger("ciba.device")
@@ -37,7 +51,8 @@ BACKGROUND_COLOR = "#f4f6fa"
 @ensure_csrf_cookie
 @xframe_options_deny
 def home(request: HttpRequest) -> HttpResponse:
-    """The signed-in user's pending requests, decided with the consent API from the browser.
+    """The signed-in user's pending requests, decided with the consent API from the browser;
+    their passkeys and, where the site takes user codes, their user code.
 
     Never framed, whatever the site's middleware: a framed Approve button could be clicked
     by a user who believes they are clicking something else.
@@ -50,6 +65,11 @@ def home(request: HttpRequest) -> HttpResponse:
             "devices_url": reverse("ciba:device-list"),
             "service_worker_url": reverse("ciba_device:service-worker"),
             "vapid_public_key": _public_key_or_none(),
+            "passkeys_enabled": assurance.passkeys_available(),
+            "passkeys_url": reverse("ciba:passkey-list"),
+            "passkey_options_url": reverse("ciba:passkey-registration-options"),
+            "user_code_url": reverse("ciba:user-code") if ciba_settings.USER_CODE_SUPPORTED else "",
+            "user_code_min_length": ciba_settings.USER_CODE_MIN_LENGTH,
             "theme_color": THEME_COLOR,
             "messages_json": script_messages(),
         },
@@ -97,7 +117,149 @@ def script_messages() -> dict[str, str]:
         "pushWorking": _("One moment…"),
         "pushFailed": _("Notifications could not be turned on: {reason}"),
         "pushLabel": _("Web browser on {platform}"),
+        # Approving with more than a tap (a passkey, or the password re-entered).
+        "waitingForPasskey": _("Waiting for your passkey…"),
+        "passkeyCancelled": _("No passkey was used: it was cancelled or took too long. Try again."),
+        "passkeyFailed": _("The passkey could not be used: {reason}"),
+        "needsPassword": _("Approving this request needs your password."),
+        "needsPasskey": _("Approving this request needs your passkey."),
+        "needsEnrollment": _(
+            "Approving this request needs a passkey, and you have none yet. "
+            "Create one on this device now, then approve."
+        ),
+        "needsUnsupported": _(
+            "Approving this request needs a passkey, which this browser cannot use. "
+            "Approve it on a device that can, or deny it."
+        ),
+        "cannotApprove": _("This request cannot be approved here. Deny it if you did not expect it."),
+        # The passkeys section.
+        "passkeysNone": _("You have no passkeys yet."),
+        "passkeysCount": _("Passkeys on your account: {count}"),
+        "passkeysUnsupported": _("This browser cannot create or use passkeys."),
+        "passkeysUnreadable": _("Your passkeys could not be read. Reload the page to try again."),
+        "passkeyDefaultName": _("Passkey on {platform}"),
+        "passkeyCreating": _("Creating a passkey…"),
+        "passkeyCreated": _("Passkey created: {name}."),
+        "passkeyExists": _("This device already holds a passkey for your account."),
+        "passkeyRenamed": _("Passkey renamed: {name}."),
+        "passkeyRemoved": _("Passkey removed: {name}."),
+        "passkeyCreatedAt": _("Created {date}"),
+        "passkeyLastUsed": _("last used {date}"),
+        "passkeyNeverUsed": _("never used"),
+        "passkeySynced": _("synced to your other devices"),
+        "passkeyDeviceBound": _("on this device only"),
+        "passkeyDisabled": _(
+            "Disabled: it looked copied (its counter went backwards). Remove it and create a new one."
+        ),
+        # The user code section.
+        "userCodeNone": _("You have no user code."),
+        "userCodeSet": _("You have a user code, set {date}."),
+        "userCodeLocked": _(
+            "Someone entered wrong user codes for you: that site's requests are refused until {time}."
+        ),
+        "userCodeSetButton": _("Set the user code"),
+        "userCodeChangeButton": _("Change the user code"),
+        "userCodeSaved": _("Your user code is saved."),
+        "userCodeRemoved": _("Your user code is removed."),
+        # The sign-in page.
+        "signingIn": _("Signing in…"),
+        "signInFailed": _("You were not signed in: {reason}"),
     }
+
+
+@method_decorator(xframe_options_deny, name="dispatch")
+class SignInView(LoginView):
+    """The device app's sign-in: Django's username and password form, and "Sign in with a
+    passkey" beside it (``passkeys.js`` runs the WebAuthn ceremony against the two views
+    below). ``next`` is honoured as ``LoginView`` honours it: only when it is safe.
+
+    Never framed, like the page it leads to.
+    """
+
+    template_name = "ciba/device/sign_in.html"
+    #: Without a ``next``, the user came for the device page.
+    next_page = "ciba_device:home"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context.update(
+            {
+                "passkeys_enabled": assurance.passkeys_available(),
+                "passkey_options_url": reverse("ciba_device:sign-in-passkey-options"),
+                "passkey_sign_in_url": reverse("ciba_device:sign-in-passkey"),
+                "theme_color": THEME_COLOR,
+                "messages_json": script_messages(),
+            }
+        )
+        return context
+
+
+@require_POST
+@csrf_protect
+@never_cache
+def sign_in_passkey_options(request: HttpRequest) -> JsonResponse:
+    """The WebAuthn options of a passkey sign-in: a fresh challenge, any of the site's
+    discoverable credentials (the user is not known yet). POST, not GET: each call stores a
+    challenge, so a cross-site GET must not create them."""
+    try:
+        return JsonResponse(passkeys.sign_in_options(request))
+    except CibaError as exc:
+        return _error(exc)
+
+
+@require_POST
+@csrf_protect
+@never_cache
+def sign_in_passkey(request: HttpRequest) -> JsonResponse:
+    """Sign in with a passkey assertion: ``{"credential": AuthenticationResponseJSON, "next"?}``.
+
+    The user is the one whose passkey signed the challenge of ``sign_in_passkey_options``
+    (``passkeys.verify_sign_in`` checks it all); they are then signed in through the first
+    authentication backend that still accepts them (an inactive user is refused there), and
+    the answer names where to go next: ``next`` when it is safe, else the device page.
+    """
+    try:
+        body = _json_object(request)
+        user, _authentication = passkeys.verify_sign_in(request, body.get("credential"))
+        backend = _backend_accepting(user)
+        if backend is None:
+            raise InvalidAuthentication("This account cannot sign in.")
+    except CibaError as exc:
+        return _error(exc)
+    login(request, user, backend=backend)
+    return JsonResponse({"redirect": _safe_next(request, body.get("next"))})
+
+
+def _json_object(request: HttpRequest) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("The body must be a JSON object.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    return body
+
+
+def _backend_accepting(user: Any) -> str | None:
+    """The dotted path of the first configured backend that would return ``user`` for its
+    session (``get_user``): the one ``login`` records, so the session stays valid."""
+    for path in settings.AUTHENTICATION_BACKENDS:
+        backend = load_backend(path)
+        if hasattr(backend, "get_user") and backend.get_user(user.pk) is not None:
+            return path
+    return None
+
+
+def _safe_next(request: HttpRequest, target: Any) -> str:
+    if isinstance(target, str) and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return resolve_url(SignInView.next_page)
+
+
+def _error(exc: CibaError) -> JsonResponse:
+    return JsonResponse(exc.as_dict(), status=exc.status_code, headers=exc.headers)
 
 
 @require_safe

@@ -3,6 +3,12 @@
 // Everything it shows comes from the API, read as the signed-in user (session cookie, CSRF
 // header); the page itself carries only the API's URLs in data-* attributes and the
 // translated sentences in a JSON block, so it runs under a CSP without 'unsafe-inline'.
+//
+// Approving takes what the request's "authentication" says (required_level, methods): a tap
+// when the session suffices, else a passkey (an assertion over this very transaction, its
+// options from the request's authentication-options) or the password re-entered. The page
+// also manages the user's passkeys and user code. passkeys.js (window.CibaPasskeys) does the
+// WebAuthn part; without it the page works without passkeys.
 (function () {
   "use strict";
 
@@ -25,6 +31,9 @@
 
   const inFlight = new Set(); // auth_req_ids being decided now
   const settled = new Set(); // auth_req_ids decided on this page: never shown as pending again
+  const stepUps = new Map(); // auth_req_id -> what a 403 step_up_required asked for
+  const chosen = new Map(); // auth_req_id -> the method the user picked instead ("password")
+  let passkeys = null; // the user's passkeys, once read (null: not known, or none possible)
   let timer = null;
   let signedOut = false;
   let cardCounter = 0;
@@ -62,6 +71,12 @@
   function showError(text) {
     errorEl.textContent = text;
     errorEl.hidden = !text;
+  }
+
+  function showCardError(card, text) {
+    const el = card.querySelector(".card-error");
+    el.textContent = text || "";
+    el.hidden = !text;
   }
 
   function cardFor(authReqId) {
@@ -117,12 +132,111 @@
       scopes.appendChild(item);
     });
     card.querySelector(".expires").textContent = t("expires", { time: clock(request.expires_at) });
-    ["approve", "deny"].forEach(function (action) {
-      const button = card.querySelector("." + action);
+    card.cibaRequest = request;
+    card.querySelectorAll(".actions button, .password-form button, .link").forEach(function (button) {
       button.setAttribute("aria-describedby", headingId);
-      button.addEventListener("click", function () { decide(request, action, card); });
     });
+    card.querySelector(".approve").addEventListener("click", function () {
+      decide(request, card, "approve", tap);
+    });
+    card.querySelector(".approve-passkey").addEventListener("click", function () {
+      decide(request, card, "approve", withPasskey);
+    });
+    card.querySelector(".alt-passkey").addEventListener("click", function () {
+      decide(request, card, "approve", withPasskey);
+    });
+    card.querySelector(".alt-password").addEventListener("click", function () {
+      chosen.set(request.auth_req_id, "password");
+      applyMode(card);
+      card.querySelector(".password-form input").focus();
+    });
+    card.querySelector(".password-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      const input = card.querySelector(".password-form input");
+      const password = input.value;
+      input.value = "";
+      decide(request, card, "approve", function (req) { return withPassword(req, password); });
+    });
+    card.querySelector(".enroll-here").addEventListener("click", function () {
+      enrollHere(card);
+    });
+    card.querySelector(".deny").addEventListener("click", function () {
+      decide(request, card, "deny", deny);
+    });
+    applyMode(card);
     return card;
+  }
+
+  // --- what approving takes ---
+
+  function webauthn() {
+    return Boolean(config.passkeysUrl && window.CibaPasskeys && window.CibaPasskeys.supported());
+  }
+
+  function usablePasskeys() {
+    return (passkeys || []).filter(function (passkey) { return !passkey.disabled; });
+  }
+
+  // What this page asks for to approve ``request``: "tap" (the session suffices), "passkey",
+  // "password", "enroll" (a passkey is needed and the user has none yet), "unsupported" (a
+  // passkey is needed and this browser has no WebAuthn) or "impossible" (no method offered).
+  function needsOf(request) {
+    const stepUp = stepUps.get(request.auth_req_id);
+    if (stepUp) return stepUp;
+    const auth = request.authentication || {};
+    return { level: auth.required_level || "session", methods: auth.methods || [] };
+  }
+
+  function modeFor(request) {
+    const needs = needsOf(request);
+    if (!needs.level || needs.level === "session") return "tap";
+    const methods = needs.methods || [];
+    const byPasskey = methods.indexOf("passkey") !== -1;
+    const byPassword = methods.indexOf("password") !== -1;
+    if (byPassword && chosen.get(request.auth_req_id) === "password") return "password";
+    if (byPasskey && webauthn() && usablePasskeys().length) return "passkey";
+    if (byPassword) return "password";
+    if (byPasskey) return webauthn() ? "enroll" : "unsupported";
+    return "impossible";
+  }
+
+  function applyMode(card) {
+    const request = card.cibaRequest;
+    const mode = modeFor(request);
+    const needs = needsOf(request);
+    const blocked = card.dataset.unreadable === "true";
+    const methods = needs.methods || [];
+    const passkeyOffered = !methods.length || methods.indexOf("passkey") !== -1;
+    function show(selector, on) { card.querySelector(selector).hidden = !on || blocked; }
+    card.dataset.mode = mode;
+    show(".approve", mode === "tap");
+    show(".approve-passkey", mode === "passkey");
+    show(".enroll-here", mode === "enroll");
+    show(".password-form", mode === "password");
+    show(".alt-passkey", (mode === "tap" || mode === "password") && passkeyOffered &&
+      webauthn() && usablePasskeys().length > 0);
+    show(".alt-password", mode === "passkey" && methods.indexOf("password") !== -1);
+    const note = card.querySelector(".auth-note");
+    const text = {
+      password: "needsPassword",
+      passkey: "needsPasskey",
+      enroll: "needsEnrollment",
+      unsupported: "needsUnsupported",
+      impossible: "cannotApprove",
+    }[mode];
+    note.textContent = text && !blocked ? t(text) : "";
+    note.hidden = !note.textContent;
+  }
+
+  function applyModes() {
+    Array.prototype.forEach.call(list.children, applyMode);
+  }
+
+  function primaryControl(card) {
+    return Array.prototype.find.call(
+      card.querySelectorAll(".actions button, .password-form input"),
+      function (el) { return !el.closest("[hidden]"); }
+    );
   }
 
   // RFC 9396 authorization details (a payment's amount and payee), as the server rendered
@@ -146,7 +260,7 @@
       item.className = "detail unreadable";
       item.textContent = t("detailsUnreadable");
       listEl.appendChild(item);
-      card.querySelector(".approve").hidden = true;
+      card.dataset.unreadable = "true";
     }
     section.hidden = false;
   }
@@ -169,9 +283,11 @@
     card.querySelector(".context").hidden = false;
   }
 
-  function approvalBody(request) {
-    if (!(request.authorization_details || []).length) return "{}";
-    return JSON.stringify({ displayed_details_hash: request.authorization_details_digest });
+  // The fields of the approval that say what is approved: the same in the passkey's
+  // authentication-options, since its challenge is bound to exactly this transaction.
+  function approvalFields(request) {
+    if (!(request.authorization_details || []).length) return {};
+    return { displayed_details_hash: request.authorization_details_digest };
   }
 
   async function refresh() {
@@ -212,44 +328,101 @@
 
   // --- deciding ---
 
-  async function decide(request, action, card) {
+  async function post(authReqId, action, payload) {
+    const response = await api(decisionUrl(authReqId, action), { method: "POST", body: JSON.stringify(payload) });
+    const body = await response.json().catch(function () { return {}; });
+    return { response: response, body: body };
+  }
+
+  function deny(request) {
+    return post(request.auth_req_id, "deny", {});
+  }
+
+  function tap(request) {
+    return post(request.auth_req_id, "approve", approvalFields(request));
+  }
+
+  function withPassword(request, password) {
+    const payload = Object.assign(approvalFields(request), { authentication: { method: "password", password: password } });
+    return post(request.auth_req_id, "approve", payload);
+  }
+
+  // Ask for options bound to this transaction, let the authenticator sign them, approve with
+  // the assertion. The same fields go to both calls: the server recomputes the challenge.
+  async function withPasskey(request) {
+    const fields = approvalFields(request);
+    const options = await post(request.auth_req_id, "authentication-options", fields);
+    if (!options.response.ok) return options;
+    statusEl.textContent = t("waitingForPasskey");
+    let credential;
+    try {
+      credential = await window.CibaPasskeys.get(options.body.publicKey);
+    } catch (error) {
+      return { response: null, body: {}, message: window.CibaPasskeys.explain(error, t) };
+    }
+    statusEl.textContent = t("approving");
+    const payload = Object.assign({}, fields, { authentication: { method: "passkey", credential: credential } });
+    return post(request.auth_req_id, "approve", payload);
+  }
+
+  function setBusy(card, busy) {
+    if (busy) card.setAttribute("aria-busy", "true");
+    else card.removeAttribute("aria-busy");
+    card.querySelectorAll("button, input").forEach(function (control) { control.disabled = busy; });
+  }
+
+  async function decide(request, card, action, how) {
     const id = request.auth_req_id;
     if (inFlight.has(id)) return;
     inFlight.add(id);
     showError("");
-    card.setAttribute("aria-busy", "true");
-    card.querySelectorAll(".actions button").forEach(function (button) { button.disabled = true; });
+    showCardError(card, "");
+    setBusy(card, true);
     statusEl.textContent = t(action === "approve" ? "approving" : "denying");
-    let response = null;
-    let body = {};
+    let outcome;
     try {
-      const payload = action === "approve" ? approvalBody(request) : "{}";
-      response = await api(decisionUrl(id, action), { method: "POST", body: payload });
-      body = await response.json().catch(function () { return {}; });
+      outcome = await how(request);
     } catch (error) {
-      response = null;
+      outcome = { response: null, body: {} };
     }
     inFlight.delete(id);
-    card.removeAttribute("aria-busy");
+    setBusy(card, false);
+    conclude(request, card, action, outcome);
+  }
+
+  function conclude(request, card, action, outcome) {
+    const id = request.auth_req_id;
+    const response = outcome.response;
+    const body = outcome.body || {};
     if (response && (response.ok || response.status === 409 || response.status === 404)) {
       settled.add(id);
       card.remove();
       showCount();
-      const outcome = response.ok ? action === "approve" ? "approved" : "denied"
+      const outcomeName = response.ok ? action === "approve" ? "approved" : "denied"
         : body.state === "expired" ? "expired" : "gone";
-      confirmDecision(request, outcome);
+      confirmDecision(request, outcomeName);
       closeNotification(id);
       refresh();
       return;
     }
-    card.querySelectorAll(".actions button").forEach(function (button) { button.disabled = false; });
     showCount();
     if (response && response.status === 401) {
       signOut();
+    } else if (response && response.status === 403 && body.error === "step_up_required") {
+      // The policy wants more than what was sent: ask for it, on this card.
+      stepUps.set(id, { level: body.level || "", methods: body.methods || [], acr: body.acr || "" });
+      chosen.delete(id);
+      applyMode(card);
+      showCardError(card, body.error_description || t("failed"));
+      const control = primaryControl(card);
+      if (control) control.focus();
     } else if (response === null) {
-      showError(t("failed"));
+      showCardError(card, outcome.message || t("failed"));
     } else {
-      showError(body.error_description || body.detail || t("failed"));
+      // invalid_authentication among others: the server's words; the request stays pending.
+      showCardError(card, body.error_description || body.detail || t("failed"));
+      // A refused passkey may now be disabled (a clone suspected): show it, stop offering it.
+      if (body.error === "invalid_authentication" && passkeySection) loadPasskeys();
     }
     refresh();
   }
@@ -280,6 +453,238 @@
     });
     decisions.insertBefore(item, decisions.firstChild);
     item.focus();
+  }
+
+  // --- passkeys: enroll, list, rename, remove ---
+
+  const passkeySection = document.getElementById("ciba-passkeys");
+  const passkeyList = document.getElementById("ciba-passkey-list");
+  const passkeyTemplate = document.getElementById("ciba-passkey-template");
+  const passkeyForm = document.getElementById("ciba-passkey-create");
+
+  function passkeyUrl(id) {
+    return config.passkeysUrl + encodeURIComponent(id) + "/";
+  }
+
+  function day(value) {
+    return new Date(value).toLocaleDateString([], { year: "numeric", month: "short", day: "numeric" });
+  }
+
+  function sectionSay(prefix, text, isError) {
+    const ok = document.getElementById(prefix + "-message");
+    const bad = document.getElementById(prefix + "-error");
+    ok.textContent = isError ? "" : text || "";
+    bad.textContent = isError ? text || "" : "";
+    bad.hidden = !(isError && text);
+  }
+
+  async function problem(response) {
+    const body = await response.json().catch(function () { return {}; });
+    return body.error_description || body.detail || t("failed");
+  }
+
+  async function loadPasskeys() {
+    if (!passkeySection) return;
+    try {
+      const response = await api(config.passkeysUrl);
+      if (!response.ok) throw new Error(await problem(response));
+      passkeys = await response.json();
+    } catch (error) {
+      passkeys = null;
+      sectionSay("ciba-passkeys", t("passkeysUnreadable"), true);
+    }
+    showPasskeys();
+    applyModes();
+  }
+
+  function showPasskeys() {
+    passkeySection.hidden = false;
+    passkeyForm.hidden = !webauthn();
+    const status = document.getElementById("ciba-passkeys-status");
+    const all = passkeys || [];
+    let text = all.length ? t("passkeysCount", { count: all.length }) : t("passkeysNone");
+    if (!webauthn()) text += " " + t("passkeysUnsupported");
+    status.textContent = text;
+    passkeyList.textContent = "";
+    all.forEach(function (passkey) { passkeyList.appendChild(passkeyItem(passkey)); });
+  }
+
+  function passkeyItem(passkey) {
+    const item = passkeyTemplate.content.firstElementChild.cloneNode(true);
+    item.dataset.id = passkey.id;
+    item.querySelector(".passkey-name").textContent = passkey.name;
+    const meta = [
+      t("passkeyCreatedAt", { date: day(passkey.created_at) }),
+      passkey.last_used_at ? t("passkeyLastUsed", { date: day(passkey.last_used_at) }) : t("passkeyNeverUsed"),
+      t(passkey.device_bound ? "passkeyDeviceBound" : "passkeySynced"),
+    ];
+    item.querySelector(".passkey-meta").textContent = meta.join(" · ");
+    const disabled = item.querySelector(".passkey-disabled");
+    if (passkey.disabled) {
+      disabled.textContent = t("passkeyDisabled");
+      disabled.hidden = false;
+    }
+    const actions = item.querySelector(".passkey-actions");
+    const renameForm = item.querySelector(".rename-form");
+    const confirm = item.querySelector(".confirm-remove");
+    const nameInput = renameForm.querySelector("input");
+    ["rename", "remove"].forEach(function (name) {
+      item.querySelector("." + name).setAttribute("aria-label", item.querySelector("." + name).textContent + ": " + passkey.name);
+    });
+    function only(part) {
+      actions.hidden = part !== actions;
+      renameForm.hidden = part !== renameForm;
+      confirm.hidden = part !== confirm;
+    }
+    item.querySelector(".rename").addEventListener("click", function () {
+      nameInput.value = passkey.name;
+      only(renameForm);
+      nameInput.focus();
+    });
+    item.querySelector(".remove").addEventListener("click", function () {
+      only(confirm);
+      confirm.querySelector(".confirm").focus();
+    });
+    item.querySelectorAll(".cancel").forEach(function (button) {
+      button.addEventListener("click", function () { only(actions); });
+    });
+    renameForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const response = await api(passkeyUrl(passkey.id), {
+        method: "PATCH",
+        body: JSON.stringify({ name: nameInput.value }),
+      }).catch(function () { return null; });
+      if (!response) return sectionSay("ciba-passkeys", t("failed"), true);
+      if (!response.ok) return sectionSay("ciba-passkeys", await problem(response), true);
+      const renamed = await response.json();
+      sectionSay("ciba-passkeys", t("passkeyRenamed", { name: renamed.name }));
+      await loadPasskeys();
+    });
+    confirm.querySelector(".confirm").addEventListener("click", async function () {
+      const response = await api(passkeyUrl(passkey.id), { method: "DELETE" }).catch(function () { return null; });
+      if (!response) return sectionSay("ciba-passkeys", t("failed"), true);
+      if (!response.ok && response.status !== 404) return sectionSay("ciba-passkeys", await problem(response), true);
+      sectionSay("ciba-passkeys", t("passkeyRemoved", { name: passkey.name }));
+      await loadPasskeys();
+    });
+    return item;
+  }
+
+  function defaultPasskeyName() {
+    return t("passkeyDefaultName", { platform: platform() }).slice(0, 64);
+  }
+
+  // Registration options from the server, a new credential from the authenticator, the
+  // credential to the server; resolves to the new passkey, rejects with a sentence.
+  async function enroll(name) {
+    let response = await api(config.passkeyOptionsUrl, { method: "POST", body: "{}" });
+    if (!response.ok) throw new Error(await problem(response));
+    const options = await response.json();
+    let credential;
+    try {
+      credential = await window.CibaPasskeys.create(options.publicKey);
+    } catch (error) {
+      throw new Error(window.CibaPasskeys.explain(error, t));
+    }
+    response = await api(config.passkeysUrl, {
+      method: "POST",
+      body: JSON.stringify({ credential: credential, name: name || defaultPasskeyName() }),
+    });
+    if (!response.ok) throw new Error(await problem(response));
+    return response.json();
+  }
+
+  if (passkeyForm) {
+    passkeyForm.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const button = passkeyForm.querySelector("button");
+      const input = document.getElementById("ciba-passkey-name");
+      button.disabled = true;
+      sectionSay("ciba-passkeys", t("passkeyCreating"));
+      try {
+        const created = await enroll(input.value.trim());
+        input.value = "";
+        sectionSay("ciba-passkeys", t("passkeyCreated", { name: created.name }));
+        await loadPasskeys();
+      } catch (error) {
+        sectionSay("ciba-passkeys", error.message, true);
+      }
+      button.disabled = false;
+    });
+  }
+
+  // A request needs a passkey and the user has none: create it right on the card.
+  async function enrollHere(card) {
+    setBusy(card, true);
+    showCardError(card, "");
+    statusEl.textContent = t("passkeyCreating");
+    try {
+      const created = await enroll("");
+      if (passkeySection) sectionSay("ciba-passkeys", t("passkeyCreated", { name: created.name }));
+      await loadPasskeys();
+    } catch (error) {
+      showCardError(card, error.message);
+    }
+    setBusy(card, false);
+    showCount();
+    applyMode(card);
+    const control = primaryControl(card);
+    if (control) control.focus();
+  }
+
+  // --- the user code (CIBA section 7.1.2): set, change, remove ---
+
+  const userCodeSection = document.getElementById("ciba-user-code");
+
+  function showUserCode(state) {
+    const status = document.getElementById("ciba-user-code-status");
+    let text = state.is_set ? t("userCodeSet", { date: day(state.updated_at) }) : t("userCodeNone");
+    if (state.locked_until) text += " " + t("userCodeLocked", { time: clock(state.locked_until) });
+    status.textContent = text;
+    userCodeSection.querySelector(".save-user-code").textContent =
+      t(state.is_set ? "userCodeChangeButton" : "userCodeSetButton");
+    document.getElementById("ciba-user-code-remove").hidden = !state.is_set;
+    userCodeSection.hidden = false;
+  }
+
+  async function loadUserCode() {
+    const response = await api(config.userCodeUrl).catch(function () { return null; });
+    if (response && response.ok) showUserCode(await response.json());
+    else if (response) sectionSay("ciba-user-code", await problem(response), true);
+  }
+
+  function setUpUserCode() {
+    if (!userCodeSection || !config.userCodeUrl) return;
+    const form = document.getElementById("ciba-user-code-form");
+    const input = document.getElementById("ciba-user-code-input");
+    const remove = document.getElementById("ciba-user-code-remove");
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const response = await api(config.userCodeUrl, {
+        method: "PUT",
+        body: JSON.stringify({ user_code: input.value }),
+      }).catch(function () { return null; });
+      if (!response) return sectionSay("ciba-user-code", t("failed"), true);
+      if (!response.ok) return sectionSay("ciba-user-code", await userCodeProblem(response), true);
+      input.value = "";
+      showUserCode(await response.json());
+      sectionSay("ciba-user-code", t("userCodeSaved"));
+    });
+    remove.addEventListener("click", async function () {
+      const response = await api(config.userCodeUrl, { method: "DELETE" }).catch(function () { return null; });
+      if (!response || !response.ok) return sectionSay("ciba-user-code", t("failed"), true);
+      sectionSay("ciba-user-code", t("userCodeRemoved"));
+      await loadUserCode();
+      input.focus();
+    });
+    loadUserCode();
+  }
+
+  async function userCodeProblem(response) {
+    const body = await response.json().catch(function () { return {}; });
+    if (body.error_description || body.detail) return body.error_description || body.detail;
+    const field = body.user_code; // a serializer's field errors
+    return Array.isArray(field) && field.length ? String(field[0]) : t("failed");
   }
 
   // --- the service worker: installable app, Web Push, and refresh on push ---
@@ -432,7 +837,9 @@
   });
   window.addEventListener("online", refresh);
 
-  refresh();
+  // Passkeys first: whether the user has one decides each card's button.
+  (config.passkeysUrl ? loadPasskeys() : Promise.resolve()).then(refresh, refresh);
+  setUpUserCode();
   startServiceWorker();
   // Running: the page's fallback for a script that never started is not needed.
   const scriptMissing = document.getElementById("ciba-script-missing");
