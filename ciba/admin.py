@@ -8,6 +8,8 @@ Enable the client admin through DOT's own setting rather than by re-registering 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -16,6 +18,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.db import models
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -27,16 +30,19 @@ from . import constants, profile, registration_rules, services, user_codes
 from .client_registration import initial_access_tokens
 from .errors import CibaError
 from .models import (
+    ApprovalEvidence,
     AuthenticationRequest,
     CallbackDelivery,
     ConsentClient,
     Device,
     InitialAccessToken,
+    Passkey,
     ResourceServer,
     SigningKey,
     UserCode,
     UserCodeFailures,
 )
+from .signals import passkey_removed
 
 
 class BlankJSONField(forms.JSONField):
@@ -138,6 +144,7 @@ CIBA_FIELDS = (
     "backchannel_authentication_request_signing_alg",
     "backchannel_user_code_parameter",
     "authorization_details_types",
+    "approval_level",
 )
 CLIENT_AUTH_FIELDS = (
     "token_endpoint_auth_method",
@@ -179,10 +186,14 @@ class CibaApplicationAdmin(ApplicationAdmin):
     """
 
     form = CibaApplicationForm
-    list_display = ApplicationAdmin.list_display + ("backchannel_token_delivery_mode", "grant_types_listed")
+    list_display = ApplicationAdmin.list_display + (
+        "backchannel_token_delivery_mode",
+        "grant_types_listed",
+        "approval_level",
+    )
     #: A new client starts as one CIBA can use: confidential, with ID tokens signed by the server's key.
     new_client_defaults = {"client_type": "confidential", "algorithm": "RS256"}
-    list_filter = ApplicationAdmin.list_filter + ("backchannel_token_delivery_mode",)
+    list_filter = ApplicationAdmin.list_filter + ("backchannel_token_delivery_mode", "approval_level")
     radio_fields = {**ApplicationAdmin.radio_fields, "backchannel_token_delivery_mode": admin.HORIZONTAL}
     search_fields = ApplicationAdmin.search_fields + ("client_id",)
     # A URL typed without a scheme is an https URL: the endpoints must be https anyway. An
@@ -223,7 +234,8 @@ class CibaApplicationAdmin(ApplicationAdmin):
                 "fields": CIBA_FIELDS,
                 "description": _(
                     "Client-initiated backchannel authentication. Leave the delivery mode empty for "
-                    "clients that do not use CIBA."
+                    "clients that do not use CIBA. The approval level is how strongly the user must "
+                    "authenticate to approve this client's requests (a passkey for payments, say)."
                 ),
             },
         ),
@@ -396,6 +408,117 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ApprovalEvidenceInline(admin.StackedInline):
+    """What proved the approval (``ApprovalEvidence``), read-only: the method and level, the
+    passkey and the assertion's flags, and the signed assertion itself, so an operator
+    answering a dispute sees which authenticator signed which transaction digest."""
+
+    model = ApprovalEvidence
+    can_delete = False
+    extra = 0
+    max_num = 0
+    verbose_name_plural = _("approval evidence")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "method",
+                    "level",
+                    "verified_at",
+                    "passkey_link",
+                    "flags",
+                    "transaction_digest",
+                    "origin",
+                    "rp_id",
+                    "sign_count",
+                )
+            },
+        ),
+        (
+            _("Signed assertion (re-verifiable with the passkey's public key)"),
+            {
+                "fields": (
+                    "credential_id",
+                    "user_handle",
+                    "challenge",
+                    "client_data",
+                    "authenticator_data",
+                    "signature",
+                ),
+                "classes": ("collapse",),
+            },
+        ),
+    )
+    readonly_fields = (
+        "method",
+        "level",
+        "verified_at",
+        "passkey_link",
+        "flags",
+        "transaction_digest",
+        "origin",
+        "rp_id",
+        "sign_count",
+        "credential_id",
+        "user_handle",
+        "challenge",
+        "client_data",
+        "authenticator_data",
+        "signature",
+    )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("passkey"))
+    def passkey_link(self, obj: ApprovalEvidence) -> str:
+        """The passkey, linked; a removed one is named by its credential ID."""
+        if obj.passkey_id is None:
+            return (
+                _("removed since (credential %(id)s)") % {"id": obj.credential_id[:16]}
+                if obj.credential_id
+                else "-"
+            )
+        url = reverse("admin:ciba_passkey_change", args=[obj.passkey_id])
+        return format_html('<a href="{}">{}</a>', url, str(obj.passkey))
+
+    @admin.display(description=_("flags"))
+    def flags(self, obj: ApprovalEvidence) -> str:
+        """The authenticator's flags in words: what the ``amr`` was derived from."""
+        if obj.method != "passkey":
+            return "-"
+        words = [
+            _("user present") if obj.user_present else _("user NOT present"),
+            _("user verified") if obj.user_verified else _("user NOT verified"),
+            _("synced passkey (backup eligible)") if obj.backup_eligible else _("device-bound"),
+        ]
+        if obj.backed_up:
+            words.append(_("backed up"))
+        return ", ".join(str(word) for word in words)
+
+    @admin.display(description=_("client data"))
+    def client_data(self, obj: ApprovalEvidence) -> str:
+        """clientDataJSON, decoded (type, challenge, origin) when it reads as JSON."""
+        return _json_block(_client_data(obj.client_data_json)) if obj.client_data_json else "-"
+
+
+def _client_data(stored: str) -> Any:
+    """clientDataJSON as stored (the JSON, or its base64url as WebAuthn's JSON forms carry it)."""
+    for decode in (lambda v: v, lambda v: base64.urlsafe_b64decode(v + "=" * (-len(v) % 4)).decode()):
+        try:
+            return json.loads(decode(stored))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            continue
+    return stored
+
+
 @admin.register(AuthenticationRequest)
 class AuthenticationRequestAdmin(ReadOnlyAdmin):
     """Read-only: requests change state only through the protocol and consent API.
@@ -435,6 +558,7 @@ class AuthenticationRequestAdmin(ReadOnlyAdmin):
         "acr_essential",
         "acr",
         "amr",
+        "auth_time",
         "binding_message",
         "requested_details",
         "details_as_displayed",
@@ -460,6 +584,7 @@ class AuthenticationRequestAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
     actions = ("resend_device_notification",)
+    inlines = (ApprovalEvidenceInline,)
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return may_change(self, request)
@@ -549,6 +674,84 @@ class DeviceAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ClonedFilter(admin.SimpleListFilter):
+    """Passkeys whose sign count went backwards (refused since): the ones to follow up."""
+
+    title = _("suspected clone")
+    parameter_name = "cloned"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "yes":
+            return queryset.filter(cloned_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(cloned_at__isnull=True)
+        return queryset
+
+
+@admin.register(Passkey)
+class PasskeyAdmin(admin.ModelAdmin):
+    """Users' passkeys: staff may rename or remove one (a lost phone, a suspected clone), never
+    add one or touch its key material: only the user's own WebAuthn enrollment creates one.
+    Removing one fires ``passkey_removed`` as the user's own removal does."""
+
+    list_display = ("user", "display_name", "device_bound", "created_at", "last_used_at", "cloned")
+    list_filter = (ClonedFilter, "backup_eligible")
+    list_select_related = ("user",)
+    search_fields = _user_search_fields() + ("name",)
+    ordering = ("user", "created_at")
+    fields = (
+        "user",
+        "name",
+        "device_bound",
+        "backup_eligible",
+        "backed_up",
+        "created_at",
+        "last_used_at",
+        "cloned_at",
+        "sign_count",
+        "aaguid",
+        "transports",
+        "credential_id",
+        "user_handle",
+        "public_key_base64url",
+    )
+    readonly_fields = tuple(name for name in fields if name != "name")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description=_("name"), ordering="name")
+    def display_name(self, obj: Passkey) -> str:
+        return obj.name or _("(unnamed) %(id)s") % {"id": obj.credential_id[:16]}
+
+    @admin.display(description=_("device-bound"), boolean=True)
+    def device_bound(self, obj: Passkey) -> bool:
+        return obj.device_bound
+
+    @admin.display(description=_("suspected clone"), boolean=True, ordering="cloned_at")
+    def cloned(self, obj: Passkey) -> bool:
+        return obj.cloned_at is not None
+
+    @admin.display(description=_("public key (COSE, base64url)"))
+    def public_key_base64url(self, obj: Passkey) -> str:
+        key = bytes(obj.public_key or b"")
+        return base64.urlsafe_b64encode(key).rstrip(b"=").decode() if key else "-"
+
+    def delete_model(self, request: HttpRequest, obj: Passkey) -> None:
+        user = obj.user
+        super().delete_model(request, obj)
+        passkey_removed.send(sender=Passkey, passkey=obj, user=user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        removed = [(passkey, passkey.user) for passkey in queryset.select_related("user")]
+        super().delete_queryset(request, queryset)
+        for passkey, user in removed:
+            passkey_removed.send(sender=Passkey, passkey=passkey, user=user)
 
 
 @admin.register(CallbackDelivery)

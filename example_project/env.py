@@ -345,6 +345,33 @@ def mtls() -> dict[str, Any]:
     return values
 
 
+#: A WebAuthn RP ID: a lowercase domain name, no scheme, port or path (browsers refuse IPs).
+RP_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def passkeys() -> dict[str, Any]:
+    """Where passkeys on the device page are bound (docs/authentication.md), each only if set.
+
+    ``CIBA_WEBAUTHN_RP_ID``: the registrable domain passkeys belong to (``example.com``), the
+    same on every host serving the device page; unset, each passkey binds to the host it was
+    enrolled on (``check --deploy`` warns, ``ciba.W021``). ``CIBA_WEBAUTHN_ORIGINS``: the
+    origins ceremonies may come from, comma-separated (``https://login.example.com``, an app's
+    ``android:apk-key-hash:...``); unset, the request's own.
+    """
+    values: dict[str, Any] = {}
+    rp_id = os.environ.get("CIBA_WEBAUTHN_RP_ID", "").strip()
+    if rp_id:
+        if not RP_ID.fullmatch(rp_id) or len(rp_id) > 253:
+            _improper("CIBA_WEBAUTHN_RP_ID", rp_id, "use a lowercase domain such as example.com")
+        values["WEBAUTHN_RP_ID"] = rp_id
+    origins = [
+        o.strip().rstrip("/") for o in os.environ.get("CIBA_WEBAUTHN_ORIGINS", "").split(",") if o.strip()
+    ]
+    if origins:
+        values["WEBAUTHN_ORIGINS"] = origins
+    return values
+
+
 def secure_proxy_ssl_header() -> tuple[str, str] | None:
     """``DJANGO_SECURE_PROXY_SSL_HEADER=1`` behind a TLS terminator that sets
     ``X-Forwarded-Proto: https`` (and overwrites the client's): requests are then secure and

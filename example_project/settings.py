@@ -139,13 +139,16 @@ PASSWORD_HASHERS = [*global_settings.PASSWORD_HASHERS, "ciba.client_auth.hashers
 # (and CIBA_MTLS_CERT_HEADER_FORMAT, CIBA_MTLS_BASE_URL) say what it forwards. ---
 # Clients may register themselves at /o/register/ (RFC 7591, docs/registration.md), each with
 # an initial access token the operator issues (`ciba_demo_data --initial-access-token`, the
-# admin): never open to anyone (REGISTRATION_OPEN stays off).
+# admin): never open to anyone (REGISTRATION_OPEN stays off). Passkeys bind to the host the
+# device page is served on (browsers refuse them on 127.0.0.1: open http://localhost:8000);
+# a deployment sets CIBA_WEBAUTHN_RP_ID to its domain (check --deploy warns until then).
 CIBA = {
     **env.callback_posture(),
     **env.poll_state(),
     **env.conformance_run(),
     **env.security_profile(),
     **env.mtls(),
+    **env.passkeys(),
     "REGISTRATION_ENABLED": True,
 }
 # DJANGO_SECURE_PROXY_SSL_HEADER=1 behind a terminator that sets X-Forwarded-Proto (None:

@@ -74,6 +74,8 @@ def test_the_example_starts_and_passes_check_deploy_with_no_variable_set_keeping
         assert code in output
     # RFC 8414's metadata of its issuer (http://127.0.0.1:8000/o) is served at the root.
     assert "ciba.W018" not in output
+    # Passkeys bind to whichever host serves the device page until CIBA_WEBAUTHN_RP_ID is set.
+    assert "ciba.W021" in output
 
 
 def test_a_deployment_of_the_example_passes_check_deploy_without_ciba_warnings(tmp_path):
@@ -84,6 +86,7 @@ def test_a_deployment_of_the_example_passes_check_deploy_without_ciba_warnings(t
         CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS="0",
         CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
         CACHE_URL="redis://127.0.0.1:6379/1",
+        CIBA_WEBAUTHN_RP_ID="as.example.com",
     )
 
     output = done.stdout + done.stderr
@@ -110,6 +113,8 @@ OTHER_CIBA_VARIABLES = (
     "CIBA_POLL_STATE_REDIS_URL",
     "CIBA_AUTOMATED_APPROVAL_SECRET",
     "CIBA_ACR_VALUES_SUPPORTED",
+    "CIBA_WEBAUTHN_RP_ID",
+    "CIBA_WEBAUTHN_ORIGINS",
 )
 
 
@@ -217,3 +222,36 @@ def test_a_value_that_cannot_be_right_stops_the_start_naming_the_variable(monkey
     with pytest.raises(ImproperlyConfigured, match=name):
         for read in (env.security_profile, env.mtls, env.secure_proxy_ssl_header):
             read()
+
+
+# --- passkeys: where they are bound ---------------------------------------------------------------
+
+
+def test_the_passkey_variables_map_to_the_webauthn_settings_and_unset_ones_to_nothing(monkeypatch):
+    monkeypatch.delenv("CIBA_WEBAUTHN_RP_ID", raising=False)
+    monkeypatch.delenv("CIBA_WEBAUTHN_ORIGINS", raising=False)
+    assert env.passkeys() == {}
+    monkeypatch.setenv("CIBA_WEBAUTHN_RP_ID", "example.com")
+    monkeypatch.setenv("CIBA_WEBAUTHN_ORIGINS", "https://login.example.com/, android:apk-key-hash:abc")
+    assert env.passkeys() == {
+        "WEBAUTHN_RP_ID": "example.com",
+        "WEBAUTHN_ORIGINS": ["https://login.example.com", "android:apk-key-hash:abc"],
+    }
+
+
+@pytest.mark.parametrize("value", ["https://example.com", "Example.com", "example.com:443", "example.com/x"])
+def test_an_rp_id_that_cannot_be_right_stops_the_start_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv("CIBA_WEBAUTHN_RP_ID", value)
+    with pytest.raises(ImproperlyConfigured, match="CIBA_WEBAUTHN_RP_ID"):
+        env.passkeys()
+
+
+def test_the_example_binds_passkeys_where_the_environment_says(tmp_path):
+    ciba = example_settings(
+        tmp_path, CIBA_WEBAUTHN_RP_ID="example.com", CIBA_WEBAUTHN_ORIGINS="https://login.example.com"
+    )["CIBA"]
+    assert (ciba["WEBAUTHN_RP_ID"], ciba["WEBAUTHN_ORIGINS"]) == (
+        "example.com",
+        ["https://login.example.com"],
+    )
+    assert "WEBAUTHN_RP_ID" not in example_settings(tmp_path)["CIBA"]

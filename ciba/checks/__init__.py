@@ -21,6 +21,8 @@ One module a subject; importing this package registers every check (``ciba.apps`
 - ``bounded_dependencies``: bounded waits on the cache and the database.
 - ``workers``: the dispatch breaker, the sweeps, the slow lane, the broker, the task queues.
 - ``user_code_budgets``: how many wrong user codes may be tried.
+- ``approval_levels``: authentication at approval (``APPROVAL_ACR``, the floors, the acr
+  values discovery promises) and the passkey (WebAuthn) settings, with the RP ID deploy warning.
 - ``registrations``: registered clients and signing keys (the database checks).
 - ``discovery_paths``: the site's URLconf serves RFC 8414 metadata where the issuer puts it.
 - ``dynamic_registration``: the settings of dynamic client registration and the
@@ -32,6 +34,7 @@ to ``codes.Codes``.
 """
 
 from . import (  # noqa: F401  (each registers its checks)
+    approval_levels,
     bounded_dependencies,
     client_secrets,
     codes,
@@ -46,6 +49,7 @@ from . import (  # noqa: F401  (each registers its checks)
     user_code_budgets,
     workers,
 )
+from .approval_levels import check_approval_levels, check_webauthn_rp_id
 from .bounded_dependencies import check_bounded_dependencies, check_outage_options
 from .client_secrets import check_client_secret_hashing, check_client_secret_hashing_deploy
 from .codes import Codes
@@ -61,6 +65,7 @@ from .workers import check_broker_hardening, check_task_queues, check_worker_set
 __all__ = [
     "Codes",
     "check_application_model",
+    "check_approval_levels",
     "check_bounded_dependencies",
     "check_broker_hardening",
     "check_celery",
@@ -77,5 +82,6 @@ __all__ = [
     "check_signing_keys",
     "check_user_code_budgets",
     "check_task_queues",
+    "check_webauthn_rp_id",
     "check_worker_settings",
 ]

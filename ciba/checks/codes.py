@@ -2,7 +2,7 @@
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
 ``ciba.E041`` were never issued. A new check takes the next free number
-(``ciba.E046``, ``ciba.W020``); an id is never reused.
+(``ciba.E049``, ``ciba.W022``); an id is never reused.
 """
 
 
@@ -50,6 +50,9 @@ class Codes:
     TASK_QUEUE_UNDECLARED = "ciba.E043"
     DYNAMIC_REGISTRATION = "ciba.E044"
     AUTHORIZATION_DETAILS = "ciba.E045"
+    APPROVAL_ACR = "ciba.E046"
+    APPROVAL_LEVEL = "ciba.E047"
+    WEBAUTHN_SETTINGS = "ciba.E048"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
@@ -69,3 +72,5 @@ class Codes:
     BROKER_NOT_HARDENED = "ciba.W017"
     METADATA_LOCATION = "ciba.W018"
     OPEN_REGISTRATION = "ciba.W019"
+    ACR_VALUES_UNACHIEVABLE = "ciba.W020"
+    WEBAUTHN_RP_ID_UNSET = "ciba.W021"

@@ -55,6 +55,27 @@ ERROR_SENTENCES = {
     "unknown_user_id": "No customer with that username or email address ({error}).",
     "access_denied": "The bank refused this purchase ({error}).",
 }
+#: The acr the kiosk asks for when the shopper must approve with a passkey: OpenID EAP ACR
+#: Values 1.0's phishing-resistant authentication, what django-ciba's passkeys achieve.
+PASSKEY_ACR = "phr"
+#: What an ID token's ``acr`` says, for the kiosk page (the value itself stays visible).
+ACR_MEANINGS = {
+    PASSKEY_ACR: "phishing-resistant: a passkey, bound to this bank's site",
+    "phrh": "phishing-resistant, with a hardware-protected key",
+}
+#: What each RFC 8176 ``amr`` value says about how the shopper authenticated.
+AMR_MEANINGS = {
+    "hwk": "a key that cannot leave its device (device-bound passkey)",
+    "swk": "a key that may be synced between devices (synced passkey)",
+    "user": "the shopper was present (touched or looked at the device)",
+    "mfa": "more than one factor: the passkey and the device's own PIN or biometric",
+    "pwd": "the password, re-entered",
+    "pin": "a PIN",
+    "fpt": "a fingerprint",
+    "face": "facial recognition",
+    "otp": "a one-time password",
+    "sms": "a code sent by SMS",
+}
 
 
 class KioskError(Exception):
@@ -80,8 +101,12 @@ def discovery() -> dict[str, Any]:
     return document
 
 
-def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
-    """Start a purchase: a CIBA request whose binding message the shopper compares on the phone."""
+def start(mode: str, login_hint: str, amount: str, require_passkey: bool = False) -> dict[str, Any]:
+    """Start a purchase: a CIBA request whose binding message the shopper compares on the phone.
+
+    ``require_passkey`` asks for ``acr_values=phr`` (CIBA §7.1): the bank then makes the shopper
+    approve with a passkey, and the ID token's ``acr`` says whether that happened.
+    """
     client = clients().get(mode)
     if client is None:
         raise KioskError(f"Unknown delivery mode {mode!r}.")
@@ -96,6 +121,8 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
     form = {"scope": "openid profile payments", "login_hint": login_hint, "binding_message": binding_message}
     if mode != "poll":
         form["client_notification_token"] = notification_token
+    if require_passkey:
+        form["acr_values"] = PASSKEY_ACR
     details = payment_details(value, code)
     if details:
         form["authorization_details"] = json.dumps(details)
@@ -112,6 +139,7 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
         "amount": str(value),
         "payee": PAYEE,
         "binding_message": binding_message,
+        "acr_values": form.get("acr_values", ""),
         "authorization_details": details,
         "approved_details": None,
         "paid": "",
@@ -123,6 +151,7 @@ def start(mode: str, login_hint: str, amount: str) -> dict[str, Any]:
         "status": "pending",
         "detail": "",
         "claims": None,
+        "authentication": None,
     }
     _save(purchase)
     cache.set(f"demo:by-req:{purchase['auth_req_id']}", purchase["id"], PURCHASE_TTL)
@@ -284,6 +313,7 @@ def _from_token_response(purchase: dict[str, Any], status_code: int, body: dict[
         except jwt.PyJWTError as exc:
             _finish(purchase, "failed", f"The ID token did not verify: {exc}")
             return
+        purchase["authentication"] = authentication(purchase["claims"])
         approved = body.get("authorization_details")
         purchase["approved_details"] = approved
         purchase["paid"] = _paid(purchase, approved)
@@ -300,6 +330,22 @@ def _from_token_response(purchase: dict[str, Any], status_code: int, body: dict[
         _finish(purchase, "expired", "The request expired before the shopper decided.")
     else:
         _finish(purchase, "failed", f"{error}: {body.get('error_description', '')}")
+
+
+def authentication(claims: dict[str, Any]) -> dict[str, Any]:
+    """How the bank says the shopper authenticated, from the verified ID token: ``acr``
+    (OIDC Core §2; empty when none is claimed), the RFC 8176 ``amr`` values and ``auth_time``
+    (epoch seconds), each with a sentence for the kiosk page."""
+    acr = claims.get("acr") if isinstance(claims.get("acr"), str) else ""
+    amr = [value for value in claims.get("amr") or [] if isinstance(value, str)]
+    auth_time = claims.get("auth_time")
+    return {
+        "acr": acr,
+        "acr_meaning": ACR_MEANINGS.get(acr, "") if acr else "no acr claimed: a tap in a signed-in session",
+        "amr": amr,
+        "amr_meanings": [AMR_MEANINGS.get(value, "") for value in amr],
+        "auth_time": auth_time if isinstance(auth_time, int) and not isinstance(auth_time, bool) else None,
+    }
 
 
 def _paid(purchase: dict[str, Any], approved: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -32,8 +33,22 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_GET
 @ensure_csrf_cookie
 def kiosk_page(request: HttpRequest) -> HttpResponse:
-    device_url = request.build_absolute_uri(reverse("ciba_device:home"))
-    return render(request, "demo/kiosk.html", {"modes": ["poll", "ping", "push"], "device_url": device_url})
+    device_url = passkey_capable(request.build_absolute_uri(reverse("ciba_device:home")))
+    return render(
+        request,
+        "demo/kiosk.html",
+        {"modes": ["poll", "ping", "push"], "device_url": device_url, "passkey_acr": kiosk.PASSKEY_ACR},
+    )
+
+
+def passkey_capable(url: str) -> str:
+    """``url`` on ``localhost`` when it is on a loopback address: browsers refuse passkeys on
+    an IP address (a WebAuthn RP ID is a domain), and ``./scripts/demo`` serves on 127.0.0.1."""
+    parts = urlsplit(url)
+    if parts.hostname in ("127.0.0.1", "::1"):
+        netloc = "localhost" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 @require_POST
@@ -44,8 +59,11 @@ def kiosk_start(request: HttpRequest) -> JsonResponse:
     fields = (data.get("mode", "poll"), data.get("login_hint", ""), data.get("amount", ""))
     if not all(isinstance(field, str) for field in fields):
         return JsonResponse({"error": "mode, login_hint and amount must be strings."}, status=400)
+    require_passkey = data.get("require_passkey", False)
+    if not isinstance(require_passkey, bool):
+        return JsonResponse({"error": "require_passkey must be true or false."}, status=400)
     try:
-        purchase = kiosk.start(*fields)
+        purchase = kiosk.start(*fields, require_passkey=require_passkey)
     except (ValueError, kiosk.KioskError) as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse(_public(purchase))

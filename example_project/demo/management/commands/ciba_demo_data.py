@@ -94,6 +94,12 @@ def base_url() -> str:
     return f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
 
 
+def phone_base_url() -> str:
+    """The same server by name: browsers offer passkeys only on a domain, never on an IP
+    address, so the phone's page is opened on localhost."""
+    return f"http://localhost:{os.environ.get('PORT') or 8000}"
+
+
 class Command(BaseCommand):
     help = "Create or update the demo users (admin, alice, bob) and one CIBA client per delivery mode."
 
@@ -155,7 +161,7 @@ class Command(BaseCommand):
             "issuer": oauth2_settings.OIDC_ISS_ENDPOINT,
             "urls": {
                 "kiosk": site + reverse("demo:kiosk"),
-                "phone": site + reverse("ciba_device:home"),
+                "phone": phone_base_url() + reverse("ciba_device:home"),
                 "admin": site + reverse("admin:index"),
                 "discovery": f"{site}/o/.well-known/openid-configuration",
             },

@@ -8,6 +8,7 @@
   const claimsEl = document.getElementById("claims");
   const approvedEl = document.getElementById("approved-details");
   const paymentEl = document.getElementById("payment");
+  const authenticationEl = document.getElementById("authentication");
   const again = document.getElementById("again");
   const cancel = document.getElementById("cancel");
   const TIME_CLAIMS = /^(\s*"(?:iat|exp|auth_time|nbf)": )(\d+)(,?)$/;
@@ -30,6 +31,7 @@
       approvedEl.hidden = false;
       approvedEl.textContent = "Approved authorization_details:\n" + JSON.stringify(purchase.approved_details, null, 2);
     }
+    if (purchase.authentication) showAuthentication(purchase.authentication);
     if (purchase.claims) {
       claimsEl.hidden = false;
       claimsEl.textContent = "ID token claims (verified):\n" + readableTimes(JSON.stringify(purchase.claims, null, 2));
@@ -41,12 +43,46 @@
     }
   }
 
+  // acr, amr and auth_time of the verified ID token, each with what it means.
+  function showAuthentication(auth) {
+    authenticationEl.hidden = false;
+    const acr = document.getElementById("acr");
+    acr.textContent = "";
+    if (auth.acr) {
+      const code = document.createElement("code");
+      code.textContent = auth.acr;
+      acr.append(code, auth.acr_meaning ? " " + auth.acr_meaning : "");
+    } else {
+      acr.textContent = auth.acr_meaning || "none claimed";
+    }
+    const amr = document.getElementById("amr");
+    amr.replaceChildren();
+    auth.amr.forEach(function (value, index) {
+      const item = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = value;
+      const meaning = auth.amr_meanings[index];
+      item.append(code, meaning ? ": " + meaning : "");
+      amr.append(item);
+    });
+    if (!auth.amr.length) {
+      const item = document.createElement("li");
+      item.textContent = "none claimed";
+      amr.append(item);
+    }
+    const authTime = document.getElementById("auth-time");
+    authTime.textContent = auth.auth_time === null ? "not given" :
+      new Date(auth.auth_time * 1000).toLocaleString() + " (" + auth.auth_time + ")";
+  }
+
   // Which client, delivery mode and client authentication this purchase uses.
   function how(purchase) {
     document.getElementById("how-client").textContent = purchase.client_id;
     document.getElementById("how-mode").textContent = purchase.mode;
     document.getElementById("how-delivery").textContent = purchase.delivery ? "(" + purchase.delivery + ")" : "";
     document.getElementById("how-auth").textContent = purchase.token_endpoint_auth_method;
+    document.getElementById("how-acr").textContent = purchase.acr_values
+      ? "acr_values=" + purchase.acr_values + " (a passkey)" : "no acr_values (whatever the bank requires)";
   }
 
   function stopFollowing() {
@@ -96,6 +132,7 @@
       login_hint: form.login_hint.value,
       amount: form.amount.value,
       mode: form.querySelector("input[name=mode]:checked").value,
+      require_passkey: form.require_passkey.checked,
     };
     const response = await fetch("/demo/kiosk/purchases/", {
       method: "POST",
@@ -150,6 +187,7 @@
     progress.hidden = true;
     again.hidden = true;
     claimsEl.hidden = true;
+    authenticationEl.hidden = true;
     approvedEl.hidden = true;
     paymentEl.hidden = true;
     document.getElementById("paid").hidden = true;
