@@ -64,7 +64,8 @@ class AuthenticationRequestQuerySet(models.QuerySet):
 class AuthenticationRequest(models.Model):
     """A CIBA authentication request from a client about one user.
 
-    Lifecycle (docs/design): ``pending`` → ``approved`` | ``denied`` | ``expired``;
+    Lifecycle (docs/design): ``pending`` → ``approved`` | ``denied`` | ``expired`` |
+    ``cancelled`` (withdrawn by the client, or superseded);
     ``approved`` → ``issued`` (tokens handed out once) | ``expired``. ``expires_at`` is
     authoritative: a request past it behaves as expired (see ``effective_state``) whether
     or not a sweep has stored that yet.
@@ -76,6 +77,7 @@ class AuthenticationRequest(models.Model):
         DENIED = "denied", _("Denied")
         EXPIRED = "expired", _("Expired")
         ISSUED = "issued", _("Issued")
+        CANCELLED = "cancelled", _("Cancelled")
 
     #: For each target state, the states it may be reached from.
     TRANSITIONS: dict[str, frozenset[str]] = {
@@ -83,7 +85,17 @@ class AuthenticationRequest(models.Model):
         State.DENIED: frozenset({State.PENDING}),
         State.EXPIRED: frozenset({State.PENDING, State.APPROVED}),
         State.ISSUED: frozenset({State.APPROVED}),
+        # Withdrawn before anyone decided: by its client (the cancel endpoint) or superseded
+        # by a newer request from it when the user's cap was reached (ciba.user_limits).
+        State.CANCELLED: frozenset({State.PENDING}),
     }
+
+    #: States a request never leaves (what ``expire_ciba_requests`` may delete).
+    FINISHED: frozenset[str] = frozenset({State.DENIED, State.EXPIRED, State.ISSUED, State.CANCELLED})
+
+    class CancelReason(models.TextChoices):
+        CLIENT = "client", _("Cancelled by the client")
+        SUPERSEDED = "superseded", _("Superseded by a newer request")
 
     class NotificationStatus(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -181,6 +193,9 @@ class AuthenticationRequest(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    cancel_reason = models.CharField(
+        _("cancel reason"), max_length=16, choices=CancelReason.choices, blank=True
+    )
     reported_at = models.DateTimeField(
         _("reported by the user at"),
         null=True,

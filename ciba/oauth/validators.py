@@ -342,7 +342,9 @@ class CibaValidator(OAuth2Validator):
             raise InvalidGrantError(description="Unknown or already used auth_req_id.", request=request)
         bindings.same_key_as_declared(ar, getattr(request, "ciba_binding", None))
         state = ar.effective_state(now)
-        if state == State.EXPIRED:
+        if state in (State.EXPIRED, State.CANCELLED):
+            # A withdrawn request is over for the client as an expired one is: CIBA has no
+            # code of its own for it, and expired_token tells the client to stop polling.
             raise ExpiredToken(request=request)
         if state == State.DENIED:
             # RFC 6749 §5.2: the token endpoint answers its errors with 400.

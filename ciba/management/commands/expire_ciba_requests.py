@@ -43,7 +43,7 @@ class Command(BaseCommand):
             if days is not None:
                 cutoff = now - timedelta(days=days)
                 finished = AuthenticationRequest.objects.filter(
-                    state__in=["denied", "expired", "issued"], updated_at__lt=cutoff
+                    state__in=AuthenticationRequest.FINISHED, updated_at__lt=cutoff
                 ).count()
                 self.stdout.write(f"{finished} finished request(s) would be deleted.")
             return
