@@ -157,6 +157,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PENDING_PER_CLIENT_USER": 2,
     # New requests for one user across clients (DRF rate syntax, None = off)
     "USER_REQUEST_RATE": "20/hour",
+    # At a pending cap: "refuse" the new request (access_denied) or "supersede" the oldest
+    # pending one from the same client (it is cancelled and its prompt withdrawn)
+    "PENDING_CAP_ACTION": "refuse",
     # --- subject identifiers (OIDC Core §8) ---
     "SUBJECT_TYPES_SUPPORTED": ["public", "pairwise"],
     "DEFAULT_SUBJECT_TYPE": "public",

@@ -22,6 +22,11 @@ auth_request_denied = Signal()
 #: provides args: request
 auth_request_expired = Signal()
 
+#: A pending request was withdrawn: by its client (``reason`` "client") or superseded by a
+#: newer request from it at the user's cap (``reason`` "superseded").
+#: provides args: request, reason
+auth_request_cancelled = Signal()
+
 #: The user said they did not ask for a request (it was denied; ``blocked``: the user also
 #: blocked its client from asking again), so a site can alert its fraud team.
 #: provides args: request, user, blocked
