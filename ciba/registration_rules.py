@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from django.core.exceptions import ValidationError
@@ -631,6 +632,53 @@ def _client_keys(client: Any) -> Iterator[Problem]:
                 yield Problem("jwks", "jwks_invalid", message)
     if client.jwks_uri:
         yield from _outbound_url("jwks_uri", client.jwks_uri)
+
+
+@_rule()
+def _subject_identifiers(client: Any) -> Iterator[Problem]:
+    """OIDC Core §8, OpenID Connect Registration §2: a ``subject_type`` this server offers
+    (``SUBJECT_TYPES_SUPPORTED``; a stored one the site stopped offering keeps working, so it
+    does not block); a ``sector_identifier_uri`` this server may fetch; and a pairwise client
+    whose redirect URIs span several hosts names its sector with one (OIDC Core §8.1), since
+    no single host is its sector. What the document says is checked where it is fetched
+    (``ciba.subjects.verify_sector_identifier``): nothing here touches the network."""
+    chosen = getattr(client, "subject_type", "") or ""
+    supported = list(ciba_settings.SUBJECT_TYPES_SUPPORTED)
+    if chosen and chosen not in supported:
+        yield Problem(
+            "subject_type",
+            "subject_type_unsupported",
+            _("This server offers the subject types %(types)s only.")
+            % {"types": ", ".join(supported) or "-"},
+        )
+    uri = getattr(client, "sector_identifier_uri", "") or ""
+    if uri:
+        yield from _outbound_url("sector_identifier_uri", uri)
+    pairwise = (chosen or ciba_settings.DEFAULT_SUBJECT_TYPE) == "pairwise"
+    if pairwise and not uri and len(redirect_hosts(client)) > 1:
+        yield Problem(
+            "sector_identifier_uri",
+            "sector_identifier_uri_required",
+            _(
+                "A pairwise client whose redirect URIs are on several hosts must register a "
+                "sector_identifier_uri (OpenID Connect Core 8.1)."
+            ),
+        )
+
+
+def url_host(url: str) -> str:
+    """The host of ``url``, lower-cased, without port (``""``: none, or not a URL)."""
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        return ""
+
+
+def redirect_hosts(client: Any) -> list[str]:
+    """The distinct hosts of ``client``'s redirect URIs, in order (a custom-scheme URI without
+    a host has none)."""
+    hosts = (url_host(uri) for uri in (getattr(client, "redirect_uris", "") or "").split())
+    return list(dict.fromkeys(host for host in hosts if host))
 
 
 def key_requirement(alg: str) -> tuple[str, tuple[str, ...]] | None:

@@ -20,10 +20,8 @@ from urllib.parse import urlsplit
 
 from django.http import QueryDict
 from oauth2_provider.scopes import get_scopes_backend
-from oauth2_provider.settings import oauth2_settings
-from oauthlib.common import Request as OAuthlibRequest
 
-from .. import assurance, constants, profile
+from .. import assurance, constants, profile, subjects
 from .. import authorization_details as rar
 from ..claim_requests import accepted_values
 from ..conf import ciba_settings
@@ -142,7 +140,7 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
     resolver = ciba_settings.USER_RESOLVER_CLASS()
     user = resolver.resolve(client=client, http_request=http_request, **{hint_kind: hint})
     user_code(params, user=user, client=client)
-    requested_subject(requested_claims, user=user)
+    requested_subject(requested_claims, user=user, client=client)
     check_request_context(context, client=client, user=user)
     ciba_settings.REQUEST_POLICY_CLASS().check(client=client, user=user, scopes=scopes, acr_values=acr_values)
     binding = sender_binding(params, client=client, http_request=http_request)
@@ -420,25 +418,27 @@ def _claim_request(member: str, name: str, value: Any) -> dict[str, Any] | None:
     return {qualifier: value[qualifier] for qualifier in _CLAIM_QUALIFIERS if qualifier in value}
 
 
-def requested_subject(claims: Mapping[str, Any] | None, *, user: Any) -> None:
+def requested_subject(claims: Mapping[str, Any] | None, *, user: Any, client: Any = None) -> None:
     """OIDC Core §5.5.1: a ``sub`` requested with a value is a demand that the tokens be about
     that user; tokens about anyone else must never be issued, so a hint naming another user is
     refused before the user is asked (``access_denied``, as for an essential acr that cannot be
-    met)."""
+    met). The value is compared with the ``sub`` ``client`` would see: its pairwise one, if
+    it is a pairwise client."""
     for member in (claims or {}).values():
         wanted = member.get("sub")
         acceptable = accepted_values(wanted)
-        if acceptable is not None and subject_of(user) not in acceptable:
+        if acceptable is not None and subject_of(user, client) not in acceptable:
             raise AccessDenied("The claims request asks for another subject than the user the hint names.")
 
 
-def subject_of(user: Any) -> str:
-    """The ``sub`` the ID token will carry for ``user``: asked of the configured OAuth validator,
-    so a site that derives ``sub`` differently is compared with its own value."""
-    request = OAuthlibRequest("")
-    request.user = user
-    sub = oauth2_settings.OAUTH2_VALIDATOR_CLASS().get_claim_dict(request)["sub"]
-    return sub(request) if callable(sub) else sub
+def subject_of(user: Any, client: Any = None) -> str:
+    """The ``sub`` the ID token will carry for ``user`` (``ciba.subjects.subject_for``): the
+    pairwise one of ``client``'s sector, or the configured OAuth validator's, so a site that
+    derives ``sub`` differently is compared with its own value. Without a client: the
+    validator's."""
+    if client is None:
+        return subjects.public_subject(user)
+    return subjects.subject_for(user, client, issue=False)  # compared, not handed out
 
 
 def request_context(params: Mapping[str, str]) -> dict[str, Any] | None:

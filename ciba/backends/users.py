@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import identify_hasher
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from .. import profile
+from .. import profile, subjects
 from ..conf import ciba_settings
 from ..constants import ASYMMETRIC_JWS_ALGORITHMS, ID_TOKEN_SIGNING_ALGS
 from ..endpoints import audiences, issuer
@@ -69,10 +71,12 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
       (``ciba.signing``: RS256 or PS256 with an RSA key, ES256 with an EC key; a key that
       declares its ``alg`` only with that), or HS256 with this client's (unhashed) secret.
       Expired tokens are accepted, as §7.1 allows, for ``ID_TOKEN_HINT_MAX_AGE`` seconds past
-      ``exp``; ``sub`` names the user.
+      ``exp``; ``sub`` names the user as this client sees users (its pairwise ``sub`` for a
+      pairwise client, ``ciba.subjects``).
     - ``login_hint_token``: a JWT the client signed with its registered keys, ``iss`` = the
       client id, ``aud`` naming this server, ``exp`` required (expired →
-      ``expired_login_hint_token``); its ``sub`` is resolved like a ``login_hint``.
+      ``expired_login_hint_token``); its ``sub`` is a ``sub`` this client was given (pairwise,
+      or a site's own public one), else is resolved like a ``login_hint``.
     - Under the FAPI-CIBA profile both JWT hints must be PS256 or ES256 (FAPI 1 Advanced §8.6).
 
     Inactive users are unknown: a disabled account must not receive authentication
@@ -128,7 +132,10 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
             raise InvalidRequest("id_token_hint: exp must be a number.")
         if max_age is not None and exp + max_age + LEEWAY < time.time():
             raise InvalidRequest("id_token_hint: the ID token expired too long ago.")
-        return self.user_for_subject(str(claims["sub"]))
+        if "client" not in inspect.signature(self.user_for_subject).parameters:
+            # A site's override written before pairwise subs (``user_for_subject(subject)``).
+            return self.user_for_subject(str(claims["sub"]))
+        return self.user_for_subject(str(claims["sub"]), client=client)
 
     def resolve_login_hint_token(
         self, login_hint_token: str, *, client: Any, http_request: Any
@@ -158,18 +165,32 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
             raise ExpiredLoginHintToken("The login_hint_token has expired.")
         if not isinstance(claims["sub"], str):
             raise InvalidRequest("login_hint_token: sub must be a string.")
+        # A sub this client was given (its pairwise one, or a site's own public one) names
+        # that user; a primary key does not (the client signs this token itself, and could
+        # count through every account). Else the sub is read as a login_hint.
+        user = subjects.user_for_subject(claims["sub"], client, allow_primary_key=False)
+        if user is not None:
+            return user
         return self.resolve_login_hint(claims["sub"], client=client, http_request=http_request)
 
-    def user_for_subject(self, subject: str) -> AbstractBaseUser:
-        """The user an ID token's ``sub`` names. DOT's ``sub`` is the user's primary key."""
-        User = get_user_model()
-        try:
-            user = User._default_manager.filter(pk=subject, is_active=True).first()
-        except (ValueError, TypeError):
-            user = None
+    def user_for_subject(self, subject: str, *, client: Any = None) -> AbstractBaseUser:
+        """The user an ID token's ``sub`` names, as ``client`` sees users
+        (``ciba.subjects.user_for_subject``): a pairwise client's sector's identifier, a
+        site's own public ``sub``, or DOT's, the user's primary key. Without a client (a
+        caller of the old signature): the public reading."""
+        user = subjects.user_for_subject(subject, client) if client is not None else _public_user(subject)
         if user is None:
             raise UnknownUserId("The id_token_hint does not identify a user of this server.")
         return user
+
+
+def _public_user(subject: str) -> AbstractBaseUser | None:
+    """The active user whose primary key ``subject`` is (DOT's public ``sub``)."""
+    User = get_user_model()
+    try:
+        return User._default_manager.filter(pk=subject, is_active=True).first()
+    except (ValueError, TypeError, ValidationError):
+        return None
 
 
 def _hint_algorithms(keys: list[dict[str, Any]]) -> list[str]:

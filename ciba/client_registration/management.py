@@ -4,7 +4,9 @@
 The view (``ciba.views.registration``) only moves HTTP in and out; everything a registration
 decides is here, so that a test, a command or another front end registers exactly as the
 endpoint does. ``admission`` decides who may register; ``metadata`` what a document means
-and whether the row it makes is valid (``ciba.registration_rules``).
+and whether the row it makes is valid (``ciba.registration_rules``); a
+``sector_identifier_uri`` is fetched and checked against the client's URLs
+(``ciba.subjects.check_client_sector``) once everything else about the client is valid.
 
 A registration access token is 256 random bits. Only its SHA-256 is stored
 (``registration_access_token_hash``): a slow or keyed hash would add nothing to a value that
@@ -27,7 +29,7 @@ from django.db import router, transaction
 from django.http import HttpRequest
 from oauth2_provider.models import get_application_model
 
-from .. import jose
+from .. import jose, subjects
 from ..conf import ciba_settings
 from ..errors import InvalidClientMetadata, InvalidToken
 from . import admission as admission_module
@@ -92,6 +94,7 @@ def register(request: HttpRequest, document: Any, client_uri: UriBuilder) -> Out
     secret = metadata.issue_secret(client)
     metadata.validate(client)
     admission_module.check_allowed(admitted, metadata.to_document(client))
+    subjects.check_client_sector(client)  # fetched last: only for an otherwise valid client
     token = new_access_token(client)
     with transaction.atomic(using=router.db_for_write(type(client))):
         admitted.consume()
@@ -153,6 +156,7 @@ def update(managed: Managed, document: Any, client_uri: UriBuilder) -> Outcome:
     metadata.apply(client, values)
     secret = metadata.issue_secret(client)
     metadata.validate(client)
+    subjects.check_client_sector(client)
     token = new_access_token(client) if ciba_settings.REGISTRATION_ACCESS_TOKEN_ROTATE else managed.token
     client.save()
     logger.info("Client %s updated its registration (RFC 7592).", client.client_id)

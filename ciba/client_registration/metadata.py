@@ -30,6 +30,7 @@ from django.core.validators import EmailValidator
 from oauth2_provider.models import AbstractApplication
 
 from .. import constants, profile, registration_rules
+from ..conf import ciba_settings
 from ..errors import InvalidClientMetadata, InvalidRedirectUri
 from ..signing import id_token_algs_available
 
@@ -100,6 +101,10 @@ MEMBERS: tuple[Member, ...] = (
     _m("backchannel_user_code_parameter", Kind.BOOLEAN),
     # RFC 9396 §10; which types are supported is registration_rules' (authorization_details_types).
     _m("authorization_details_types", Kind.STRINGS),
+    # OIDC Core §8, OpenID Connect Registration §2 (ciba.subjects); the URI is fetched and
+    # checked when the client is registered or updated (``management``).
+    _m("subject_type"),
+    _m("sector_identifier_uri"),
     _m("contacts", Kind.STRINGS),
     _m("client_uri"),
     _m("logo_uri"),
@@ -425,4 +430,7 @@ def _value(client: Any, member: Member, grant_types: list[str]) -> Any:
         return client.redirect_uris.split()
     if member.name == "id_token_signed_response_alg":
         return client.id_token_signed_response_alg or client.algorithm or None
+    if member.name == "subject_type":
+        # The type in force (OpenID Connect Registration §3.2: the server's choice when omitted).
+        return client.subject_type or ciba_settings.DEFAULT_SUBJECT_TYPE
     return getattr(client, member.column)

@@ -18,7 +18,7 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749.errors import InvalidGrantError, UnauthorizedClientError
 
-from .. import client_auth, registration_rules, services, signing
+from .. import client_auth, registration_rules, services, signing, subjects
 from ..claim_requests import accepted_values
 from ..conf import ciba_settings
 from ..constants import (
@@ -385,6 +385,28 @@ class CibaValidator(OAuth2Validator):
         Without a ``request`` parameter on purpose: DOT then lists their names in discovery's
         ``claims_supported`` (``get_discovery_claims``)."""
         return {name: partial(_user_claim, name) for name in _user_claim_scopes()}
+
+    def get_claim_dict(self, request: Any) -> dict[str, Any]:
+        """DOT's claim table (and the site's), with the ``sub`` the request's client sees
+        (``ciba.subjects``, OIDC Core §8): a pairwise client its sector's, a public one the
+        validator's own (a site's custom ``sub`` is recorded as it is issued, so hints naming
+        it lead back to the user). Every ``sub`` that leaves the server is read here: ID tokens
+        of poll, ping, push and refresh, userinfo. A site that sets ``sub`` in its own
+        ``get_claim_dict`` after this one takes over for every client, pairwise ones too."""
+        claims = super().get_claim_dict(request)
+        client = getattr(request, "client", None)
+        source = claims.get("sub")
+        if client is None or source is None:
+            return claims
+
+        def sub(req: Any) -> Any:
+            if subjects.subject_type(req.client) == subjects.PAIRWISE:
+                return subjects.pairwise_subject(req.user, req.client)
+            return subjects.remember_public(req.user, source(req) if callable(source) else source)
+
+        # The shape DOT chose (a callable when the site's claims take no request) is kept.
+        claims["sub"] = sub if callable(source) else sub(request)
+        return claims
 
     def get_oidc_claims(self, token: Any, token_handler: Any, request: Any) -> dict[str, Any]:
         """DOT's claims for the granted scopes (ID token and userinfo), less those the user has

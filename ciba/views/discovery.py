@@ -59,6 +59,8 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
     if registration:
         # RFC 8414 §2, OpenID Discovery §3: only while ciba.views.registration answers.
         data["registration_endpoint"] = registration
+    # OIDC Core §8: pairwise subs per sector (ciba.subjects), as the site offers them.
+    data["subject_types_supported"] = list(ciba_settings.SUBJECT_TYPES_SUPPORTED)
     # OIDC Discovery defaults it to false: the claims request (OIDC Core §5.5) is honoured.
     data["claims_parameter_supported"] = True
     aliases = mtls_endpoint_aliases(request)

@@ -21,8 +21,9 @@ as a resource server (``ciba.ResourceServer``, managed in the admin; ``ciba.desi
   ``invalid_token``; a valid one without that right: 403 ``insufficient_scope`` (RFC 6750 §3.1).
 
 **What it answers.** DOT's members (``active``, ``scope``, ``exp``, ``client_id``,
-``username``, ``aud``), ``{"active": false}`` for every token the resource side would refuse
-whatever is presented with it (DOT's validity, and since ``CibaValidator.validate_bearer_token``
+``username``, ``aud``) and the ``sub`` the token's client sees (its pairwise one, for a
+pairwise client: ``ciba.subjects``), ``{"active": false}`` for every token the resource side
+would refuse whatever is presented with it (DOT's validity, and since ``CibaValidator.validate_bearer_token``
 refuses a deactivated user's tokens, those too), and, so that a resource server can enforce
 what the server's own endpoints enforce, the token's confirmation (RFC 8705 §3.2:
 ``cnf`` with ``x5t#S256``; RFC 9449 §6.2: ``cnf`` with ``jkt``), its type (a DPoP-bound
@@ -45,7 +46,7 @@ from oauth2_provider.compat import login_not_required
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import IntrospectTokenView
 
-from .. import client_auth, designations
+from .. import client_auth, designations, subjects
 from ..backchannel.rules import single_valued
 from ..constants import DPOP_TOKEN_TYPE
 from ..errors import (
@@ -124,12 +125,16 @@ class CibaIntrospectTokenView(IntrospectTokenView):
         checksum = hashlib.sha256(token_value.encode("utf-8")).hexdigest()
         token = (
             get_access_token_model()
-            .objects.select_related("user", "ciba_binding")
+            .objects.select_related("user", "application", "ciba_binding")
             .filter(token_checksum=checksum)
             .first()
         )
         if token is None or not may_use_tokens(token.user):
             return JsonResponse({"active": False})
+        if token.user is not None and token.application is not None:
+            # RFC 7662 §2.2 ``sub``: the one the token's client was given (OIDC Core §8), so a
+            # resource server of a pairwise client's sector matches it with the ID token's.
+            data["sub"] = subjects.subject_for(token.user, token.application)
         binding = bindings.loaded_with(token)
         data["token_type"] = DPOP_TOKEN_TYPE if binding is not None and binding.jkt else "Bearer"
         if binding is not None:

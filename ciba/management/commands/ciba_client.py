@@ -5,7 +5,9 @@ after it (``token_endpoint_auth_signing_alg`` is ``--token-endpoint-auth-signing
 from the model, so that any client the admin can register — FAPI, ES256, mTLS, DPoP — can be
 registered by a script, and a column added to the mixin gets its option without a change here.
 Validation is the model's (``ciba.registration_rules``, as in the admin): nothing is written
-unless every rule holds, and each problem names the option to change. List-valued columns take
+unless every rule holds, and each problem names the option to change. A
+``--sector-identifier-uri`` is fetched and checked as dynamic registration checks it
+(``ciba.subjects.check_client_sector``). List-valued columns take
 their values on the command line (``--grant-types client_credentials
 urn:openid:params:grant-type:ciba refresh_token``, or comma-separated); the key set is a file.
 """
@@ -24,7 +26,8 @@ from django.db import models, transaction
 from oauth2_provider.models import AbstractApplication, get_application_model
 
 from ciba import authorization_details as rar
-from ciba import constants
+from ciba import constants, subjects
+from ciba.errors import InvalidClientMetadata
 from ciba.management.registration import existing_or_new, save_validated
 from ciba.models import CibaClientMixin
 
@@ -136,6 +139,14 @@ class Command(BaseCommand):
             setattr(app, field, value)
         secret = self.secret(app, creating or options["new_secret"])
         save_validated(app, names={field: option(field) for field in registration_fields()})
+        try:
+            # As dynamic registration does: the document must vouch for the client's URLs
+            # (a failure raises inside the transaction, so nothing stays saved).
+            subjects.check_client_sector(app)
+        except InvalidClientMetadata as exc:
+            raise CommandError(
+                f"The client was not saved: {option('sector_identifier_uri')} {exc.description}"
+            ) from None
         self.report(app, secret, options["json"])
 
     def secret(self, app: Any, new: bool) -> str | None:
