@@ -23,7 +23,7 @@ from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
 from . import authorization_details as rar
-from . import dispatch, signals
+from . import dispatch, signals, user_limits
 from .conf import ciba_settings
 from .constants import MODE_PUSH, NOTIFICATION_MODES
 from .errors import (
@@ -68,11 +68,16 @@ class Approval:
 def create_request(*, expires_in: int, now: datetime | None = None, **fields: Any) -> AuthenticationRequest:
     """Store a new pending request; once committed, announce it and notify the user's device.
 
-    The single INSERT is its own transaction (no BEGIN/COMMIT round trips around it); under
-    ``ATOMIC_REQUESTS`` or any outer transaction the follow-up work waits for that commit.
+    First the person being asked is protected (``ciba.user_limits``): a client the user blocked,
+    or a request past a cap or the user's rate, is refused with ``AccessDenied`` before anything
+    is stored or anyone notified. Without caps the INSERT is its own transaction (no
+    BEGIN/COMMIT round trips around it) after one lookup of the block list; with caps the
+    counts are taken under a per-user lock in the transaction that stores the row, so no race
+    lets one more through. Under ``ATOMIC_REQUESTS`` or any outer transaction the follow-up
+    work waits for that commit.
     """
     now = now or timezone.now()
-    ar = AuthenticationRequest.objects.create(
+    ar = AuthenticationRequest(
         expires_at=now + timedelta(seconds=expires_in),
         created_at=now,
         updated_at=now,
@@ -80,6 +85,22 @@ def create_request(*, expires_in: int, now: datetime | None = None, **fields: An
         device_notification_due_at=now,
         **fields,
     )
+    if not user_limits.caps_set():
+        user_limits.check_block(client=ar.client, user=ar.user)
+        ar.save(force_insert=True, using=_db())
+    else:
+        # No savepoint under an outer transaction (its round trips buy nothing: a refusal
+        # writes nothing, and the lock is held until the outer commit anyway).
+        with transaction.atomic(using=_db(), savepoint=False):
+            admission = user_limits.admit(client=ar.client, user=ar.user, now=now)
+            if admission.admitted:
+                try:
+                    ar.save(force_insert=True, using=_db())
+                except BaseException:
+                    admission.give_back()
+                    raise
+        if not admission.admitted:
+            raise user_limits.refusal()
     _after_commit(signals.auth_request_created, request=ar)
     _notify_device(ar)
     return ar
@@ -243,15 +264,43 @@ def approve(
 
 
 def deny(ar: AuthenticationRequest, *, user: Any) -> AuthenticationRequest:
+    """Record the user's denial: a push client is sent ``access_denied``, a ping client pinged
+    (it then polls the denial). ``RequestNotPending`` when it was decided or expired meanwhile."""
     now = timezone.now()
     with transaction.atomic(using=_db()):
-        _transition(ar, State.DENIED, now, {"decided_at": now, "decided_by": user})
-        if _mode(ar) == MODE_PUSH:
-            _queue_callback(ar, CallbackDelivery.Kind.PUSH_ERROR, "access_denied")
-        else:
-            _queue_callback(ar, CallbackDelivery.Kind.PING)
+        _deny(ar, user, now, {})
     _after_commit(signals.auth_request_denied, request=ar, user=user)
     return ar
+
+
+def report(ar: AuthenticationRequest, *, user: Any, block: bool) -> AuthenticationRequest:
+    """The user's "I did not ask for this": deny ``ar`` exactly as ``deny`` does, record when
+    it was reported, and with ``block`` keep ``ar``'s client from asking this user again
+    (``ciba.user_limits``; idempotent). After commit ``auth_request_denied`` and then
+    ``auth_request_reported`` fire, so a site can alert. ``RequestNotPending`` as ``deny``:
+    a request that was already decided or expired is not reported (nothing is blocked)."""
+    now = timezone.now()
+    with transaction.atomic(using=_db()):
+        _deny(ar, user, now, {"reported_at": now})
+        if block:
+            user_limits.block(user, ar.client, reported_request=ar)
+    _after_commit(signals.auth_request_denied, request=ar, user=user)
+    _after_commit(signals.auth_request_reported, request=ar, user=user, blocked=block)
+    return ar
+
+
+def unblock(user: Any, client: Any) -> bool:
+    """Let ``client`` ask ``user`` again (the user changed their mind); True if it was blocked."""
+    return user_limits.unblock(user, client)
+
+
+def _deny(ar: AuthenticationRequest, user: Any, now: datetime, fields: dict[str, Any]) -> None:
+    """The denial, inside the caller's transaction: the transition and the client's callback."""
+    _transition(ar, State.DENIED, now, {"decided_at": now, "decided_by": user, **fields})
+    if _mode(ar) == MODE_PUSH:
+        _queue_callback(ar, CallbackDelivery.Kind.PUSH_ERROR, "access_denied")
+    else:
+        _queue_callback(ar, CallbackDelivery.Kind.PING)
 
 
 def mark_issued(ar: AuthenticationRequest) -> bool:

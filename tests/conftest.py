@@ -27,6 +27,21 @@ def fresh_cache() -> None:
     cache.clear()
 
 
+#: The per-user limits (ciba.user_limits) off, for tests that pile up requests for one user to
+#: test something else: tests/test_user_limits.py tests the limits themselves.
+NO_USER_LIMITS = {
+    "MAX_PENDING_PER_USER": None,
+    "MAX_PENDING_PER_CLIENT_USER": None,
+    "USER_REQUEST_RATE": None,
+}
+
+
+@pytest.fixture
+def no_user_limits(settings: Any) -> None:
+    """``NO_USER_LIMITS`` for this test (a test that replaces ``settings.CIBA`` adds them itself)."""
+    settings.CIBA = {**settings.CIBA, **NO_USER_LIMITS}
+
+
 @pytest.fixture
 def alice(db: Any) -> Any:
     return get_user_model().objects.create_user("alice", "alice@example.com", "alice-password")

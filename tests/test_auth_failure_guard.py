@@ -310,7 +310,7 @@ def test_an_unreachable_cache_still_answers_both_kinds_of_client(
 
 
 def test_a_busy_clients_remembered_slow_secret_is_refreshed_before_it_lapses(
-    client, alice, make_client, hashes, monkeypatch, settings
+    client, alice, make_client, hashes, monkeypatch, settings, no_user_limits
 ):
     """Found by bench.compare: when a busy client's remembered secret lapsed, its concurrent
     requests all needed a hash at once. In the last fifth of the entry's life one request

@@ -209,7 +209,7 @@ class CountingCheckPassword:
 
 
 def test_repeat_authentications_with_a_slow_hashed_secret_pay_the_password_hash_once(
-    client, alice, make_client, monkeypatch
+    client, alice, make_client, monkeypatch, no_user_limits
 ):
     counter = CountingCheckPassword()
     monkeypatch.setattr("ciba.client_auth.secret.check_password", counter)

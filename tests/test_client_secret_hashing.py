@@ -161,7 +161,7 @@ def slow_hashes(monkeypatch):
 
 
 def test_keyed_secrets_are_checked_without_a_password_hash_or_the_cache(
-    client, alice, make_client, slow_hashes, monkeypatch
+    client, alice, make_client, slow_hashes, monkeypatch, no_user_limits
 ):
     app, _ = make_client("poll", secret=STRONG)
     cache_reads = []

@@ -48,7 +48,9 @@ def test_the_owner_sees_what_they_need_to_decide(alice, alices_request):
     assert "client_notification_token" not in item
 
 
-def test_the_list_shows_only_pending_unexpired_requests_newest_first(client, alice, make_client):
+def test_the_list_shows_only_pending_unexpired_requests_newest_first(
+    client, alice, make_client, no_user_limits
+):
     app, secret = make_client("poll")
     first, second, decided, expired = (start_request(client, app, secret) for _ in range(4))
     services.deny(AuthenticationRequest.objects.get(auth_req_id=decided), user=alice)

@@ -13,7 +13,7 @@ from ciba.tasks import expire_requests
 
 
 @pytest.fixture
-def make_requests(alice, make_client):
+def make_requests(alice, make_client, no_user_limits):
     def factory(n, mode="poll", expired=True, **client_fields):
         app, _ = make_client(mode, **client_fields)
         created = [

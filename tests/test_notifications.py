@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from ciba import services
 from ciba.models import AuthenticationRequest, Device
-from tests.conftest import basic_auth
+from tests.conftest import NO_USER_LIMITS, basic_auth
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 WEBHOOK = "ciba.backends.notifiers.WebhookNotifier"
@@ -554,7 +554,7 @@ def test_a_batch_task_notifies_every_due_request_once_and_records_each(
     batches smaller than the backlog, each sent once and recorded ``sent``."""
     from ciba import device_outbox as notifications
 
-    settings.CIBA = {**webhook_settings(recorder), "NOTIFY_BATCH_SIZE": 4}
+    settings.CIBA = {**webhook_settings(recorder), **NO_USER_LIMITS, "NOTIFY_BATCH_SIZE": 4}
     app, _ = make_client("poll")
     requests_ = _pending(app, alice, 10)  # the test's transaction never commits: no task ran
     decided, expired = requests_[0], requests_[1]
@@ -572,7 +572,7 @@ def test_a_batch_task_notifies_every_due_request_once_and_records_each(
 def test_in_a_batch_a_failing_notification_is_recorded_alone(alice, make_client, recorder, settings):
     from ciba import device_outbox as notifications
 
-    settings.CIBA = webhook_settings(recorder)
+    settings.CIBA = {**webhook_settings(recorder), **NO_USER_LIMITS}
     app, _ = make_client("poll")
     _pending(app, alice, 3)
     recorder.statuses = [204, 400, 204]  # the second POST is refused for good

@@ -444,7 +444,7 @@ PAYMENT_LIKE = st.lists(
 @example(approved=None, keep_hash=True)
 @example(approved=[with_amount("123.50"), with_amount("1.00")], keep_hash=True)
 def test_any_approval_body_is_an_approval_or_a_400_and_a_refusal_changes_nothing(
-    alice, make_client, approved, keep_hash
+    alice, make_client, no_user_limits, approved, keep_hash
 ):
     ar = pending(make_client, alice, validated(PAYMENT))
     digest = shown(alice, ar)["authorization_details_digest"]

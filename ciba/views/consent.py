@@ -163,6 +163,31 @@ class AuthenticationRequestViewSet(
         services.deny(ar, user=request.user)
         return Response(self.get_serializer(ar).data)
 
+    @extend_schema(
+        request=inline_serializer(
+            "ReportRequest",
+            {"block": serializers.BooleanField(required=False, default=False)},
+        ),
+        responses={
+            200: AuthenticationRequestSerializer,
+            400: OAUTH_ERROR,
+            409: REQUEST_NOT_PENDING,
+            503: OAUTH_ERROR,
+        },
+        summary="Report: I did not ask for this",
+        description="Deny the request as deny does and record that the user did not ask for it; "
+        "with block: true, the client that sent it may no longer send this user requests (its "
+        "requests are refused with access_denied before anything reaches the user). The site's "
+        "auth_request_reported signal fires after commit.",
+    )
+    @action(detail=True, methods=["post"])
+    def report(self, request: Request, auth_req_id: str | None = None) -> Response:
+        ar = self._pending_object()
+        body = ReportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.report(ar, user=request.user, block=body.validated_data["block"])
+        return Response(self.get_serializer(ar).data)
+
     def _pending_object(self) -> AuthenticationRequest:
         ar = self.get_object()
         state = ar.effective_state()
@@ -182,3 +207,14 @@ def _displayed_hash(ar: AuthenticationRequest, validated: dict[str, Any]) -> str
             "send its authorization_details_digest as displayed_details_hash."
         )
     return shown
+
+
+class ReportSerializer(serializers.Serializer):
+    """The body of ``report``: ``{"block": true}`` also blocks the client; a JSON boolean only."""
+
+    block = serializers.BooleanField(required=False, default=False)
+
+    def validate_block(self, value: Any) -> bool:
+        if not isinstance(self.initial_data.get("block", False), bool):
+            raise serializers.ValidationError("block must be true or false.")
+        return value

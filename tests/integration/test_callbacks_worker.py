@@ -248,7 +248,9 @@ def test_a_broker_outage_at_approval_time_still_delivers_once_it_is_back(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_expiry_racing_approvals_leaves_each_request_in_one_consistent_state(alice, make_client):
+def test_expiry_racing_approvals_leaves_each_request_in_one_consistent_state(
+    alice, make_client, no_user_limits
+):
     app, _ = make_client("poll")
     requests = [
         services.create_request(
@@ -301,7 +303,7 @@ def test_expiry_racing_approvals_leaves_each_request_in_one_consistent_state(ali
 
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_requests_is_notified_by_a_few_batch_tasks_not_one_task_each(
-    celery_worker_process, alice, make_client
+    celery_worker_process, alice, make_client, no_user_limits
 ):
     """NOTIFY_BATCH_WINDOW: the web side sends one ``ciba.notify_due_devices`` per window and
     the worker runs every due notification in batches; each device is told exactly once."""
