@@ -151,6 +151,8 @@ DEFAULTS: dict[str, Any] = {
     # How long a ceremony's challenge is valid (s) and how many passkeys one user may hold
     "WEBAUTHN_CHALLENGE_SECONDS": 300,
     "PASSKEYS_PER_USER": 10,
+    # A browser session may enroll a passkey only this long (s) after it signed in (None: any time)
+    "PASSKEY_ENROLLMENT_MAX_AUTH_AGE": 900,
     # --- protecting the person being asked (docs/security.md, "Protecting users") ---
     # Pending requests at once for one user (all clients) and for one (client, user); None = no cap
     "MAX_PENDING_PER_USER": 5,

@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, router, transaction
+from django.utils import timezone
 from webauthn import generate_registration_options, options_to_json, verify_registration_response
 from webauthn.helpers.exceptions import InvalidRegistrationResponse, WebAuthnException
 from webauthn.helpers.structs import (
@@ -28,7 +29,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from .. import signals
+from .. import assurance, signals
 from ..conf import ciba_settings
 from ..errors import InvalidAuthentication
 from ..models import Passkey, WebAuthnChallenge
@@ -38,7 +39,7 @@ from .encoding import b64url, from_b64url
 from .relying_party import relying_party
 from .responses import parse_attestation
 
-__all__ = ["descriptors", "enroll", "registration_options", "remove"]
+__all__ = ["descriptors", "enroll", "registration_options", "remove", "require_recent_sign_in"]
 
 #: Bytes of a new user handle (WebAuthn allows up to 64).
 USER_HANDLE_BYTES = 32
@@ -64,9 +65,30 @@ def _limit_reached(user: Any) -> None:
         )
 
 
+def require_recent_sign_in(http_request: Any) -> None:
+    """A browser session must have signed in within ``PASSKEY_ENROLLMENT_MAX_AUTH_AGE``
+    seconds to enroll: otherwise whoever holds a stolen or forgotten session could add their
+    own passkey and from then on approve at the passkey level. The sign-in time is the one
+    ``ciba.assurance`` stamps into the session at login (never ``last_login``, which another
+    session may have refreshed). Requests carrying an OAuth token (a native device app) are
+    the app's to re-authenticate: it has no session here to judge.
+    """
+    max_age = ciba_settings.PASSKEY_ENROLLMENT_MAX_AUTH_AGE
+    session = getattr(http_request, "session", None)
+    if max_age is None or session is None or getattr(http_request, "auth", None) is not None:
+        return
+    stamp = session.get(assurance.SESSION_AUTH_TIME_KEY)
+    if not isinstance(stamp, int) or timezone.now().timestamp() - stamp > max_age:
+        raise InvalidAuthentication(
+            f"Sign in again to add a passkey: adding one needs a sign-in less than "
+            f"{max(1, round(max_age / 60))} minutes old."
+        )
+
+
 def registration_options(http_request: Any, user: Any) -> dict[str, Any]:
     """``{"publicKey": PublicKeyCredentialCreationOptionsJSON}`` to enroll a passkey for
     ``user``; stores the challenge (with the user handle offered)."""
+    require_recent_sign_in(http_request)
     _limit_reached(user)
     rp = relying_party(http_request)
     mine = list(Passkey.objects.filter(user_id=user.pk))
@@ -99,6 +121,7 @@ def enroll(http_request: Any, user: Any, credential: Any, *, name: str = "") -> 
     ``passkey_enrolled``. ``InvalidAuthentication`` for every refusal."""
     if name is not None and not isinstance(name, str):
         raise InvalidAuthentication("The passkey name must be a string.")
+    require_recent_sign_in(http_request)
     parsed = parse_attestation(credential)
     row = challenges.consume(parsed.client.challenge)
     if row.purpose != WebAuthnChallenge.Purpose.REGISTER:
