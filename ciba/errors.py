@@ -310,6 +310,14 @@ class UseDPoPNonce(BindingRefused):
 # --- the consent API (the authentication device's side) ---------------------------------
 
 
+class InvalidGrant(CibaError):
+    """RFC 6749 §5.2 ``invalid_grant`` (400) outside the token endpoint's own flow: the
+    ``auth_req_id`` sent to the cancel endpoint is not one this client may cancel (unknown,
+    another client's, or already decided)."""
+
+    error = "invalid_grant"
+
+
 class RequestNotPending(CibaError):
     """The request was decided, issued or expired: nothing changed (409, with its ``state``)."""
 

@@ -38,6 +38,7 @@ from .models import ApprovalEvidence, AuthenticationRequest, CallbackDelivery
 from .polling import PollStateUnavailable, poll_state
 
 State = AuthenticationRequest.State
+CancelReason = AuthenticationRequest.CancelReason
 NotificationStatus = AuthenticationRequest.NotificationStatus
 
 #: The names this module raised before the errors moved to ``ciba.errors``.
@@ -85,24 +86,90 @@ def create_request(*, expires_in: int, now: datetime | None = None, **fields: An
         device_notification_due_at=now,
         **fields,
     )
+    superseded: list[AuthenticationRequest] | None = []
     if not user_limits.caps_set():
         user_limits.check_block(client=ar.client, user=ar.user)
         ar.save(force_insert=True, using=_db())
     else:
         # No savepoint under an outer transaction (its round trips buy nothing: a refusal
-        # writes nothing, and the lock is held until the outer commit anyway).
+        # writes nothing, and the lock is held until the outer commit anyway); so nothing
+        # expected is raised in here either (it would spoil an outer transaction).
         with transaction.atomic(using=_db(), savepoint=False):
             admission = user_limits.admit(client=ar.client, user=ar.user, now=now)
             if admission.admitted:
                 try:
-                    ar.save(force_insert=True, using=_db())
+                    if admission.supersede:
+                        superseded = _supersede(ar, admission.supersede, now)
+                    if superseded is None:
+                        admission.give_back()
+                    else:
+                        ar.save(force_insert=True, using=_db())
                 except BaseException:
                     admission.give_back()
                     raise
         if not admission.admitted:
             raise user_limits.refusal()
+        if superseded is None:
+            raise TemporarilyUnavailable()
+    for old in superseded or ():
+        _after_commit(signals.auth_request_cancelled, request=old, reason=CancelReason.SUPERSEDED)
     _after_commit(signals.auth_request_created, request=ar)
     _notify_device(ar)
+    return ar
+
+
+def _supersede(new: AuthenticationRequest, count: int, now: datetime) -> list[AuthenticationRequest] | None:
+    """Cancel the ``count`` oldest pending requests of ``new``'s client for its user (reason
+    ``superseded``), inside ``create_request``'s locked transaction; return those cancelled.
+
+    Oldest is first stored (``pk``): under the user's lock rows are inserted one after the
+    other, while ``created_at`` is taken before the lock and two racing requests may store
+    theirs in the other order.
+
+    The user's lock keeps every other new request for the user out, but not a decision: one
+    the user approves or denies meanwhile loses nothing (its conditional UPDATE, or ours,
+    finds the other's state) and, no longer pending, makes the same room. Nothing is sent to
+    the client (no ping, no push error): it caused the supersede, and its polls for the old
+    id get ``expired_token``. The poll state learns each before the commit; if it cannot,
+    the cancellations are rolled back (to a savepoint: the caller's transaction stays usable)
+    and ``None`` says the new request must not be stored either (``TemporarilyUnavailable``).
+    """
+    oldest = list(
+        AuthenticationRequest.objects.using(_db())
+        .filter(client=new.client, user=new.user, state=State.PENDING, expires_at__gt=now)
+        .select_related("client")
+        .order_by("pk")[:count]
+    )
+    cancelled = []
+    try:
+        with transaction.atomic(using=_db()):
+            for old in oldest:
+                if not old.transition_to(State.CANCELLED, cancel_reason=CancelReason.SUPERSEDED):
+                    continue  # decided or expired meanwhile: no longer pending either
+                poll_state().finish(old)
+                cancelled.append(old)
+    except PollStateUnavailable:
+        return None
+    return cancelled
+
+
+def cancel(ar: AuthenticationRequest, *, reason: str) -> AuthenticationRequest:
+    """Withdraw a pending request: it becomes ``cancelled`` with ``reason`` (a
+    ``CancelReason``: the client withdrew it, or a newer request superseded it).
+
+    The same conditional UPDATE as every decision, so a cancel racing an approval or a denial
+    ends in exactly one of them; the shared poll state learns it (the client's polls then get
+    ``expired_token``). No ping and no push callback is queued: the client asked for it (or,
+    superseded, caused it). After commit ``auth_request_cancelled`` fires, so the device's
+    prompt is withdrawn. ``RequestNotPending`` (with the state) when the request is no longer
+    pending, expired included.
+    """
+    if reason not in CancelReason.values:
+        raise ValueError(f"reason must be one of {CancelReason.values}, not {reason!r}")
+    now = timezone.now()
+    with transaction.atomic(using=_db()):
+        _transition(ar, State.CANCELLED, now, {"cancel_reason": reason})
+    _after_commit(signals.auth_request_cancelled, request=ar, reason=reason)
     return ar
 
 
@@ -353,13 +420,14 @@ def expire_due(*, now: datetime | None = None, batch_size: int = 500, limit: int
 
 
 def delete_finished(*, older_than: timedelta, batch_size: int = 1000, now: datetime | None = None) -> int:
-    """Delete finished requests (denied, expired, issued) last changed before ``now - older_than``.
+    """Delete finished requests (``AuthenticationRequest.FINISHED``: denied, expired, issued,
+    cancelled) last changed before ``now - older_than``.
 
     In batches, so a large backlog never holds one long transaction. Their callback rows go
     with them (only finished requests are deleted, so no callback is still owed).
     """
     cutoff = (now or timezone.now()) - older_than
-    finished = [State.DENIED, State.EXPIRED, State.ISSUED]
+    finished = sorted(AuthenticationRequest.FINISHED)
     deleted = 0
     while True:
         pks = list(

@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 
 from .views.automation import AutomatedApprovalView
 from .views.backchannel import BackchannelAuthenticationView
+from .views.cancel import BackchannelCancelView
 from .views.consent import AuthenticationRequestViewSet
 from .views.devices import DeviceViewSet
 from .views.passkeys import PasskeyViewSet
@@ -25,6 +26,12 @@ urlpatterns = [
         "backchannel-authentication/",
         BackchannelAuthenticationView.as_view(),
         name="backchannel-authentication",
+    ),
+    # An extension (CIBA Core has no cancel): the client withdraws its pending request.
+    path(
+        "backchannel-authentication/cancel/",
+        BackchannelCancelView.as_view(),
+        name="backchannel-authentication-cancel",
     ),
     path("ciba/user-code/", UserCodeView.as_view(), name="user-code"),
     # Off (404) unless CIBA["AUTOMATED_APPROVAL_SECRET"] is set: for conformance runs only.

@@ -15,8 +15,15 @@ so before a request is stored ``admit`` checks, for its user:
 Each is refused with the same ``access_denied`` (403, CIBA §13, "denied before any user
 interaction") and the same description (``REFUSAL``), which says nothing about which limit,
 or a block, was met: the client learns only that this user was identified, which ``login_hint``
-resolution already told it. At a cap the new request is refused; superseding the oldest
-pending one of the same client needs a cancelled state, which requests do not have yet.
+resolution already told it.
+
+What happens at ``MAX_PENDING_PER_CLIENT_USER`` is ``PENDING_CAP_ACTION``: ``"refuse"`` the new
+request, or ``"supersede"``: ``admit`` then admits it with ``Admission.supersede`` set (how many
+of this client's oldest pending requests for the user make way), and ``services.create_request``
+cancels them (reason ``superseded``) in the same locked transaction that stores the new one. A
+supersede replaces the client's own prompts one for one, so it never adds to the user's pending
+count: the user-wide cap still refuses a request it would refuse once those are gone (only
+when it was lowered below what is pending), and the block list and the rate always refuse.
 
 **No race lets one more through.** The pending counts are read from the database, which is
 their only truth (a request stops being pending by approval, denial, expiry or issue, in
@@ -151,6 +158,9 @@ class Admission:
 
     admitted: bool
     rate_key: str | None = None
+    #: With ``PENDING_CAP_ACTION="supersede"``: how many of the client's oldest pending
+    #: requests for the user to cancel before storing the new one (0: none).
+    supersede: int = 0
 
     def give_back(self) -> None:
         if self.rate_key is not None:
@@ -180,7 +190,7 @@ def admit(*, client: Any, user: Any, now: datetime) -> Admission:
     waited, attempt = 0.0, 0
     while not try_lock_user(user, using=using):
         snapshot = _counts(client, user, now, using=using, since=db_since)
-        if _refuses(snapshot, allowed) or (key is not None and (_safely_get(key) or 0) >= allowed):
+        if _verdict(snapshot, allowed) is None or (key is not None and (_safely_get(key) or 0) >= allowed):
             return Admission(admitted=False)
         if waited >= LOCK_POLL_SECONDS:
             lock_user(user, using=using)  # bounded by the statement timeout
@@ -189,18 +199,25 @@ def admit(*, client: Any, user: Any, now: datetime) -> Admission:
         time.sleep(pause)
         waited, attempt = waited + pause, attempt + 1
     counts = _counts(client, user, now, using=using, since=db_since)
-    if _refuses(counts, allowed):
+    supersede = _verdict(counts, allowed)
+    if supersede is None:
         return Admission(admitted=False)
     if key is None:
-        return Admission(admitted=True)
+        return Admission(admitted=True, supersede=supersede)
     count = _safely_incr(key, period)
     if count is None:  # the cache failed: the database knows every request stored
         recent = _counts(client, user, now, using=using, since=since)["recent"]
-        return Admission(admitted=recent < allowed)
+        return Admission(admitted=recent < allowed, supersede=supersede)
     if count > allowed:
         _safely_decr(key)  # a refused request spends none of the user's rate
         return Admission(admitted=False)
-    return Admission(admitted=True, rate_key=key)
+    return Admission(admitted=True, rate_key=key, supersede=supersede)
+
+
+def supersedes() -> bool:
+    """Whether ``PENDING_CAP_ACTION`` makes a new request at the (client, user) cap replace
+    the client's oldest pending one instead of being refused."""
+    return ciba_settings.PENDING_CAP_ACTION == "supersede"
 
 
 def try_lock_user(user: Any, *, using: str) -> bool:
@@ -257,18 +274,23 @@ def _counts(client: Any, user: Any, now: datetime, *, using: str, since: datetim
     return row or dict.fromkeys(fields, 0)
 
 
-def _refuses(counts: dict[str, Any], allowed: int) -> bool:
-    """Whether ``counts`` refuse a new request: a block, a cap met, or (counted in the
-    database) the rate spent."""
-    return bool(counts["blocked"]) or _over(counts) or ("recent" in counts and counts["recent"] >= allowed)
-
-
-def _over(counts: dict[str, Any]) -> bool:
-    per_user = ciba_settings.MAX_PENDING_PER_USER
+def _verdict(counts: dict[str, Any], allowed: int) -> int | None:
+    """What ``counts`` make of a new request: ``None`` refuses it (a block, a cap met, or,
+    counted in the database, the rate spent); otherwise how many of the client's oldest
+    pending requests it supersedes (0 unless ``supersedes()`` and the (client, user) cap is
+    met: enough to bring the client one below that cap, should it have been lowered)."""
+    if counts["blocked"] or ("recent" in counts and counts["recent"] >= allowed):
+        return None
     per_client_user = ciba_settings.MAX_PENDING_PER_CLIENT_USER
-    return (per_user is not None and counts["pending"] >= per_user) or (
-        per_client_user is not None and counts["pending_here"] >= per_client_user
-    )
+    supersede = 0
+    if per_client_user is not None and counts["pending_here"] >= per_client_user:
+        if not supersedes() or per_client_user < 1:  # a cap of 0 leaves nothing to replace
+            return None
+        supersede = counts["pending_here"] - per_client_user + 1
+    per_user = ciba_settings.MAX_PENDING_PER_USER
+    if per_user is not None and counts["pending"] - supersede >= per_user:
+        return None
+    return supersede
 
 
 def _rate_key(user: Any, period: int, now: datetime) -> str:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import NoReverseMatch, reverse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
 
@@ -18,8 +19,12 @@ from .. import assurance, constants, profile
 from .. import authorization_details as rar
 from ..client_registration import registration_endpoint
 from ..conf import ciba_settings
-from ..endpoints import backchannel_authentication_endpoint, mtls_endpoint_aliases
+from ..endpoints import absolute_url, backchannel_authentication_endpoint, mtls_endpoint_aliases
 from ..signing import id_token_algs_available
+
+#: This server's extension (ciba.views.cancel): not a member CIBA Core 1.0 defines.
+CANCEL_ENDPOINT = "backchannel_authentication_cancel_endpoint"
+CANCEL_URL_NAME = "ciba:backchannel-authentication-cancel"
 
 
 def supported_grant_types() -> list[str]:
@@ -63,8 +68,14 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
     data["subject_types_supported"] = list(ciba_settings.SUBJECT_TYPES_SUPPORTED)
     # OIDC Discovery defaults it to false: the claims request (OIDC Core §5.5) is honoured.
     data["claims_parameter_supported"] = True
+    cancel = _cancel_path()
+    if cancel:
+        # An extension (the client withdraws its pending request), under its own clear name.
+        data[CANCEL_ENDPOINT] = absolute_url(request, cancel)
     aliases = mtls_endpoint_aliases(request)
     if aliases:
+        if cancel and "backchannel_authentication_endpoint" in aliases:
+            aliases[CANCEL_ENDPOINT] = ciba_settings.MTLS_BASE_URL.rstrip("/") + cancel
         data["mtls_endpoint_aliases"] = aliases
     if acr_values := assurance.acr_values_supported():
         data["acr_values_supported"] = acr_values
@@ -77,6 +88,15 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
         # RFC 9396 §10: the types a client may register and send (CIBA["AUTHORIZATION_DETAILS_TYPES"]).
         data["authorization_details_types_supported"] = types
     return data
+
+
+def _cancel_path() -> str:
+    """The cancel endpoint's path; empty when the site's URLconf does not route it (a site
+    that includes only some of ``ciba.urls`` advertises nothing it does not serve)."""
+    try:
+        return reverse(CANCEL_URL_NAME)
+    except NoReverseMatch:
+        return ""
 
 
 def _with_ciba_metadata(request: HttpRequest, response: HttpResponse) -> HttpResponse:

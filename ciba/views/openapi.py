@@ -41,6 +41,21 @@ BACKCHANNEL_RESPONSE = inline_serializer(
         "interval": serializers.IntegerField(required=False),
     },
 )
+CANCEL_REQUEST = inline_serializer(
+    "BackchannelCancelRequest",
+    {
+        "auth_req_id": serializers.CharField(
+            max_length=255, help_text="The auth_req_id of a pending request this client started."
+        ),
+    },
+)
+CANCEL_RESPONSE = inline_serializer(
+    "BackchannelCancelResponse",
+    {
+        "auth_req_id": serializers.CharField(),
+        "state": serializers.CharField(help_text="Always cancelled."),
+    },
+)
 OAUTH_ERROR = inline_serializer(
     "OAuthError",
     {"error": serializers.CharField(), "error_description": serializers.CharField(required=False)},
