@@ -17,6 +17,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
 from django.db import models
+from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -26,13 +27,14 @@ from oauth2_provider.admin import ApplicationAdmin, mask_credential
 from oauth2_provider.forms import ApplicationForm
 
 from . import authorization_details as rar
-from . import constants, profile, registration_rules, services, user_codes
+from . import constants, profile, registration_rules, services, subjects, user_codes
 from .client_registration import initial_access_tokens
-from .errors import CibaError
+from .errors import CibaError, InvalidClientMetadata
 from .models import (
     ApprovalEvidence,
     AuthenticationRequest,
     CallbackDelivery,
+    ClientBlock,
     ConsentClient,
     Device,
     InitialAccessToken,
@@ -137,6 +139,18 @@ class CibaApplicationForm(ApplicationForm):
                 )
         return data
 
+    def _post_clean(self) -> None:
+        """The sector identifier document is fetched and checked once the model is valid (its
+        URLs are known then): it must list the client's redirect URIs and, for a CIBA client,
+        the hosts of its ``jwks_uri`` and notification endpoint (``ciba.subjects``), as dynamic
+        registration checks it."""
+        super()._post_clean()
+        if not self.errors and self.instance.sector_identifier_uri:
+            try:
+                subjects.check_client_sector(self.instance)
+            except InvalidClientMetadata as exc:
+                self.add_error("sector_identifier_uri", exc.description)
+
 
 CIBA_FIELDS = (
     "backchannel_token_delivery_mode",
@@ -190,10 +204,17 @@ class CibaApplicationAdmin(ApplicationAdmin):
         "backchannel_token_delivery_mode",
         "grant_types_listed",
         "approval_level",
+        "subject_type",
+        "reported_requests",
+        "blocks",
     )
     #: A new client starts as one CIBA can use: confidential, with ID tokens signed by the server's key.
     new_client_defaults = {"client_type": "confidential", "algorithm": "RS256"}
-    list_filter = ApplicationAdmin.list_filter + ("backchannel_token_delivery_mode", "approval_level")
+    list_filter = ApplicationAdmin.list_filter + (
+        "backchannel_token_delivery_mode",
+        "approval_level",
+        "subject_type",
+    )
     radio_fields = {**ApplicationAdmin.radio_fields, "backchannel_token_delivery_mode": admin.HORIZONTAL}
     search_fields = ApplicationAdmin.search_fields + ("client_id",)
     # A URL typed without a scheme is an https URL: the endpoints must be https anyway. An
@@ -260,6 +281,18 @@ class CibaApplicationAdmin(ApplicationAdmin):
             },
         ),
         (
+            _("Subject identifiers"),
+            {
+                "fields": ("subject_type", "sector_identifier_uri"),
+                "description": _(
+                    "Which sub this client sees for a user (OIDC Core 8): the same as every client "
+                    "(public) or its own (pairwise, per sector: the host of the sector identifier URI, "
+                    "else of the client's URLs). Empty: the server's default. The sector identifier "
+                    "document is fetched and checked on save."
+                ),
+            },
+        ),
+        (
             _("Redirects and origins"),
             {
                 "fields": ("redirect_uris", "post_logout_redirect_uris", "allowed_origins"),
@@ -289,6 +322,48 @@ class CibaApplicationAdmin(ApplicationAdmin):
         ),
     )
     readonly_fields = (*ApplicationAdmin.readonly_fields, "software_statement", "registration_access_token")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        """With each client's reported requests and blocks counted, one subquery each per row
+        of the page (a join of both tables would multiply them)."""
+        reported = (
+            AuthenticationRequest.objects.filter(client=OuterRef("pk"), reported_at__isnull=False)
+            .order_by()
+            .values("client")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        blocks = (
+            ClientBlock.objects.filter(client=OuterRef("pk"))
+            .order_by()
+            .values("client")
+            .annotate(n=Count("pk"))
+        ).values("n")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _reported=Subquery(reported, output_field=IntegerField()),
+                _blocks=Subquery(blocks, output_field=IntegerField()),
+            )
+        )
+
+    @admin.display(description=_("reported requests"), ordering="_reported")
+    def reported_requests(self, obj: Any) -> Any:
+        """Requests users said they did not ask for, linked to the request list filtered on them."""
+        count = getattr(obj, "_reported", None) or 0
+        if not count:
+            return 0
+        url = reverse("admin:ciba_authenticationrequest_changelist")
+        return format_html('<a href="{}?client__id__exact={}&amp;reported=yes">{}</a>', url, obj.pk, count)
+
+    @admin.display(description=_("blocked by users"), ordering="_blocks")
+    def blocks(self, obj: Any) -> Any:
+        count = getattr(obj, "_blocks", None) or 0
+        if not count:
+            return 0
+        url = reverse("admin:ciba_clientblock_changelist")
+        return format_html('<a href="{}?client__id__exact={}">{}</a>', url, obj.pk, count)
 
     @admin.display(description=_("grant types"))
     def grant_types_listed(self, obj: Any) -> str:
@@ -519,6 +594,23 @@ def _client_data(stored: str) -> Any:
     return stored
 
 
+class ReportedFilter(admin.SimpleListFilter):
+    """Requests the user said they did not ask for ("I did not ask for this")."""
+
+    title = _("reported by the user")
+    parameter_name = "reported"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return (("yes", _("Reported")), ("no", _("Not reported")))
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "yes":
+            return queryset.filter(reported_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(reported_at__isnull=True)
+        return queryset
+
+
 @admin.register(AuthenticationRequest)
 class AuthenticationRequestAdmin(ReadOnlyAdmin):
     """Read-only: requests change state only through the protocol and consent API.
@@ -532,12 +624,16 @@ class AuthenticationRequestAdmin(ReadOnlyAdmin):
         "client",
         "user",
         "state",
+        "cancel_reason",
+        "reported_at",
         "device_notification_status",
         "created_at",
         "expires_at",
     )
     list_filter = (
         "state",
+        ReportedFilter,
+        "cancel_reason",
         "device_notification_status",
         "hint_kind",
         "client__backchannel_token_delivery_mode",
@@ -574,6 +670,8 @@ class AuthenticationRequestAdmin(ReadOnlyAdmin):
         "expires_at",
         "decided_at",
         "decided_by",
+        "cancel_reason",
+        "reported_at",
         "issued_at",
         "last_polled_at",
         "updated_at",
@@ -656,6 +754,26 @@ def _json_block(value: Any) -> str:
         return "-"
     text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
+
+
+@admin.register(ClientBlock)
+class ClientBlockAdmin(admin.ModelAdmin):
+    """A user's "do not let this client ask me again". Users make and lift blocks themselves
+    (the device page, the consent API); staff may look, lift one (delete) or add one for a
+    user who asked support to, never edit one in place."""
+
+    list_display = ("user", "client", "created_at", "reported_request")
+    list_select_related = ("user", "client", "reported_request")
+    list_filter = ("created_at",)
+    search_fields = ("client__name", "client__client_id") + _user_search_fields()
+    raw_id_fields = ("user", "client", "reported_request")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    fields = ("user", "client", "reported_request", "created_at")
+    readonly_fields = ("created_at",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields if obj is not None else self.readonly_fields
 
 
 @admin.register(Device)

@@ -15,6 +15,18 @@ entry to a worker, and a task that finds the entry leased by another (say, one k
 comes back when that lease runs out. Leases, claims, deferral, the retry plan and the sweep's
 lock are the outbox engine's (``ciba.outbox_engine``, ``OUTBOX`` below); the notifiers, the
 poll state and what is recorded on the request are this module's.
+
+**Withdrawals.** The same row is also the outbox entry of the prompt's withdrawal, its second
+phase (``WITHDRAWALS``): once the request is no longer actionable (decided on any device,
+expired, cancelled, superseded) and a notification was attempted, the notifiers are run again
+through ``withdraw`` so no phone keeps a dead prompt. The entry is owed while its due time is
+set (``_owed``); the receivers of the state-change signals set it after the change commits
+(``mark_withdrawal``) and hand it to ``ciba.withdraw_device_prompt``; a notification still in
+flight at that moment sets it itself when it records its outcome, so its withdrawal follows
+it (both hold the same lease column: a withdrawal waits for a running notification). Retries,
+the sweep and deferral are the engine's, as for notifications; a withdrawal that cannot be
+sent is retried for a while (``WITHDRAWAL_WINDOW`` past the request's end) and never touches
+the decision, which committed before it was even queued.
 """
 
 from __future__ import annotations
@@ -23,10 +35,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.utils import timezone
 
-from . import dispatch
+from . import dispatch, signals
 from .conf import ciba_settings
 from .errors import NotificationError
 from .models import AuthenticationRequest, Device
@@ -137,7 +149,7 @@ def _run_batch(pks: list[int], now: datetime) -> int:
             device_notification_error="",
             device_notified_at=now,
             device_notification_lease_until=None,
-            device_notification_due_at=None,
+            device_notification_due_at=_due(now, None),
             device_notification_retry=None,
         )
     return len(requests)
@@ -150,7 +162,10 @@ def sweep(now: datetime | None = None, limit: int = 500) -> int:
     At most one sweep runs at a time (``dispatch.sweeping``); a second one at once would be
     harmless all the same: the batch task claims its rows with ``SKIP LOCKED``, and a
     per-request task finds its row leased and does nothing."""
-    return OUTBOX.sweep(lambda now: OUTBOX.hand_out(now, limit), _send, now)
+    notifications = OUTBOX.sweep(lambda now: OUTBOX.hand_out(now, limit), _send, now)
+    return notifications + WITHDRAWALS.sweep(
+        lambda now: WITHDRAWALS.hand_out(now, limit), _send_withdrawals, now
+    )
 
 
 def _send(pks: list[int]) -> list[int]:
@@ -199,9 +214,154 @@ def _record(ar: AuthenticationRequest, failed: dict[str, Outcome], now: datetime
         device_notification_error=error,
         device_notified_at=now if not failed else None,
         device_notification_lease_until=None,
-        device_notification_due_at=now + timedelta(seconds=delay) if delay is not None else None,
+        device_notification_due_at=_due(now, now + timedelta(seconds=delay) if delay is not None else None),
         device_notification_retry=retry if can_retry else None,
     )
     if delay is not None:
         dispatch.send(dispatch.NOTIFY_DEVICE, ar.pk, countdown=delay)
     return status
+
+
+def _due(now: datetime, planned: datetime | None) -> Case:
+    """The due time a notification records: ``planned`` (its retry, or None when done) while
+    the request is actionable; ``now`` once it is not, which makes the withdrawal owed. In the
+    same UPDATE as the outcome, so a decision that committed while the notifiers ran is never
+    missed: the row is re-read under its lock, whatever this worker saw at its claim."""
+    return Case(
+        When(_actionable(now), then=Value(planned, output_field=DateTimeField())),
+        default=Value(now, output_field=DateTimeField()),
+        output_field=DateTimeField(),
+    )
+
+
+# --- withdrawals: the prompt's second phase on the same row --------------------------------------
+
+#: How long past the request's end (its expiry, or the decision if later) a withdrawal that
+#: keeps failing is retried: a prompt shown with ``requireInteraction`` stays until removed,
+#: but a push service keeps a message a day at most (``webpush.WITHDRAWAL_TTL``).
+WITHDRAWAL_WINDOW = timedelta(hours=1)
+
+
+def _actionable(now: datetime) -> Q:
+    return Q(state=AuthenticationRequest.State.PENDING, expires_at__gt=now)
+
+
+def _owed(now: datetime) -> Q:
+    """An entry that owes a withdrawal: its request no longer actionable, a notification
+    attempted, and its due time set (cleared once the withdrawal is done or given up)."""
+    return ~_actionable(now) & Q(device_notification_attempts__gt=0, device_notification_due_at__isnull=False)
+
+
+#: The withdrawal outbox: the same rows, lease and due time as ``OUTBOX``, in their second
+#: phase (the two conditions never hold at once: one needs the request actionable, the other
+#: not).
+WITHDRAWALS = Outbox(
+    name="withdrawals",
+    model=AuthenticationRequest,
+    open=_owed,
+    lease_field="device_notification_lease_until",
+    due_field="device_notification_due_at",
+    lease_calls=2,
+    retry_settings="NOTIFY",
+    handoff=False,
+    sweep_grace=SWEEP_GRACE,
+)
+
+
+def mark_withdrawal(request_pk: int, now: datetime | None = None) -> bool:
+    """Make the withdrawal of a request that is no longer actionable owed, and hand it to a
+    worker; False when there is nothing to withdraw (no notification was attempted or is in
+    flight, or the request is still actionable). A notification in flight (its lease held)
+    is marked too: the withdrawal task waits for its lease, then withdraws what it sent."""
+    now = now or timezone.now()
+    in_flight = Q(device_notification_lease_until__gte=now)
+    marked = (
+        AuthenticationRequest.objects.filter(pk=request_pk)
+        .exclude(_actionable(now))
+        .filter(Q(device_notification_attempts__gt=0) | in_flight)
+        .update(device_notification_due_at=now, device_notification_retry=None)
+    )
+    if marked:
+        dispatch.send(dispatch.WITHDRAW_PROMPT, request_pk)
+    return bool(marked)
+
+
+def withdraw(request_pk: int) -> str:
+    """Run the notifiers' withdrawals for one request; return ``withdrawn``, ``retrying``,
+    ``failed``, ``deferred`` (a notification or another withdrawal holds the entry) or
+    ``skipped`` (nothing owed)."""
+    now = timezone.now()
+    lease = WITHDRAWALS.claim(request_pk, now)
+    if lease is None:
+        return WITHDRAWALS.defer(dispatch.WITHDRAW_PROMPT, request_pk, now)
+    ar = AuthenticationRequest.objects.select_related("client").filter(pk=request_pk).first()
+    if ar is None:
+        return "skipped"
+    # Progress of a withdrawal that failed before: its attempts and the notifiers still owing
+    # it. Anything else in the column (a notification's retry list) is the first attempt.
+    progress = ar.device_notification_retry if isinstance(ar.device_notification_retry, dict) else {}
+    attempts = int(progress.get("withdrawal_attempts", 0)) + 1
+    ar.notification_id = ar.device_notification_id or str(ar.pk)
+    devices = list(Device.objects.filter(user_id=ar.user_id))
+    failed = {
+        path: outcome
+        for path, notifier_class in _notifiers(progress.get("notifiers") or None).items()
+        if not (outcome := _run_withdrawal(path, notifier_class, ar, devices)).delivered
+    }
+    retry = [path for path, outcome in failed.items() if outcome.retry]
+    deadline = max(ar.expires_at, ar.updated_at) + WITHDRAWAL_WINDOW
+    delay = WITHDRAWALS.retry_plan().next_delay(attempts, worth_it=bool(retry), now=now, deadline=deadline)
+    fields: dict[str, Any] = {
+        "device_notification_due_at": now + timedelta(seconds=delay) if delay is not None else None,
+        "device_notification_retry": (
+            {"withdrawal_attempts": attempts, "notifiers": retry} if delay is not None else None
+        ),
+    }
+    if failed:
+        errors = "; ".join(f"{p.rsplit('.', 1)[-1]}: {o.error}" for p, o in failed.items())
+        fields["device_notification_error"] = f"withdrawal: {errors}"[:2000]
+        logger.warning("Withdrawing the prompt of CIBA request %s failed: %s", ar.pk, errors)
+    WITHDRAWALS.release(ar.pk, lease, **fields)
+    if delay is not None:
+        dispatch.send(dispatch.WITHDRAW_PROMPT, ar.pk, countdown=delay)
+        return "retrying"
+    return "failed" if failed else "withdrawn"
+
+
+def _run_withdrawal(
+    path: str, notifier_class: Any, ar: AuthenticationRequest, devices: list[Device]
+) -> Outcome:
+    notifier = notifier_class()
+    if not hasattr(notifier, "withdraw"):
+        return Outcome.ok()  # a notifier outside the BaseNotifier contract: nothing to withdraw
+    try:
+        return notifier.withdraw(auth_request=ar, devices=devices)
+    except NotificationError as exc:
+        return Outcome.failed(str(exc), retry=exc.transient)
+    except Exception as exc:  # noqa: BLE001 - a broken notifier is recorded, never fatal
+        logger.exception("Notifier %s failed to withdraw CIBA request %s", path, ar.pk)
+        return Outcome.failed(f"{type(exc).__name__}: {exc}", retry=False)
+
+
+def _send_withdrawals(pks: list[int]) -> list[int]:
+    for pk in pks:
+        dispatch.send(dispatch.WITHDRAW_PROMPT, pk)
+    return []
+
+
+def _on_finished(sender: Any, request: AuthenticationRequest, **kwargs: Any) -> None:
+    """After a request stopped being actionable (the signal fires after commit): owe its
+    withdrawal. Never raises: the decision it follows is committed and answered already."""
+    try:
+        mark_withdrawal(request.pk)
+    except Exception:  # noqa: BLE001 - the sweep cannot help here, but the decision stands
+        logger.exception("Could not queue the withdrawal of the prompt of CIBA request %s", request.pk)
+
+
+for _signal in (
+    signals.auth_request_approved,
+    signals.auth_request_denied,
+    signals.auth_request_expired,
+    signals.auth_request_cancelled,
+):
+    _signal.connect(_on_finished, weak=False, dispatch_uid=f"ciba.device_outbox.withdraw.{id(_signal)}")

@@ -45,6 +45,7 @@ logger = logging.getLogger("ciba.dispatch")
 #: Task names: wire values in the broker, so they never change.
 NOTIFY_DEVICE = "ciba.notify_authentication_device"
 NOTIFY_DUE = "ciba.notify_due_devices"
+WITHDRAW_PROMPT = "ciba.withdraw_device_prompt"
 DELIVER_CALLBACK = "ciba.deliver_callback"
 DELIVER_CALLBACK_SLOW = "ciba.deliver_callback_slow"
 SWEEP_CALLBACK_OUTBOX = "ciba.sweep_callback_outbox"
@@ -67,6 +68,7 @@ TASK_ROUTES = {
     DELIVER_CALLBACK_SLOW: {"queue": "ciba-callbacks-slow"},
     NOTIFY_DEVICE: {"queue": "ciba-notify"},
     NOTIFY_DUE: {"queue": "ciba-notify"},
+    WITHDRAW_PROMPT: {"queue": "ciba-notify"},
     SWEEP_CALLBACK_OUTBOX: {"queue": "ciba-sweeps"},
     SWEEP_NOTIFICATION_OUTBOX: {"queue": "ciba-sweeps"},
     SWEEP_CALLBACKS: {"queue": "ciba-sweeps"},
@@ -84,6 +86,7 @@ BEAT_SCHEDULE = {
 SUBJECTS = {
     NOTIFY_DEVICE: "the device notification for CIBA request",
     NOTIFY_DUE: "the batch of due device notifications",
+    WITHDRAW_PROMPT: "the withdrawal of the device prompt of CIBA request",
     DELIVER_CALLBACK: "CIBA callback",
     DELIVER_CALLBACK_SLOW: "CIBA callback (slow lane)",
     SWEEP_CALLBACK_OUTBOX: "the CIBA callback sweep",

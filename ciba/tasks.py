@@ -3,7 +3,7 @@
 Their names are wire values (``ciba.dispatch`` sends them by name) and never change. Each is
 safe to run twice: the work it wraps re-checks the state it acts on.
 
-The two that talk to the outside world acknowledge late and are *requeued* when the pool child
+The ones that talk to the outside world acknowledge late and are *requeued* when the pool child
 running them dies (``reject_on_worker_lost``): Celery's default would acknowledge the lost
 message and the only trace of the work would be the outbox row. A task that kills its worker
 every time cannot loop for ever: each claim counts an attempt, and the outbox gives up after
@@ -28,6 +28,13 @@ def notify_due_devices() -> int:
     """Run every due device notification in batches (``device_outbox.notify_due``); sent once
     per ``NOTIFY_BATCH_WINDOW`` by the web processes instead of one task per request."""
     return device_outbox.notify_due()
+
+
+@shared_task(name=dispatch.WITHDRAW_PROMPT, acks_late=True, reject_on_worker_lost=True, ignore_result=False)
+def withdraw_device_prompt(request_pk: int) -> str:
+    """Tell the user's devices that a request they were shown no longer awaits a decision
+    (``ciba.device_outbox.withdraw``)."""
+    return device_outbox.withdraw(request_pk)
 
 
 @shared_task(name=dispatch.DELIVER_CALLBACK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 
 from .views.automation import AutomatedApprovalView
 from .views.backchannel import BackchannelAuthenticationView
+from .views.blocks import ClientBlockViewSet
 from .views.cancel import BackchannelCancelView
 from .views.consent import AuthenticationRequestViewSet
 from .views.devices import DeviceViewSet
@@ -20,6 +21,7 @@ router = SimpleRouter()
 router.register("ciba/requests", AuthenticationRequestViewSet, basename="request")
 router.register("ciba/devices", DeviceViewSet, basename="device")
 router.register("ciba/passkeys", PasskeyViewSet, basename="passkey")
+router.register("ciba/blocks", ClientBlockViewSet, basename="block")
 
 urlpatterns = [
     path(

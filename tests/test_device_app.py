@@ -483,3 +483,34 @@ def test_a_passkey_sign_in_that_is_not_a_credential_is_a_400(client, db, body):
     response = client.post(PASSKEY_SIGN_IN, body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"] in ("invalid_request", "invalid_authentication")
+
+
+# --- issue 27: withdrawn prompts, "I did not ask for this", blocked services -------------------------
+
+
+def test_the_service_worker_closes_a_withdrawn_prompt_and_tells_the_open_pages(client, db):
+    body = client.get("/ciba/device/sw.js").content.decode()
+    assert "ciba.authentication_withdrawn" in body
+    assert 'getNotifications({ tag: "ciba-" + data.auth_req_id })' in body
+    assert 'type: "ciba.withdrawn"' in body
+
+
+def test_each_request_card_offers_a_report_with_a_block_checkbox(client, alice):
+    client.force_login(alice)
+    page = text_of(client.get(PAGE))
+    template = page[page.index('id="ciba-request-template"') : page.index('id="ciba-passkey-template"')]
+    assert 'class="report link"' in template and "I did not ask for this" in template
+    assert 'class="confirm-report" hidden' in template and 'class="block-client"' in template
+    assert 'class="withdrawn-note" role="status" hidden' in template
+    messages = json.loads(
+        re.search(r'<script id="ciba-device-messages" type="application/json">(.*?)</script>', page).group(1)
+    )
+    assert messages["alsoBlock"] == "Also block {client} from asking me again"
+    assert messages["withdrawn"] == "Withdrawn by {client}."
+
+
+def test_the_page_offers_the_blocked_services_section_through_the_block_list_api(client, alice):
+    client.force_login(alice)
+    page = text_of(client.get(PAGE))
+    assert root_data(page)["data-blocks-url"] == "/o/ciba/blocks/"
+    assert 'id="ciba-blocks"' in page and "Blocked services" in page

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from ..conf import ciba_settings
 from ..errors import NotificationError
-from .notifier_base import BaseNotifier, notification_payload
+from .notifier_base import BaseNotifier, notification_payload, withdrawal_payload
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,16 @@ class _Batch:
     app: Any
     data: dict[str, str]
     ttl: int
+
+
+#: How long FCM keeps a withdrawal for an offline phone (the prompt it withdraws may still
+#: be shown after the request's expiry).
+WITHDRAWAL_TTL = 24 * 3600
+
+
+def _strings(payload: dict[str, Any]) -> dict[str, str]:
+    """FCM data values must be strings: anything else travels as JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in payload.items()}
 
 
 class FcmNotifier(BaseNotifier):
@@ -46,15 +56,12 @@ class FcmNotifier(BaseNotifier):
         import firebase_admin  # an optional extra: imported only where it is used
         from firebase_admin import exceptions, messaging
 
-        payload = notification_payload(auth_request)
-        data = {
-            k: v if isinstance(v, str) else json.dumps(v, separators=(",", ":")) for k, v in payload.items()
-        }
+        data = _strings(notification_payload(auth_request))
         ttl = max(1, int((auth_request.expires_at - timezone.now()).total_seconds()))
         yield _Batch(messaging, exceptions, self._app(firebase_admin), data, ttl)
 
     def send_one(self, *, auth_request: Any, target: Any, context: _Batch) -> None:
-        messaging, exceptions = context.messaging, context.exceptions
+        messaging = context.messaging
         message = _message(
             messaging,
             target.token,
@@ -62,6 +69,35 @@ class FcmNotifier(BaseNotifier):
             android=messaging.AndroidConfig(priority="high", ttl=context.ttl),
             apns=messaging.APNSConfig(headers={"apns-priority": "10", "apns-push-type": "alert"}),
         )
+        self._deliver(message, target, context)
+
+    @contextlib.contextmanager
+    def prepare_withdrawal(self, *, auth_request: Any) -> Iterator[_Batch]:
+        import firebase_admin
+        from firebase_admin import exceptions, messaging
+
+        data = _strings(withdrawal_payload(auth_request))
+        yield _Batch(messaging, exceptions, self._app(firebase_admin), data, WITHDRAWAL_TTL)
+
+    def withdraw_one(self, *, auth_request: Any, target: Any, context: _Batch) -> None:
+        """A data message the app uses to remove the prompt: normal priority on Android and a
+        background push on APNs (nothing to show, no need to wake the phone)."""
+        messaging = context.messaging
+        message = _message(
+            messaging,
+            target.token,
+            data=context.data,
+            android=messaging.AndroidConfig(priority="normal", ttl=context.ttl),
+            apns=messaging.APNSConfig(
+                headers={"apns-priority": "5", "apns-push-type": "background"},
+                payload=messaging.APNSPayload(aps=messaging.Aps(content_available=True)),
+            ),
+        )
+        self._deliver(message, target, context)
+
+    @staticmethod
+    def _deliver(message: Any, target: Any, context: _Batch) -> None:
+        messaging, exceptions = context.messaging, context.exceptions
         try:
             messaging.send(message, app=context.app)
         except (

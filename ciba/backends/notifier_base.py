@@ -8,6 +8,12 @@ usually implement only ``send_one``: the base picks the targets, loops, and comb
 failures once (the notification counts as sent when any target was reached). A failure worth
 retrying is retried with backoff; a notification failure never fails or loses the CIBA
 request: the user can still find it in the consent API.
+
+Once the request stops being actionable (approved or denied on any device, expired, cancelled
+by its client, superseded) the same notifiers withdraw the prompt they showed:
+``withdraw(*, auth_request, devices) -> Outcome``, through ``withdraw_one`` and
+``prepare_withdrawal`` as ``send`` goes through ``send_one`` and ``prepare``. A notifier that
+does not implement ``withdraw_one`` withdraws nothing (a prompt it showed goes stale, as before).
 """
 
 from __future__ import annotations
@@ -59,16 +65,28 @@ class BaseNotifier:
         return problems
 
     def send(self, *, auth_request: Any, devices: Sequence[Any]) -> Outcome:
+        return self._each(auth_request, devices, self.prepare, self.send_one)
+
+    def withdraw(self, *, auth_request: Any, devices: Sequence[Any]) -> Outcome:
+        """Tell the targets ``send`` reached that ``auth_request`` no longer awaits a decision,
+        so a phone never shows a dead prompt. Nothing happens for a notifier without
+        ``withdraw_one`` (the contract predates withdrawals)."""
+        if type(self).withdraw_one is BaseNotifier.withdraw_one:
+            return Outcome.ok()
+        return self._each(auth_request, devices, self.prepare_withdrawal, self.withdraw_one)
+
+    def _each(self, auth_request: Any, devices: Sequence[Any], prepare: Any, one: Any) -> Outcome:
+        """The loop ``send`` and ``withdraw`` share: every target, failures combined once."""
         targets = self.targets(auth_request=auth_request, devices=devices)
         if not targets:
             return Outcome.ok()
         if problems := self.configuration_problems():
             return Outcome.failed("; ".join(problems) + ".", retry=False)
         outcomes = []
-        with self.prepare(auth_request=auth_request) as context:
+        with prepare(auth_request=auth_request) as context:
             for target in targets:
                 try:
-                    self.send_one(auth_request=auth_request, target=target, context=context)
+                    one(auth_request=auth_request, target=target, context=context)
                 except NotificationError as exc:
                     outcomes.append(Outcome.failed(str(exc), retry=exc.transient))
                 else:
@@ -85,6 +103,14 @@ class BaseNotifier:
         yield None
 
     def send_one(self, *, auth_request: Any, target: Any, context: Any) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def prepare_withdrawal(self, *, auth_request: Any) -> Iterator[Any]:
+        yield None
+
+    def withdraw_one(self, *, auth_request: Any, target: Any, context: Any) -> None:
+        """Withdraw the prompt from one target; raise ``NotificationError`` as ``send_one``."""
         raise NotImplementedError
 
 
@@ -127,6 +153,25 @@ def short_form(details: list[dict[str, Any]]) -> list[dict[str, str]]:
         return [{"type": str(d.get("type", "")), "summary": ""} for d in details]
     limit = min(SUMMARY_MAX_CHARS, SUMMARIES_MAX_CHARS // max(1, len(rendering)))
     return [{"type": r["type"], "summary": _shorten(r["summary"], limit)} for r in rendering]
+
+
+#: The event type of a withdrawal, in every notifier's message.
+WITHDRAWN_TYPE = "ciba.authentication_withdrawn"
+
+
+def withdrawal_payload(request: Any) -> dict[str, Any]:
+    """What a device needs to drop the prompt of ``request``: which request (the tag its
+    notification was shown under is ``ciba-<auth_req_id>``), what became of it (``state``:
+    approved, denied, expired, cancelled or issued; ``reason`` for a cancelled one: ``client``
+    or ``superseded``) and who asked, for a line such as "Withdrawn by <client>". Small on
+    purpose: it carries nothing the prompt did not already."""
+    return {
+        "type": WITHDRAWN_TYPE,
+        "auth_req_id": request.auth_req_id,
+        "state": request.effective_state(),
+        "reason": request.cancel_reason or "",
+        "client_name": request.client.name or request.client.client_id,
+    }
 
 
 def _shorten(text: str, limit: int) -> str:

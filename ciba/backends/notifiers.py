@@ -44,3 +44,12 @@ class LogNotifier(BaseNotifier):
             auth_request.binding_message,
             auth_request.expires_at.isoformat(),
         )
+
+    def withdraw_one(self, *, auth_request: Any, target: Any, context: Any) -> None:
+        logger.info(
+            "CIBA request …%s from %r for user %s no longer awaits a decision (%s)",
+            auth_request.auth_req_id[-6:],
+            str(auth_request.client),
+            auth_request.user_id,
+            auth_request.cancel_reason or auth_request.effective_state(),
+        )

@@ -15,7 +15,13 @@ from standardwebhooks import Webhook
 from ..conf import ciba_settings
 from ..errors import NotificationError
 from ..outbound import session, validate_outbound_url
-from .notifier_base import BaseNotifier, notification_payload, raise_for_status
+from .notifier_base import (
+    WITHDRAWN_TYPE,
+    BaseNotifier,
+    notification_payload,
+    raise_for_status,
+    withdrawal_payload,
+)
 
 
 class WebhookNotifier(BaseNotifier):
@@ -28,6 +34,11 @@ class WebhookNotifier(BaseNotifier):
     private addresses); a gateway on the site's own private network is allowed by
     ``WEBHOOK_NOTIFIER_ALLOW_PRIVATE_NETWORKS``, which opens that one URL and nothing else.
     One event per request carries all the user's devices: the gateway fans out.
+
+    When the request stops being actionable a second event, ``ciba.authentication_withdrawn``
+    (``withdrawal_payload``: the ``auth_req_id``, its ``state`` and ``reason``, the client's
+    name), signed the same way, tells the gateway to remove the prompt from those devices. Its
+    ``webhook-id`` is the notification's with ``_withdrawn`` appended.
     """
 
     event_type = "ciba.authentication_requested"
@@ -37,15 +48,25 @@ class WebhookNotifier(BaseNotifier):
         return [list(devices)]  # one event, listing every device
 
     def send_one(self, *, auth_request: Any, target: Any, context: Any) -> None:
+        self._post(auth_request, target, self.event_type, notification_payload(auth_request), "")
+
+    def withdraw_one(self, *, auth_request: Any, target: Any, context: Any) -> None:
+        data = withdrawal_payload(auth_request)
+        del data["type"]  # the event's own type says it
+        self._post(auth_request, target, WITHDRAWN_TYPE, data, "_withdrawn")
+
+    def _post(
+        self, auth_request: Any, target: Any, event_type: str, data: dict[str, Any], suffix: str
+    ) -> None:
         url, secret = ciba_settings.WEBHOOK_NOTIFIER_URL, ciba_settings.WEBHOOK_NOTIFIER_SECRET
-        message_id = f"msg_{getattr(auth_request, 'notification_id', None) or uuid.uuid4().hex}"
+        message_id = f"msg_{getattr(auth_request, 'notification_id', None) or uuid.uuid4().hex}{suffix}"
         now = datetime.now(UTC)
         body = json.dumps(
             {
-                "type": self.event_type,
+                "type": event_type,
                 "timestamp": now.isoformat(),
                 "data": {
-                    **notification_payload(auth_request),
+                    **data,
                     "user": {"id": str(auth_request.user_id)},
                     "devices": [_device_entry(d) for d in target],
                 },

@@ -14,7 +14,7 @@ from django.utils import timezone
 from .. import outbound
 from ..conf import ciba_settings
 from ..errors import NotificationError
-from .notifier_base import BaseNotifier, notification_payload, raise_for_status
+from .notifier_base import BaseNotifier, notification_payload, raise_for_status, withdrawal_payload
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,13 @@ class _Batch:
     key: Any
     data: bytes
     ttl: int
+    urgency: str = "high"
+
+
+#: How long a push service keeps a withdrawal for a phone that is offline: the prompt it
+#: withdraws stays on the lock screen (``requireInteraction``) until then, whatever the
+#: request's expiry, so the withdrawal outlives the request.
+WITHDRAWAL_TTL = 24 * 3600
 
 
 class WebPushNotifier(BaseNotifier):
@@ -44,14 +51,6 @@ class WebPushNotifier(BaseNotifier):
 
     @contextlib.contextmanager
     def prepare(self, *, auth_request: Any) -> Iterator[_Batch]:
-        from pywebpush import WebPushException, webpush  # an optional extra
-
-        key = ciba_settings.WEBPUSH_VAPID_PRIVATE_KEY
-        if key.lstrip().startswith("-----BEGIN"):
-            # pywebpush reads raw or DER keys from strings; PEM is what most tools write.
-            from py_vapid import Vapid
-
-            key = Vapid.from_pem(key.encode())
         # UTF-8 as is: a payee's name in \u escapes would take up to six times the room of the
         # 4 KB a push service accepts.
         data = json.dumps(
@@ -59,8 +58,30 @@ class WebPushNotifier(BaseNotifier):
             ensure_ascii=False,
         ).encode()
         ttl = max(1, int((auth_request.expires_at - timezone.now()).total_seconds()))
+        with self._batch(data, ttl, "high") as batch:
+            yield batch
+
+    @contextlib.contextmanager
+    def prepare_withdrawal(self, *, auth_request: Any) -> Iterator[_Batch]:
+        """A small data message: the service worker closes the notification tagged
+        ``ciba-<auth_req_id>`` and tells open device pages to refresh. ``normal`` urgency: a
+        prompt going away need not wake a sleeping phone, the next wake-up delivers it."""
+        data = json.dumps(withdrawal_payload(auth_request), ensure_ascii=False).encode()
+        with self._batch(data, WITHDRAWAL_TTL, "normal") as batch:
+            yield batch
+
+    @contextlib.contextmanager
+    def _batch(self, data: bytes, ttl: int, urgency: str) -> Iterator[_Batch]:
+        from pywebpush import WebPushException, webpush  # an optional extra
+
+        key = self.vapid_private_key()
+        if key.lstrip().startswith("-----BEGIN"):
+            # pywebpush reads raw or DER keys from strings; PEM is what most tools write.
+            from py_vapid import Vapid
+
+            key = Vapid.from_pem(key.encode())
         with self.session() as session:
-            yield _Batch(webpush, WebPushException, session, key, data, ttl)
+            yield _Batch(webpush, WebPushException, session, key, data, ttl, urgency)
 
     def send_one(self, *, auth_request: Any, target: Any, context: _Batch) -> None:
         what = f"webpush {target.public_id}"
@@ -69,9 +90,9 @@ class WebPushNotifier(BaseNotifier):
                 subscription_info=target.subscription,
                 data=context.data,
                 vapid_private_key=context.key,
-                vapid_claims={"sub": ciba_settings.WEBPUSH_VAPID_SUBJECT},
+                vapid_claims={"sub": self.vapid_subject()},
                 ttl=context.ttl,
-                headers={"urgency": "high"},
+                headers={"urgency": context.urgency},
                 timeout=ciba_settings.CALLBACK_READ_TIMEOUT,
                 requests_session=context.session,
             )
@@ -81,6 +102,17 @@ class WebPushNotifier(BaseNotifier):
             raise NotificationError(f"{what}: {type(exc).__name__}", transient=True) from None
         else:
             raise_for_status(what, response.status_code)
+
+    def withdraw_one(self, *, auth_request: Any, target: Any, context: _Batch) -> None:
+        self.send_one(auth_request=auth_request, target=target, context=context)
+
+    def vapid_private_key(self) -> str:
+        """The key that signs the VAPID JWT (``WEBPUSH_VAPID_PRIVATE_KEY``)."""
+        return ciba_settings.WEBPUSH_VAPID_PRIVATE_KEY
+
+    def vapid_subject(self) -> str:
+        """Who push services contact about this site (``WEBPUSH_VAPID_SUBJECT``)."""
+        return ciba_settings.WEBPUSH_VAPID_SUBJECT
 
     def session(self) -> requests.Session:
         return outbound.session()

@@ -21,6 +21,7 @@ One module a subject; importing this package registers every check (``ciba.apps`
 - ``bounded_dependencies``: bounded waits on the cache and the database.
 - ``workers``: the dispatch breaker, the sweeps, the slow lane, the broker, the task queues.
 - ``user_code_budgets``: how many wrong user codes may be tried.
+- ``user_protection``: the per-user caps and rate, the action at a cap, the subject types.
 - ``approval_levels``: authentication at approval (``APPROVAL_ACR``, the floors, the acr
   values discovery promises) and the passkey (WebAuthn) settings, with the RP ID deploy warning.
 - ``registrations``: registered clients and signing keys (the database checks).
@@ -47,6 +48,7 @@ from . import (  # noqa: F401  (each registers its checks)
     sender_constraints,
     site_setup,
     user_code_budgets,
+    user_protection,
     workers,
 )
 from .approval_levels import check_approval_levels, check_webauthn_rp_id
@@ -60,6 +62,7 @@ from .dynamic_registration import check_dynamic_registration, check_open_registr
 from .registrations import check_registered_clients, check_signing_keys
 from .site_setup import check_application_model, check_celery, check_oauth2_provider
 from .user_code_budgets import check_user_code_budgets
+from .user_protection import check_subject_types, check_user_limits
 from .workers import check_broker_hardening, check_task_queues, check_worker_settings
 
 __all__ = [
@@ -80,7 +83,9 @@ __all__ = [
     "check_outage_options",
     "check_registered_clients",
     "check_signing_keys",
+    "check_subject_types",
     "check_user_code_budgets",
+    "check_user_limits",
     "check_task_queues",
     "check_webauthn_rp_id",
     "check_worker_settings",

@@ -2,7 +2,7 @@
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
 ``ciba.E041`` were never issued. A new check takes the next free number
-(``ciba.E049``, ``ciba.W022``); an id is never reused.
+(``ciba.E051``, ``ciba.W022``); an id is never reused.
 """
 
 
@@ -53,6 +53,8 @@ class Codes:
     APPROVAL_ACR = "ciba.E046"
     APPROVAL_LEVEL = "ciba.E047"
     WEBAUTHN_SETTINGS = "ciba.E048"
+    SUBJECT_TYPES = "ciba.E049"
+    USER_PROTECTION = "ciba.E050"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"

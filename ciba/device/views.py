@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.template.loader import render_to_string
 from django.templatetags.static import static
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -64,6 +64,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "requests_url": reverse("ciba:request-list"),
             "devices_url": reverse("ciba:device-list"),
             "service_worker_url": reverse("ciba_device:service-worker"),
+            "blocks_url": _url_or_empty("ciba:block-list"),
             "vapid_public_key": _public_key_or_none(),
             "passkeys_enabled": assurance.passkeys_available(),
             "passkeys_url": reverse("ciba:passkey-list"),
@@ -74,6 +75,15 @@ def home(request: HttpRequest) -> HttpResponse:
             "messages_json": script_messages(),
         },
     )
+
+
+def _url_or_empty(name: str) -> str:
+    """A consent API route the site's URLconf may not have (an older ``ciba.urls`` included
+    piecemeal): "" hides the section that needs it instead of failing the page."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return ""
 
 
 def script_messages() -> dict[str, str]:
@@ -103,6 +113,22 @@ def script_messages() -> dict[str, str]:
         "goneTitle": _("Already decided"),
         "goneText": _("The request from {client} was decided elsewhere or no longer exists."),
         "failed": _("Your answer was not sent. Try again."),
+        # Requests the user did not ask for, and the sites they blocked.
+        "withdrawn": _("Withdrawn by {client}."),
+        "withdrawnTitle": _("Withdrawn"),
+        "withdrawnText": _("{client} withdrew the request before you decided."),
+        "reporting": _("Reporting…"),
+        "reportedTitle": _("Reported"),
+        "reportedText": _("You reported the request from {client} at {time}: it was denied."),
+        "reportedNext": _("Nothing was shared with {client}."),
+        "reportedBlockedNext": _(
+            "Nothing was shared with {client}, and it can no longer send you requests (see Blocked services)."
+        ),
+        "alsoBlock": _("Also block {client} from asking me again"),
+        "blocksNone": _("You have blocked no services."),
+        "blockedSince": _("Blocked since {date}"),
+        "unblockLabel": _("Unblock {client}"),
+        "unblocked": _("{client} can send you requests again."),
         "offline": _("Cannot reach the server. Retrying…"),
         "signedOut": _("You are signed out. Reload the page to sign in again."),
         "pushOff": _(

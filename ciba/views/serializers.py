@@ -188,9 +188,20 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
             "created_at",
             "expires_at",
             "decided_at",
+            "cancel_reason",
+            "reported_at",
             "device_notification_status",
         )
         read_only_fields = fields
+        extra_kwargs = {
+            "cancel_reason": {
+                "help_text": "Why a cancelled request was withdrawn: client (its client cancelled it) or "
+                "superseded (a newer request from the same client replaced it); empty otherwise."
+            },
+            "reported_at": {
+                "help_text": 'When the user said "I did not ask for this" (null: never reported).'
+            },
+        }
 
     def _display(self, obj: AuthenticationRequest) -> services.DetailsDisplay | None:
         """Rendered once per object and response (both fields need it)."""
@@ -430,3 +441,22 @@ def _is_p256_point(raw: bytes) -> bool:
     except ValueError:
         return False  # not on the curve
     return True
+
+
+class ClientBlockSerializer(serializers.Serializer):
+    """One client the user blocked from asking them: who, since when. The client's id is what
+    ``DELETE /ciba/blocks/{client_id}/`` takes to lift the block."""
+
+    client_id = serializers.CharField(source="client.client_id", read_only=True)
+    client_name = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    reported_request = serializers.SerializerMethodField(
+        help_text="The auth_req_id of the request reported when blocking (null if none, or deleted)."
+    )
+
+    def get_client_name(self, obj: Any) -> str:
+        return obj.client.name or obj.client.client_id
+
+    def get_reported_request(self, obj: Any) -> str | None:
+        request = obj.reported_request
+        return request.auth_req_id if request is not None else None

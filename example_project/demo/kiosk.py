@@ -35,9 +35,17 @@ DELIVERY = {
     "push": "the server sends the tokens to the kiosk",
 }
 CANCELLED = (
-    "Cancelled: the kiosk stopped waiting and will ignore an answer from the phone. The request "
-    "stays open on the server until it expires (CIBA gives a client no way to withdraw it)."
+    "Cancelled: the kiosk withdrew the request at the bank, and the customer's phone no longer shows it."
 )
+#: When the bank did not withdraw it (no cancel endpoint, already decided, unreachable): the
+#: kiosk stops waiting all the same.
+NOT_WITHDRAWN = (
+    "Cancelled here: the kiosk stopped waiting and will ignore an answer from the phone. The bank "
+    "did not withdraw the request ({reason})."
+)
+#: Where the server advertises its cancel endpoint (an extension of django-ciba: CIBA Core 1.0
+#: gives a client no way to withdraw a request).
+CANCEL_ENDPOINT = "backchannel_authentication_cancel_endpoint"
 #: The longest the kiosk page's status request is held open (seconds), and how often the
 #: purchase is re-examined meanwhile.
 MAX_WAIT = 20.0
@@ -192,18 +200,41 @@ def auth_method(client: dict[str, Any]) -> str:
 
 
 def cancel(purchase_id: str) -> dict[str, Any] | None:
-    """Stop waiting for a purchase: the kiosk polls no more and ignores any answer from now on.
+    """Withdraw a purchase: the kiosk asks the bank to cancel the CIBA request (so the
+    customer's phone drops the prompt), and in any case stops waiting and ignores any answer.
 
-    Only the kiosk forgets it: CIBA Core 1.0 has no way for a client to withdraw a request, so
-    the server's request stays open until it expires. A purchase already decided keeps its
-    outcome. The cancel is a separate key, written once, so that a status check that was
-    under way when it came cannot overwrite it.
+    The bank's cancel endpoint is an extension it advertises in discovery, called with the
+    kiosk's own client credentials; a bank without one, or a request already decided there,
+    leaves the request as it is, and the kiosk says so. A purchase already decided at the
+    kiosk keeps its outcome. The cancel is a separate key, written first and once, so that a
+    status check under way when it came cannot overwrite it.
     """
     purchase = cache.get(f"demo:purchase:{purchase_id}")
     if purchase is None or purchase["status"] in FINAL:
         return purchase
     cache.set(f"demo:cancelled:{purchase_id}", True, PURCHASE_TTL)
-    return _finish(purchase, "cancelled", CANCELLED)
+    withdrawn, detail = _withdraw(purchase)
+    purchase["withdrawn"] = withdrawn
+    return _finish(purchase, "cancelled", detail)
+
+
+def _withdraw(purchase: dict[str, Any]) -> tuple[bool, str]:
+    """Ask the bank to cancel the purchase's request; whether it did, and what to tell the
+    cashier."""
+    try:
+        endpoint = discovery().get(CANCEL_ENDPOINT)
+    except requests.RequestException as exc:
+        return False, NOT_WITHDRAWN.format(reason=f"the bank could not be reached: {type(exc).__name__}")
+    if not endpoint:
+        return False, NOT_WITHDRAWN.format(reason="this bank offers no cancel endpoint")
+    try:
+        response = _post(endpoint, {"auth_req_id": purchase["auth_req_id"]}, clients()[purchase["mode"]])
+        body = response.json()
+    except (requests.RequestException, ValueError) as exc:
+        return False, NOT_WITHDRAWN.format(reason=f"the bank could not be reached: {type(exc).__name__}")
+    if response.status_code == 200 and isinstance(body, dict) and body.get("state") == "cancelled":
+        return True, CANCELLED
+    return False, NOT_WITHDRAWN.format(reason=_error_sentence(body if isinstance(body, dict) else {}))
 
 
 def _amount(amount: str) -> Decimal:

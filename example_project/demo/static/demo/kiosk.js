@@ -21,7 +21,7 @@
   }
 
   function show(purchase) {
-    statusEl.className = "status " + purchase.status;
+    statusEl.className = "status " + purchase.status + (purchase.withdrawn ? " withdrawn" : "");
     statusEl.textContent = purchase.status === "pending" ? "Waiting for approval on the phone…" : purchase.detail;
     if (purchase.paid) {
       document.getElementById("paid").hidden = false;
@@ -163,8 +163,9 @@
     follow(body.id);
   });
 
-  // Stop waiting: the kiosk's backend stops asking and ignores the phone's answer. The
-  // server's request stays open until it expires (CIBA has no cancel for clients).
+  // Cancel: the kiosk's backend withdraws the request at the bank (django-ciba's cancel
+  // endpoint, an extension of CIBA), so the customer's phone drops the prompt, and stops
+  // waiting in any case. The outcome says whether the bank withdrew it.
   cancel.addEventListener("click", async function () {
     const id = following;
     if (!id) return;

@@ -30,6 +30,9 @@
   const decisionTemplate = document.getElementById("ciba-decision-template");
 
   const inFlight = new Set(); // auth_req_ids being decided now
+  const leaving = new Set(); // auth_req_ids no longer pending, whose card is on its way out
+  // How long a withdrawn request's card says so before it goes.
+  const WITHDRAWN_MS = 4000;
   const settled = new Set(); // auth_req_ids decided on this page: never shown as pending again
   const stepUps = new Map(); // auth_req_id -> what a 403 step_up_required asked for
   const chosen = new Map(); // auth_req_id -> the method the user picked instead ("password")
@@ -93,7 +96,7 @@
     });
     const ids = new Set(shown.map(function (request) { return request.auth_req_id; }));
     Array.prototype.slice.call(list.children).forEach(function (card) {
-      if (!ids.has(card.dataset.id) && !inFlight.has(card.dataset.id)) card.remove();
+      if (!ids.has(card.dataset.id) && !inFlight.has(card.dataset.id)) drop(card);
     });
     shown.forEach(function (request, index) {
       let card = cardFor(request.auth_req_id);
@@ -104,8 +107,54 @@
     closeNotificationsExcept(ids);
   }
 
+  // A card whose request is no longer pending (decided on another device, expired, withdrawn
+  // by the site that sent it): a withdrawn one says so briefly, any other simply goes.
+  async function drop(card) {
+    const id = card.dataset.id;
+    if (leaving.has(id)) return;
+    leaving.add(id);
+    let state = null;
+    try {
+      const response = await api(config.requestsUrl + encodeURIComponent(id) + "/");
+      if (response.ok) state = (await response.json()).state;
+    } catch (error) {
+      state = null;
+    }
+    if (state === "cancelled") showWithdrawn(card);
+    else removeCard(card);
+  }
+
+  function removeCard(card) {
+    leaving.delete(card.dataset.id);
+    card.remove();
+    showCount();
+  }
+
+  // "Withdrawn by <client>": the site that sent the request took it back (its customer walked
+  // away, or it sent a newer one). Nothing can be done with it any more.
+  function showWithdrawn(card) {
+    if (card.classList.contains("withdrawn")) return;
+    leaving.add(card.dataset.id);
+    card.classList.add("withdrawn");
+    card.setAttribute("aria-disabled", "true");
+    card.querySelectorAll("button, input").forEach(function (control) { control.disabled = true; });
+    const note = card.querySelector(".withdrawn-note");
+    note.textContent = t("withdrawn", { client: card.cibaRequest.client_name });
+    note.hidden = false;
+    closeNotification(card.dataset.id);
+    showCount();
+    setTimeout(function () { removeCard(card); }, WITHDRAWN_MS);
+  }
+
+  function liveCards() {
+    return Array.prototype.filter.call(list.children, function (card) {
+      return !card.classList.contains("withdrawn");
+    });
+  }
+
   function showCount() {
-    const text = list.children.length ? t("count", { count: list.children.length }) : t("empty");
+    const count = liveCards().length;
+    const text = count ? t("count", { count: count }) : t("empty");
     if (statusEl.textContent !== text) statusEl.textContent = text; // unchanged: not re-announced
   }
 
@@ -162,6 +211,33 @@
     });
     card.querySelector(".deny").addEventListener("click", function () {
       decide(request, card, "deny", deny);
+    });
+    // "I did not ask for this": a confirm step, with the offer to block the site.
+    const reportButton = card.querySelector(".report");
+    const confirmReport = card.querySelector(".confirm-report");
+    const blockBox = card.querySelector(".block-client");
+    blockBox.id = headingId + "-block";
+    card.querySelector(".block-label").setAttribute("for", blockBox.id);
+    card.querySelector(".block-label-text").textContent = t("alsoBlock", { client: request.client_name });
+    reportButton.addEventListener("click", function () {
+      confirmReport.hidden = false;
+      reportButton.hidden = true;
+      card.querySelector(".confirm-report-button").focus();
+    });
+    card.querySelector(".keep-request").addEventListener("click", function () {
+      confirmReport.hidden = true;
+      reportButton.hidden = false;
+      blockBox.checked = false;
+      reportButton.focus();
+    });
+    card.querySelector(".confirm-report-button").addEventListener("click", function () {
+      const block = blockBox.checked;
+      decide(request, card, "report", function (req) {
+        return post(req.auth_req_id, "report", { block: block }).then(function (outcome) {
+          outcome.blocked = block;
+          return outcome;
+        });
+      });
     });
     applyMode(card);
     return card;
@@ -378,7 +454,7 @@
     showError("");
     showCardError(card, "");
     setBusy(card, true);
-    statusEl.textContent = t(action === "approve" ? "approving" : "denying");
+    statusEl.textContent = t({ approve: "approving", deny: "denying", report: "reporting" }[action]);
     let outcome;
     try {
       outcome = await how(request);
@@ -398,10 +474,12 @@
       settled.add(id);
       card.remove();
       showCount();
-      const outcomeName = response.ok ? action === "approve" ? "approved" : "denied"
-        : body.state === "expired" ? "expired" : "gone";
-      confirmDecision(request, outcomeName);
+      const decided = { approve: "approved", deny: "denied", report: "reported" }[action];
+      const outcomeName = response.ok ? decided
+        : body.state === "expired" ? "expired" : body.state === "cancelled" ? "withdrawn" : "gone";
+      confirmDecision(request, outcomeName, outcome.blocked && response.ok);
       closeNotification(id);
+      if (outcome.blocked && response.ok) loadBlocks(true);
       refresh();
       return;
     }
@@ -427,12 +505,14 @@
     refresh();
   }
 
-  function confirmDecision(request, outcome) {
+  function confirmDecision(request, outcome, blocked) {
     const item = decisionTemplate.content.firstElementChild.cloneNode(true);
     const values = { client: request.client_name, time: clock(Date.now()) };
     item.classList.add(outcome);
     item.dataset.id = request.auth_req_id;
-    item.querySelector(".mark").textContent = { approved: "✓", denied: "✕", expired: "⏱", gone: "•" }[outcome];
+    item.querySelector(".mark").textContent = {
+      approved: "✓", denied: "✕", reported: "⚑", expired: "⏱", withdrawn: "↩", gone: "•",
+    }[outcome];
     item.querySelector(".title").textContent = t(outcome + "Title");
     item.querySelector(".summary").textContent = t(outcome + "Text", values);
     const binding = item.querySelector(".binding");
@@ -445,8 +525,10 @@
       summaries.appendChild(line);
     });
     const next = item.querySelector(".next");
-    if (outcome === "approved" || outcome === "denied") next.textContent = t(outcome + "Next", values);
-    else next.remove();
+    if (outcome === "reported" && blocked) next.textContent = t("reportedBlockedNext", values);
+    else if (outcome === "approved" || outcome === "denied" || outcome === "reported") {
+      next.textContent = t(outcome + "Next", values);
+    } else next.remove();
     item.querySelector(".dismiss").addEventListener("click", function () {
       item.remove();
       document.getElementById("main").focus();
@@ -698,6 +780,15 @@
     }).catch(function () {});
   }
 
+  // A withdrawal pushed by the server (ciba.backends' withdrawal message, relayed by the
+  // service worker): the card goes at once, a withdrawn one saying so first.
+  function withdrawn(data) {
+    const card = cardFor(data.auth_req_id);
+    if (!card || inFlight.has(data.auth_req_id)) return;
+    if (data.state === "cancelled") showWithdrawn(card);
+    else removeCard(card);
+  }
+
   function closeNotificationsExcept(pendingIds) {
     if (!registration || !registration.getNotifications) return;
     registration.getNotifications().then(function (open) {
@@ -711,7 +802,9 @@
   function startServiceWorker() {
     if (!("serviceWorker" in navigator) || !config.serviceWorkerUrl) return;
     navigator.serviceWorker.addEventListener("message", function (event) {
-      if (event.data && event.data.type === "ciba.refresh") refresh();
+      const data = event.data || {};
+      if (data.type === "ciba.withdrawn") withdrawn(data);
+      if (data.type === "ciba.refresh" || data.type === "ciba.withdrawn") refresh();
     });
     navigator.serviceWorker.register(config.serviceWorkerUrl).then(function (reg) {
       registration = reg;
@@ -831,6 +924,46 @@
     }).catch(function () { show(false); });
   }
 
+  // --- blocked services: the sites the user blocked when reporting a request ---
+
+  const blockSection = document.getElementById("ciba-blocks");
+  const blockList = document.getElementById("ciba-block-list");
+  const blockTemplate = document.getElementById("ciba-block-template");
+
+  // Shown when there is a block (or one was just lifted, so the user sees it happen).
+  async function loadBlocks(keepShown) {
+    if (!blockSection || !config.blocksUrl) return;
+    const response = await api(config.blocksUrl).catch(function () { return null; });
+    if (!response || !response.ok) return;
+    const blocks = await response.json();
+    blockList.textContent = "";
+    blocks.forEach(function (block) { blockList.appendChild(blockItem(block)); });
+    document.getElementById("ciba-blocks-status").textContent = blocks.length ? "" : t("blocksNone");
+    blockSection.hidden = !blocks.length && !keepShown;
+  }
+
+  function blockItem(block) {
+    const item = blockTemplate.content.firstElementChild.cloneNode(true);
+    item.dataset.clientId = block.client_id;
+    item.querySelector(".block-name").textContent = block.client_name;
+    item.querySelector(".block-meta").textContent = t("blockedSince", { date: day(block.created_at) });
+    const button = item.querySelector(".unblock");
+    button.setAttribute("aria-label", t("unblockLabel", { client: block.client_name }));
+    button.addEventListener("click", async function () {
+      button.disabled = true;
+      const url = config.blocksUrl + encodeURIComponent(block.client_id) + "/";
+      const response = await api(url, { method: "DELETE" }).catch(function () { return null; });
+      if (response && (response.ok || response.status === 404)) {
+        sectionSay("ciba-blocks", t("unblocked", { client: block.client_name }), false);
+        loadBlocks(true);
+      } else {
+        button.disabled = false;
+        sectionSay("ciba-blocks", t("failed"), true);
+      }
+    });
+    return item;
+  }
+
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) clearTimeout(timer);
     else refresh();
@@ -840,6 +973,7 @@
   // Passkeys first: whether the user has one decides each card's button.
   (config.passkeysUrl ? loadPasskeys() : Promise.resolve()).then(refresh, refresh);
   setUpUserCode();
+  loadBlocks();
   startServiceWorker();
   // Running: the page's fallback for a script that never started is not needed.
   const scriptMissing = document.getElementById("ciba-script-missing");

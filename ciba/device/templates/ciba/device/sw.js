@@ -1,6 +1,7 @@
 {% load i18n %}// The device page's service worker, served by ciba.device from the page's own path so that
 // its scope (self.registration.scope) is the page. It shows a notification for each CIBA
-// request pushed by ciba.backends.webpush.WebPushNotifier and opens the page on a tap. It
+// request pushed by ciba.backends.webpush.WebPushNotifier and opens the page on a tap; a
+// withdrawal pushed once the request is no longer pending closes that notification again. It
 // caches nothing: the page shows a signed-in user's requests, which must never come from a
 // cache.
 "use strict";
@@ -29,6 +30,10 @@ self.addEventListener("push", function (event) {
     data = event.data ? event.data.json() : null;
   } catch (error) {
     data = null;
+  }
+  if (data && data.type === "ciba.authentication_withdrawn") {
+    event.waitUntil(withdraw(data));
+    return;
   }
   if (!data || data.type !== "ciba.authentication_requested") return;
   const lines = [];
@@ -61,6 +66,27 @@ self.addEventListener("push", function (event) {
     }),
   ]));
 });
+
+// The request no longer awaits a decision (decided on another device, expired, withdrawn by
+// the site): close its notification and tell open pages, which drop its card at once.
+function withdraw(data) {
+  return Promise.all([
+    self.registration.getNotifications({ tag: "ciba-" + data.auth_req_id }).then(function (open) {
+      open.forEach(function (notification) { notification.close(); });
+    }),
+    pageClients().then(function (pages) {
+      pages.forEach(function (page) {
+        page.postMessage({
+          type: "ciba.withdrawn",
+          auth_req_id: data.auth_req_id,
+          state: data.state,
+          reason: data.reason,
+          client_name: data.client_name,
+        });
+      });
+    }),
+  ]);
+}
 
 self.addEventListener("notificationclick", function (event) {
   event.notification.close();
