@@ -20,8 +20,10 @@ poll state and what is recorded on the request are this module's.
 phase (``WITHDRAWALS``): once the request is no longer actionable (decided on any device,
 expired, cancelled, superseded) and a notification was attempted, the notifiers are run again
 through ``withdraw`` so no phone keeps a dead prompt. The entry is owed while its due time is
-set (``_owed``); the receivers of the state-change signals set it after the change commits
-(``mark_withdrawal``) and hand it to ``ciba.withdraw_device_prompt``; a notification still in
+set (``_owed``); the state change's own UPDATE sets it (``AuthenticationRequest.ENDS_PROMPT``),
+so a process that dies right after the commit leaves it to the sweep, and the receivers of the
+state-change signals hand it to ``ciba.withdraw_device_prompt`` at once (``mark_withdrawal``,
+which also catches a notification that started meanwhile); a notification still in
 flight at that moment sets it itself when it records its outcome, so its withdrawal follows
 it (both hold the same lease column: a withdrawal waits for a running notification). Retries,
 the sweep and deferral are the engine's, as for notifications; a withdrawal that cannot be

@@ -164,6 +164,22 @@ def test_a_withdrawal_whose_task_was_lost_is_sent_by_the_notification_sweep(
     assert [e["type"] for e in events(recorder)][-1] == "ciba.authentication_withdrawn"
 
 
+def test_a_withdrawal_survives_a_process_that_dies_right_after_the_decision_commits(
+    alice, make_client, recorder, django_capture_on_commit_callbacks
+):
+    """The withdrawal is owed by the decision's own UPDATE: if the process dies after the
+    commit, before any after-commit work (the receivers, the task), the sweep still sends it."""
+    app, _ = make_client("poll")
+    with override_settings(CIBA=webhook_settings(recorder)):
+        ar = notified_request(alice, app, django_capture_on_commit_callbacks)
+        with django_capture_on_commit_callbacks(execute=False):  # committed; nothing after it ran
+            services.deny(ar, user=alice)
+        assert len(recorder.received) == 1
+        ten_seconds_on = timezone.now() + timedelta(seconds=11)
+        assert device_outbox.sweep(now=ten_seconds_on) == 1
+    assert [e["type"] for e in events(recorder)][-1] == "ciba.authentication_withdrawn"
+
+
 def test_a_decision_while_the_notification_is_in_flight_is_withdrawn_after_it(
     alice, make_client, recorder, django_capture_on_commit_callbacks
 ):

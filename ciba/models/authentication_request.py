@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
@@ -26,6 +27,21 @@ def generate_auth_req_id() -> str:
     return secrets.token_urlsafe(ciba_settings.AUTH_REQ_ID_BYTES)
 
 
+def _withdrawal_due(now: datetime) -> Case:
+    """The device-notification due time a request leaving ``pending`` gets in the same UPDATE:
+    ``now`` when its device was notified (the prompt's withdrawal is owed, ``ciba.device_outbox``),
+    else unchanged. Set with the state change itself, so a process that dies right after the
+    commit leaves the withdrawal for the sweep rather than losing it."""
+    return Case(
+        When(
+            Q(state=AuthenticationRequest.State.PENDING, device_notification_attempts__gt=0),
+            then=Value(now),
+        ),
+        default=F("device_notification_due_at"),
+        output_field=models.DateTimeField(),
+    )
+
+
 class AuthenticationRequestQuerySet(models.QuerySet):
     def transition(self, pk: int, to: str, *, now: datetime | None = None, **fields: Any) -> bool:
         """Move one request to state ``to`` with a single conditional UPDATE.
@@ -41,6 +57,8 @@ class AuthenticationRequestQuerySet(models.QuerySet):
             rows = rows.filter(expires_at__lte=now)
         else:
             rows = rows.filter(expires_at__gt=now)
+        if to in AuthenticationRequest.ENDS_PROMPT:
+            fields.setdefault("device_notification_due_at", _withdrawal_due(now))
         return (
             conditional_update(rows, "state", AuthenticationRequest.TRANSITIONS, to, updated_at=now, **fields)
             == 1
@@ -89,6 +107,9 @@ class AuthenticationRequest(models.Model):
         # by a newer request from it when the user's cap was reached (ciba.user_limits).
         State.CANCELLED: frozenset({State.PENDING}),
     }
+
+    #: States whose arrival from ``pending`` makes the device's prompt dead (it is withdrawn).
+    ENDS_PROMPT: frozenset[str] = frozenset({State.APPROVED, State.DENIED, State.EXPIRED, State.CANCELLED})
 
     #: States a request never leaves (what ``expire_ciba_requests`` may delete).
     FINISHED: frozenset[str] = frozenset({State.DENIED, State.EXPIRED, State.ISSUED, State.CANCELLED})
