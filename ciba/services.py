@@ -22,8 +22,8 @@ from django.db.models.signals import pre_delete
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
 
+from . import assurance, dispatch, signals, user_limits
 from . import authorization_details as rar
-from . import dispatch, signals, user_limits
 from .conf import ciba_settings
 from .constants import MODE_PUSH, NOTIFICATION_MODES
 from .errors import (
@@ -301,7 +301,13 @@ def approve(
     """
     if ar.acr_essential and acr not in ar.acr_values.split():
         wanted = ar.acr_values.split()
-        raise StepUpRequired(f"This request needs authentication at {' or '.join(wanted)}.", acr=wanted[0])
+        level = next(filter(None, map(assurance.level_for_acr, wanted)), "")
+        raise StepUpRequired(
+            f"This request needs authentication at {' or '.join(wanted)}.",
+            acr=wanted[0],
+            level=level,
+            methods=assurance.methods_for(level) if level else [],
+        )
     requested = ar.scopes
     granted = list(dict.fromkeys(scopes)) if scopes is not None else requested
     if "openid" not in granted:

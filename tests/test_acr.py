@@ -78,6 +78,20 @@ def test_an_essential_acr_is_not_approved_by_anything_weaker(client, alice, make
     assert id_token_claims(poll(client, app, secret, auth_req_id))["acr"] == "urn:acr:high"
 
 
+@override_settings(CIBA={"APPROVAL_POLICY_CLASS": "ciba.backends.policy.AllowAllApprovalPolicy"})
+def test_a_site_policy_that_falls_short_of_an_essential_acr_still_tells_the_device_how_to_step_up(
+    client, alice, make_client
+):
+    app, secret, response = start(client, make_client, claims=essential("phr"))
+    refused = approve(alice, response.json()["auth_req_id"])
+    assert refused.status_code == 403 and refused.json()["error"] == "step_up_required"
+    assert (refused.json()["acr"], refused.json()["level"], refused.json()["methods"]) == (
+        "phr",
+        "passkey",
+        ["passkey"],
+    )
+
+
 @pytest.mark.parametrize("settings", [ACR, {}])
 def test_an_essential_acr_the_server_cannot_meet_is_refused_before_anyone_is_asked(
     client, alice, make_client, settings

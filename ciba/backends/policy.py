@@ -9,6 +9,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 
 from .. import assurance, passkeys
 from ..assurance import Authentication
+from ..conf import ciba_settings
 from ..errors import InvalidAuthentication, StepUpRequired
 from ..services import Approval
 from . import reauthentication
@@ -72,7 +73,9 @@ class AllowAllApprovalPolicy(BaseApprovalPolicy):
     """
 
     def authorize(self, *, http_request: Any, auth_request: Any, user: AbstractBaseUser) -> Approval:
-        supported = assurance.acr_values_supported()
+        # The site's own list only: the values derived from APPROVAL_ACR are what a passkey
+        # achieves, and a tap must never claim them.
+        supported = ciba_settings.ACR_VALUES_SUPPORTED or []
         return Approval(acr=supported[0] if supported else "")
 
 
