@@ -259,3 +259,18 @@ def test_the_rp_id_warning_runs_only_with_deploy() -> None:
             m.id for m in checks.run_checks(tags=[checks.Tags.security], include_deployment_checks=True)
         ]
     assert "ciba.W021" not in plain and "ciba.W021" in deploy
+
+
+def test_a_site_policy_without_its_own_acr_list_is_warned_that_discovery_promises_phr():
+    from django.test import override_settings
+
+    from ciba.checks.approval_levels import check_approval_levels
+
+    with override_settings(CIBA={"APPROVAL_POLICY_CLASS": "tests.backends.PasskeyForHighAcr"}):
+        ids = [message.id for message in check_approval_levels()]
+    assert "ciba.W022" in ids
+    with override_settings(
+        CIBA={"APPROVAL_POLICY_CLASS": "tests.backends.PasskeyForHighAcr", "ACR_VALUES_SUPPORTED": []}
+    ):
+        assert "ciba.W022" not in [message.id for message in check_approval_levels()]
+    assert "ciba.W022" not in [message.id for message in check_approval_levels()]  # the shipped policy

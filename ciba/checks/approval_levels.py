@@ -165,7 +165,21 @@ def _check_advertised_acr_values() -> list[checks.CheckMessage]:
     """Discovery must not promise an acr the shipped policy cannot deliver."""
     explicit = ciba_settings.raw("ACR_VALUES_SUPPORTED")
     policy = ciba_settings.raw("APPROVAL_POLICY_CLASS")
-    if not isinstance(explicit, (list, tuple)) or SHIPPED_POLICY not in (policy, dotted_name(policy)):
+    shipped = SHIPPED_POLICY in (policy, dotted_name(policy))
+    if explicit is None and not shipped and assurance.acr_values_supported():
+        name = policy if isinstance(policy, str) else dotted_name(policy)
+        return [
+            checks.Warning(
+                f"APPROVAL_POLICY_CLASS is your own ({name}) but "
+                'CIBA["ACR_VALUES_SUPPORTED"] is unset, so discovery advertises what the shipped '
+                f"policy's levels achieve ({', '.join(assurance.acr_values_supported())}), which "
+                "your policy may never claim.",
+                hint='Set CIBA["ACR_VALUES_SUPPORTED"] to the acr values your policy achieves, '
+                "weakest first ([] for none).",
+                id=Codes.ACR_VALUES_OF_ANOTHER_POLICY,
+            )
+        ]
+    if not isinstance(explicit, (list, tuple)) or not shipped:
         return []  # unset (derived), malformed (ciba.E016), or a site's own policy
     producible = {assurance.acr_for(level) for level in assurance.reachable_levels()} - {""}
     extra = [value for value in explicit if isinstance(value, str) and value not in producible]

@@ -2,7 +2,7 @@
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
 ``ciba.E041`` were never issued. A new check takes the next free number
-(``ciba.E051``, ``ciba.W022``); an id is never reused.
+(``ciba.E051``, ``ciba.W023``); an id is never reused.
 """
 
 
@@ -76,3 +76,4 @@ class Codes:
     OPEN_REGISTRATION = "ciba.W019"
     ACR_VALUES_UNACHIEVABLE = "ciba.W020"
     WEBAUTHN_RP_ID_UNSET = "ciba.W021"
+    ACR_VALUES_OF_ANOTHER_POLICY = "ciba.W022"
