@@ -38,7 +38,10 @@ The machine is shared: before each scenario the command waits (up to ``--quiet-w
 other processes use under a quarter of a core, and every run records the CPU the rest of the
 machine used meanwhile (``others``: /proc/stat minus every process measured, wrk included).
 Our server remembers a verified client secret for ``--secret-cache-seconds`` (a day: the whole
-run), so the steady state is measured; see ``measure`` for what a lapse does under load.
+run), so the steady state is measured; see ``measure`` for what a lapse does under load. It
+runs ``bench.settings``, with the per-user limits off: the comparison is of throughput, not
+policy, the reference OP has no such limits, and 1,000 pending requests over 50 users are 20
+each from one client, where the defaults allow 2.
 
 Prints a table of medians, spreads (min-max over the rounds), ratios ours/theirs and the issue
 17 targets; writes the JSON (every run, the machine, versions, commit) and a chart. The numbers

@@ -19,6 +19,11 @@ Everything runs on loopback, bounded in time, in this order:
 
 Any other answer, socket error or missing callback counts as an error, and any error makes
 the command fail. Writes ``docs/performance/load-<poll state>.json`` and ``.png``.
+
+The server runs ``bench.settings``, with the per-user limits off: this measures throughput, not
+policy, and scenario 1 alone starts thousands of requests for alice from one client, which
+the defaults (2 pending per client and user, 5 per user, 20 an hour) would refuse after the
+second.
 """
 
 from __future__ import annotations

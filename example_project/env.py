@@ -4,7 +4,8 @@ The variable names (``DATABASE_URL``, ``CELERY_BROKER_URL``, ``CACHE_URL``,
 ``OIDC_ISS_ENDPOINT``, ``OIDC_RSA_PRIVATE_KEY``) are what operators and scripts use; see
 docs/deployment-settings in docs/integration.md. ``CIBA_PROFILE`` and the TLS terminator's
 variables (``CIBA_TRUSTED_PROXIES``, ``CIBA_MTLS_*``, ``DJANGO_SECURE_PROXY_SSL_HEADER``) run the
-example with the FAPI-CIBA profile behind nginx (docs/nginx-mtls.md).
+example with the FAPI-CIBA profile behind nginx (docs/nginx-mtls.md); ``CIBA_MAX_PENDING_*``,
+``CIBA_USER_REQUEST_RATE`` and ``CIBA_PENDING_CAP_ACTION`` tune or lift the per-user limits.
 """
 
 from __future__ import annotations
@@ -369,6 +370,54 @@ def passkeys() -> dict[str, Any]:
     ]
     if origins:
         values["WEBAUTHN_ORIGINS"] = origins
+    return values
+
+
+#: What turns a per-user limit off (``None``), whatever its case.
+OFF = ("off", "none")
+#: DRF's rate syntax as ``ciba.user_limits.parse_rate`` reads it: a count, then a period of
+#: which only the first letter counts (``20/hour``, ``20/h``, ``5/min``).
+RATE = re.compile(r"([0-9]+)/([smhd][a-z]*)")
+
+
+def user_limits() -> dict[str, Any]:
+    """The limits that protect the person being asked (docs/security.md, "Protecting users"),
+    each only if set: unset, the example keeps ciba's defaults (5 pending requests per user,
+    2 per client and user, ``20/hour`` per user, refuse at a cap), which are the safe ones.
+
+    ``CIBA_MAX_PENDING_PER_USER`` and ``CIBA_MAX_PENDING_PER_CLIENT_USER``: a whole number of 1
+    or more (0 would refuse every request: to lift a cap, say so); ``CIBA_USER_REQUEST_RATE``:
+    ``20/hour``-style; ``off`` or ``none`` lifts any of the three (a load test, a conformance
+    run that piles requests on one test user). ``CIBA_PENDING_CAP_ACTION``: ``refuse`` or
+    ``supersede`` (cancel the oldest pending request of the same client instead).
+    """
+    values: dict[str, Any] = {}
+    for name, key in (
+        ("CIBA_MAX_PENDING_PER_USER", "MAX_PENDING_PER_USER"),
+        ("CIBA_MAX_PENDING_PER_CLIENT_USER", "MAX_PENDING_PER_CLIENT_USER"),
+    ):
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        if raw.lower() in OFF:
+            values[key] = None
+        elif raw.isdigit() and int(raw) >= 1:
+            values[key] = int(raw)
+        else:
+            _improper(name, raw, "use a whole number of 1 or more, or off")
+    rate = os.environ.get("CIBA_USER_REQUEST_RATE", "").strip()
+    if rate:
+        if rate.lower() in OFF:
+            values["USER_REQUEST_RATE"] = None
+        elif (match := RATE.fullmatch(rate.lower())) and int(match[1]) >= 1:
+            values["USER_REQUEST_RATE"] = rate
+        else:
+            _improper("CIBA_USER_REQUEST_RATE", rate, "use a rate such as 20/hour, or off")
+    action = os.environ.get("CIBA_PENDING_CAP_ACTION", "").strip()
+    if action:
+        if action not in ("refuse", "supersede"):
+            _improper("CIBA_PENDING_CAP_ACTION", action, "use refuse or supersede")
+        values["PENDING_CAP_ACTION"] = action
     return values
 
 

@@ -142,6 +142,9 @@ PASSWORD_HASHERS = [*global_settings.PASSWORD_HASHERS, "ciba.client_auth.hashers
 # admin): never open to anyone (REGISTRATION_OPEN stays off). Passkeys bind to the host the
 # device page is served on (browsers refuse them on 127.0.0.1: open http://localhost:8000);
 # a deployment sets CIBA_WEBAUTHN_RP_ID to its domain (check --deploy warns until then).
+# The per-user limits keep ciba's defaults unless CIBA_MAX_PENDING_PER_USER,
+# CIBA_MAX_PENDING_PER_CLIENT_USER, CIBA_USER_REQUEST_RATE (off lifts one) or
+# CIBA_PENDING_CAP_ACTION say otherwise (the benchmarks lift them: they measure throughput).
 CIBA = {
     **env.callback_posture(),
     **env.poll_state(),
@@ -149,6 +152,7 @@ CIBA = {
     **env.security_profile(),
     **env.mtls(),
     **env.passkeys(),
+    **env.user_limits(),
     "REGISTRATION_ENABLED": True,
 }
 # DJANGO_SECURE_PROXY_SSL_HEADER=1 behind a terminator that sets X-Forwarded-Proto (None:

@@ -115,6 +115,10 @@ OTHER_CIBA_VARIABLES = (
     "CIBA_ACR_VALUES_SUPPORTED",
     "CIBA_WEBAUTHN_RP_ID",
     "CIBA_WEBAUTHN_ORIGINS",
+    "CIBA_MAX_PENDING_PER_USER",
+    "CIBA_MAX_PENDING_PER_CLIENT_USER",
+    "CIBA_USER_REQUEST_RATE",
+    "CIBA_PENDING_CAP_ACTION",
 )
 
 
@@ -255,3 +259,111 @@ def test_the_example_binds_passkeys_where_the_environment_says(tmp_path):
         ["https://login.example.com"],
     )
     assert "WEBAUTHN_RP_ID" not in example_settings(tmp_path)["CIBA"]
+
+
+# --- the per-user limits: the safe defaults unless the environment says otherwise ----------------
+
+USER_LIMIT_VARIABLES = (
+    "CIBA_MAX_PENDING_PER_USER",
+    "CIBA_MAX_PENDING_PER_CLIENT_USER",
+    "CIBA_USER_REQUEST_RATE",
+    "CIBA_PENDING_CAP_ACTION",
+)
+
+
+def test_unset_user_limit_variables_leave_ciba_s_safe_defaults_in_place(monkeypatch):
+    for name in USER_LIMIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert env.user_limits() == {}
+    monkeypatch.setenv("CIBA_USER_REQUEST_RATE", "  ")
+    assert env.user_limits() == {}
+
+
+def test_the_user_limit_variables_map_to_their_settings(monkeypatch):
+    monkeypatch.setenv("CIBA_MAX_PENDING_PER_USER", "10")
+    monkeypatch.setenv("CIBA_MAX_PENDING_PER_CLIENT_USER", " 1 ")
+    monkeypatch.setenv("CIBA_USER_REQUEST_RATE", "60/min")
+    monkeypatch.setenv("CIBA_PENDING_CAP_ACTION", "supersede")
+    assert env.user_limits() == {
+        "MAX_PENDING_PER_USER": 10,
+        "MAX_PENDING_PER_CLIENT_USER": 1,
+        "USER_REQUEST_RATE": "60/min",
+        "PENDING_CAP_ACTION": "supersede",
+    }
+
+
+@pytest.mark.parametrize("word", ["off", "none", "OFF", "None"])
+def test_off_or_none_lifts_each_user_limit(monkeypatch, word):
+    monkeypatch.delenv("CIBA_PENDING_CAP_ACTION", raising=False)
+    for name in USER_LIMIT_VARIABLES[:3]:
+        monkeypatch.setenv(name, word)
+    assert env.user_limits() == {
+        "MAX_PENDING_PER_USER": None,
+        "MAX_PENDING_PER_CLIENT_USER": None,
+        "USER_REQUEST_RATE": None,
+    }
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("CIBA_MAX_PENDING_PER_USER", "0"),  # would refuse every request; "off" lifts the cap
+        ("CIBA_MAX_PENDING_PER_USER", "-1"),
+        ("CIBA_MAX_PENDING_PER_USER", "2.5"),
+        ("CIBA_MAX_PENDING_PER_CLIENT_USER", "two"),
+        ("CIBA_USER_REQUEST_RATE", "20"),
+        ("CIBA_USER_REQUEST_RATE", "0/hour"),
+        ("CIBA_USER_REQUEST_RATE", "20/fortnight"),
+        ("CIBA_USER_REQUEST_RATE", "false"),
+        ("CIBA_PENDING_CAP_ACTION", "cancel"),
+        ("CIBA_PENDING_CAP_ACTION", "off"),
+    ],
+)
+def test_a_user_limit_that_cannot_be_right_stops_the_start_naming_the_variable(monkeypatch, name, value):
+    for other in USER_LIMIT_VARIABLES:
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=name):
+        env.user_limits()
+
+
+def test_the_example_runs_with_the_user_limits_the_environment_sets_and_passes_its_checks(tmp_path):
+    ciba = example_settings(
+        tmp_path,
+        CIBA_MAX_PENDING_PER_USER="off",
+        CIBA_MAX_PENDING_PER_CLIENT_USER="3",
+        CIBA_USER_REQUEST_RATE="100/day",
+        CIBA_PENDING_CAP_ACTION="supersede",
+    )["CIBA"]
+    assert {key: ciba[key] for key in ciba if "PENDING" in key or "RATE" in key} == {
+        "MAX_PENDING_PER_USER": None,
+        "MAX_PENDING_PER_CLIENT_USER": 3,
+        "USER_REQUEST_RATE": "100/day",
+        "PENDING_CAP_ACTION": "supersede",
+    }
+
+
+def test_the_benchmarks_run_with_the_per_user_limits_off_whatever_the_environment_says(tmp_path):
+    """bench.load piles 1,000 pending requests on alice: the benchmarks measure throughput, not
+    policy (docs/performance.md), and a limit left on would turn their runs into refusals."""
+    script = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps({k: s.CIBA.get(k, 'default') for k in "
+        "('MAX_PENDING_PER_USER', 'MAX_PENDING_PER_CLIENT_USER', 'USER_REQUEST_RATE')}))"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES + OTHER_CIBA_VARIABLES}
+    environment.update(
+        DJANGO_SETTINGS_MODULE="bench.settings",
+        CIBA_EXAMPLE_VAR_DIR=str(tmp_path),
+        CIBA_MAX_PENDING_PER_USER="5",
+        CIBA_USER_REQUEST_RATE="20/hour",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "MAX_PENDING_PER_USER": None,
+        "MAX_PENDING_PER_CLIENT_USER": None,
+        "USER_REQUEST_RATE": None,
+    }

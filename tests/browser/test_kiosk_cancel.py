@@ -22,7 +22,9 @@ def test_the_kiosk_names_its_client_delivery_mode_and_client_authentication(page
     expect(kiosk.locator("#how-auth")).to_have_text("client_secret_basic")
 
 
-def test_a_cancelled_purchase_is_no_longer_waited_for_even_when_the_shopper_approves(pages, demo):
+def test_a_cancelled_purchase_is_withdrawn_and_no_longer_waited_for(pages, demo):
+    """Cancel withdraws the request at the bank (issue 27; what the phone then shows:
+    test_cancel_withdraws_prompt.py) and the kiosk stops asking about the purchase at once."""
     kiosk, phone = pages
     binding = start_purchase(kiosk, demo["base_url"], "poll")
     card = phone.locator("li.request", has_text=binding)
@@ -31,15 +33,11 @@ def test_a_cancelled_purchase_is_no_longer_waited_for_even_when_the_shopper_appr
     kiosk.click("#cancel")
 
     status = kiosk.locator("#status")
-    expect(status).to_contain_text("Cancelled: the kiosk stopped waiting")
-    expect(status).to_contain_text("stays open on the server until it expires")
+    expect(status).to_contain_text("Cancelled: the kiosk withdrew the request at the bank")
     expect(kiosk.locator("#cancel")).to_be_hidden()
     expect(kiosk.locator("#again")).to_be_visible()
     asked = []
     kiosk.on("request", lambda request: asked.append(request.url) if "/purchases/" in request.url else None)
-
-    card.locator(".approve").click()
-    expect(phone.locator("li.decision.approved", has_text=binding)).to_be_visible()
     # Longer than the poll interval (5 s) the kiosk would have polled the token endpoint after.
     kiosk.wait_for_timeout(6_000)
 
@@ -47,4 +45,4 @@ def test_a_cancelled_purchase_is_no_longer_waited_for_even_when_the_shopper_appr
     expect(status).to_contain_text("Cancelled")
     expect(kiosk.locator("#claims")).to_be_hidden()
     request = AuthenticationRequest.objects.get(binding_message=binding)
-    assert request.state == AuthenticationRequest.State.APPROVED  # approved, no token fetched
+    assert request.state == AuthenticationRequest.State.CANCELLED  # withdrawn, no token fetched

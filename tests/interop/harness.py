@@ -213,7 +213,13 @@ def web_server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
 
 
 def site_env(urls: dict[str, str], var_dir: Path, issuer: str, **extra: str) -> dict[str, str]:
-    """The example project's environment, as docs/integration.md sets it for production parts."""
+    """The example project's environment, as docs/integration.md sets it for production parts.
+
+    The per-user limits keep their defaults, as a deployment's would: every relying party here
+    starts one request for alice and it is approved before the next starts (never more than one
+    pending), about 14 in a session, under ``USER_REQUEST_RATE``'s 20 an hour. A tier that
+    grows past that sets ``CIBA_USER_REQUEST_RATE=off`` here, saying why.
+    """
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
