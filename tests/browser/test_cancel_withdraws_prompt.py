@@ -48,12 +48,20 @@ def test_the_kiosk_cancels_and_the_prompt_leaves_the_phone_without_a_reload(page
 
 def test_a_cancel_after_the_shopper_decided_is_refused_and_the_kiosk_says_so(pages, demo):
     kiosk, phone = pages
-    binding = start_purchase(kiosk, demo["base_url"], "push")
+    # Poll mode: the kiosk learns of the decision only when it asks, so nothing but the cancel
+    # can overtake it (in push mode the bank's callback would tell the kiosk first).
+    binding = start_purchase(kiosk, demo["base_url"], "poll")
     card = phone.locator("li.request", has_text=binding)
     expect(card).to_be_visible(timeout=10_000)
     request = AuthenticationRequest.objects.get(binding_message=binding)
-    services.deny(request, user=request.user)  # decided on another device, moments before
 
+    def decided_on_another_device_just_before(route: Any) -> None:
+        # The shopper denies on another device after the cashier clicked, before the kiosk's
+        # cancel reaches the bank: the bank must refuse to withdraw a decided request.
+        services.deny(request, user=request.user)
+        route.continue_()
+
+    kiosk.route("**/demo/kiosk/purchases/*/cancel/", decided_on_another_device_just_before)
     kiosk.click("#cancel")
 
     status = kiosk.locator("#status")
