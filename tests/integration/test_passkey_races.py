@@ -1,8 +1,9 @@
 """Responses racing each other: a challenge is consumed by exactly one of them.
 
 The same assertion posted from several threads at once (each its own database connection, as
-separate workers would be) approves once; every other is told it was already used. On
-PostgreSQL (the production tier) this is real concurrency on the DELETE that consumes it.
+separate workers would be) approves once; every other is told it was already used. This is
+real concurrency on the DELETE that consumes it, so it runs in the production tier on
+PostgreSQL: SQLite's in-memory test database answers concurrent writers "table is locked".
 """
 
 from __future__ import annotations
