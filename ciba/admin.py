@@ -525,23 +525,8 @@ class ApprovalEvidenceInline(admin.StackedInline):
             },
         ),
     )
-    readonly_fields = (
-        "method",
-        "level",
-        "verified_at",
-        "passkey_link",
-        "flags",
-        "transaction_digest",
-        "origin",
-        "rp_id",
-        "sign_count",
-        "credential_id",
-        "user_handle",
-        "challenge",
-        "client_data",
-        "authenticator_data",
-        "signature",
-    )
+    # Everything shown is read-only evidence: the fields are those of the fieldsets, once.
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

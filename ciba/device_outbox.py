@@ -189,12 +189,18 @@ def _notifiers(only: list[str] | None) -> dict[str, Any]:
 
 def _run(path: str, notifier_class: Any, ar: AuthenticationRequest, devices: list[Device]) -> Outcome:
     notifier = notifier_class()
+    return _guarded(lambda: notifier.send(auth_request=ar, devices=devices), "failed for", path, ar)
+
+
+def _guarded(call: Any, failure: str, path: str, ar: AuthenticationRequest) -> Outcome:
+    """Run one notifier's ``call``: its ``NotificationError`` is the outcome, any other
+    exception is logged and recorded as final; a broken notifier never fails the caller."""
     try:
-        return notifier.send(auth_request=ar, devices=devices)
+        return call()
     except NotificationError as exc:
         return Outcome.failed(str(exc), retry=exc.transient)
     except Exception as exc:  # noqa: BLE001 - a broken notifier is recorded, never fatal
-        logger.exception("Notifier %s failed for CIBA request %s", path, ar.pk)
+        logger.exception("Notifier %s %s CIBA request %s", path, failure, ar.pk)
         return Outcome.failed(f"{type(exc).__name__}: {exc}", retry=False)
 
 
@@ -336,13 +342,8 @@ def _run_withdrawal(
     notifier = notifier_class()
     if not hasattr(notifier, "withdraw"):
         return Outcome.ok()  # a notifier outside the BaseNotifier contract: nothing to withdraw
-    try:
-        return notifier.withdraw(auth_request=ar, devices=devices)
-    except NotificationError as exc:
-        return Outcome.failed(str(exc), retry=exc.transient)
-    except Exception as exc:  # noqa: BLE001 - a broken notifier is recorded, never fatal
-        logger.exception("Notifier %s failed to withdraw CIBA request %s", path, ar.pk)
-        return Outcome.failed(f"{type(exc).__name__}: {exc}", retry=False)
+    withdraw = notifier.withdraw
+    return _guarded(lambda: withdraw(auth_request=ar, devices=devices), "failed to withdraw", path, ar)
 
 
 def _send_withdrawals(pks: list[int]) -> list[int]:
