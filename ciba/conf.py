@@ -10,6 +10,7 @@ tests exactly as it does in DOT and DRF.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -226,6 +227,10 @@ class CibaSettings:
         self.defaults = defaults if defaults is not None else DEFAULTS
         self.import_strings = import_strings
         self._cached: set[str] = set()
+        # A value read while the settings change must not be cached after the change: each
+        # reload starts a new generation, and a value is kept only if read within one.
+        self._generation = 0
+        self._lock = threading.Lock()
 
     @property
     def user_settings(self) -> dict[str, Any]:
@@ -244,17 +249,22 @@ class CibaSettings:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_") or name not in self.defaults:
             raise AttributeError(f"Invalid CIBA setting: {name!r}")
+        generation = self._generation
         value = self.raw(name)
         if name in self.import_strings and value:
             value = _import(value, name)
-        self._cached.add(name)
-        setattr(self, name, value)
+        with self._lock:
+            if generation == self._generation:
+                self._cached.add(name)
+                setattr(self, name, value)
         return value
 
     def reload(self) -> None:
-        for name in self._cached:
-            self.__dict__.pop(name, None)
-        self._cached.clear()
+        with self._lock:
+            self._generation += 1
+            for name in self._cached:
+                self.__dict__.pop(name, None)
+            self._cached.clear()
 
 
 def _import(value: Any, name: str) -> Any:

@@ -197,21 +197,23 @@ def test_json_output_is_what_was_stored(db, key_file):
 def test_an_update_changes_only_the_options_given_and_keeps_the_secret(db, key_file):
     first = register("Kiosk", "--mode=ping", "--notification-endpoint=https://rp.example.com/cb")
     hashed = stored(first).client_secret
-    updated = register("--client-id", first["client_id"], "--notification-endpoint=https://rp.example.com/v2")
+    updated = register(
+        f"--client-id={first['client_id']}", "--notification-endpoint=https://rp.example.com/v2"
+    )
     app = stored(updated)
     assert app.backchannel_token_delivery_mode == "ping" and app.name == "Kiosk"
     assert app.backchannel_client_notification_endpoint == "https://rp.example.com/v2"
     assert app.client_secret == hashed and "client_secret" not in updated
-    rotated = register("--client-id", first["client_id"], "--new-secret")
+    rotated = register(f"--client-id={first['client_id']}", "--new-secret")
     assert rotated["client_secret"] != first["client_secret"] and stored(rotated).client_secret != hashed
 
 
 def test_alternatives_replace_each_other_on_update(db, key_file):
     first = register("Kiosk", "--auth-method=private_key_jwt", f"--jwks={key_file(EC_KEY)}")
-    app = stored(register("--client-id", first["client_id"], "--jwks-uri=https://rp.example.com/jwks"))
+    app = stored(register(f"--client-id={first['client_id']}", "--jwks-uri=https://rp.example.com/jwks"))
     assert app.jwks is None and app.jwks_uri == "https://rp.example.com/jwks"
     mtls = register("Kiosk 7", "--auth-method=tls_client_auth", "--tls-client-auth-subject-dn=CN=kiosk-7")
-    app = stored(register("--client-id", mtls["client_id"], "--tls-client-auth-san-ip=192.0.2.7"))
+    app = stored(register(f"--client-id={mtls['client_id']}", "--tls-client-auth-san-ip=192.0.2.7"))
     assert (app.tls_client_auth_subject_dn, app.tls_client_auth_san_ip) == ("", "192.0.2.7")
 
 
@@ -223,8 +225,10 @@ def test_client_secret_jwt_keeps_its_secret_unhashed_and_an_update_to_it_needs_a
     )
     basic = register("Kiosk 2")
     with pytest.raises(CommandError, match="only its hash is stored: add --new-secret"):
-        register("--client-id", basic["client_id"], "--auth-method=client_secret_jwt")
-    switched = register("--client-id", basic["client_id"], "--auth-method=client_secret_jwt", "--new-secret")
+        register(f"--client-id={basic['client_id']}", "--auth-method=client_secret_jwt")
+    switched = register(
+        f"--client-id={basic['client_id']}", "--auth-method=client_secret_jwt", "--new-secret"
+    )
     assert stored(switched).client_secret == switched["client_secret"]
 
 

@@ -40,3 +40,30 @@ def test_every_setting_is_documented_in_the_settings_reference():
 
     reference = (Path(__file__).resolve().parents[1] / "docs" / "settings.md").read_text()
     assert [key for key in DEFAULTS if f"`{key}`" not in reference] == []
+
+
+def test_a_value_read_while_the_settings_change_is_not_kept_after_the_change():
+    """A reader racing a reload (a worker thread reading while a test or a site overrides
+    settings) must not leave the old value cached for good: it would outlive every later
+    override (seen as per-user caps that stayed off in a later test)."""
+    from ciba.conf import CibaSettings
+
+    values = {"MAX_PENDING_PER_USER": None}
+    racing = {"on": True}
+
+    class Settings(CibaSettings):
+        @property
+        def user_settings(self):
+            return values
+
+        def raw(self, name):
+            value = super().raw(name)  # the old value is read ...
+            if racing["on"]:
+                racing["on"] = False
+                values["MAX_PENDING_PER_USER"] = 5  # ... the settings change meanwhile ...
+                self.reload()  # ... and the change's reload runs before the reader caches
+            return value
+
+    conf = Settings({"MAX_PENDING_PER_USER": 5})
+    assert conf.MAX_PENDING_PER_USER is None  # what this one read returned
+    assert conf.MAX_PENDING_PER_USER == 5  # not the stale value, cached after the reload
