@@ -70,6 +70,16 @@ DEFAULTS: dict[str, Any] = {
     "BINDING_MESSAGE_REQUIRED": False,
     # --- hints (CIBA §7.1): how long past its exp an ID token is still a valid id_token_hint ---
     "ID_TOKEN_HINT_MAX_AGE": 30 * 24 * 3600,
+    # Which user fields a login_hint may match, each with its normaliser (ciba.identifiers);
+    # None: the user model's USERNAME_FIELD exactly, and its email field case-insensitively
+    "LOGIN_HINT_IDENTIFIERS": None,
+    # Region a phone number written without its country code is read in (ISO 3166, "GB");
+    # "": only international forms (+44 ..., 0044 ...) are phone numbers
+    "PHONE_NUMBER_REGION": "",
+    # The device page's "show my code": login_hint_tokens this server signs for a signed-in
+    # user, shown as a QR code for a kiosk to scan (ciba.hint_tokens)
+    "LOGIN_HINT_TOKEN_ISSUANCE": False,
+    "LOGIN_HINT_TOKEN_LIFETIME": 120,
     # --- client authentication (CIBA §7.1, RFC 7523) ---
     "CLIENT_SECRET_CACHE_SECONDS": 300,
     # Keys of the keyed client-secret hash, current first (None: SECRET_KEY, SECRET_KEY_FALLBACKS)

@@ -12,7 +12,7 @@ from django.contrib.auth.hashers import identify_hasher
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from .. import profile, subjects
+from .. import hint_tokens, profile, subjects
 from ..conf import ciba_settings
 from ..constants import ASYMMETRIC_JWS_ALGORITHMS, ID_TOKEN_SIGNING_ALGS
 from ..endpoints import audiences, issuer
@@ -140,6 +140,9 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
     def resolve_login_hint_token(
         self, login_hint_token: str, *, client: Any, http_request: Any
     ) -> AbstractBaseUser:
+        if hint_tokens.is_own(login_hint_token, http_request):
+            # "show my code": a token this server signed for the user, not the client's own.
+            return hint_tokens.redeem(login_hint_token, http_request)
         accepted = profile.jws_algs(ASYMMETRIC_JWS_ALGORITHMS)
         try:
             alg = header_of(login_hint_token)["alg"]

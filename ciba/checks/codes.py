@@ -2,7 +2,7 @@
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
 ``ciba.E041`` were never issued. A new check takes the next free number
-(``ciba.E051``, ``ciba.W023``); an id is never reused.
+(``ciba.E053``, ``ciba.W025``; E051/W023 are issue 28's identifiers, E052/W024 its hint tokens); an id is never reused.
 """
 
 

@@ -8,6 +8,7 @@ from .client_block import ClientBlock
 from .consent_client import ConsentClient
 from .device import Device
 from .initial_access_token import InitialAccessToken
+from .login_hint_handle import LoginHintHandle
 from .mixins import CibaClientMixin
 from .original_authentication import OriginalAuthentication
 from .passkey import Passkey, WebAuthnChallenge
@@ -28,6 +29,7 @@ __all__ = [
     "ConsentClient",
     "Device",
     "InitialAccessToken",
+    "LoginHintHandle",
     "OriginalAuthentication",
     "Passkey",
     "ResourceServer",
