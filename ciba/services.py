@@ -108,7 +108,7 @@ def create_request(*, expires_in: int, now: datetime | None = None, **fields: An
                     admission.give_back()
                     raise
         if not admission.admitted:
-            raise user_limits.refusal()
+            raise user_limits.refusal(admission.reason, client=ar.client, user=ar.user)
         if superseded is None:
             raise TemporarilyUnavailable()
     for old in superseded or ():

@@ -91,8 +91,24 @@ LOCK_POLL_SECONDS = 1.0
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def refusal() -> AccessDenied:
-    """The ``access_denied`` every limit and block answers with."""
+#: Why a request was refused, as the operator's log says it (the client only ever sees REFUSAL).
+BLOCKED = "blocked by the user"
+PENDING_PER_USER = "MAX_PENDING_PER_USER reached"
+PENDING_PER_CLIENT_USER = "MAX_PENDING_PER_CLIENT_USER reached"
+RATE = "USER_REQUEST_RATE spent"
+
+
+def refusal(reason: str | None = None, *, client: Any = None, user: Any = None) -> AccessDenied:
+    """The ``access_denied`` every limit and block answers with. The client learns nothing from
+    it; the operator's log says which limit refused (``reason``), so support can answer "why
+    did my customer's payment never ask me?" without guessing."""
+    if reason is not None:
+        logger.info(
+            "Refused a CIBA request before reaching the user: %s (client %s, user %s).",
+            reason,
+            getattr(client, "client_id", client),
+            getattr(user, "pk", user),
+        )
     return AccessDenied(REFUSAL)
 
 
@@ -144,7 +160,7 @@ def unblock(user: Any, client: Any) -> bool:
 def check_block(*, client: Any, user: Any) -> None:
     """The uncapped path's only check: ``refusal()`` when ``user`` blocked ``client``."""
     if is_blocked(user, client):
-        raise refusal()
+        raise refusal(BLOCKED, client=client, user=user)
 
 
 # --- the caps ---------------------------------------------------------------------------------
@@ -158,6 +174,8 @@ class Admission:
 
     admitted: bool
     rate_key: str | None = None
+    #: Why it was refused (one of BLOCKED, PENDING_PER_USER, ...), for the operator's log
+    reason: str | None = None
     #: With ``PENDING_CAP_ACTION="supersede"``: how many of the client's oldest pending
     #: requests for the user to cancel before storing the new one (0: none).
     supersede: int = 0
@@ -190,8 +208,11 @@ def admit(*, client: Any, user: Any, now: datetime) -> Admission:
     waited, attempt = 0.0, 0
     while not try_lock_user(user, using=using):
         snapshot = _counts(client, user, now, using=using, since=db_since)
-        if _verdict(snapshot, allowed) is None or (key is not None and (_safely_get(key) or 0) >= allowed):
-            return Admission(admitted=False)
+        refused = _refused(snapshot, allowed)
+        if refused is None and key is not None and (_safely_get(key) or 0) >= allowed:
+            refused = RATE
+        if refused is not None:
+            return Admission(admitted=False, reason=refused)
         if waited >= LOCK_POLL_SECONDS:
             lock_user(user, using=using)  # bounded by the statement timeout
             break
@@ -199,18 +220,21 @@ def admit(*, client: Any, user: Any, now: datetime) -> Admission:
         time.sleep(pause)
         waited, attempt = waited + pause, attempt + 1
     counts = _counts(client, user, now, using=using, since=db_since)
-    supersede = _verdict(counts, allowed)
-    if supersede is None:
-        return Admission(admitted=False)
+    refused = _refused(counts, allowed)
+    if refused is not None:
+        return Admission(admitted=False, reason=refused)
+    supersede = _superseded(counts)
     if key is None:
         return Admission(admitted=True, supersede=supersede)
     count = _safely_incr(key, period)
     if count is None:  # the cache failed: the database knows every request stored
         recent = _counts(client, user, now, using=using, since=since)["recent"]
-        return Admission(admitted=recent < allowed, supersede=supersede)
+        if recent >= allowed:
+            return Admission(admitted=False, reason=RATE)
+        return Admission(admitted=True, supersede=supersede)
     if count > allowed:
         _safely_decr(key)  # a refused request spends none of the user's rate
-        return Admission(admitted=False)
+        return Admission(admitted=False, reason=RATE)
     return Admission(admitted=True, rate_key=key, supersede=supersede)
 
 
@@ -274,23 +298,31 @@ def _counts(client: Any, user: Any, now: datetime, *, using: str, since: datetim
     return row or dict.fromkeys(fields, 0)
 
 
-def _verdict(counts: dict[str, Any], allowed: int) -> int | None:
-    """What ``counts`` make of a new request: ``None`` refuses it (a block, a cap met, or,
-    counted in the database, the rate spent); otherwise how many of the client's oldest
-    pending requests it supersedes (0 unless ``supersedes()`` and the (client, user) cap is
-    met: enough to bring the client one below that cap, should it have been lowered)."""
-    if counts["blocked"] or ("recent" in counts and counts["recent"] >= allowed):
-        return None
+def _refused(counts: dict[str, Any], allowed: int) -> str | None:
+    """Why ``counts`` refuse a new request (a block, a cap met, or, counted in the database,
+    the rate spent), or ``None`` when they admit it."""
+    if counts["blocked"]:
+        return BLOCKED
+    if "recent" in counts and counts["recent"] >= allowed:
+        return RATE
     per_client_user = ciba_settings.MAX_PENDING_PER_CLIENT_USER
-    supersede = 0
     if per_client_user is not None and counts["pending_here"] >= per_client_user:
         if not supersedes() or per_client_user < 1:  # a cap of 0 leaves nothing to replace
-            return None
-        supersede = counts["pending_here"] - per_client_user + 1
+            return PENDING_PER_CLIENT_USER
     per_user = ciba_settings.MAX_PENDING_PER_USER
-    if per_user is not None and counts["pending"] - supersede >= per_user:
-        return None
-    return supersede
+    if per_user is not None and counts["pending"] - _superseded(counts) >= per_user:
+        return PENDING_PER_USER
+    return None
+
+
+def _superseded(counts: dict[str, Any]) -> int:
+    """How many of the client's oldest pending requests an admitted request supersedes: 0
+    unless ``supersedes()`` and the (client, user) cap is met, else enough to bring the client
+    one below that cap (should it have been lowered)."""
+    per_client_user = ciba_settings.MAX_PENDING_PER_CLIENT_USER
+    if not supersedes() or per_client_user is None or per_client_user < 1:
+        return 0
+    return max(0, counts["pending_here"] - per_client_user + 1)
 
 
 def _rate_key(user: Any, period: int, now: datetime) -> str:

@@ -285,3 +285,44 @@ def test_the_defaults_are_on():
     assert DEFAULTS["MAX_PENDING_PER_CLIENT_USER"] == 2
     assert DEFAULTS["USER_REQUEST_RATE"] == "20/hour"
     assert user_limits.caps_set()
+
+
+def _refusal_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "ciba.user_limits" and r.levelname == "INFO"]
+
+
+@override_settings(
+    CIBA=limits(MAX_PENDING_PER_USER=2, MAX_PENDING_PER_CLIENT_USER=1, USER_REQUEST_RATE="3/hour")
+)
+def test_the_operators_log_says_which_limit_refused_a_request_the_client_never_learns(
+    alice, make_client, database_counts, caplog
+):
+    caplog.set_level("INFO", logger="ciba.user_limits")
+    kiosk, shop, bank = make_client()[0], make_client()[0], make_client()[0]
+    new(kiosk, alice)
+    assert refused(kiosk, alice).description == user_limits.REFUSAL
+    new(shop, alice)
+    assert refused(bank, alice).description == user_limits.REFUSAL
+    services.deny(AuthenticationRequest.objects.filter(client=shop).get(), user=alice)
+    new(bank, alice)  # the third request of the hour
+    services.deny(AuthenticationRequest.objects.filter(client=bank).get(), user=alice)
+    assert refused(shop, alice).description == user_limits.REFUSAL
+    user_limits.block(alice, shop)
+    assert refused(shop, alice).description == user_limits.REFUSAL
+    reasons = _refusal_reasons(caplog)
+    assert [r.split(":", 1)[1].split(" (")[0].strip() for r in reasons] == [
+        user_limits.PENDING_PER_CLIENT_USER,
+        user_limits.PENDING_PER_USER,
+        user_limits.RATE,
+        user_limits.BLOCKED,
+    ]
+    assert f"client {kiosk.client_id}, user {alice.pk}" in reasons[0]
+
+
+@override_settings(CIBA=limits())
+def test_with_the_caps_off_a_block_is_still_logged_with_its_reason(alice, make_client, caplog):
+    caplog.set_level("INFO", logger="ciba.user_limits")
+    kiosk, _ = make_client()
+    user_limits.block(alice, kiosk)
+    refused(kiosk, alice)
+    assert len(reasons := _refusal_reasons(caplog)) == 1 and user_limits.BLOCKED in reasons[0]
