@@ -235,3 +235,17 @@ def test_a_user_code_budget_that_is_not_a_positive_number_is_reported_at_start_u
     with override_settings(CIBA={**settings.CIBA, key: 0}):
         assert [m.id for m in check_user_code_budgets()] == ["ciba.E042"]
     assert check_user_code_budgets() == []
+
+
+def test_a_client_the_user_blocked_is_refused_before_its_codes_are_checked_or_counted(
+    client, alice, coded_client
+):
+    from ciba import user_limits
+
+    user_codes.set_user_code(alice, "7391-44")
+    user_limits.block(alice, coded_client[0])
+    for _ in range(5):  # more than its budget of wrong codes: none is counted
+        oauth_error(ask(client, coded_client, user_code="guess-1"), 403, "access_denied")
+    assert not UserCodeFailures.objects.exists()
+    user_limits.unblock(alice, coded_client[0])
+    assert ask(client, coded_client, user_code="7391-44").status_code == 200

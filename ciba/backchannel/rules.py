@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from django.http import QueryDict
 from oauth2_provider.scopes import get_scopes_backend
 
-from .. import assurance, constants, profile, subjects
+from .. import assurance, constants, profile, subjects, user_limits
 from .. import authorization_details as rar
 from ..claim_requests import accepted_values
 from ..conf import ciba_settings
@@ -139,6 +139,10 @@ def validate(params: Mapping[str, str], *, client: Any, http_request: Any) -> Ne
     targets = resources(params)
     resolver = ciba_settings.USER_RESOLVER_CLASS()
     user = resolver.resolve(client=client, http_request=http_request, **{hint_kind: hint})
+    if params.get("user_code"):
+        # A client the user blocked is refused before its code costs a password hash (and a
+        # place in its budgets); services.create_request checks the block for every request.
+        user_limits.check_block(client=client, user=user)
     user_code(params, user=user, client=client)
     requested_subject(requested_claims, user=user, client=client)
     check_request_context(context, client=client, user=user)
