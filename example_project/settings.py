@@ -154,7 +154,25 @@ CIBA = {
     **env.passkeys(),
     **env.user_limits(),
     "REGISTRATION_ENABLED": True,
+    # Who a login_hint may name (docs/integration.md, "Finding the user"): the username, the
+    # e-mail in any case, and the demo bank's own identifiers on its customer profile
+    # (example_project.demo.models.Profile): a phone number however it is written, read in the
+    # UK when it has no country code, and an account's IBAN, its check digits verified.
+    "LOGIN_HINT_IDENTIFIERS": [
+        {"field": "username", "normalizer": "ciba.identifiers.exact", "lookup": "exact"},
+        {"field": "email", "normalizer": "ciba.identifiers.email", "lookup": "iexact"},
+        {"field": "profile__phone_number", "normalizer": "ciba.identifiers.phone_number", "lookup": "exact"},
+        {"field": "profile__account_iban", "normalizer": "ciba.identifiers.iban", "lookup": "exact"},
+    ],
+    "PHONE_NUMBER_REGION": "GB",
+    # The device page's "show my code": a QR code of a short-lived login_hint_token for the kiosk.
+    "LOGIN_HINT_TOKEN_ISSUANCE": True,
 }
+# auth.User's email has no index, so check --deploy would warn about the identifier above
+# (ciba.W023): the demo has three users. A site with many keeps its e-mail addresses in an
+# indexed column (a custom user model, or a profile like the demo's) or leaves e-mail out of
+# LOGIN_HINT_IDENTIFIERS.
+SILENCED_SYSTEM_CHECKS = ["ciba.W023"]
 # DJANGO_SECURE_PROXY_SSL_HEADER=1 behind a terminator that sets X-Forwarded-Proto (None:
 # Django's default, requests are secure only when they reach Django over TLS).
 SECURE_PROXY_SSL_HEADER = env.secure_proxy_ssl_header()

@@ -83,6 +83,7 @@ ACCEPTED_WARNINGS = {
     "security.W021": "HSTS preload is the site's own commitment (docs/integration.md)",
     "ciba.W001": "this script's ping receiver listens on plain http (CIBA_CALLBACK_ALLOW_HTTP=1)",
     "ciba.W002": "... on 127.0.0.1 (CIBA_CALLBACK_ALLOW_PRIVATE_NETWORKS=1)",
+    "ciba.W023": "stock auth.User's email, a default login_hint identifier, has no index (the guide says so)",
 }
 
 

@@ -122,6 +122,16 @@ OTHER_CIBA_VARIABLES = (
 )
 
 
+#: Who a login_hint may name in the example (its demo bank's customer profiles), whatever the
+#: environment says.
+DEMO_IDENTIFIERS = [
+    {"field": "username", "normalizer": "ciba.identifiers.exact", "lookup": "exact"},
+    {"field": "email", "normalizer": "ciba.identifiers.email", "lookup": "iexact"},
+    {"field": "profile__phone_number", "normalizer": "ciba.identifiers.phone_number", "lookup": "exact"},
+    {"field": "profile__account_iban", "normalizer": "ciba.identifiers.iban", "lookup": "exact"},
+]
+
+
 def example_settings(tmp_path, **variables: str) -> dict:
     """The example's CIBA and SECURE_PROXY_SSL_HEADER settings with ``variables`` set (and the
     others unset), after a system check that must find no error."""
@@ -147,6 +157,9 @@ def test_without_the_profile_variables_the_example_keeps_its_demo_settings(tmp_p
             "CALLBACK_ALLOW_HTTP": True,
             "CALLBACK_ALLOW_PRIVATE_NETWORKS": True,
             "REGISTRATION_ENABLED": True,
+            "LOGIN_HINT_IDENTIFIERS": DEMO_IDENTIFIERS,
+            "PHONE_NUMBER_REGION": "GB",
+            "LOGIN_HINT_TOKEN_ISSUANCE": True,
         },
         "SECURE_PROXY_SSL_HEADER": None,
     }
@@ -178,6 +191,9 @@ def test_the_example_runs_the_fapi_ciba_profile_behind_nginx_from_the_environmen
         "MTLS_CERT_VERIFY_HEADER": "HTTP_X_SSL_CLIENT_VERIFY",
         "MTLS_BASE_URL": "https://mtls.as.example.com",
         "REGISTRATION_ENABLED": True,
+        "LOGIN_HINT_IDENTIFIERS": DEMO_IDENTIFIERS,
+        "PHONE_NUMBER_REGION": "GB",
+        "LOGIN_HINT_TOKEN_ISSUANCE": True,
     }
     assert configured["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
 

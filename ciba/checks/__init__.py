@@ -22,6 +22,8 @@ One module a subject; importing this package registers every check (``ciba.apps`
 - ``workers``: the dispatch breaker, the sweeps, the slow lane, the broker, the task queues.
 - ``user_code_budgets``: how many wrong user codes may be tried.
 - ``user_protection``: the per-user caps and rate, the action at a cap, the subject types.
+- ``identifiers``: the identifiers a ``login_hint`` may match, their normalisers, the phone
+  region, and whether each field has an index.
 - ``approval_levels``: authentication at approval (``APPROVAL_ACR``, the floors, the acr
   values discovery promises) and the passkey (WebAuthn) settings, with the RP ID deploy warning.
 - ``registrations``: registered clients and signing keys (the database checks).
@@ -43,6 +45,7 @@ from . import (  # noqa: F401  (each registers its checks)
     deploy,
     discovery_paths,
     dynamic_registration,
+    identifiers,
     registrations,
     security_profile,
     sender_constraints,
@@ -59,6 +62,7 @@ from .configuration import check_ciba_settings
 from .deploy import check_deploy
 from .discovery_paths import check_metadata_location
 from .dynamic_registration import check_dynamic_registration, check_open_registration
+from .identifiers import check_identifier_indexes, check_identifiers
 from .registrations import check_registered_clients, check_signing_keys
 from .site_setup import check_application_model, check_celery, check_oauth2_provider
 from .user_code_budgets import check_user_code_budgets
@@ -77,6 +81,8 @@ __all__ = [
     "check_client_secret_hashing_deploy",
     "check_deploy",
     "check_dynamic_registration",
+    "check_identifier_indexes",
+    "check_identifiers",
     "check_metadata_location",
     "check_open_registration",
     "check_oauth2_provider",

@@ -1,8 +1,8 @@
 """Every system check id, once, in order: ``ciba.E0xx`` errors, then ``ciba.W0xx`` warnings.
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
-``ciba.E041`` were never issued. A new check takes the next free number
-(``ciba.E053``, ``ciba.W025``; E051/W023 are issue 28's identifiers, E052/W024 its hint tokens); an id is never reused.
+``ciba.E041`` were never issued. A new check takes the next free number (``ciba.E053``,
+``ciba.W025``; E052/W024 are kept for issue 28's hint tokens); an id is never reused.
 """
 
 
@@ -55,6 +55,7 @@ class Codes:
     WEBAUTHN_SETTINGS = "ciba.E048"
     SUBJECT_TYPES = "ciba.E049"
     USER_PROTECTION = "ciba.E050"
+    IDENTIFIERS = "ciba.E051"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
@@ -77,3 +78,4 @@ class Codes:
     ACR_VALUES_UNACHIEVABLE = "ciba.W020"
     WEBAUTHN_RP_ID_UNSET = "ciba.W021"
     ACR_VALUES_OF_ANOTHER_POLICY = "ciba.W022"
+    IDENTIFIER_NOT_INDEXED = "ciba.W023"

@@ -1,5 +1,8 @@
 """Create or update the demo users, CIBA clients and phones, and print how to use them.
 
+Each demo user also gets a customer profile with a phone number and an IBAN, which the example's
+``LOGIN_HINT_IDENTIFIERS`` let a kiosk use as a ``login_hint`` beside the username and e-mail.
+
 Idempotent, and safe to run beside a running demo: running it again keeps the same rows,
 client ids and devices, and also what the running kiosk relies on. Client secrets stay as they
 are (the kiosk's credentials file still holds them, so they are printed again), passwords stay
@@ -56,8 +59,17 @@ from ciba.constants import (
 )
 from ciba.models import Device, SigningKey
 from example_project.demo import fapi
+from example_project.demo.models import Profile
 
 USERS = ("alice", "bob")
+#: What else a kiosk may know each demo user by (LOGIN_HINT_IDENTIFIERS in the example's
+#: settings): a phone number in Ofcom's range for drama (020 7946 0000-0999, never a real line,
+#: and valid to libphonenumber, which rejects the 07700 900xxx drama mobiles) and an IBAN of the
+#: fictional bank WEST with correct check digits. Stored normalised (E.164, compact IBAN).
+IDENTIFIERS = {
+    "alice": {"phone_number": "+442079460123", "account_iban": "GB82WEST12345698765432"},
+    "bob": {"phone_number": "+442079460456", "account_iban": "GB55WEST12345698765433"},
+}
 PHONE_APP = "demo-phone"
 #: The RFC 9396 types the demo kiosk clients may send (docs/transactions.md).
 KIOSK_DETAIL_TYPES = ("payment_initiation",)
@@ -182,9 +194,12 @@ class Command(BaseCommand):
             )
             password = self._password(user, created or rotate)
             user.save()
+            Profile.objects.update_or_create(user=user, defaults=IDENTIFIERS[name])
             data["users"][name] = {
                 "password": password,
                 "login_hint": name,
+                # Other login_hints that name the same user (any written form of them works).
+                "login_hints": [name, user.email, *IDENTIFIERS[name].values()],
                 "consent_token": self._consent_token(user),
                 "device": self._device(user),
             }
@@ -247,6 +262,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {name:<6} / {user['password'] or kept}   consent-API token {user['consent_token']}"
             )
+            self.stdout.write(f"           login_hint: {', '.join(user['login_hints'])}")
         for client in data["clients"].values():
             self.stdout.write(f"  client {client['client_id']:<10} secret {client['client_secret']}")
         if profile.fapi():
