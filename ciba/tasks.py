@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import callbacks, device_outbox, dispatch, services
+from . import callbacks, device_outbox, dispatch, hint_tokens, services
 
 
 @shared_task(name=dispatch.NOTIFY_DEVICE, acks_late=True, reject_on_worker_lost=True, ignore_result=False)
@@ -81,6 +81,11 @@ def sweep_callbacks() -> int:
 @shared_task(name=dispatch.EXPIRE_REQUESTS, ignore_result=True)
 def expire_requests() -> int:
     """Mark requests past ``expires_at`` expired and send push expiry callbacks (Celery beat),
-    under the expiry sweep's lock (a second run at once would only lose every race)."""
+    under the expiry sweep's lock (a second run at once would only lose every race); and delete
+    the "show my code" handles that can no longer be redeemed (``ciba.hint_tokens``)."""
     with dispatch.sweeping("expiry") as mine:
-        return services.expire_due() if mine else 0
+        if not mine:
+            return 0
+        expired = services.expire_due()
+        hint_tokens.purge_expired()
+        return expired

@@ -12,6 +12,7 @@ from .views.blocks import ClientBlockViewSet
 from .views.cancel import BackchannelCancelView
 from .views.consent import AuthenticationRequestViewSet
 from .views.devices import DeviceViewSet
+from .views.login_hint_token import LoginHintTokenView
 from .views.passkeys import PasskeyViewSet
 from .views.user_code_api import UserCodeView
 
@@ -36,6 +37,8 @@ urlpatterns = [
         name="backchannel-authentication-cancel",
     ),
     path("ciba/user-code/", UserCodeView.as_view(), name="user-code"),
+    # "Show my code" (ciba.hint_tokens): 404 unless CIBA["LOGIN_HINT_TOKEN_ISSUANCE"] is on.
+    path("ciba/login-hint-token/", LoginHintTokenView.as_view(), name="login-hint-token"),
     # Off (404) unless CIBA["AUTOMATED_APPROVAL_SECRET"] is set: for conformance runs only.
     path(
         "ciba/automated-approval/<str:secret>/",

@@ -88,3 +88,18 @@ def test_under_fapi_introspection_publishes_no_client_secret_method(client):
     assert not [
         m for m in data["introspection_endpoint_auth_methods_supported"] if m.startswith("client_secret")
     ]
+
+
+@pytest.mark.parametrize("path", [OIDC, RFC8414])
+def test_metadata_names_the_login_hint_token_formats_accepted(client, path):
+    # An extension (CIBA Core defines no such member): a client-signed JWT is always accepted.
+    assert client.get(path).json()["backchannel_login_hint_token_types_supported"] == ["client-signed-jwt"]
+
+
+@override_settings(CIBA={"LOGIN_HINT_TOKEN_ISSUANCE": True})
+@pytest.mark.parametrize("path", [OIDC, RFC8414])
+def test_with_show_my_code_on_the_servers_own_tokens_are_named_too(client, path):
+    assert client.get(path).json()["backchannel_login_hint_token_types_supported"] == [
+        "client-signed-jwt",
+        "server-issued-jwt",
+    ]

@@ -24,6 +24,7 @@ One module a subject; importing this package registers every check (``ciba.apps`
 - ``user_protection``: the per-user caps and rate, the action at a cap, the subject types.
 - ``identifiers``: the identifiers a ``login_hint`` may match, their normalisers, the phone
   region, and whether each field has an index.
+- ``hint_tokens``: "show my code": the codes' lifetime and the issuer they are signed for.
 - ``approval_levels``: authentication at approval (``APPROVAL_ACR``, the floors, the acr
   values discovery promises) and the passkey (WebAuthn) settings, with the RP ID deploy warning.
 - ``registrations``: registered clients and signing keys (the database checks).
@@ -45,6 +46,7 @@ from . import (  # noqa: F401  (each registers its checks)
     deploy,
     discovery_paths,
     dynamic_registration,
+    hint_tokens,
     identifiers,
     registrations,
     security_profile,
@@ -62,6 +64,7 @@ from .configuration import check_ciba_settings
 from .deploy import check_deploy
 from .discovery_paths import check_metadata_location
 from .dynamic_registration import check_dynamic_registration, check_open_registration
+from .hint_tokens import check_hint_tokens
 from .identifiers import check_identifier_indexes, check_identifiers
 from .registrations import check_registered_clients, check_signing_keys
 from .site_setup import check_application_model, check_celery, check_oauth2_provider
@@ -81,6 +84,7 @@ __all__ = [
     "check_client_secret_hashing_deploy",
     "check_deploy",
     "check_dynamic_registration",
+    "check_hint_tokens",
     "check_identifier_indexes",
     "check_identifiers",
     "check_metadata_location",

@@ -2,7 +2,7 @@
 
 Ids are stable: operators silence them by id and the docs cite them. ``ciba.E039`` and
 ``ciba.E041`` were never issued. A new check takes the next free number (``ciba.E053``,
-``ciba.W025``; E052/W024 are kept for issue 28's hint tokens); an id is never reused.
+``ciba.W025``); an id is never reused.
 """
 
 
@@ -56,6 +56,7 @@ class Codes:
     SUBJECT_TYPES = "ciba.E049"
     USER_PROTECTION = "ciba.E050"
     IDENTIFIERS = "ciba.E051"
+    HINT_TOKENS = "ciba.E052"
     CALLBACK_ALLOW_HTTP = "ciba.W001"
     CALLBACK_ALLOW_PRIVATE = "ciba.W002"
     CELERY_EAGER = "ciba.W003"
@@ -79,3 +80,4 @@ class Codes:
     WEBAUTHN_RP_ID_UNSET = "ciba.W021"
     ACR_VALUES_OF_ANOTHER_POLICY = "ciba.W022"
     IDENTIFIER_NOT_INDEXED = "ciba.W023"
+    HINT_TOKEN_ISSUER_FROM_HOST = "ciba.W024"

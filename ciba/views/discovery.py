@@ -15,7 +15,7 @@ from django.urls import NoReverseMatch, reverse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView, OAuthServerMetadataView
 
-from .. import assurance, constants, profile
+from .. import assurance, constants, hint_tokens, profile
 from .. import authorization_details as rar
 from ..client_registration import registration_endpoint
 from ..conf import ciba_settings
@@ -25,6 +25,22 @@ from ..signing import id_token_algs_available
 #: This server's extension (ciba.views.cancel): not a member CIBA Core 1.0 defines.
 CANCEL_ENDPOINT = "backchannel_authentication_cancel_endpoint"
 CANCEL_URL_NAME = "ciba:backchannel-authentication-cancel"
+#: This server's extension: which login_hint_token formats the backchannel endpoint accepts
+#: (CIBA §7.1 leaves the format to the server; Core 1.0 defines no metadata for it).
+LOGIN_HINT_TOKEN_TYPES = "backchannel_login_hint_token_types_supported"
+#: A JWT the client signs with its registered keys (ciba.backends.users).
+CLIENT_SIGNED_JWT = "client-signed-jwt"
+#: A code this server signed for a signed-in user, "show my code" (ciba.hint_tokens).
+SERVER_ISSUED_JWT = "server-issued-jwt"
+
+
+def login_hint_token_types() -> list[str]:
+    """The ``login_hint_token`` formats accepted: the client's own JWT always, this server's
+    codes while ``LOGIN_HINT_TOKEN_ISSUANCE`` is on (``ciba.hint_tokens`` refuses them when off)."""
+    types = [CLIENT_SIGNED_JWT]
+    if hint_tokens.enabled():
+        types.append(SERVER_ISSUED_JWT)
+    return types
 
 
 def supported_grant_types() -> list[str]:
@@ -68,6 +84,7 @@ def ciba_metadata(request: HttpRequest) -> dict[str, Any]:
     data["subject_types_supported"] = list(ciba_settings.SUBJECT_TYPES_SUPPORTED)
     # OIDC Discovery defaults it to false: the claims request (OIDC Core §5.5) is honoured.
     data["claims_parameter_supported"] = True
+    data[LOGIN_HINT_TOKEN_TYPES] = login_hint_token_types()
     cancel = _cancel_path()
     if cancel:
         # An extension (the client withdraws its pending request), under its own clear name.
