@@ -17,6 +17,7 @@ urlpatterns = [
     path("sign-in/", views.SignInView.as_view(), name="sign-in"),
     path("sign-in/passkey-options/", views.sign_in_passkey_options, name="sign-in-passkey-options"),
     path("sign-in/passkey/", views.sign_in_passkey, name="sign-in-passkey"),
+    path("my-code/", views.my_code, name="my-code"),
     path("manifest.webmanifest", views.manifest, name="manifest"),
     path("sw.js", views.service_worker, name="service-worker"),
 ]

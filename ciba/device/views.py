@@ -5,6 +5,10 @@ as a native app would, so the API stays the one contract of the device side. The
 hands the script the API's URLs (sites mount ``ciba.urls`` wherever they like) and, when Web
 Push is on, the VAPID public key.
 
+"Show my code" (``my-code/``, when ``LOGIN_HINT_TOKEN_ISSUANCE`` is on) hands the page a
+short-lived, single-use ``login_hint_token`` for the signed-in user (``ciba.hint_tokens``) and
+its QR code, which a till or kiosk scans instead of asking for a username.
+
 The sign-in page (``sign-in/``) is the device app's own: the username and password form of
 Django's ``LoginView``, and "Sign in with a passkey" (a discoverable WebAuthn credential,
 verified by ``ciba.passkeys``). The home page still sends anonymous visitors to the site's
@@ -13,15 +17,17 @@ verified by ``ciba.passkeys``). The home page still sends anonymous visitors to 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from typing import Any
 
+import segno
 from django.conf import settings
 from django.contrib.auth import load_backend, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.template.loader import render_to_string
 from django.templatetags.static import static
@@ -34,7 +40,7 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_POST, require_safe
 
-from .. import assurance, passkeys
+from .. import assurance, hint_tokens, passkeys
 from ..conf import ciba_settings
 from ..errors import CibaError, InvalidAuthentication, InvalidRequest
 from .vapid import UnreadableVapidKey, configured_public_key
@@ -71,6 +77,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "passkey_options_url": reverse("ciba:passkey-registration-options"),
             "user_code_url": reverse("ciba:user-code") if ciba_settings.USER_CODE_SUPPORTED else "",
             "user_code_min_length": ciba_settings.USER_CODE_MIN_LENGTH,
+            "my_code_url": reverse("ciba_device:my-code") if hint_tokens.enabled() else "",
             "theme_color": THEME_COLOR,
             "messages_json": script_messages(),
         },
@@ -187,6 +194,18 @@ def script_messages() -> dict[str, str]:
         "userCodeChangeButton": _("Change the user code"),
         "userCodeSaved": _("Your user code is saved."),
         "userCodeRemoved": _("Your user code is removed."),
+        # "Show my code": the QR code a till scans instead of asking for a username.
+        "myCodeShow": _("Show my code"),
+        "myCodeHide": _("Hide my code"),
+        "myCodeAlt": _("QR code that identifies you at a till or kiosk"),
+        "myCodeLoading": _("Getting your code…"),
+        "myCodeValid": _("Valid for {time}. A new code appears by itself."),
+        "myCodeExpired": _("This code has expired. Tap Show my code for a new one."),
+        "myCodeIdle": _(
+            "Your code was hidden after 10 minutes without use. Tap Show my code to see it again."
+        ),
+        "myCodeUsed": _("A request arrived, so your code is hidden. Check the request below."),
+        "myCodeFailed": _("Your code could not be shown: {reason}"),
         # The sign-in page.
         "signingIn": _("Signing in…"),
         "signInFailed": _("You were not signed in: {reason}"),
@@ -286,6 +305,76 @@ def _safe_next(request: HttpRequest, target: Any) -> str:
 
 def _error(exc: CibaError) -> JsonResponse:
     return JsonResponse(exc.as_dict(), status=exc.status_code, headers=exc.headers)
+
+
+#: Modules of light margin around the QR code (ISO/IEC 18004 asks for four): without it a
+#: camera cannot find the code's edges against a dark page or phone case.
+QR_QUIET_ZONE = 4
+
+
+@require_POST
+@csrf_protect
+@never_cache
+def my_code(request: HttpRequest) -> JsonResponse:
+    """The device page's *Show my code*: a fresh ``login_hint_token`` for the signed-in user
+    and its QR code.
+
+    ``{"login_hint_token", "expires_in", "expires_at", "svg"}``: the token ``ciba.hint_tokens``
+    issued (an opaque, single-use handle, signed by this server; no username, ``sub`` or
+    e-mail address in it), how long it lives, and the code as SVG markup the page shows. POST
+    with the session's CSRF token: each call mints a handle, so a cross-site page must not be
+    able to make the browser ask for one. Never cached, and the token never goes into a URL.
+
+    404 while ``LOGIN_HINT_TOKEN_ISSUANCE`` is off (the site offers no such thing); 401 without
+    a session, as JSON: the caller is the page's script, which says "you are signed out"
+    instead of following a redirect to a sign-in page it cannot show. Codes asked for faster
+    than any page shows them are refused by ``hint_tokens.issue`` (429 with ``Retry-After``).
+    """
+    if not hint_tokens.enabled():
+        raise Http404("Login hint tokens are not issued here.")
+    if not request.user.is_authenticated:
+        return JsonResponse(
+            {"error": "login_required", "error_description": _("You are signed out.")}, status=401
+        )
+    try:
+        issued = hint_tokens.issue(request.user, request)
+    except CibaError as exc:  # 429 with Retry-After: codes asked for faster than a page shows them
+        return _error(exc)
+    return JsonResponse(
+        {
+            "login_hint_token": issued.token,
+            "expires_in": issued.expires_in,
+            "expires_at": issued.expires_at.isoformat(),
+            "svg": qr_svg(issued.token),
+        }
+    )
+
+
+def qr_svg(text: str) -> str:
+    """``text`` as a QR code in SVG markup for an HTML page: no XML declaration, scalable
+    (a ``viewBox``, no fixed size), dark modules on an opaque white ground with a quiet zone.
+
+    Black on white whatever the page's colours: a camera needs the contrast, and a dark-mode
+    page with light modules on dark ground is something many decoders cannot read. Error
+    correction M (15%) survives glare on a phone screen at a size any version still fits. Never
+    a Micro QR code: neither ``BarcodeDetector`` nor the common JavaScript decoders read them.
+    """
+    code = segno.make(text, error="m", micro=False)
+    out = io.BytesIO()
+    code.save(
+        out,
+        kind="svg",
+        xmldecl=False,
+        svgns=True,
+        omitsize=True,
+        nl=False,
+        border=QR_QUIET_ZONE,
+        dark="#000",
+        light="#fff",
+        svgclass="ciba-qr",
+        lineclass=None,
+    )
+    return out.getvalue().decode()
 
 
 @require_safe

@@ -63,6 +63,14 @@ ERROR_SENTENCES = {
     "unknown_user_id": "No customer with that username or email address ({error}).",
     "access_denied": "The bank refused this purchase ({error}).",
 }
+#: The same for a purchase started with the customer's scanned code (a ``login_hint_token``):
+#: the cure is to scan a fresh code, and the code itself is never repeated.
+CODE_ERROR_SENTENCES = {
+    **ERROR_SENTENCES,
+    "unknown_user_id": "The bank knows no active customer for this code ({error}).",
+    "expired_login_hint_token": "The customer's code has expired: scan the new one on their phone ({error}).",
+    "invalid_request": "The bank refused the customer's code: scan a fresh one ({error}: {description}).",
+}
 #: The acr the kiosk asks for when the shopper must approve with a passkey: OpenID EAP ACR
 #: Values 1.0's phishing-resistant authentication, what django-ciba's passkeys achieve.
 PASSKEY_ACR = "phr"
@@ -109,9 +117,14 @@ def discovery() -> dict[str, Any]:
     return document
 
 
-def start(mode: str, login_hint: str, amount: str, require_passkey: bool = False) -> dict[str, Any]:
+def start(
+    mode: str, login_hint: str, amount: str, require_passkey: bool = False, login_hint_token: str = ""
+) -> dict[str, Any]:
     """Start a purchase: a CIBA request whose binding message the shopper compares on the phone.
 
+    The customer is named by exactly one hint (CIBA §7.1): ``login_hint_token`` when the kiosk
+    scanned the code the customer's phone shows (a token the bank issued; the kiosk passes it
+    on as it is and never shows it), else the typed ``login_hint``, the fallback.
     ``require_passkey`` asks for ``acr_values=phr`` (CIBA §7.1): the bank then makes the shopper
     approve with a passkey, and the ID token's ``acr`` says whether that happened.
     """
@@ -119,14 +132,12 @@ def start(mode: str, login_hint: str, amount: str, require_passkey: bool = False
     if client is None:
         raise KioskError(f"Unknown delivery mode {mode!r}.")
     method = auth_method(client)
-    login_hint = login_hint.strip()
-    if not login_hint:
-        raise KioskError("Enter the customer's username or email address.")
+    hint = _hint(login_hint, login_hint_token)
     value = _amount(amount)
     code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(4))
     binding_message = f"Pay EUR {value} at Corner Shop #{code}"
     notification_token = secrets.token_urlsafe(32)
-    form = {"scope": "openid profile payments", "login_hint": login_hint, "binding_message": binding_message}
+    form = {"scope": "openid profile payments", **hint, "binding_message": binding_message}
     if mode != "poll":
         form["client_notification_token"] = notification_token
     if require_passkey:
@@ -137,7 +148,9 @@ def start(mode: str, login_hint: str, amount: str, require_passkey: bool = False
     response = _post(discovery()["backchannel_authentication_endpoint"], form, client)
     body = response.json()
     if response.status_code != 200:
-        raise KioskError(_error_sentence(body))
+        raise KioskError(
+            _error_sentence(body, CODE_ERROR_SENTENCES if "login_hint_token" in hint else ERROR_SENTENCES)
+        )
     purchase = {
         "id": secrets.token_urlsafe(16),
         "mode": mode,
@@ -148,6 +161,8 @@ def start(mode: str, login_hint: str, amount: str, require_passkey: bool = False
         "payee": PAYEE,
         "binding_message": binding_message,
         "acr_values": form.get("acr_values", ""),
+        # How the customer was named, never the hint itself: the scanned token is a credential.
+        "hint": "code" if "login_hint_token" in hint else "typed",
         "authorization_details": details,
         "approved_details": None,
         "paid": "",
@@ -164,6 +179,18 @@ def start(mode: str, login_hint: str, amount: str, require_passkey: bool = False
     _save(purchase)
     cache.set(f"demo:by-req:{purchase['auth_req_id']}", purchase["id"], PURCHASE_TTL)
     return purchase
+
+
+def _hint(login_hint: str, login_hint_token: str) -> dict[str, str]:
+    """The one hint the request carries: the scanned code when there is one, else the typed
+    identifier."""
+    token = login_hint_token.strip()
+    if token:
+        return {"login_hint_token": token}
+    login_hint = login_hint.strip()
+    if not login_hint:
+        raise KioskError("Enter the customer's username or email address.")
+    return {"login_hint": login_hint}
 
 
 def payment_details(value: Decimal, code: str) -> list[dict[str, Any]]:
@@ -308,11 +335,11 @@ def receive_callback(mode: str, authorization: str, body: dict[str, Any]) -> boo
     return True
 
 
-def _error_sentence(body: dict[str, Any]) -> str:
+def _error_sentence(body: dict[str, Any], sentences: dict[str, str] = ERROR_SENTENCES) -> str:
     error = str(body.get("error") or "error")
-    if error in ERROR_SENTENCES:
-        return ERROR_SENTENCES[error].format(error=error)
     description = body.get("error_description")
+    if error in sentences:
+        return sentences[error].format(error=error, description=description or "no description")
     return f"{error}: {description}" if description else error
 
 

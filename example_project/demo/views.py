@@ -53,17 +53,23 @@ def passkey_capable(url: str) -> str:
 
 @require_POST
 def kiosk_start(request: HttpRequest) -> JsonResponse:
+    """Start a purchase: ``{"mode", "amount", "login_hint" | "login_hint_token",
+    "require_passkey"?}``; the token is the customer's scanned code, which wins over a typed
+    ``login_hint``."""
     data = _json_object(request.body or b"{}")
     if data is None:
         return JsonResponse({"error": "The body must be a JSON object."}, status=400)
     fields = (data.get("mode", "poll"), data.get("login_hint", ""), data.get("amount", ""))
-    if not all(isinstance(field, str) for field in fields):
-        return JsonResponse({"error": "mode, login_hint and amount must be strings."}, status=400)
+    login_hint_token = data.get("login_hint_token", "")
+    if not all(isinstance(field, str) for field in (*fields, login_hint_token)):
+        return JsonResponse(
+            {"error": "mode, login_hint, login_hint_token and amount must be strings."}, status=400
+        )
     require_passkey = data.get("require_passkey", False)
     if not isinstance(require_passkey, bool):
         return JsonResponse({"error": "require_passkey must be true or false."}, status=400)
     try:
-        purchase = kiosk.start(*fields, require_passkey=require_passkey)
+        purchase = kiosk.start(*fields, require_passkey=require_passkey, login_hint_token=login_hint_token)
     except (ValueError, kiosk.KioskError) as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse(_public(purchase))

@@ -1,4 +1,7 @@
 // The kiosk page talks only to the kiosk's own backend, which is a CIBA client of the server.
+// The customer is named by their username or e-mail address, typed, or by the code their phone
+// shows, scanned with the camera (scan.js): that code is a login_hint_token the bank issued,
+// which the kiosk sends on as it is and never displays.
 (function () {
   "use strict";
   const form = document.getElementById("purchase");
@@ -14,6 +17,75 @@
   const TIME_CLAIMS = /^(\s*"(?:iat|exp|auth_time|nbf)": )(\d+)(,?)$/;
   let following = null; // the purchase whose status is being long-polled
   let waiting = null; // aborts the long-poll request under way
+  let scannedToken = ""; // the customer's scanned code, until a purchase uses it
+
+  // --- the customer's code ---
+
+  const scan = document.getElementById("scan");
+  const scanStart = document.getElementById("scan-start");
+  const scanStop = document.getElementById("scan-stop");
+  const scanClear = document.getElementById("scan-clear");
+  const scanner = document.getElementById("scanner");
+  const scanStatus = document.getElementById("scan-status");
+  const video = document.getElementById("scan-video");
+  // What a code from the device page looks like: a compact JWS. Anything else (a URL on a
+  // poster, a loyalty card) is not sent to the bank as a login_hint_token.
+  const TOKEN = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+  function scanSay(text, kind) {
+    scanStatus.textContent = text;
+    scanStatus.className = "scan-status" + (kind ? " " + kind : "");
+  }
+
+  // A scanned code replaces the typed customer until it is used or cleared.
+  function showScanned(token) {
+    scannedToken = token;
+    form.login_hint.disabled = Boolean(token);
+    document.getElementById("typed").hidden = Boolean(token);
+    document.getElementById("scan-or").hidden = Boolean(token);
+    scanClear.hidden = !token;
+    scanStart.textContent = token ? "Scan again" : "Scan the customer's code";
+  }
+
+  function stopScanning() {
+    window.DemoScanner.stop();
+    video.srcObject = null;
+    scanner.hidden = true;
+    scanStart.hidden = false;
+  }
+
+  async function startScanning() {
+    errorEl.hidden = true;
+    showScanned("");
+    scanner.hidden = false;
+    scanStart.hidden = true;
+    scanSay("Hold the customer's code in front of the camera…");
+    try {
+      const token = await window.DemoScanner.start(video, {
+        decoderUrl: scan.dataset.decoderUrl,
+        accept: function (text) { return TOKEN.test(text) && text.length <= 4096; },
+        onRefused: function () { scanSay("That is not a customer's code. Ask them to tap Show my code.", "problem"); },
+      });
+      stopScanning();
+      showScanned(token);
+      scanSay("Code scanned", "scanned");
+      document.getElementById("pay").focus();
+    } catch (error) {
+      stopScanning();
+      scanSay(error.message, "problem");
+    }
+  }
+
+  scanStart.addEventListener("click", startScanning);
+  scanStop.addEventListener("click", function () {
+    stopScanning();
+    scanSay("");
+  });
+  scanClear.addEventListener("click", function () {
+    showScanned("");
+    scanSay("");
+    form.login_hint.focus();
+  });
 
   function csrf() {
     const match = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -77,6 +149,8 @@
 
   // Which client, delivery mode and client authentication this purchase uses.
   function how(purchase) {
+    document.getElementById("how-hint").textContent = purchase.hint === "code"
+      ? "their scanned code (login_hint_token)" : "typed (login_hint)";
     document.getElementById("how-client").textContent = purchase.client_id;
     document.getElementById("how-mode").textContent = purchase.mode;
     document.getElementById("how-delivery").textContent = purchase.delivery ? "(" + purchase.delivery + ")" : "";
@@ -128,18 +202,26 @@
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     errorEl.hidden = true;
+    stopScanning();
     const data = {
-      login_hint: form.login_hint.value,
       amount: form.amount.value,
       mode: form.querySelector("input[name=mode]:checked").value,
       require_passkey: form.require_passkey.checked,
     };
+    // One hint: the scanned code, else what was typed.
+    if (scannedToken) data.login_hint_token = scannedToken;
+    else data.login_hint = form.login_hint.value;
     const response = await fetch("/demo/kiosk/purchases/", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
       body: JSON.stringify(data),
     });
     const body = await response.json();
+    if (data.login_hint_token) {
+      // A code works once, whatever the answer: the next purchase needs a fresh scan.
+      showScanned("");
+      scanSay(response.ok ? "" : "Scan the customer's code again.", response.ok ? "" : "problem");
+    }
     if (!response.ok) {
       errorEl.textContent = body.error;
       errorEl.hidden = false;
@@ -192,6 +274,8 @@
     approvedEl.hidden = true;
     paymentEl.hidden = true;
     document.getElementById("paid").hidden = true;
+    showScanned("");
+    scanSay("");
     form.hidden = false;
   });
 })();

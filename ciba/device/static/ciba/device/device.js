@@ -7,7 +7,8 @@
 // Approving takes what the request's "authentication" says (required_level, methods): a tap
 // when the session suffices, else a passkey (an assertion over this very transaction, its
 // options from the request's authentication-options) or the password re-entered. The page
-// also manages the user's passkeys and user code. passkeys.js (window.CibaPasskeys) does the
+// also manages the user's passkeys and user code, and shows the user's QR code for tills ("Show
+// my code", a single-use login_hint_token, when the site issues them). passkeys.js (window.CibaPasskeys) does the
 // WebAuthn part; without it the page works without passkeys.
 (function () {
   "use strict";
@@ -105,6 +106,7 @@
     });
     showCount();
     closeNotificationsExcept(ids);
+    codeSawRequests(ids);
   }
 
   // A card whose request is no longer pending (decided on another device, expired, withdrawn
@@ -400,6 +402,7 @@
     signedOut = true;
     clearTimeout(timer);
     showError(t("signedOut"));
+    hideCode("");
   }
 
   // --- deciding ---
@@ -769,6 +772,214 @@
     return Array.isArray(field) && field.length ? String(field[0]) : t("failed");
   }
 
+  // --- "Show my code": a QR code a till scans instead of asking for the username ---
+  //
+  // Each code is a login_hint_token the server issued for this user (single use, short-lived,
+  // no personal data in it). The page asks for a new one shortly before the shown one expires,
+  // but only while the page is visible and someone has touched it in the last ten minutes:
+  // codes are not minted for a phone left lying on a counter. A request arriving means a code
+  // did its job, so the code is hidden then. The token itself is never logged or put in a URL.
+
+  const myCode = document.getElementById("ciba-my-code");
+  const CODE_EARLY_MS = 20000; // ask for the next code this long before the shown one expires
+  const CODE_MIN_WAIT_MS = 5000; // never sooner than this after the last one (short lifetimes)
+  const CODE_IDLE_MS = 10 * 60 * 1000; // no tap or key for this long: stop refreshing
+  const codeState = {
+    shown: false, // the user asked to see the code and it has not been hidden since
+    expiresAt: 0, // when the code on screen expires (this device's clock)
+    refreshTimer: null,
+    tickTimer: null,
+    generation: 0, // a newer fetch or hide makes an older fetch's answer irrelevant
+    requestsSeen: null, // auth_req_ids pending when the code was first shown
+  };
+  let lastInteraction = Date.now();
+
+  function codeParts() {
+    return {
+      toggle: document.getElementById("ciba-my-code-toggle"),
+      panel: document.getElementById("ciba-my-code-panel"),
+      image: document.getElementById("ciba-my-code-image"),
+      countdown: document.getElementById("ciba-my-code-countdown"),
+      message: document.getElementById("ciba-my-code-message"),
+      error: document.getElementById("ciba-my-code-error"),
+    };
+  }
+
+  function stopCodeTimers() {
+    clearTimeout(codeState.refreshTimer);
+    clearInterval(codeState.tickTimer);
+    codeState.refreshTimer = null;
+    codeState.tickTimer = null;
+  }
+
+  function codeSay(text, isError) {
+    const parts = codeParts();
+    parts.message.textContent = isError ? "" : text || "";
+    parts.error.textContent = isError ? text || "" : "";
+    parts.error.hidden = !(isError && text);
+  }
+
+  function setCodeShown(shown) {
+    const parts = codeParts();
+    codeState.shown = shown;
+    parts.toggle.textContent = t(shown ? "myCodeHide" : "myCodeShow");
+    parts.toggle.setAttribute("aria-expanded", shown ? "true" : "false");
+    parts.panel.hidden = !shown;
+    myCode.classList.toggle("showing", shown);
+  }
+
+  // Hide the code (the user asked, a request arrived, the page sat unused, the session ended)
+  // and say why; nothing is fetched until the user asks again.
+  function hideCode(reason) {
+    if (!myCode || !config.myCodeUrl) return;
+    codeState.generation++;
+    stopCodeTimers();
+    const parts = codeParts();
+    parts.image.replaceChildren();
+    parts.countdown.textContent = "";
+    codeState.expiresAt = 0;
+    codeState.requestsSeen = null;
+    setCodeShown(false);
+    codeSay(reason ? t(reason) : "");
+  }
+
+  function idle() {
+    return Date.now() - lastInteraction > CODE_IDLE_MS;
+  }
+
+  function cardIds() {
+    return new Set(Array.prototype.map.call(list.children, function (card) { return card.dataset.id; }));
+  }
+
+  async function showCode() {
+    lastInteraction = Date.now();
+    codeState.requestsSeen = cardIds();
+    setCodeShown(true);
+    await fetchCode();
+  }
+
+  // The SVG the server drew, as an element of this page (parsed, never injected as HTML),
+  // with a name for screen readers that says what it is, not what it encodes.
+  function codeImage(markup) {
+    const parsed = new DOMParser().parseFromString(markup, "image/svg+xml");
+    const svg = parsed.documentElement;
+    if (!svg || svg.localName !== "svg" || parsed.getElementsByTagName("parsererror").length) {
+      throw new Error(t("failed"));
+    }
+    const node = document.importNode(svg, true);
+    node.setAttribute("role", "img");
+    node.setAttribute("aria-label", t("myCodeAlt"));
+    node.setAttribute("focusable", "false");
+    return node;
+  }
+
+  async function fetchCode() {
+    const generation = ++codeState.generation;
+    stopCodeTimers();
+    const parts = codeParts();
+    if (idle() || document.hidden) {
+      if (idle()) hideCode("myCodeIdle");
+      return;
+    }
+    if (!codeState.expiresAt) codeSay(t("myCodeLoading"));
+    let response = null;
+    let body = {};
+    try {
+      response = await api(config.myCodeUrl, { method: "POST" });
+      body = await response.json().catch(function () { return {}; });
+    } catch (error) {
+      response = null;
+    }
+    if (generation !== codeState.generation || !codeState.shown) return; // hidden meanwhile
+    if (response && response.status === 401) {
+      signOut();
+      return;
+    }
+    if (!response || !response.ok || typeof body.svg !== "string") {
+      // Keep an unexpired code on screen; try again soon while the page is in use (after the
+      // Retry-After of a 429: codes asked for too fast).
+      const retryAfter = response && response.status === 429 ? Number(response.headers.get("Retry-After")) : 0;
+      if (!retryAfter) {
+        const reason = (response && (body.error_description || body.detail)) || t("offline");
+        codeSay(t("myCodeFailed", { reason: reason }), true);
+      }
+      const wait = retryAfter > 0 ? retryAfter * 1000 : CODE_MIN_WAIT_MS * 2;
+      if (!document.hidden) codeState.refreshTimer = setTimeout(fetchCode, wait);
+      if (codeState.expiresAt) startTicking();
+      return;
+    }
+    try {
+      parts.image.replaceChildren(codeImage(body.svg));
+    } catch (error) {
+      codeSay(t("myCodeFailed", { reason: error.message }), true);
+      return;
+    }
+    codeSay("");
+    const lifetimeMs = Math.max(0, Number(body.expires_in) || 0) * 1000;
+    codeState.expiresAt = Date.now() + lifetimeMs; // expires_in, not expires_at: clocks differ
+    if (!document.hidden) {
+      codeState.refreshTimer = setTimeout(fetchCode, Math.max(CODE_MIN_WAIT_MS, lifetimeMs - CODE_EARLY_MS));
+    }
+    startTicking();
+  }
+
+  function startTicking() {
+    clearInterval(codeState.tickTimer);
+    tick();
+    codeState.tickTimer = setInterval(tick, 1000);
+  }
+
+  function tick() {
+    const parts = codeParts();
+    const left = Math.max(0, Math.round((codeState.expiresAt - Date.now()) / 1000));
+    if (!left) {
+      clearInterval(codeState.tickTimer);
+      parts.image.replaceChildren();
+      parts.countdown.textContent = "";
+      codeSay(t("myCodeExpired"));
+      return;
+    }
+    const time = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+    parts.countdown.textContent = t("myCodeValid", { time: time });
+  }
+
+  // Called with the pending requests after each refresh: a new one (the till just used the
+  // code, most likely) hides the code, so the request is what the user looks at next.
+  function codeSawRequests(ids) {
+    if (!codeState.shown || !codeState.requestsSeen) return;
+    const arrived = Array.from(ids).some(function (id) { return !codeState.requestsSeen.has(id); });
+    if (arrived) hideCode("myCodeUsed");
+  }
+
+  // Back on screen: a code that is still good keeps counting down; one about to expire (or
+  // gone while the page was hidden) is replaced at once, unless the page sat unused too long.
+  function codeVisible() {
+    if (!codeState.shown) return;
+    if (idle()) {
+      hideCode("myCodeIdle");
+      return;
+    }
+    if (codeState.expiresAt - Date.now() <= CODE_EARLY_MS) fetchCode();
+    else {
+      startTicking();
+      codeState.refreshTimer = setTimeout(fetchCode, codeState.expiresAt - Date.now() - CODE_EARLY_MS);
+    }
+  }
+
+  function setUpMyCode() {
+    if (!myCode || !config.myCodeUrl) return;
+    const parts = codeParts();
+    ["pointerdown", "keydown", "touchstart"].forEach(function (name) {
+      document.addEventListener(name, function () { lastInteraction = Date.now(); }, { passive: true });
+    });
+    parts.toggle.addEventListener("click", function () {
+      if (codeState.shown) hideCode("");
+      else showCode();
+    });
+    setCodeShown(false);
+    myCode.hidden = false;
+  }
+
   // --- the service worker: installable app, Web Push, and refresh on push ---
 
   let registration = null;
@@ -965,14 +1176,20 @@
   }
 
   document.addEventListener("visibilitychange", function () {
-    if (document.hidden) clearTimeout(timer);
-    else refresh();
+    if (document.hidden) {
+      clearTimeout(timer);
+      stopCodeTimers(); // no new codes for a page nobody sees
+    } else {
+      refresh();
+      codeVisible();
+    }
   });
   window.addEventListener("online", refresh);
 
   // Passkeys first: whether the user has one decides each card's button.
   (config.passkeysUrl ? loadPasskeys() : Promise.resolve()).then(refresh, refresh);
   setUpUserCode();
+  setUpMyCode();
   loadBlocks();
   startServiceWorker();
   // Running: the page's fallback for a script that never started is not needed.
