@@ -36,6 +36,8 @@ def summarise(raw: Path, top: int) -> str:
     own: collections.Counter = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a frame's name broken over lines (a multi-line string's repr)
+            continue
         n = int(count)
         total += n
         frames = [_label(f) for f in stack.split(";")]
