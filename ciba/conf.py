@@ -164,6 +164,8 @@ DEFAULTS: dict[str, Any] = {
     "PASSKEYS_PER_USER": 10,
     # A browser session may enroll a passkey only this long (s) after it signed in (None: any time)
     "PASSKEY_ENROLLMENT_MAX_AUTH_AGE": 900,
+    # Passkey sign-ins the public sign-in page starts per address (each stores a challenge)
+    "PASSKEY_SIGN_IN_RATE": "30/minute",
     # --- protecting the person being asked (docs/security.md, "Protecting users") ---
     # Pending requests at once for one user (all clients) and for one (client, user); None = no cap
     "MAX_PENDING_PER_USER": 5,

@@ -791,3 +791,19 @@ def test_long_expired_challenges_are_deleted_by_the_next_issue(alice):
     )
     passkeys.sign_in_options(http_request())
     assert WebAuthnChallenge.objects.filter(user=alice).count() == 1  # the recently expired one stays
+
+
+def test_one_address_starting_passkey_sign_ins_too_fast_is_slowed_others_are_not(db, settings, client):
+    settings.CIBA = {**settings.CIBA, "PASSKEY_SIGN_IN_RATE": "3/minute"}
+    url = "/ciba/device/sign-in/passkey-options/"
+    answers = [client.post(url, REMOTE_ADDR="203.0.113.7") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1].json()["error"] == "access_denied" and int(answers[-1]["Retry-After"]) >= 1
+    assert WebAuthnChallenge.objects.count() == 3  # the refused one stored nothing
+    assert client.post(url, REMOTE_ADDR="198.51.100.2").status_code == 200  # another address
+
+
+def test_passkey_sign_ins_are_not_counted_when_the_rate_is_off(db, settings, client):
+    settings.CIBA = {**settings.CIBA, "PASSKEY_SIGN_IN_RATE": None}
+    for _ in range(40):
+        assert client.post("/ciba/device/sign-in/passkey-options/").status_code == 200

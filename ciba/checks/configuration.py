@@ -189,6 +189,7 @@ def _check_rates() -> list[checks.CheckMessage]:
         "BACKCHANNEL_THROTTLE_RATE",
         "CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS",
         "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS",
+        "PASSKEY_SIGN_IN_RATE",
     )
     bad = [
         key

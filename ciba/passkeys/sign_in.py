@@ -8,16 +8,22 @@ verified; the result is the user and the ``assurance.Authentication`` reached.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import time
 from typing import Any
 
+from django.core.cache import cache
 from webauthn import generate_authentication_options, options_to_json
 from webauthn.helpers.structs import UserVerificationRequirement
 
 from .. import assurance
+from ..client_auth.guard import client_address
 from ..conf import ciba_settings
-from ..errors import InvalidAuthentication
+from ..errors import AccessDenied, InvalidAuthentication
 from ..models import WebAuthnChallenge
+from ..user_limits import parse_rate
 from . import challenges
 from .ceremony import find_passkey, verify_assertion
 from .encoding import from_b64url
@@ -27,8 +33,17 @@ from .responses import parse_assertion
 __all__ = ["sign_in_options", "verify_sign_in"]
 
 
+logger = logging.getLogger("ciba.passkeys")
+
+
 def sign_in_options(http_request: Any) -> dict[str, Any]:
-    """``{"publicKey": PublicKeyCredentialRequestOptionsJSON}`` for a discoverable sign-in."""
+    """``{"publicKey": PublicKeyCredentialRequestOptionsJSON}`` for a discoverable sign-in.
+
+    Anyone may ask (the user is not known yet), and each answer stores a challenge; the
+    anonymous ones are capped in number (``challenges.ANONYMOUS``), so a flood from one address
+    would evict everyone else's and make passkey sign-in fail for all. ``PASSKEY_SIGN_IN_RATE``
+    per address stops that first (429 with ``Retry-After``)."""
+    _spend_sign_in_rate(http_request)
     rp = relying_party(http_request)
     row = challenges.issue(WebAuthnChallenge.Purpose.SIGN_IN, rp_id=rp.id)
     options = generate_authentication_options(
@@ -62,3 +77,30 @@ def verify_sign_in(http_request: Any, credential: Any) -> tuple[Any, assurance.A
         auth_time=verified.verified_at,
         evidence=verified.evidence(challenge=row.challenge),
     )
+
+
+def _spend_sign_in_rate(http_request: Any) -> None:
+    """Count this sign-in against its address's ``PASSKEY_SIGN_IN_RATE`` (a window aligned to
+    the clock, in the shared cache); past it, ``429 access_denied``. With the cache down the
+    sign-in goes on: the challenges table bounds itself, and refusing every user's sign-in
+    during a cache outage would be the larger harm."""
+    rate = ciba_settings.PASSKEY_SIGN_IN_RATE
+    if rate is None:
+        return
+    allowed, period = parse_rate(rate)
+    now = time.time()
+    address = hashlib.sha256(client_address(http_request).encode("utf-8", "replace")).hexdigest()[:32]
+    key = f"ciba:passkey-sign-in:{address}:{period}:{int(now // period)}"
+    try:
+        cache.add(key, 0, timeout=period + 1)
+        count = cache.incr(key)
+    except Exception as exc:  # the cache is down or misbehaves: see the docstring
+        logger.warning("Passkey sign-in not counted: the cache failed (%s)", type(exc).__name__)
+        return
+    if count > allowed:
+        wait = max(1, int(period - now % period))
+        raise AccessDenied(
+            "Too many passkey sign-ins from this address; retry in a moment.",
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
