@@ -21,6 +21,30 @@ Application = get_application_model()
 
 
 @pytest.fixture(autouse=True)
+def settings_left_as_found() -> Any:
+    """Each test leaves Django's settings as it found them, or fails.
+
+    ``@override_settings`` on a test that also sets values through pytest-django's ``settings``
+    fixture restores in the wrong order: the decorator ends first, then the fixture puts back
+    what it saw when it was first used, which is the decorator's override. Every later test
+    then ran under it (a cap action left at "supersede", say), far from the test that caused it.
+    """
+    from django.conf import settings as django_settings
+
+    from ciba.conf import ciba_settings
+
+    before = django_settings._wrapped
+    yield
+    if django_settings._wrapped is not before:
+        django_settings._wrapped = before
+        ciba_settings.reload()
+        pytest.fail(
+            "This test left Django's settings overridden (an @override_settings decorator together "
+            "with the settings fixture?): set every value through one of them."
+        )
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache() -> None:
     """Each test starts with an empty cache: throttles, failure counters and replay records of
     one test must not decide another's answers."""

@@ -219,8 +219,8 @@ def test_an_upgrade_never_overwrites_a_concurrent_rotation(make_client):
     assert stored(app) == rotated
 
 
-@override_settings(PASSWORD_HASHERS=HASHERS)
 def test_with_keyed_hashing_off_an_unknown_id_costs_a_password_hash(client, alice, settings, slow_hashes):
+    settings.PASSWORD_HASHERS = HASHERS
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "CLIENT_SECRET_HASHER": "default"}
     assert secret.unknown_client_is_slow()
     secret.pay_for_unknown_client("guess")

@@ -4,7 +4,6 @@ the expiry sweep that deletes codes no longer redeemable (``ciba.hint_tokens``).
 from datetime import timedelta
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from ciba import tasks
@@ -47,8 +46,8 @@ def test_issuance_with_an_issuer_taken_from_the_host_is_warned(settings):
     assert check_hint_tokens() == []
 
 
-@override_settings(CIBA={"LOGIN_HINT_TOKEN_ISSUANCE": False})
 def test_no_issuer_warning_while_issuance_is_off(settings):
+    settings.CIBA = {**settings.CIBA, "LOGIN_HINT_TOKEN_ISSUANCE": False}
     settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": ""}
     assert check_hint_tokens() == []
 

@@ -127,9 +127,8 @@ def test_over_http_the_third_request_is_accepted_and_the_first_withdrawn(
     oauth_error(poll(client, kiosk, secret, ids[0]), 400, "expired_token")
 
 
-@override_settings(CIBA=supersede(MAX_PENDING_PER_CLIENT_USER=2))
 def test_the_default_refuses_instead(alice, make_client, settings):
-    settings.CIBA = {**settings.CIBA, "PENDING_CAP_ACTION": "refuse"}
+    settings.CIBA = {**supersede(MAX_PENDING_PER_CLIENT_USER=2), "PENDING_CAP_ACTION": "refuse"}
     kiosk, _ = make_client()
     first, second = new(kiosk, alice), new(kiosk, alice)
     with pytest.raises(AccessDenied):
@@ -161,8 +160,8 @@ def test_a_client_at_its_cap_replaces_its_own_request_when_the_user_is_at_theirs
     assert AuthenticationRequest.objects.filter(user=alice, state=State.PENDING).count() == 3
 
 
-@override_settings(CIBA=supersede(MAX_PENDING_PER_CLIENT_USER=2))
 def test_a_lowered_cap_supersedes_enough_to_bring_the_client_one_below_it(alice, make_client, settings):
+    settings.CIBA = supersede(MAX_PENDING_PER_CLIENT_USER=2)
     kiosk, _ = make_client()
     old = [new(kiosk, alice), new(kiosk, alice)]
     settings.CIBA = {**settings.CIBA, "MAX_PENDING_PER_CLIENT_USER": 1}
