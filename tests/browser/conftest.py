@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,49 @@ def sign_in(page: Any, base_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}{DEVICE_PAGE}")
+
+
+def eventually(page: Any, check: Any, timeout: float = 10.0) -> Any:
+    """``check()`` once it is truthy. Waits through Playwright, which delivers CDP events meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        page.wait_for_timeout(100)
+
+
+def open_notifications(page: Any) -> list[dict[str, Any]]:
+    """The notifications the page's service worker shows now (title, body, tag)."""
+    return page.evaluate(
+        """navigator.serviceWorker.ready
+          .then(r => r.getNotifications())
+          .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag})))"""
+    )
+
+
+def push_service(context: Any, page: Any, origin: str) -> Callable[[dict[str, Any]], None]:
+    """Deliver messages to ``page``'s service worker as a push service would (Chrome DevTools
+    Protocol): what ``ciba.backends.webpush.WebPushNotifier`` sends arrives as a push event.
+    Waits for the worker's registration, so the first message is never lost."""
+    page.evaluate("navigator.serviceWorker.ready")
+    cdp = context.new_cdp_session(page)
+    registrations: list[dict[str, Any]] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    assert eventually(page, lambda: registrations), "the device page registered no service worker"
+
+    def push(message: dict[str, Any]) -> None:
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {
+                "origin": origin,
+                "registrationId": registrations[0]["registrationId"],
+                "data": json.dumps(message, ensure_ascii=False),
+            },
+        )
+
+    return push
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ without a reload; a pushed withdrawal closes the notification and the card at on
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -13,9 +12,9 @@ from ciba import services
 from ciba.backends.notifier_base import notification_payload, withdrawal_payload
 from ciba.models import AuthenticationRequest
 
-from .conftest import phone_context, sign_in
+from .conftest import eventually, open_notifications, phone_context, push_service, sign_in
 from .test_demo import start_purchase
-from .test_device import PASSWORD, carol, eventually, open_notifications, pending_request  # noqa: F401
+from .test_device import PASSWORD, carol, pending_request  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,25 +81,8 @@ def test_a_pushed_withdrawal_closes_the_notification_and_the_card_at_once(
     page = context.new_page()
     try:
         sign_in(page, live_server.url, "carol", PASSWORD)
-        page.evaluate("navigator.serviceWorker.ready")
-        cdp = context.new_cdp_session(page)
-        registrations: list[dict[str, Any]] = []
-        cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
-        cdp.send("ServiceWorker.enable")
-        assert eventually(page, lambda: registrations)
+        push = push_service(context, page, live_server.url)
         ar = pending_request(make_client, carol, "Pay EUR 7.00 at Corner Shop #WDRW")
-
-        def push(message: dict[str, Any]) -> None:
-            # What ciba.backends.webpush.WebPushNotifier sends, delivered as a push service would.
-            cdp.send(
-                "ServiceWorker.deliverPushMessage",
-                {
-                    "origin": live_server.url,
-                    "registrationId": registrations[0]["registrationId"],
-                    "data": json.dumps(message),
-                },
-            )
-
         push({"type": "ciba.authentication_requested", **notification_payload(ar)})
         assert eventually(page, lambda: open_notifications(page))
         card = page.locator("li.request", has_text="#WDRW")

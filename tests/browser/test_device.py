@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 import pytest
@@ -16,7 +14,7 @@ from ciba import services
 from ciba.backends.notifier_base import notification_payload
 from ciba.models import AuthenticationRequest, Device
 
-from .conftest import DEVICE_PAGE, phone_context, sign_in
+from .conftest import DEVICE_PAGE, eventually, open_notifications, phone_context, push_service, sign_in
 
 PASSWORD = "carol-password-for-the-browser"
 
@@ -216,24 +214,6 @@ def test_notifications_register_this_browser_as_a_web_push_device(browser, live_
         context.close()
 
 
-def open_notifications(page: Any) -> list[dict[str, Any]]:
-    return page.evaluate(
-        """navigator.serviceWorker.ready
-          .then(r => r.getNotifications())
-          .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag})))"""
-    )
-
-
-def eventually(page: Any, check: Any, timeout: float = 10.0) -> Any:
-    """``check()`` once it is truthy. Waits through Playwright, which delivers CDP events meanwhile."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        page.wait_for_timeout(100)
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_push_shows_a_notification_that_deciding_clears(browser, live_server, carol, make_client):
     context = phone_context(browser)
@@ -241,24 +221,9 @@ def test_a_push_shows_a_notification_that_deciding_clears(browser, live_server, 
     page = context.new_page()
     try:
         sign_in(page, live_server.url, "carol", PASSWORD)
-        page.evaluate("navigator.serviceWorker.ready")
-        cdp = context.new_cdp_session(page)
-        registrations: list[dict[str, Any]] = []
-        cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
-        cdp.send("ServiceWorker.enable")
-        assert eventually(page, lambda: registrations)
+        push = push_service(context, page, live_server.url)
         ar = pending_request(make_client, carol, "Pay EUR 7.00 at Corner Shop #PUSH")
-
-        # What ciba.backends.webpush.WebPushNotifier sends, delivered as a push service would.
-        message = {"type": "ciba.authentication_requested", **notification_payload(ar)}
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {
-                "origin": live_server.url,
-                "registrationId": registrations[0]["registrationId"],
-                "data": json.dumps(message),
-            },
-        )
+        push({"type": "ciba.authentication_requested", **notification_payload(ar)})
 
         shown = eventually(page, lambda: open_notifications(page))
         assert shown == [

@@ -3,7 +3,6 @@ prominently as the binding message, and the approval says it was exactly that th
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -15,8 +14,7 @@ from ciba import services
 from ciba.backends.notifier_base import notification_payload
 from ciba.models import AuthenticationRequest
 
-from .conftest import phone_context, sign_in
-from .test_device import eventually, open_notifications
+from .conftest import eventually, open_notifications, phone_context, push_service, sign_in
 
 PASSWORD = "dave-password-for-the-browser"
 
@@ -126,24 +124,10 @@ def test_a_pushed_payment_names_amount_and_payee_in_the_notification(browser, li
     page = context.new_page()
     try:
         sign_in(page, live_server.url, "dave", PASSWORD)
-        page.evaluate("navigator.serviceWorker.ready")
-        cdp = context.new_cdp_session(page)
-        registrations: list[dict[str, Any]] = []
-        cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
-        cdp.send("ServiceWorker.enable")
-        assert eventually(page, lambda: registrations)
+        push = push_service(context, page, live_server.url)
         ar = payment_request(make_client, dave, "Till 5 #PAY3")
-
-        # What ciba.backends.webpush.WebPushNotifier sends, delivered as a push service would.
         message = {"type": "ciba.authentication_requested", **notification_payload(ar)}
-        cdp.send(
-            "ServiceWorker.deliverPushMessage",
-            {
-                "origin": live_server.url,
-                "registrationId": registrations[0]["registrationId"],
-                "data": json.dumps(message, ensure_ascii=False),
-            },
-        )
+        push(message)
 
         (shown,) = eventually(page, lambda: open_notifications(page))
         lines = shown["body"].split("\n")
