@@ -26,7 +26,7 @@ from tests.protocol import consent_bearer
 
 APP = get_wsgi_application()
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", APP).include(
-    path_regex=r"^/o/ciba/(requests|devices|passkeys|user-code)/"
+    path_regex=r"^/o/ciba/(requests|devices|passkeys|user-code|login-hint-token)/"
 )
 
 
@@ -42,8 +42,10 @@ def connections_kept_open():
 
 
 @pytest.fixture
-def device_app(alice, make_client, no_user_limits):
-    """What the fuzzer's requests name: the user's token, a client with requests to decide."""
+def device_app(alice, make_client, no_user_limits, settings):
+    """What the fuzzer's requests name: the user's token, a client with requests to decide; and
+    "show my code" on, so that its endpoint is fuzzed past its 404."""
+    settings.CIBA = {**settings.CIBA, "LOGIN_HINT_TOKEN_ISSUANCE": True}
     client, _ = make_client("poll")
     return {"headers": _as_headers(consent_bearer(alice)), "user": alice, "client": client}
 

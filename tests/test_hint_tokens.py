@@ -13,15 +13,8 @@ from datetime import datetime, timedelta
 
 import jwt
 import pytest
-import schemathesis
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from django.test import override_settings
 from django.utils import timezone
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
-from schemathesis.checks import not_a_server_error
 
 from ciba import hint_tokens
 from ciba.models import AuthenticationRequest, LoginHintHandle
@@ -417,34 +410,3 @@ def test_the_expiry_sweep_purges_codes_that_can_no_longer_be_used(
 def test_issuing_while_off_is_a_clear_error(alice, rf):
     with pytest.raises(hint_tokens.IssuanceDisabled, match="LOGIN_HINT_TOKEN_ISSUANCE"):
         hint_tokens.issue(alice, rf.post(MINT))
-
-
-# --- the endpoint fuzzed from its own OpenAPI schema ----------------------------------------
-
-APP = get_wsgi_application()
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", APP).include(
-    path_regex=r"^/o/ciba/login-hint-token/"
-)
-
-
-@pytest.fixture
-def connections_kept_open():
-    """The WSGI handler closes database connections around each request (as in
-    tests/test_fuzz_openapi.py): the test's transaction must survive them."""
-    for signal in (request_started, request_finished):
-        signal.disconnect(close_old_connections)
-    yield
-    for signal in (request_started, request_finished):
-        signal.connect(close_old_connections)
-
-
-@schema.parametrize()
-@hypothesis_settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@pytest.mark.django_db
-def test_no_request_to_the_endpoint_is_a_server_error(case, alice, issuing, connections_kept_open):
-    headers = {"Authorization": consent_bearer(alice)["HTTP_AUTHORIZATION"]}
-    case.call_and_validate(headers=headers, checks=[not_a_server_error])

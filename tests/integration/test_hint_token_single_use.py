@@ -11,7 +11,6 @@ give (it answers concurrent writers "table is locked").
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections import Counter
 from typing import Any
@@ -23,7 +22,6 @@ from django.test import Client, RequestFactory
 from oauth2_provider.models import get_application_model
 
 from ciba import hint_tokens
-from ciba.constants import CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest, LoginHintHandle
 from tests.conftest import basic_auth
 
@@ -33,19 +31,6 @@ Application = get_application_model()
 URL = "/o/backchannel-authentication/"
 THREADS = 8
 ROUNDS = 6
-
-
-def kiosk(name: str) -> tuple[Any, str]:
-    secret = secrets.token_urlsafe(32)
-    app = Application.objects.create(
-        name=name,
-        client_type=Application.CLIENT_CONFIDENTIAL,
-        authorization_grant_type=CIBA_GRANT_TYPE,
-        backchannel_token_delivery_mode="poll",
-        client_secret=secret,
-        algorithm="RS256",
-    )
-    return app, secret
 
 
 def race(token: str, kiosks: list[tuple[Any, str]]) -> Counter:
@@ -82,9 +67,9 @@ def race(token: str, kiosks: list[tuple[Any, str]]) -> Counter:
     return answers
 
 
-def test_one_code_sent_by_many_clients_at_once_starts_exactly_one_request(settings: Any) -> None:
+def test_one_code_sent_by_many_clients_at_once_starts_exactly_one_request(settings, make_client) -> None:
     settings.CIBA = {**settings.CIBA, "LOGIN_HINT_TOKEN_ISSUANCE": True}
-    kiosks = [kiosk("Kiosk"), kiosk("Shop")]
+    kiosks = [make_client(), make_client()]
     for round_ in range(ROUNDS):
         user = get_user_model().objects.create_user(f"customer{round_}", f"c{round_}@example.com", "pw")
         token = hint_tokens.issue(user, RequestFactory().post("/o/ciba/login-hint-token/")).token
