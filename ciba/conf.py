@@ -204,6 +204,9 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_SLOW_LANE_AFTER": None,
     # An endpoint leaves the slow lane on its first success, or after this long without attempts
     "CALLBACK_SLOW_LANE_SECONDS": 900,
+    # Threads per process that send a callback right after its commit, from the process that
+    # committed it (0: every callback goes through the workers; ciba.callbacks.inline)
+    "CALLBACK_INLINE_SENDERS": 2,
     # --- workers: the publish breaker and the sweep-age alert (docs/operations.md) ---
     # After a failed publish, this process sends no task for this long (the sweep sends them)
     "DISPATCH_BREAKER_SECONDS": 5.0,

@@ -9,6 +9,8 @@ the app is ready), so the code that schedules work never imports the code that r
   ``using`` commits (at once when there is none).
 * ``send``: for callers outside any transaction of their own (retries, sweeps).
 * ``later``: for work that must wait (a lease held by another worker, a slow lane's turn).
+* ``run_here``: a task this process may do itself once the commit is done, rather than
+  publish it (callbacks: ``ciba.callbacks.inline``); the task is published when it declines.
 
 A broker error never propagates: the client's request or the user's decision already
 succeeded, and the durable state (the outbox row, the request's notification status) is what
@@ -35,7 +37,7 @@ from urllib.parse import urlsplit
 
 from celery import current_app
 from django.core.cache import cache
-from django.db import transaction
+from django.db import close_old_connections, transaction
 
 from . import outages
 from .conf import ciba_settings
@@ -117,6 +119,12 @@ WORKER_SETTINGS: dict[str, Any] = {
     # Cancelling it could cut a callback off after the client received it, and send it
     # twice. Stated, because Celery 6 changes the default.
     "CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS": False,
+    # Keep the database connection across tasks: without it Celery's Django fix-up closes it
+    # before and after every task, and every callback paid a new PostgreSQL connection (7.8 ms
+    # of 42, docs/performance.md). A connection that is unusable or obsolete (an error,
+    # CONN_MAX_AGE, a failed CONN_HEALTH_CHECKS check) is still replaced around each task, as
+    # around a web request: ``refresh_connections``, connected by ``ciba.apps``.
+    "CELERY_DB_REUSE_MAX": 1000,
 }
 
 #: The Redis part: kombu's Redis transport with bounded sockets and a restore of held
@@ -145,6 +153,33 @@ def broker_settings(broker_url: str) -> dict[str, Any]:
     return {**WORKER_SETTINGS, **(REDIS_BROKER_SETTINGS if redis else {})}
 
 
+def refresh_connections(sender: Any = None, task: Any = None, **kwargs: Any) -> None:
+    """Before and after each task a worker runs (Celery's ``task_prerun`` and
+    ``task_postrun``): replace a database connection that is unusable or obsolete, as Django
+    does around each web request (``close_old_connections``: an error left it broken,
+    ``CONN_MAX_AGE`` passed, or the next query checks it first, ``CONN_HEALTH_CHECKS``).
+    With ``CELERY_DB_REUSE_MAX`` (``WORKER_SETTINGS``) Celery no longer closes it around every
+    task, so this is what keeps a broken one from failing the tasks that follow. Not for an
+    eager task: it runs inside its caller, perhaps in a transaction."""
+    request = getattr(task, "request", None)
+    if getattr(request, "is_eager", False):
+        return
+    close_old_connections()
+
+
+#: Tasks a process may run itself once the transaction that asked for them commits, instead of
+#: publishing them (``run_here``): the task name's runner.
+_runners: dict[str, Callable[..., bool]] = {}
+
+
+def run_here(task: str, runner: Callable[..., bool]) -> None:
+    """Offer ``task``'s work sent by ``after_commit`` to ``runner(*args, **kwargs)`` first: it
+    returns True when it took the work, False to have the task published as usual. A runner
+    that takes the work owns it: it must see it done or publish the task itself (the outbox
+    row stays the record, and the sweep hands on what nobody finished)."""
+    _runners[task] = runner
+
+
 def after_commit(
     task: str,
     *args: Any,
@@ -153,10 +188,29 @@ def after_commit(
     on_error: OnError | None = None,
     **kwargs: Any,
 ) -> None:
-    """Send ``task(*args, **kwargs)`` once the current transaction on ``using`` commits."""
+    """Send ``task(*args, **kwargs)`` once the current transaction on ``using`` commits (or
+    hand it to its runner, ``run_here``, when there is no countdown)."""
     transaction.on_commit(
-        lambda: send(task, *args, countdown=countdown, on_error=on_error, **kwargs), using=using
+        lambda: _committed(task, args, kwargs, countdown=countdown, on_error=on_error), using=using
     )
+
+
+def _committed(
+    task: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    countdown: float | None,
+    on_error: OnError | None,
+) -> None:
+    runner = _runners.get(task) if countdown is None else None
+    if runner is not None:
+        try:
+            if runner(*args, **kwargs):
+                return
+        except Exception:  # noqa: BLE001 - a runner's failure must not lose the work
+            logger.exception("Could not run %s here; sending it", SUBJECTS.get(task, task))
+    send(task, *args, countdown=countdown, on_error=on_error, **kwargs)
 
 
 def later(task: str, *args: Any, countdown: float) -> bool:

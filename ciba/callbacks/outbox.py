@@ -31,7 +31,7 @@ from ..outbox_engine import Outbox
 from ..tokens import mint_for_push
 from . import lanes
 from .sealing import seal, unseal
-from .send import post
+from .send import deadline, post
 
 logger = logging.getLogger("ciba.delivery")
 Kind, DState = CallbackDelivery.Kind, CallbackDelivery.State
@@ -60,16 +60,22 @@ def task_for(slow: bool) -> str:
     return dispatch.DELIVER_CALLBACK_SLOW if slow else dispatch.DELIVER_CALLBACK
 
 
-def deliver(delivery_pk: int, *, slow: bool = False) -> str:
+def deliver(delivery_pk: int, *, slow: bool = False, inline: bool = False) -> str:
     """Attempt one delivery; return ``delivered``, ``retrying``, ``failed``, ``deferred``
     (another worker holds the row; this task comes back when its lease ends), ``skipped``
     (finished), ``slow-lane`` (its endpoint is in the slow lane: handed to that lane's task) or
     ``throttled`` (``slow``: another attempt to the same endpoint is in flight; this one comes
-    back after it)."""
+    back after it).
+
+    ``inline``: the attempt right after the commit, in the process that committed
+    (``ciba.callbacks.inline``): an endpoint in the slow lane is handed to that lane's task
+    without an attempt, the attempt gives up where the slow lane begins (``inline_deadline``),
+    and a row another holds is left to it (``taken``: its holder records it, or the sweep
+    hands it out once the lease ends)."""
     now = timezone.now()
     lease = OUTBOX.claim(delivery_pk, now, attempts=F("attempts") + 1)
     if lease is None:
-        return OUTBOX.defer(task_for(slow), delivery_pk, now)
+        return "taken" if inline else OUTBOX.defer(task_for(slow), delivery_pk, now)
     related = CallbackDelivery.objects.select_related("request__client", "request__user")
     delivery = related.filter(pk=delivery_pk).first()
     if delivery is None:
@@ -90,10 +96,18 @@ def deliver(delivery_pk: int, *, slow: bool = False) -> str:
         if not mine:
             return _throttle(delivery, lease, now)
         body = payload(delivery)
-        with lanes.watch(url) as attempt:
+        with lanes.watch(url) as attempt, deadline(inline_deadline() if inline else None):
             outcome = post(url, ar.client_notification_token, body)
         lane = lanes.record(url, outcome, attempt, was_slow=was_slow)
     return _record(delivery, outcome, retry_slow=lane == lanes.SLOW or (lane is None and was_slow))
+
+
+def inline_deadline() -> float:
+    """The wall-clock limit of an attempt right after the commit: where the slow lane begins
+    (``lanes.slow_after``), so an endpoint too slow for it is moved there, as a worker's
+    attempt would move it; ``CALLBACK_TOTAL_TIMEOUT`` without a slow lane."""
+    total = float(ciba_settings.CALLBACK_TOTAL_TIMEOUT)
+    return min(total, lanes.slow_after() or total)
 
 
 def _release(delivery: CallbackDelivery, lease: datetime, **fields: Any) -> None:

@@ -9,6 +9,9 @@ Neither the notification token nor any token appears in a log line or an error m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import requests
@@ -20,6 +23,21 @@ from ..outbound import Outcome, parse_retry_after, session, validate_outbound_ur
 #: Read at most this much of a callback response: the body is ignored (§10.2), but reading a
 #: little lets the connection be reused, and the bound keeps a hostile endpoint from streaming.
 MAX_RESPONSE_BYTES = 16 * 1024
+
+#: The wall-clock limit of the ``post`` calls made here (``deadline``); None: the setting's.
+_deadline: ContextVar[float | None] = ContextVar("ciba_callback_deadline", default=None)
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """``post`` calls made inside give up after ``seconds`` (connect to last byte) instead of
+    ``CALLBACK_TOTAL_TIMEOUT``: the shorter limit of a callback sent right after its commit
+    (``ciba.callbacks.inline``). ``None``: the setting's."""
+    token = _deadline.set(seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def post(url: str, notification_token: str, body: dict[str, Any]) -> Outcome:
@@ -35,7 +53,10 @@ def post(url: str, notification_token: str, body: dict[str, Any]) -> Outcome:
         return Outcome.failed(f"endpoint refused: {' '.join(exc.messages)}", retry=False)
     headers = {"Authorization": f"Bearer {notification_token}", "Content-Type": "application/json"}
     try:
-        with session() as http, http.post(url, json=body, headers=headers, stream=True) as response:
+        with (
+            session(total_timeout=_deadline.get()) as http,
+            http.post(url, json=body, headers=headers, stream=True) as response,
+        ):
             response.raw.read(MAX_RESPONSE_BYTES, decode_content=False)
             status = response.status_code
             retry_after = parse_retry_after(response.headers.get("Retry-After"))

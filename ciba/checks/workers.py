@@ -35,8 +35,9 @@ _WORKER_NUMBERS = (
 
 @checks.register()
 def check_worker_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """The breaker, the sweep-age alert and the slow lane take seconds; and a site that routes
-    ciba's tasks must route the slow lane's too, or its callbacks wait in a queue nobody reads."""
+    """The breaker, the sweep-age alert and the slow lane take seconds, the callback sender
+    threads a count; and a site that routes ciba's tasks must route the slow lane's too, or its
+    callbacks wait in a queue nobody reads."""
     messages: list[checks.CheckMessage] = []
     for key, nullable, positive in _WORKER_NUMBERS:
         value = ciba_settings.raw(key)
@@ -51,6 +52,16 @@ def check_worker_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
                     id=Codes.WORKER_SETTINGS,
                 )
             )
+    senders = ciba_settings.raw("CALLBACK_INLINE_SENDERS")
+    if isinstance(senders, bool) or not isinstance(senders, int) or senders < 0:
+        messages.append(
+            checks.Error(
+                f'CIBA["CALLBACK_INLINE_SENDERS"] is {senders!r}.',
+                hint="Use a whole number of threads of 0 or more (0: every callback is sent by the "
+                "workers); docs/settings.md.",
+                id=Codes.WORKER_SETTINGS,
+            )
+        )
     routes = current_app.conf.task_routes
     slow_lane = ciba_settings.raw("CALLBACK_SLOW_LANE_AFTER") != 0
     if (

@@ -200,8 +200,18 @@ def _running(
         yield worker
         print("".join(worker.output[-80:]))  # shown by pytest when the test fails
     finally:
+        _senders_done()
         app.conf.task_always_eager = True
         worker.stop()
+
+
+def _senders_done() -> None:
+    """While a worker runs, this process sends the callbacks its approvals commit on threads of
+    its own (``ciba.callbacks.inline``): let them finish before the next test, and close their
+    database connections (one left open keeps the test database from being dropped)."""
+    from ciba.callbacks import inline
+
+    assert inline.drain(30), "a callback sender thread of this process did not finish"
 
 
 @pytest.fixture
@@ -299,6 +309,7 @@ def lane_workers(transactional_db: Any, tmp_path: Path) -> Iterator[tuple[Worker
         yield normal, slow
         print("".join(normal.output[-60:]), "".join(slow.output[-60:]))  # shown when the test fails
     finally:
+        _senders_done()
         app.conf.task_always_eager = True
         slow.stop()
         normal.stop()

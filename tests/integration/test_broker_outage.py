@@ -17,6 +17,13 @@ from tests.integration.conftest import publishing_to, wait_for
 NT = "broker-outage-notification-token-0123456789"
 
 
+@pytest.fixture(autouse=True)
+def callbacks_through_the_worker(settings):
+    """The ping must go through the broker: this process sends no callback itself
+    (``ciba.callbacks.inline``; its own tests: tests/integration/test_callbacks_inline.py)."""
+    settings.CIBA = {**settings.CIBA, "CALLBACK_INLINE_SENDERS": 0}
+
+
 def start(app, user):
     return services.create_request(
         expires_in=300,

@@ -22,6 +22,13 @@ from tests.integration.conftest import wait_for
 NT = "integration-notification-token-0123456789"
 
 
+@pytest.fixture(autouse=True)
+def callbacks_through_the_worker(settings):
+    """These tests are about the worker's attempts: this process sends no callback itself
+    (``ciba.callbacks.inline``; its own tests: tests/integration/test_callbacks_inline.py)."""
+    settings.CIBA = {**settings.CIBA, "CALLBACK_INLINE_SENDERS": 0}
+
+
 @pytest.fixture
 def endpoint_client(make_client, recorder):
     def factory(mode):

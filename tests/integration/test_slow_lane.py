@@ -14,10 +14,12 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 from django.utils import timezone
 
 from ciba import services
-from ciba.callbacks import lanes
+from ciba.callbacks import inline, lanes
 from ciba.models import CallbackDelivery
 from tests.integration.conftest import wait_for
 
@@ -91,6 +93,15 @@ class Endpoints:
         self.hanging.clear()
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def callbacks_through_the_workers():
+    """The lanes are the workers': this process sends no callback itself (its sender threads,
+    ``ciba.callbacks.inline``, have their own test: tests/integration/test_callbacks_inline.py)."""
+    assert inline.drain(30)
+    with override_settings(CIBA={**settings.CIBA, "CALLBACK_INLINE_SENDERS": 0}):
+        yield
 
 
 @pytest.fixture

@@ -1,0 +1,176 @@
+"""Sending a callback from the process that committed it, right after the commit.
+
+An approval (or a denial, or an expiry's push error) commits its ``CallbackDelivery`` row, and
+the callback used to wait for a Celery worker: a publish, a pickup, the worker's database
+connection, the claim, the load (about half of the 42 ms from approve to ping,
+docs/performance.md). Now ``ciba.dispatch`` offers the row to ``submit`` first
+(``dispatch.run_here``, wired by ``ciba.apps``), which hands it to one of a few sender threads
+of this process (``CALLBACK_INLINE_SENDERS``), and the web request goes on at once:
+
+* **Exactly one sender.** The thread runs ``outbox.deliver(pk, inline=True)``: the same claim
+  (one conditional UPDATE) as a worker's, so whoever else meets the row (a sweep's task) finds
+  it leased or done. Nothing is published when it succeeds: nothing is sent twice.
+* **The outbox is still the fallback.** A failed attempt is recorded and retried by the workers
+  as before; an endpoint in the slow lane is never attempted here (it is handed to the slow
+  lane's task); no free thread (the threads are busy, or there are none): the task is published
+  as before. If the process dies before or during the attempt, the row is pending (and its
+  lease runs out): the sweep hands it to a worker.
+* **Never in the request's way, nor in anybody's.** ``submit`` never waits: it hands the row to
+  an idle thread, starts one up to the limit, or declines. An attempt here gives up where the
+  slow lane begins (``outbox.inline_deadline``), so a slow endpoint holds a thread a few seconds
+  at most, and meanwhile other callbacks take the workers' way.
+* **Eager Celery** (development, the fast tests): declined, so the task runs in the caller as
+  before.
+
+Each thread keeps its database connection between callbacks, replacing it when unusable or
+obsolete as a request does (``close_old_connections``), and ends, closing it, after
+``IDLE_SECONDS`` without work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+
+from celery import current_app
+from django.db import close_old_connections, connections
+
+from .. import dispatch
+from ..conf import ciba_settings
+from . import outbox
+
+logger = logging.getLogger("ciba.delivery")
+
+#: A sender thread with nothing to do for this long ends (and closes its database connection).
+IDLE_SECONDS = 60.0
+
+Job = Callable[[], None]
+
+
+class Senders:
+    """A few threads that take one job each and never queue one: ``submit`` declines when none
+    is idle and no more may start."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for a job
+        self._alive = 0
+        self._stopping = False
+
+    def submit(self, job: Job, limit: int) -> bool:
+        """Run ``job`` on an idle thread, or a new one if fewer than ``limit`` run; False when
+        neither (nothing waits in a queue)."""
+        with self._lock:
+            if self._stopping or limit <= 0:
+                return False
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put(job)
+                return True
+            if self._alive >= limit:
+                return False
+            self._alive += 1
+        thread = threading.Thread(target=self._run, args=(job,), name="ciba-callback-sender", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no new threads (the interpreter is shutting down)
+            with self._lock:
+                self._alive -= 1
+            return False
+        return True
+
+    def _run(self, job: Job | None) -> None:
+        try:
+            while job is not None:
+                try:
+                    job()
+                except Exception:  # noqa: BLE001 - one job's bug must not end the sender
+                    logger.exception("A CIBA callback sender's job failed")
+                job = self._next()
+        finally:
+            connections.close_all()  # this thread's connections
+            with self._lock:
+                self._alive -= 1
+
+    def _next(self) -> Job | None:
+        with self._lock:
+            self._idle += 1
+        try:
+            return self._jobs.get(timeout=IDLE_SECONDS)
+        except queue.Empty:
+            with self._lock:
+                try:  # handed over between the timeout and the lock: the submitter counted on us
+                    return self._jobs.get_nowait()
+                except queue.Empty:
+                    self._idle -= 1
+                    return None
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Let the running jobs finish and end every thread (closing its connections); True
+        when none is left. Meanwhile ``submit`` declines. For tests and orderly shutdowns."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._stopping = True
+        try:
+            while time.monotonic() < deadline:
+                with self._lock:
+                    for _ in range(self._idle):
+                        self._jobs.put(None)
+                    self._idle = 0
+                    if not self._alive:
+                        return True
+                time.sleep(0.01)
+            return False
+        finally:
+            with self._lock:
+                self._stopping = False
+
+    def reset(self) -> None:
+        """In a forked child: the parent's threads did not come along."""
+        self.__init__()  # type: ignore[misc]
+
+
+_senders = Senders()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_senders.reset)
+
+
+def limit() -> int:
+    """How many callbacks this process may send at once right after their commit."""
+    return int(ciba_settings.CALLBACK_INLINE_SENDERS or 0)
+
+
+def submit(delivery_pk: int) -> bool:
+    """``ciba.dispatch``'s runner for ``ciba.deliver_callback``: hand the row to a sender
+    thread; False (publish the task) with eager Celery, with ``CALLBACK_INLINE_SENDERS`` 0, or
+    when no thread is free."""
+    if current_app.conf.task_always_eager:
+        return False
+    return _senders.submit(partial(send, delivery_pk), limit())
+
+
+def send(delivery_pk: int) -> str | None:
+    """One attempt right after the commit, on a sender thread; on an unexpected error the task
+    is published (a worker claims the row once whatever lease this attempt took runs out)."""
+    close_old_connections()
+    try:
+        return outbox.deliver(delivery_pk, inline=True)
+    except Exception:  # noqa: BLE001 - the workers take over; the row is the record
+        logger.exception(
+            "CIBA callback %s: the attempt after the commit failed; a worker takes it", delivery_pk
+        )
+        dispatch.send(dispatch.DELIVER_CALLBACK, delivery_pk)
+        return None
+    finally:
+        close_old_connections()
+
+
+def drain(timeout: float = 30.0) -> bool:
+    """Finish the callbacks being sent here and end the sender threads (``Senders.drain``)."""
+    return _senders.drain(timeout)
