@@ -89,17 +89,24 @@ def notify(request_pk: int) -> str:
     ar = AuthenticationRequest.objects.select_related("client").filter(pk=request_pk).first()
     if ar is None:
         return "skipped"  # its client was deleted after the claim (ciba.services.end_client)
+    _track([ar])
     failed = _attempt(ar, list(Device.objects.filter(user_id=ar.user_id)))
     return _record(ar, failed, now)
 
 
+def _track(requests: list[AuthenticationRequest]) -> None:
+    """Record the claimed requests never attempted before in the shared poll state: the first
+    work after each committed, keeping that Redis round trip off the backchannel request (one
+    round trip for a whole batch). Until then (or if Redis does not answer: the store never
+    raises) their polls take the database path, which records them too."""
+    first = [ar for ar in requests if ar.device_notification_attempts == 0]
+    if first:
+        poll_state().track_many(first)
+
+
 def _attempt(ar: AuthenticationRequest, devices: list[Device]) -> dict[str, Outcome]:
-    """Run the notifiers still to run for ``ar`` (claimed); return those that failed."""
-    if ar.device_notification_attempts == 0:
-        # The first work after the request committed: record it in the shared poll state
-        # here, keeping that Redis round trip off the backchannel request. Until then (or if
-        # this never runs) its polls take the database path, which records it too.
-        poll_state().track(ar)
+    """Run the notifiers still to run for ``ar`` (claimed and ``_track``ed); return those that
+    failed."""
     ar.notification_id = ar.device_notification_id or str(ar.pk)
     return {
         path: outcome
@@ -136,6 +143,7 @@ def _run_batch(pks: list[int], now: datetime) -> int:
     devices: dict[int, list[Device]] = {}
     for device in Device.objects.filter(user_id__in={ar.user_id for ar in requests}):
         devices.setdefault(device.user_id, []).append(device)
+    _track(requests)
     sent = []
     for ar in requests:
         failed = _attempt(ar, devices.get(ar.user_id, []))

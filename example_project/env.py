@@ -57,6 +57,9 @@ def database(default_sqlite_path: str) -> dict[str, Any]:
     * ``DATABASE_QUERY_TIMEOUT`` (s, default 2): the client's wait for any answer, after which
       the connection is dropped and the database is not asked again for
       ``DATABASE_BREAKER_SECONDS`` (default 2) by this process;
+    * ``DATABASE_HEALTH_CHECK_IDLE_SECONDS`` (s, default 1): Django's health check (a ``SELECT
+      1`` per request) is skipped for a connection answered within this time with nothing
+      arrived on it since (``ciba.db.base``); ``0`` checks every request, as Django does;
     * ``DATABASE_STATEMENT_TIMEOUT`` (ms, default 1500) and ``DATABASE_LOCK_TIMEOUT`` (ms,
       default 0: off, the statement timeout includes lock waits): the server ends a slow
       statement or lock wait itself and the connection stays usable (set them to 0 behind
@@ -99,6 +102,7 @@ def postgresql_options() -> dict[str, Any]:
         "connect_timeout": int(_number("DATABASE_CONNECT_TIMEOUT", 2)),
         "query_timeout": _number("DATABASE_QUERY_TIMEOUT", 2),
         "breaker_seconds": _number("DATABASE_BREAKER_SECONDS", 2),
+        "health_check_idle_seconds": _number("DATABASE_HEALTH_CHECK_IDLE_SECONDS", 1),
         "keepalives": 1,
         "keepalives_idle": 10,
         "keepalives_interval": 2,

@@ -438,6 +438,8 @@ def test_a_bound_that_is_not_a_number_is_an_error(settings):
         "other": {"ENGINE": "ciba.db", "NAME": "x", "OPTIONS": {"breaker_seconds": -1}},
     }
     assert _ids(check_outage_options()) == ["ciba.E038"]
+    settings.DATABASES["other"]["OPTIONS"] = {"health_check_idle_seconds": "1s"}
+    assert _ids(check_outage_options()) == ["ciba.E038"]
 
 
 @pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")

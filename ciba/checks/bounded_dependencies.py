@@ -27,7 +27,7 @@ _BOUNDED_DATABASE = "ciba.db"
 #: The OPTIONS of the bounded backends that must be numbers of 0 or more.
 _OUTAGE_OPTIONS = {
     _BOUNDED_CACHE: ("socket_connect_timeout", "socket_timeout", "retries", "breaker_seconds"),
-    _BOUNDED_DATABASE: ("query_timeout", "breaker_seconds"),
+    _BOUNDED_DATABASE: ("query_timeout", "breaker_seconds", "health_check_idle_seconds"),
 }
 
 

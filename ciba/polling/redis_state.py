@@ -36,6 +36,7 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -81,13 +82,25 @@ return count(KEYS[2], tonumber(r[3]), tonumber(r[4]), now, tonumber(ARGV[4]))
 """
 )
 
-# KEYS: poll record. ARGV: client_id, interval s, expires ms, last poll ms, DPoP key required.
+# KEYS: poll records. ARGV: for each key, five values: client_id, interval s, expires ms,
+# last poll ms, DPoP key required. Creates each record that does not exist (a tombstone, or a
+# record the database path made first, is never overwritten); returns how many it created.
 _TRACK = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 's', 'p', 'c', ARGV[1], 'i', ARGV[2], 'l', ARGV[4], 'e', ARGV[3], 'd', ARGV[5])
-redis.call('PEXPIREAT', KEYS[1], tonumber(ARGV[3]) + GRACE_MS)
-return 1
+local created = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then
+    local a = (i - 1) * 5
+    redis.call('HSET', key, 's', 'p', 'c', ARGV[a + 1], 'i', ARGV[a + 2], 'l', ARGV[a + 4],
+      'e', ARGV[a + 3], 'd', ARGV[a + 5])
+    redis.call('PEXPIREAT', key, tonumber(ARGV[a + 3]) + GRACE_MS)
+    created = created + 1
+  end
+end
+return created
 """.replace("GRACE_MS", str(GRACE_MS))
+#: Records one ``_TRACK`` call creates at most (a batch is ``NOTIFY_BATCH_SIZE``, 100 by default):
+#: a script runs alone in Redis, so no call may hold it long.
+TRACK_CHUNK = 500
 
 # KEYS: client credentials set, poll record. ARGV: fingerprint ('' = none), set ttl s,
 # client_id, interval s, expires ms, now ms, increment s, DPoP key required ('1'/'0'). The
@@ -158,15 +171,25 @@ class RedisPollState(DatabasePollState):
         self._open_until = time.monotonic() + ciba_settings.POLL_STATE_BREAKER_SECONDS
 
     def track(self, ar: Any) -> None:
-        if not self.available:
-            return  # the database path records it on the first poll it answers
-        try:
-            self._track(
-                keys=[record_key(ar.auth_req_id)],
-                args=[ar.client.client_id, ar.interval, _ms(ar.expires_at), 0, _dpop_flag(ar)],
-            )
-        except self._errors as exc:  # the database answers this request's polls instead
-            self._trip(exc, "track")
+        self.track_many([ar])
+
+    def track_many(self, ars: Iterable[Any]) -> None:
+        """Record the requests of a batch with one script call (one round trip) per
+        ``TRACK_CHUNK``. Never raises: a request left unrecorded (Redis down, the breaker
+        open) is recorded by the first poll the database path answers, and its notification
+        goes out all the same."""
+        ars = list(ars)
+        for start in range(0, len(ars), TRACK_CHUNK):
+            if not self.available:
+                return  # the database path records them on the first poll it answers
+            chunk = ars[start : start + TRACK_CHUNK]
+            args: list[Any] = []
+            for ar in chunk:
+                args += [ar.client.client_id, ar.interval, _ms(ar.expires_at), 0, _dpop_flag(ar)]
+            try:
+                self._track(keys=[record_key(ar.auth_req_id) for ar in chunk], args=args)
+            except self._errors as exc:  # the database answers these requests' polls instead
+                self._trip(exc, "track")
 
     def finish(self, ar: Any) -> None:
         if not self.available:

@@ -8,6 +8,7 @@ authentication code computes), so this package never needs to know how clients a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +55,12 @@ class PollState:
 
     def track(self, ar: Any) -> None:
         """A committed request is pending (called by the device notification run)."""
+
+    def track_many(self, ars: Iterable[Any]) -> None:
+        """``track`` each of ``ars`` (a batch of the device notification run); a shared store
+        does it in one round trip."""
+        for ar in ars:
+            self.track(ar)
 
     def finish(self, ar: Any) -> None:
         """``ar`` stops being pending in the current transaction (called before its commit)."""
