@@ -99,6 +99,32 @@ def make_client(db: Any) -> Callable[..., tuple[Any, str]]:
 
 
 @pytest.fixture
+def hung_redis() -> Any:
+    """A TCP server that accepts connections and never answers, as Redis stopped with SIGSTOP:
+    ``(server, connections)``; its URL is ``redis://127.0.0.1:<server.getsockname()[1]>/0``."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    connections: list[Any] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            connections.append(connection)
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server, connections
+    server.close()
+    for connection in connections:
+        connection.close()
+
+
+@pytest.fixture
 def json_server() -> Any:
     """A real HTTP server on loopback that serves JSON documents set by the test.
 

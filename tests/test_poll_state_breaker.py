@@ -3,8 +3,6 @@ waiting for a timeout, decisions are refused at once, and Redis is tried again l
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 
 import pytest
@@ -14,29 +12,6 @@ from ciba import services
 from ciba.models import AuthenticationRequest
 from ciba.polling import PollStateUnavailable, RedisPollState
 from tests.protocol import backchannel, consent_bearer, oauth_error, poll
-
-
-@pytest.fixture
-def hung_redis():
-    """A TCP server that accepts connections and never answers: Redis stopped with SIGSTOP."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    connections: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                connection, _ = server.accept()
-            except OSError:
-                return
-            connections.append(connection)
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield server, connections
-    server.close()
-    for connection in connections:
-        connection.close()
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -189,33 +187,11 @@ def test_with_redis_refusing_the_batch_trips_the_breaker_and_every_notification_
     assert "Poll state unreachable (track: ConnectionError)" in caplog.text
 
 
-@pytest.fixture
-def hung_redis() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A TCP server that accepts connections and never answers: Redis stopped with SIGSTOP."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    connections: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                connection, _ = server.accept()
-            except OSError:
-                return
-            connections.append(connection)
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0", connections
-    server.close()
-    for connection in connections:
-        connection.close()
-
-
 def test_a_hung_redis_costs_the_batch_one_timeout_and_no_notification(
     settings, hung_redis, alice, make_client, monkeypatch
 ):
-    url, connections = hung_redis
+    server, connections = hung_redis
+    url = f"redis://127.0.0.1:{server.getsockname()[1]}/0"
     store = use_store(settings, url, POLL_STATE_REDIS_TIMEOUT=0.1, POLL_STATE_BREAKER_SECONDS=60)
     calls: list[int] = []
     track = store._track
