@@ -133,6 +133,9 @@ def test_the_user_code_is_set_changed_and_removed_on_the_device_page(phone, site
 
     section.locator("#ciba-user-code-input").fill("0815-green")
     section.get_by_role("button", name="Change the user code").click()
+    # The message still says "saved" from the first code: the field emptying is what says the
+    # change was saved.
+    expect(section.locator("#ciba-user-code-input")).to_have_value("")
     expect(section.locator("#ciba-user-code-message")).to_have_text("Your user code is saved.")
     assert check_password("0815-green", UserCode.objects.get(user=frank).code)
 
