@@ -226,7 +226,7 @@ def admit(*, client: Any, user: Any, now: datetime) -> Admission:
     supersede = _superseded(counts)
     if key is None:
         return Admission(admitted=True, supersede=supersede)
-    count = _safely_incr(key, period)
+    count = count_in_window(key, period, counting="User request rate (the database counts it)")
     if count is None:  # the cache failed: the database knows every request stored
         recent = _counts(client, user, now, using=using, since=since)["recent"]
         if recent >= allowed:
@@ -331,9 +331,11 @@ def _rate_key(user: Any, period: int, now: datetime) -> str:
     return f"{RATE_KEY}{digest}:{period}:{index}"
 
 
-def _safely_incr(key: str, period: int) -> int | None:
-    """Count one in ``key`` (which lives a little longer than its window); ``None`` when the
-    cache fails."""
+def count_in_window(key: str, period: int, *, counting: str) -> int | None:
+    """Count one in the cache key ``key`` of a clock-aligned window of ``period`` seconds (the
+    key lives a little longer than its window) and return the count; ``None`` when the cache
+    fails, logged as ``counting`` not counted. The rate here and the passkey sign-in rate
+    (``ciba.passkeys.sign_in``) both count this way."""
     try:
         if cache.add(key, 1, period + 1):
             return 1
@@ -342,10 +344,8 @@ def _safely_incr(key: str, period: int) -> int | None:
         except ValueError:  # expired between add() and incr()
             cache.add(key, 1, period + 1)
             return 1
-    except Exception as exc:  # noqa: BLE001 - any cache failure: the database counts instead
-        logger.warning(
-            "User request rate counted from the database: the cache failed (%s)", type(exc).__name__
-        )
+    except Exception as exc:  # noqa: BLE001 - any cache failure: the caller decides what then
+        logger.warning("%s not counted in the cache: it failed (%s)", counting, type(exc).__name__)
         return None
 
 

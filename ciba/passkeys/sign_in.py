@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from typing import Any
 
-from django.core.cache import cache
 from webauthn import generate_authentication_options, options_to_json
 from webauthn.helpers.structs import UserVerificationRequirement
 
@@ -23,7 +21,7 @@ from ..client_auth.guard import client_address
 from ..conf import ciba_settings
 from ..errors import AccessDenied, InvalidAuthentication
 from ..models import WebAuthnChallenge
-from ..user_limits import parse_rate
+from ..user_limits import count_in_window, parse_rate
 from . import challenges
 from .ceremony import find_passkey, verify_assertion
 from .encoding import from_b64url
@@ -31,9 +29,6 @@ from .relying_party import relying_party
 from .responses import parse_assertion
 
 __all__ = ["sign_in_options", "verify_sign_in"]
-
-
-logger = logging.getLogger("ciba.passkeys")
 
 
 def sign_in_options(http_request: Any) -> dict[str, Any]:
@@ -90,12 +85,10 @@ def _spend_sign_in_rate(http_request: Any) -> None:
     allowed, period = parse_rate(rate)
     now = time.time()
     address = hashlib.sha256(client_address(http_request).encode("utf-8", "replace")).hexdigest()[:32]
-    key = f"ciba:passkey-sign-in:{address}:{period}:{int(now // period)}"
-    try:
-        cache.add(key, 0, timeout=period + 1)
-        count = cache.incr(key)
-    except Exception as exc:  # the cache is down or misbehaves: see the docstring
-        logger.warning("Passkey sign-in not counted: the cache failed (%s)", type(exc).__name__)
+    count = count_in_window(
+        f"ciba:passkey-sign-in:{address}:{period}:{int(now // period)}", period, counting="Passkey sign-in"
+    )
+    if count is None:  # the cache is down or misbehaves: see the docstring
         return
     if count > allowed:
         wait = max(1, int(period - now % period))
