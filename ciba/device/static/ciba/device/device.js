@@ -91,7 +91,9 @@
 
   // --- the pending list ---
 
-  function render(requests) {
+  // ``asked`` is when the list was asked for: a notification shown after that may be for a
+  // request the list could not know of yet, so only older ones are closed by it.
+  function render(requests, asked) {
     const shown = requests.filter(function (request) {
       return !settled.has(request.auth_req_id);
     });
@@ -105,7 +107,7 @@
       if (list.children[index] !== card) list.insertBefore(card, list.children[index] || null);
     });
     showCount();
-    closeNotificationsExcept(ids);
+    closeNotificationsExcept(ids, asked);
     codeSawRequests(ids);
   }
 
@@ -372,13 +374,14 @@
     clearTimeout(timer);
     if (signedOut) return;
     try {
+      const asked = Date.now();
       const response = await api(config.requestsUrl);
       if (response.status === 401 || response.status === 403) {
         signOut();
         return;
       }
       if (response.ok) {
-        render(await response.json());
+        render(await response.json(), asked);
         if (errorEl.dataset.kind === "offline") clearOffline();
       }
     } catch (error) {
@@ -1000,12 +1003,16 @@
     else removeCard(card);
   }
 
-  function closeNotificationsExcept(pendingIds) {
+  // A list that was asked for before a notification was shown says nothing about that
+  // notification's request (it may have been created since): closing it would lose the
+  // prompt of a request that is still pending.
+  function closeNotificationsExcept(pendingIds, asked) {
     if (!registration || !registration.getNotifications) return;
     registration.getNotifications().then(function (open) {
       open.forEach(function (notification) {
         const id = notification.data && notification.data.auth_req_id;
-        if (id && !pendingIds.has(id)) notification.close();
+        const shownBefore = !notification.timestamp || notification.timestamp <= asked;
+        if (id && shownBefore && !pendingIds.has(id)) notification.close();
       });
     }).catch(function () {});
   }
