@@ -39,6 +39,9 @@
   const chosen = new Map(); // auth_req_id -> the method the user picked instead ("password")
   let passkeys = null; // the user's passkeys, once read (null: not known, or none possible)
   let timer = null;
+  // When the list last rendered was asked for: refreshes can overlap (the timer's and one a
+  // push asked for), and an older answer arriving last must not undo a newer one.
+  let renderedAsked = 0;
   let signedOut = false;
   let cardCounter = 0;
 
@@ -381,7 +384,10 @@
         return;
       }
       if (response.ok) {
-        render(await response.json(), asked);
+        const requests = await response.json();
+        if (asked < renderedAsked) return; // a newer answer is on the page already
+        renderedAsked = asked;
+        render(requests, asked);
         if (errorEl.dataset.kind === "offline") clearOffline();
       }
     } catch (error) {
