@@ -32,18 +32,31 @@ class Profile(models.Model):
     def clean(self) -> None:
         """Store each identifier in the form a normalised login_hint is compared with."""
         errors = {}
-        for name, normalise, example in (
-            ("phone_number", identifiers.phone_number, "+44 20 7946 0123"),
-            ("account_iban", identifiers.iban, "GB82 WEST 1234 5698 7654 32"),
-        ):
-            value = getattr(self, name)
-            if not value:
-                setattr(self, name, None)
-                continue
-            normalised = normalise(value)
-            if normalised is None:
-                errors[name] = f"Not a valid {name.replace('_', ' ')} (for example {example})."
-            else:
-                setattr(self, name, normalised)
+        for name in IDENTIFIERS:
+            try:
+                setattr(self, name, normalised(name, getattr(self, name)))
+            except ValidationError as error:
+                errors[name] = error
         if errors:
             raise ValidationError(errors)
+
+
+#: Each identifier column, its normaliser and an example of a valid written form.
+IDENTIFIERS = {
+    "phone_number": (identifiers.phone_number, "+44 20 7946 0123"),
+    "account_iban": (identifiers.iban, "GB82 WEST 1234 5698 7654 32"),
+}
+
+
+def normalised(name: str, value: str | None) -> str | None:
+    """``value`` of identifier ``name`` as stored (None when empty); why it is refused if invalid.
+
+    Forms call it before the column's length is checked: people write numbers longer than their
+    normal form ("+44 (0)20 7946 0123")."""
+    if not value:
+        return None
+    normalise, example = IDENTIFIERS[name]
+    result = normalise(value)
+    if result is None:
+        raise ValidationError(f"Not a valid {name.replace('_', ' ')} (for example {example}).")
+    return result
