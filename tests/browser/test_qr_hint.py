@@ -251,3 +251,62 @@ def test_the_phone_offers_no_code_when_the_site_issues_none(pages, demo):
     phone.goto(f"{demo['base_url']}{DEVICE_PAGE}")
     expect(phone.locator("h1")).to_have_text("Sign-in requests")
     expect(phone.locator("#ciba-my-code")).to_have_count(0)
+
+
+#: A Screen Wake Lock API that records what the page asks for (headless Chromium refuses real
+#: locks): ``window.__locks`` lists "request:screen" and "release" in order, and "dropped" when
+#: the page is hidden, where a browser releases every lock by itself.
+WAKE_LOCK = """(() => {
+    window.__locks = [];
+    const held = new Set();
+    function end(lock, how) {
+        if (lock.released) return;
+        lock.released = true;
+        held.delete(lock);
+        window.__locks.push(how);
+        lock.listeners.forEach(listener => listener());
+    }
+    const wakeLock = {
+        request: async type => {
+            window.__locks.push("request:" + type);
+            const lock = {
+                released: false,
+                listeners: [],
+                addEventListener(name, listener) { this.listeners.push(listener); },
+                async release() { end(this, "release"); },
+            };
+            held.add(lock);
+            return lock;
+        },
+    };
+    Object.defineProperty(navigator, "wakeLock", { configurable: true, get: () => wakeLock });
+    document.addEventListener("visibilitychange", () => {
+        if (document.hidden) Array.from(held).forEach(lock => end(lock, "dropped"));
+    });
+})()"""
+
+
+def test_the_screen_stays_on_while_the_code_shows_and_may_sleep_once_it_is_hidden(issuing, pages, demo):
+    _, phone = pages
+    phone.add_init_script(WAKE_LOCK)
+    phone.goto(f"{demo['base_url']}{DEVICE_PAGE}")
+    assert phone.evaluate("window.__locks") == []  # without a code, the phone's own rules apply
+
+    show_my_code(phone)
+    phone.wait_for_function("window.__locks.length === 1")
+    phone.click("#ciba-my-code-toggle")  # "Hide my code"
+    phone.wait_for_function("window.__locks.length === 2")
+    assert phone.evaluate("window.__locks") == ["request:screen", "release"]
+
+    phone.wait_for_timeout(1_200)  # within the server's rate for codes
+    show_my_code(phone)
+    phone.evaluate(HIDE, True)  # another app in front: the browser drops the lock
+    phone.evaluate(HIDE, False)  # back, the code still good: the screen is kept on again
+    phone.wait_for_function("window.__locks.length === 5")
+    assert phone.evaluate("window.__locks") == [
+        "request:screen",
+        "release",
+        "request:screen",
+        "dropped",
+        "request:screen",
+    ]

@@ -828,8 +828,34 @@
     parts.error.hidden = !(isError && text);
   }
 
+  // A code on screen is read by a till's camera, often after the user has turned the phone
+  // round: the screen must not dim or lock meanwhile (Screen Wake Lock API, where present).
+  // The browser drops the lock when the page is hidden; codeVisible asks again.
+  let wakeLock = null;
+  async function keepScreenOn(on) {
+    if (!on) {
+      const held = wakeLock;
+      wakeLock = null;
+      if (held) held.release().catch(function () {});
+      return;
+    }
+    if (wakeLock || document.hidden || !navigator.wakeLock) return;
+    try {
+      const lock = await navigator.wakeLock.request("screen");
+      if (!codeState.shown || wakeLock) {
+        lock.release().catch(function () {}); // hidden (or locked twice) while it was asked for
+        return;
+      }
+      wakeLock = lock;
+      lock.addEventListener("release", function () { if (wakeLock === lock) wakeLock = null; });
+    } catch (error) {
+      wakeLock = null; // refused (battery saver, no user gesture): the code still shows
+    }
+  }
+
   function setCodeShown(shown) {
     const parts = codeParts();
+    keepScreenOn(shown);
     codeState.shown = shown;
     parts.toggle.textContent = t(shown ? "myCodeHide" : "myCodeShow");
     parts.toggle.setAttribute("aria-expanded", shown ? "true" : "false");
@@ -968,6 +994,7 @@
       hideCode("myCodeIdle");
       return;
     }
+    keepScreenOn(true);
     if (codeState.expiresAt - Date.now() <= CODE_EARLY_MS) fetchCode();
     else {
       startTicking();
