@@ -211,10 +211,11 @@ def signed_request(params: Mapping[str, str], *, client: Any, http_request: Any)
 def sender_binding(params: Mapping[str, str], *, client: Any, http_request: Any) -> bindings.Binding | None:
     """RFC 9449 §10, RFC 8705 §3: the key (DPoP proof or ``dpop_jkt``) or certificate this
     request is made with; push tokens are bound to it. Checked last, so a refused request
-    never spends a proof's ``jti``."""
-    return bindings.for_backchannel_request(
-        http_request, client, params, backchannel_endpoint_urls(http_request)
-    )
+    never spends a proof's ``jti``. The URLs a proof's ``htu`` may name are worked out only for
+    a request that carries one (``HTTP_DPOP``): without it they are never read."""
+    has_proof = "HTTP_DPOP" in getattr(http_request, "META", {})
+    urls = backchannel_endpoint_urls(http_request) if has_proof else []
+    return bindings.for_backchannel_request(http_request, client, params, urls)
 
 
 def scope(params: Mapping[str, str], *, client: Any) -> list[str]:

@@ -1,6 +1,10 @@
-"""DRF hooks of the backchannel endpoint: who the client is, whether it may use CIBA, how often.
+"""The backchannel endpoint's checks: who the client is, whether it may use CIBA, how often.
 
-Each raises the ``ciba.errors`` error CIBA §13 names, rendered by ``ciba.views.rendering``.
+Each is a plain function (``authenticate``, ``check_ciba_client``, ``throttle``), which the
+backchannel view calls directly, and a DRF hook that calls it (``ClientAuthentication``,
+``IsCibaClient``, ``ClientRateThrottle``), for the DRF views: the cancel endpoint, and the
+backchannel view's own answers to anything but a form POST. Each raises the ``ciba.errors``
+error CIBA §13 names (the throttle DRF's ``Throttled``), rendered by ``ciba.views.rendering``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -22,6 +27,40 @@ from ..outages import is_outage
 logger = logging.getLogger("ciba.outages")
 
 
+def authenticate(request: Any, params: dict[str, str]) -> Any:
+    """The client of ``request`` whose single-valued form is ``params`` (``ciba.client_auth``:
+    the four methods of CIBA §7.1); ``invalid_client`` without credentials."""
+    return authenticate_client(request, params)
+
+
+def check_ciba_client(client: Any) -> None:
+    """CIBA §4: only a confidential client registered for the CIBA grant, in a mode this server
+    supports, that can receive ID tokens. Checked at every request, whatever ``clean()`` saw:
+    rows also arrive through the ORM, fixtures and data migrations."""
+    if not client.registers_ciba:
+        raise UnauthorizedClient("This client is not registered for CIBA.")
+    if problems := client.ciba_problems():
+        raise UnauthorizedClient(f"This client cannot use CIBA: {'; '.join(problems)}.")
+
+
+def throttle(client: Any) -> None:
+    """Raise DRF's ``Throttled`` (429, ``Retry-After``) when ``client`` used up
+    ``BACKCHANNEL_THROTTLE_RATE``: ``ClientRateThrottle`` itself, as DRF's ``check_throttles``
+    runs it, so the history in the cache and the wait are the same whichever view counts."""
+    limiter = ClientRateThrottle()
+    if not limiter.allow_request(_Authenticated(client), None):
+        raise Throttled(limiter.wait())
+
+
+class _Authenticated:
+    """What ``ClientRateThrottle`` reads of a request: its client, as DRF's ``request.auth``."""
+
+    __slots__ = ("auth",)
+
+    def __init__(self, client: Any) -> None:
+        self.auth = client
+
+
 class ClientAuthentication(BaseAuthentication):
     """The four methods of CIBA §7.1 (``ciba.client_auth``): ``request.auth`` is the client.
 
@@ -31,24 +70,17 @@ class ClientAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request: Any) -> tuple[Any, Any]:
-        client = authenticate_client(request, single_valued(request.data, repeatable=REPEATABLE))
-        return AnonymousUser(), client
+        return AnonymousUser(), authenticate(request, single_valued(request.data, repeatable=REPEATABLE))
 
     def authenticate_header(self, request: Any) -> str:
         return 'Basic realm="ciba"'
 
 
 class IsCibaClient(BasePermission):
-    """CIBA §4: only a confidential client registered for the CIBA grant, in a mode this server
-    supports, that can receive ID tokens. Checked at every request, whatever ``clean()`` saw:
-    rows also arrive through the ORM, fixtures and data migrations."""
+    """``check_ciba_client`` for DRF views."""
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        client = request.auth
-        if not client.registers_ciba:
-            raise UnauthorizedClient("This client is not registered for CIBA.")
-        if problems := client.ciba_problems():
-            raise UnauthorizedClient(f"This client cannot use CIBA: {'; '.join(problems)}.")
+        check_ciba_client(request.auth)
         return True
 
 
