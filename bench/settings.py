@@ -22,6 +22,8 @@ CIBA = {
     "USER_REQUEST_RATE": None,
     "CLIENT_SECRET_CACHE_SECONDS": int(os.environ.get("BENCH_CLIENT_SECRET_CACHE_SECONDS", "300")),
 }
+if os.environ.get("BENCH_CALLBACK_INLINE_SENDERS"):  # bench.breakdown's in-process part: 0
+    CIBA["CALLBACK_INLINE_SENDERS"] = int(os.environ["BENCH_CALLBACK_INLINE_SENDERS"])
 if os.environ.get("BENCH_AUTH_FAILURE_GUARD") == "off":  # bench.attack --no-guard: the "before"
     CIBA.update(
         {"CLIENT_AUTH_FAILURE_RATE_PER_CLIENT_ADDRESS": None, "CLIENT_AUTH_FAILURE_RATE_PER_ADDRESS": None}
