@@ -257,6 +257,51 @@ def test_the_lane_logs_each_answer_as_django_does(site, pending, caplog):
     assert records[0] == records[1] == [("django.request", "WARNING", "Bad Request: /o/token/", 400)]
 
 
+@pytest.mark.parametrize("code", [polling.PENDING, polling.SLOW_DOWN])
+def test_answers_given_again_stay_djangos_bytes_over_http_and_https_in_turn(settings, pending, proven, code):
+    app, secret, auth_req_id = pending
+    proven.ANSWERS[auth_req_id] = code
+    settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = 3600, True
+    settings.MIDDLEWARE = ["django.middleware.gzip.GZipMiddleware", *STARTPROJECT_MIDDLEWARE]
+    django = WSGIHandler()
+    spy = Spy(django)
+    lane = FastLane(spy)
+    request = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret), "HTTP_ACCEPT_ENCODING": "gzip"}
+
+    for scheme in ("http", "https", "http", "https", "https", "http"):
+        fast = call(lane, environ(grant(auth_req_id), **request, **{"wsgi.url_scheme": scheme}))
+        assert fast == call(django, environ(grant(auth_req_id), **request, **{"wsgi.url_scheme": scheme}))
+        hsts = [value for name, value in fast.headers if name == "Strict-Transport-Security"]
+        assert hsts == (["max-age=3600; includeSubDomains"] if scheme == "https" else [])
+        assert fast.error == code
+    assert spy.calls == 0
+
+
+def test_a_changed_setting_changes_the_next_answer_as_it_changes_djangos(settings, site, pending):
+    app, secret, auth_req_id = pending
+    request = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
+    assert ("X-Frame-Options", "DENY") in call(site.lane, environ(grant(auth_req_id), **request)).headers
+
+    settings.X_FRAME_OPTIONS = "SAMEORIGIN"
+    fast = call(site.lane, environ(grant(auth_req_id), **request))
+
+    assert ("X-Frame-Options", "SAMEORIGIN") in fast.headers
+    assert fast == call(site.django, environ(grant(auth_req_id), **request))
+    assert site.spy.calls == 0
+
+
+def test_every_answer_is_logged_also_when_the_lane_gives_it_again(site, pending, caplog):
+    app, secret, auth_req_id = pending
+    request = {"HTTP_AUTHORIZATION": basic_auth(app.client_id, secret)}
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        for _ in range(3):
+            call(site.lane, environ(grant(auth_req_id), **request))
+    assert site.spy.calls == 0
+    assert [(r.name, r.levelname, r.getMessage(), r.status_code) for r in caplog.records] == [
+        ("django.request", "WARNING", "Bad Request: /o/token/", 400)
+    ] * 3
+
+
 def test_the_lane_is_off_with_a_middleware_it_does_not_know_until_the_site_vouches_for_it(
     settings, proven, pending, caplog
 ):

@@ -34,6 +34,16 @@ might refuse or change the answer, so the lane stays off (and says so in the log
 site lists it in ``CIBA["FAST_LANE_SKIPPABLE_MIDDLEWARE"]``. As on the full path, each answer is
 logged by ``django.request`` ("Bad Request: /o/token/", a warning).
 
+The answer those middleware give is kept and given again (``FastLane.answers``): building the
+response and running their response half cost a third of the lane's own Python per poll
+(docs/performance.md, issue 29). Their response half reads the request only through
+``request.is_secure()`` (HSTS) and, for a body it compresses, ``Accept-Encoding`` (gzip), and
+the rest from settings; so an answer is kept per error (code, description, headers) and
+``is_secure()``, never when gzip touched it (``Content-Encoding`` or ``Vary`` set: a poll's
+answers are under gzip's 200 bytes, so it never does), and forgotten when a setting changes
+(``setting_changed``, as tests do). The first answer of each kind is built by the middleware
+themselves, so the bytes are theirs.
+
 Skipped with the middleware: Django's ``request_started``/``request_finished`` signals (they
 reset and close database connections; the lane uses none) and URL resolution (the path is
 the token endpoint's, reversed once). Nothing on the lane's path touches the database, so
@@ -56,6 +66,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIRequest
+from django.core.signals import setting_changed
 from django.http import HttpResponse
 from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.log import log_response
@@ -95,6 +106,8 @@ SKIPPED = (
 _LEFT_TO_DJANGO = ("HTTP_COOKIE", "HTTP_DPOP", "HTTP_TRANSFER_ENCODING", "QUERY_STRING")
 #: The largest chunked body read when ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is None (Django's default).
 MAX_CHUNKED_BODY = 2_621_440
+#: Answers kept at most (two errors, HTTP or HTTPS: four in practice).
+MAX_KEPT_ANSWERS = 16
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -108,6 +121,10 @@ class FastLane:
         self.identify = identify
         self.middleware: list[Any] = []
         self.path: str | None = None
+        #: (error, description, error headers, is_secure) -> (status line, headers, body), as
+        #: the middleware's response half made them the first time
+        self.answers: dict[tuple[Any, ...], tuple[str, list[tuple[str, str]], bytes]] = {}
+        setting_changed.connect(self._forget_answers)
         unknown = [
             path
             for path in settings.MIDDLEWARE
@@ -170,12 +187,26 @@ class FastLane:
         error = prescreen.screen(environ, body, self.identify)
         if error is None or error.error not in prescreen.POLL_ANSWERS:
             return None
-        response = prescreen.oauth_error(error)
-        for middleware in reversed(self.middleware):
-            response = middleware.process_response(request, response)
+        key = (error.error, error.description, tuple(error.headers.items()), request.is_secure())
+        answer = self.answers.get(key)
+        if answer is None:
+            response = prescreen.oauth_error(error)
+            for middleware in reversed(self.middleware):
+                response = middleware.process_response(request, response)
+            status = f"{response.status_code} {response.reason_phrase}"
+            answer = (status, list(response.items()), response.content)
+            if not response.has_header("Content-Encoding") and not response.has_header("Vary"):
+                if len(self.answers) < MAX_KEPT_ANSWERS:
+                    self.answers[key] = answer
+        else:  # for the log record, a response of the same status
+            response = HttpResponse(status=error.status_code, reason=answer[0].partition(" ")[2])
         log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
-        return [response.content]
+        start_response(answer[0], list(answer[1]))
+        return [answer[2]]
+
+    def _forget_answers(self, **kwargs: Any) -> None:
+        """A setting changed (tests): the middleware may answer differently now."""
+        self.answers.clear()
 
 
 class ChunkedBodies:

@@ -34,7 +34,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
+import select
+import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime
@@ -139,6 +142,13 @@ class RedisPollState(DatabasePollState):
     during which this process asks the database at once (polls stay right, only slower) and
     decisions are refused at once (503: they must reach Redis to commit). Then one call tries
     Redis again.
+
+    ``poll``, the call every pending poll makes, runs on a connection of the calling thread's
+    own rather than through redis-py's pool: lending and returning a pooled connection (a
+    lock, a readiness check of three system calls, redis-py's per-command bookkeeping) cost
+    more CPU than the round trip itself, and a web process's CPU is what bounds pending polls
+    per second. The same timeout, breaker and health check apply; a process so holds one more
+    connection per thread that polls.
     """
 
     shared = True
@@ -157,6 +167,7 @@ class RedisPollState(DatabasePollState):
         self._track = self.redis.register_script(_TRACK)
         self._record_poll = self.redis.register_script(_RECORD_POLL)
         self._open_until = 0.0
+        self._own = threading.local()  # each thread's connection for ``poll``
 
     @property
     def available(self) -> bool:
@@ -217,9 +228,44 @@ class RedisPollState(DatabasePollState):
         return answer or super().record_poll(ar, fingerprint, now)
 
     def poll(self, client_id: str, fingerprint: str, auth_req_id: str, now: float) -> str | None:
+        if not self.available:
+            return None
         keys = [client_key(client_id), record_key(auth_req_id)]
         args = [fingerprint, client_id, int(now * 1000), ciba_settings.SLOW_DOWN_INCREMENT]
-        return self._answer(self._poll, keys, args)
+        try:
+            return ANSWERS.get(self._run_own(self._poll, keys, args))
+        except self._errors as exc:
+            self._trip(exc, "poll")
+            return None
+
+    def _run_own(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """``script`` on this thread's own connection (``EVALSHA``; loaded again through the
+        pool if Redis lost its scripts, a restart). redis-py drops the connection on any error
+        or timeout while sending or reading, so a reply is never left unread on it."""
+        connection = self._own_connection()
+        try:
+            connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:  # the reply was read: the connection is clean
+            return script(keys=keys, args=args)
+
+    def _own_connection(self) -> Any:
+        """This thread's connection, made with the pool's settings (URL, timeouts, no retries,
+        health check); a new one in a forked child. One that has something to read before it
+        was asked anything is dropped and made again, as the pool does before lending one:
+        the server closed it (a restart, ``CLIENT KILL``, its idle timeout), which would
+        otherwise fail the poll and open the breaker while Redis is fine."""
+        connection = getattr(self._own, "connection", None)
+        if connection is None or connection.pid != os.getpid():
+            pool = self.redis.connection_pool
+            connection = self._own.connection = pool.connection_class(**pool.connection_kwargs)
+        sock = getattr(connection, "_sock", None)
+        if sock is not None:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            if poller.poll(0):
+                connection.disconnect()  # connected again by the next send
+        return connection
 
     def _answer(self, script: Any, keys: list[str], args: list[Any]) -> str | None:
         """Run a poll script; ``None`` (the database decides) when Redis does not answer."""
