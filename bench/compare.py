@@ -2,6 +2,7 @@
 
     python -m bench.compare            # 20-35 minutes; writes docs/performance/compare.{json,png}
     python -m bench.compare --smoke    # ~1 minute: 1 round, 2 s runs, results to a temp dir
+    python -m bench.compare --scenarios polls --results /tmp/polls   # pending polls alone, ~3 minutes
 
 The reference OP is ``../shared/anchor/`` (panva/oidc-provider 9.13, CIBA poll + ping, one
 Node process): copied to ``/tmp/ciba-anchor/<hash of package-lock.json>``, ``npm ci`` there
@@ -150,6 +151,8 @@ TARGETS = {
     "burst_p95_factor": 1.5,
     "burst_p95_slack_ms": 2.0,
 }
+#: The scenarios of a round, in the order they run (``--scenarios`` picks some; all by default).
+SCENARIOS = ("polls", "backchannel", "sustained", "callbacks", "burst")
 #: docs/integration.md "Queues": callbacks get workers of their own.
 WORKER_LAYOUT = (("callbacks", ("ciba-callbacks",)), ("notify", ("ciba-notify", "ciba-sweeps")))
 
@@ -302,10 +305,14 @@ def prepare_ceiling(database: str) -> None:
 
 @contextmanager
 def ceiling(
-    source: Path, work: Path, port: int, database: str, redis_url: str, log: Path
+    source: Path, work: Path, port: int, database: str, redis_url: str, log: Path, wanted: bool = True
 ) -> Iterator[Ceiling | None]:
     """The durable-request ceiling on granian (2 workers, one blocking thread each); None, and
-    said so, when its source is missing."""
+    said so, when its source is missing or no scenario of the run uses it."""
+    if not wanted:
+        print("durable ceiling: not started (no backchannel scenario in --scenarios)", flush=True)
+        yield None
+        return
     if not source.is_file():
         print(f"durable ceiling: skipped, no {source}", file=sys.stderr, flush=True)
         yield None
@@ -734,125 +741,154 @@ def run_round(
         "waits": waits,
     }
 
+    scenarios = set(args.scenarios)
+
     # 1. pending polls
-    wait_quiet(meter, args.quiet_wait, waits)
-    print(f"round {index + 1}: pending polls ...", flush=True)
-    ids = {"ours": ours_pending(env, db, args.pending)}
-    ids.update({name: anchor_pending(a.base, args.pending) for name, a in anchors.items()})
-    result["polls"] = {}
-    for name in order:
-        base, _, token_path, auth = target[name]
-        bodies = [f"grant_type={GRANT}&auth_req_id={i}" for i in ids[name]]
-        run = wrk_run(name, base, token_path, auth, bodies, args.duration, args, PENDING, meter, warmup)
-        result["polls"][name] = {"pending_requests": args.pending, **run}
+    if "polls" in scenarios:
+        wait_quiet(meter, args.quiet_wait, waits)
+        print(f"round {index + 1}: pending polls ...", flush=True)
+        ids = {"ours": ours_pending(env, db, args.pending)}
+        ids.update({name: anchor_pending(a.base, args.pending) for name, a in anchors.items()})
+        result["polls"] = {}
+        for name in order:
+            base, _, token_path, auth = target[name]
+            bodies = [f"grant_type={GRANT}&auth_req_id={i}" for i in ids[name]]
+            run = wrk_run(name, base, token_path, auth, bodies, args.duration, args, PENDING, meter, warmup)
+            result["polls"][name] = {"pending_requests": args.pending, **run}
 
     # 2. backchannel, no worker (and the ceiling, with the same bodies)
-    wait_quiet(meter, args.quiet_wait, waits)
-    print(f"round {index + 1}: backchannel, no Celery worker; the durable ceiling ...", flush=True)
-    db.empty()
-    flush_redis(env["CELERY_BROKER_URL"])
-    if limit:
-        limit.empty()
-    result["backchannel"] = {}
-    for name in new_requests:
-        base, path, _, auth = target[name]
-        run = wrk_run(
-            name, base, path, auth, backchannel_bodies(), args.duration, args, {"200"}, meter, warmup
-        )
-        result["backchannel"][name] = run
+    if "backchannel" in scenarios or "sustained" in scenarios:  # sustained reads their rates here
+        wait_quiet(meter, args.quiet_wait, waits)
+        print(f"round {index + 1}: backchannel, no Celery worker; the durable ceiling ...", flush=True)
+        db.empty()
+        flush_redis(env["CELERY_BROKER_URL"])
+        if limit:
+            limit.empty()
+        result["backchannel"] = {}
+        for name in new_requests:
+            base, path, _, auth = target[name]
+            run = wrk_run(
+                name, base, path, auth, backchannel_bodies(), args.duration, args, {"200"}, meter, warmup
+            )
+            result["backchannel"][name] = run
+
+    if not scenarios & {"sustained", "callbacks", "burst"}:
+        result["memory_mib"] = memory(ours, anchors, limit, [])
+        return result
 
     # 3-5 with our workers
+    base, path, _, auth = target["ours"]
     db.empty()
     flush_redis(env["CELERY_BROKER_URL"])
     print(f"round {index + 1}: starting the Celery workers ...", flush=True)
     concurrency = {"callbacks": args.callback_concurrency, "notify": args.notify_concurrency}
     with workers(env, concurrency) as running:
         meter.worker_pids = [process.pid for process in running]
-        wait_quiet(meter, args.quiet_wait, waits)
-        print(f"round {index + 1}: backchannel sustained, notifications included ...", flush=True)
-        base, path, _, auth = target["ours"]
-        before = meter.read()
-        run = wrk(base, path, auth, backchannel_bodies(), args.duration, args.connections)
-        drained, open_at_end = drain(db, args.drain_timeout)
-        run["cpu_seconds"] = Meter.spent(before, meter.read())
-        run["errors"] = count_errors(run, {"200"})
-        accepted = run["answers"].get("200", 0)
-        run.update(
-            server="ours",
-            accepted=accepted,
-            accepted_per_second=round(accepted / run["seconds"], 1),
-            drain_seconds=round(drained, 2),
-            notifications_open_at_end_of_load=open_at_end,
-            sustained_per_second=round(accepted / (run["seconds"] + drained), 1),
-        )
-        if open_at_end < 0:
-            run["errors"] += 1
-            run["problem"] = f"{-open_at_end} device notifications still open after {args.drain_timeout} s"
-        result["sustained"] = {"ours": run}
-        for name in new_requests:
-            if name != "ours":
-                result["sustained"][name] = {
-                    "server": name,
-                    "sustained_per_second": result["backchannel"][name]["requests_per_second"],
-                    "note": "nothing is left to do after the answer (the reference OP's device "
-                    "notification is inline; the ceiling has none): its sustained rate is its "
-                    "backchannel rate of this round",
-                }
+        if "sustained" in scenarios:
+            sustained(index, args, meter, waits, db, base, path, auth, new_requests, result)
         result["memory_mib"] = memory(ours, anchors, limit, running)
-
-        print(f"round {index + 1}: approve -> callback ...", flush=True)
-        if index == 0:
+        if index == 0 and scenarios & {"callbacks", "burst"}:
+            print(f"round {index + 1}: warming the callback paths ...", flush=True)
             warm_callbacks(args, ours, anchors, demo, db, receivers, meter)
-        wait_quiet(meter, args.quiet_wait, waits)
-        result["idle_cpu_per_second"] = idle = meter.idle(args.idle)
-        result["callbacks"] = {}
-        for name in order:
-            if name == "ours":
-                for mode in ("ping", "push"):
-                    result["callbacks"][f"ours_{mode}"] = callbacks(
-                        "ours",
-                        ours.base,
-                        receivers["ours"],
-                        mode,
+        idle = None
+        if "callbacks" in scenarios:
+            print(f"round {index + 1}: approve -> callback ...", flush=True)
+            wait_quiet(meter, args.quiet_wait, waits)
+            result["idle_cpu_per_second"] = idle = meter.idle(args.idle)
+            result["callbacks"] = {}
+            for name in order:
+                if name == "ours":
+                    for mode in ("ping", "push"):
+                        result["callbacks"][f"ours_{mode}"] = callbacks(
+                            "ours",
+                            ours.base,
+                            receivers["ours"],
+                            mode,
+                            args.approvals,
+                            args.gap,
+                            meter,
+                            demo,
+                            idle,
+                        )
+                else:
+                    result["callbacks"][f"{name}_ping"] = callbacks(
+                        name,
+                        anchors[name].base,
+                        receivers["theirs"],
+                        "ping",
                         args.approvals,
                         args.gap,
                         meter,
-                        demo,
+                        None,
                         idle,
                     )
-            else:
-                result["callbacks"][f"{name}_ping"] = callbacks(
-                    name,
-                    anchors[name].base,
-                    receivers["theirs"],
-                    "ping",
-                    args.approvals,
-                    args.gap,
-                    meter,
-                    None,
-                    idle,
-                )
 
-        wait_quiet(meter, args.quiet_wait, waits)
-        print(
-            f"round {index + 1}: burst of {args.burst} backchannel requests, then approvals ...", flush=True
-        )
-        before = meter.read()
-        burst = wrk(
-            base, path, auth, backchannel_bodies(), 3600, args.connections, "burst.lua", [str(args.burst)]
-        )
-        burst["cpu_seconds"] = Meter.spent(before, meter.read())
-        burst["errors"] = count_errors(burst, {"200"})
-        burst["server"] = "ours"
-        backlog = db.open_notifications()
-        after = callbacks(
-            "ours", ours.base, receivers["ours"], "ping", args.approvals, args.gap, meter, demo, idle
-        )
-        after["notifications_open_before"] = backlog
-        after["notifications_open_after"] = db.open_notifications()
-        result["burst"] = {"requests": burst, "ping": after}
-        result["memory_mib_after_burst"] = memory(ours, anchors, limit, running)
+        if "burst" in scenarios:
+            wait_quiet(meter, args.quiet_wait, waits)
+            print(
+                f"round {index + 1}: burst of {args.burst} backchannel requests, then approvals ...",
+                flush=True,
+            )
+            before = meter.read()
+            burst = wrk(
+                base, path, auth, backchannel_bodies(), 3600, args.connections, "burst.lua", [str(args.burst)]
+            )
+            burst["cpu_seconds"] = Meter.spent(before, meter.read())
+            burst["errors"] = count_errors(burst, {"200"})
+            burst["server"] = "ours"
+            backlog = db.open_notifications()
+            after = callbacks(
+                "ours", ours.base, receivers["ours"], "ping", args.approvals, args.gap, meter, demo, idle
+            )
+            after["notifications_open_before"] = backlog
+            after["notifications_open_after"] = db.open_notifications()
+            result["burst"] = {"requests": burst, "ping": after}
+            result["memory_mib_after_burst"] = memory(ours, anchors, limit, running)
     return result
+
+
+def sustained(
+    index: int,
+    args: argparse.Namespace,
+    meter: Meter,
+    waits: list[float],
+    db: Database,
+    base: str,
+    path: str,
+    auth: str,
+    new_requests: list[str],
+    result: dict,
+) -> None:
+    """Scenario 3: backchannel requests with our workers running, until every notification is out."""
+    wait_quiet(meter, args.quiet_wait, waits)
+    print(f"round {index + 1}: backchannel sustained, notifications included ...", flush=True)
+    before = meter.read()
+    run = wrk(base, path, auth, backchannel_bodies(), args.duration, args.connections)
+    drained, open_at_end = drain(db, args.drain_timeout)
+    run["cpu_seconds"] = Meter.spent(before, meter.read())
+    run["errors"] = count_errors(run, {"200"})
+    accepted = run["answers"].get("200", 0)
+    run.update(
+        server="ours",
+        accepted=accepted,
+        accepted_per_second=round(accepted / run["seconds"], 1),
+        drain_seconds=round(drained, 2),
+        notifications_open_at_end_of_load=open_at_end,
+        sustained_per_second=round(accepted / (run["seconds"] + drained), 1),
+    )
+    if open_at_end < 0:
+        run["errors"] += 1
+        run["problem"] = f"{-open_at_end} device notifications still open after {args.drain_timeout} s"
+    result["sustained"] = {"ours": run}
+    for name in new_requests:
+        if name != "ours":
+            result["sustained"][name] = {
+                "server": name,
+                "sustained_per_second": result["backchannel"][name]["requests_per_second"],
+                "note": "nothing is left to do after the answer (the reference OP's device "
+                "notification is inline; the ceiling has none): its sustained rate is its "
+                "backchannel rate of this round",
+            }
 
 
 def warm_callbacks(
@@ -900,7 +936,7 @@ def memory(
 ) -> dict[str, Any]:
     return {
         "web": describe_tree(ours.pid),
-        "celery": {name: describe_tree(p.pid) for (name, _), p in zip(WORKER_LAYOUT, running, strict=True)},
+        "celery": {name: describe_tree(p.pid) for (name, _), p in zip(WORKER_LAYOUT, running, strict=False)},
         "anchor": describe_tree(anchors["theirs"].pid),
         "anchor_redis": describe_tree(anchors["theirs_redis"].pid) if "theirs_redis" in anchors else [],
         "ceiling": describe_tree(limit.pid) if limit else [],
@@ -1024,8 +1060,8 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
     # CPU-seconds per 1,000 requests (callbacks), by scenario, server and part
     def cpu_run(r: dict, scenario: str, group: str, name: str) -> dict | None:
         if group == "callbacks":
-            return r["callbacks"].get(f"{name}_{scenario}")
-        run = r[group].get(name)
+            return r.get("callbacks", {}).get(f"{name}_{scenario}")
+        run = r.get(group, {}).get(name)
         return run if run and "cpu_seconds" in run else None
 
     cpu: dict[str, dict[str, dict[str, Any]]] = {}
@@ -1094,13 +1130,26 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
     # what else ran on the machine meanwhile (other people's work; wrk and this script excluded)
     loads = []
     for r in rounds:
-        runs = [*r["polls"].values(), *r["backchannel"].values(), r["sustained"]["ours"]]
-        runs += [*r["callbacks"].values(), r["burst"]["requests"], r["burst"]["ping"]]
+        runs = scenario_runs(r)
         loads += [
-            run["cpu_seconds"]["others"] / run["cpu_seconds"]["wall"] for run in runs if "cpu_seconds" in run
+            run["cpu_seconds"]["others"] / run["cpu_seconds"]["wall"]
+            for _, run in runs
+            if "cpu_seconds" in run
         ]
     other = {"median": round(statistics.median(loads), 2), "max": round(max(loads), 2)} if loads else None
     return {"rows": rows, "cpu_per_1000": cpu, "memory": memory_summary, "other_processes_cores": other}
+
+
+def scenario_runs(r: dict) -> list[tuple[str, dict]]:
+    """Every measured run of round ``r``, with its scenario (the scenarios the round ran)."""
+    runs = [("polls", run) for run in r.get("polls", {}).values()]
+    runs += [("backchannel", run) for run in r.get("backchannel", {}).values()]
+    if "sustained" in r:
+        runs.append(("sustained", r["sustained"]["ours"]))
+    runs += [(f"callbacks {k}", v) for k, v in r.get("callbacks", {}).items()]
+    if "burst" in r:
+        runs += [("burst", r["burst"]["requests"]), ("ping after the burst", r["burst"]["ping"])]
+    return runs
 
 
 def fmt(value: float | None) -> str:
@@ -1236,7 +1285,7 @@ def chart(results: dict, path: Path) -> None:
     def pooled(name: str) -> list[float]:
         samples = []
         for r in results["rounds"]:
-            run = r["burst"]["ping"] if name == "burst" else r.get("callbacks", {}).get(name)
+            run = r.get("burst", {}).get("ping") if name == "burst" else r.get("callbacks", {}).get(name)
             samples += run["samples_ms"] if run else []
         return sorted(samples)
 
@@ -1412,7 +1461,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke", action="store_true", help="1 round, 2 s runs, 50 pending, 5 approvals, 200 burst"
     )
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"which scenarios each round runs, comma-separated (default all: {','.join(SCENARIOS)}); "
+        "sustained runs backchannel too (the others' sustained rates are their backchannel rates); "
+        "the burst's p95 is judged against callbacks' quiet p95",
+    )
     args = parser.parse_args(argv)
+    args.scenarios = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown or not args.scenarios:
+        parser.error(
+            f"--scenarios: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SCENARIOS)}"
+        )
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.pending = 1, 2, 1, 50
         args.approvals, args.burst, args.idle, args.quiet_wait = 5, 200, 1, 0
@@ -1506,6 +1568,7 @@ def measure(args: argparse.Namespace, anchor_dir: Path) -> dict[str, Any]:
                 args.ceiling_database_url,
                 args.ceiling_redis_url,
                 work / "ceiling.log",
+                wanted=bool({"backchannel", "sustained"} & set(args.scenarios)),
             ) as limit,
         ):
             anchors = {"theirs": theirs, "theirs_redis": theirs_redis}
@@ -1523,9 +1586,11 @@ def measure(args: argparse.Namespace, anchor_dir: Path) -> dict[str, Any]:
                     f"({args.ceiling_database_url}, {args.ceiling_redis_url})"
                     if limit
                     else "; no durable ceiling (durable_app.py missing)"
+                    if {"backchannel", "sustained"} & set(args.scenarios)
+                    else "; no durable ceiling (not in --scenarios)"
                 ),
                 "load": f"wrk -t1 -c{args.connections}, {args.duration} s runs, "
-                f"{args.rounds} rounds alternating",
+                f"{args.rounds} rounds alternating, scenarios: {', '.join(args.scenarios)}",
                 "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             }
             for index in range(args.rounds):
@@ -1538,14 +1603,7 @@ def measure(args: argparse.Namespace, anchor_dir: Path) -> dict[str, Any]:
     problems = []
     errors = 0
     for r in rounds:
-        runs = [("polls", run) for run in r["polls"].values()]
-        runs += [("backchannel", run) for run in r["backchannel"].values()]
-        runs += [
-            ("sustained", r["sustained"]["ours"]),
-            *((f"callbacks {k}", v) for k, v in r["callbacks"].items()),
-        ]
-        runs += [("burst", r["burst"]["requests"]), ("ping after the burst", r["burst"]["ping"])]
-        for scenario, run in runs:
+        for scenario, run in scenario_runs(r):
             run["scenario"] = scenario
             if run.get("errors"):
                 errors += run["errors"]
