@@ -1,0 +1,166 @@
+"""CPU per request, in process: what one new CIBA request or one pending poll costs the web
+process in Python, without a server, wrk or other requests around it.
+
+    python -m bench.cpu                          # backchannel and poll, 3 rounds of 500 each
+    python -m bench.cpu --kind backchannel --profile   # cProfile of the backchannel request
+
+Each request goes through the example project's WSGI application (``example_project.wsgi``:
+the fast lane, the middleware, the view) as granian calls it, with the production parts of
+``bench.compare`` (PostgreSQL ``ciba_bench``, emptied; Redis for the cache, the poll state and
+the broker; ``bench.settings``), and is timed twice: its thread's CPU time
+(``time.thread_time``: our Python, psycopg's and redis-py's, not the time spent waiting for
+PostgreSQL and Redis) and its wall time. Thread CPU time is far steadier than throughput on a
+shared machine, so before/after comparisons of a change to the request path (issue 29) use it;
+throughput and the ratios against the reference OP come from ``bench.compare``.
+
+No Celery worker runs: new requests' notifications wait in the database (the broker's kick is
+published once per ``NOTIFY_BATCH_WINDOW``, as in production).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .common import GRANT, ROOT, environment, prepare_database
+
+USERS = 50
+SECRET = "bench-cpu-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kind", choices=["backchannel", "poll", "both"], default="both")
+    parser.add_argument("--requests", type=int, default=500, help="requests per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8000, help="the issuer's port (no server is started)")
+    parser.add_argument("--profile", action="store_true", help="cProfile one round instead of timing")
+    parser.add_argument("--in-process", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.in_process:
+        run(json.loads(args.in_process))
+        return
+    env = environment(args.port)
+    prepare_database(env)
+    kinds = ["backchannel", "poll"] if args.kind == "both" else [args.kind]
+    spec = {"kinds": kinds, "requests": args.requests, "rounds": args.rounds, "profile": args.profile}
+    subprocess.run(
+        [sys.executable, "-m", "bench.cpu", "--in-process", json.dumps(spec)], cwd=ROOT, env=env, check=True
+    )
+
+
+def run(spec: dict[str, Any]) -> None:
+    """In the child process: Django set up with ``bench.settings``."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from ciba.models import Application
+    from example_project.wsgi import application
+
+    client = Application.objects.create(
+        name="bench-cpu",
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=GRANT,
+        backchannel_token_delivery_mode="poll",
+        client_secret=SECRET,
+        algorithm="RS256",
+    )
+    users = [f"cpu-user{i}" for i in range(USERS)]
+    get_user_model().objects.bulk_create([get_user_model()(username=name) for name in users])
+    auth = "Basic " + base64.b64encode(f"{client.client_id}:{SECRET}".encode()).decode()
+
+    def call(path: str, body: bytes) -> tuple[str, bytes]:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": os.environ["OIDC_ISS_ENDPOINT"].split("/")[2],
+            "CONTENT_LENGTH": str(len(body)),
+            "CONTENT_TYPE": "application/x-www-form-urlencoded",
+            "HTTP_AUTHORIZATION": auth,
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.url_scheme": "http",
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        status: list[str] = []
+        result = application(environ, lambda line, headers, exc_info=None: status.append(line))
+        content = b"".join(result)
+        getattr(result, "close", lambda: None)()
+        return status[0], content
+
+    def backchannel(i: int) -> None:
+        body = (
+            f"scope=openid&login_hint={users[i % USERS]}&binding_message=BENCH-{i:05d}&requested_expiry=600"
+        )
+        status, content = call("/o/backchannel-authentication/", body.encode())
+        assert status.startswith("200"), (status, content)
+
+    pending = []
+    for i in range(200):  # the polls' pending requests (made before timing anything)
+        body = f"scope=openid&login_hint={users[i % USERS]}&requested_expiry=3600".encode()
+        status, content = call("/o/backchannel-authentication/", body)
+        assert status.startswith("200"), (status, content)
+        pending.append(json.loads(content)["auth_req_id"])
+    from ciba import device_outbox
+
+    device_outbox.notify_due()  # recorded in the Redis poll state, as the worker does
+
+    def poll(i: int) -> None:
+        body = f"grant_type={GRANT}&auth_req_id={pending[i % len(pending)]}".encode()
+        status, content = call("/o/token/", body)
+        assert status.startswith("400") and (b"authorization_pending" in content or b"slow_down" in content)
+
+    calls = {"backchannel": backchannel, "poll": poll}
+    for kind in spec["kinds"]:
+        request = calls[kind]
+        for i in range(30):  # warm: secrets verified, code paths run, connections open
+            request(i)
+        if spec["profile"]:
+            import cProfile
+            import pstats
+
+            profile = cProfile.Profile()
+            profile.enable()
+            for i in range(spec["requests"]):
+                request(i)
+            profile.disable()
+            print(f"== {kind}: cProfile of {spec['requests']} requests, by cumulative time")
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+            continue
+        for round_ in range(spec["rounds"]):
+            cpu, wall = [], []
+            for i in range(spec["requests"]):
+                c0, w0 = time.thread_time(), time.perf_counter()
+                request(i)
+                cpu.append((time.thread_time() - c0) * 1000)
+                wall.append((time.perf_counter() - w0) * 1000)
+            print(
+                f"{kind:11} round {round_ + 1}: CPU p50 {statistics.median(cpu):.3f} ms, mean "
+                f"{statistics.fmean(cpu):.3f} | wall p50 {statistics.median(wall):.3f} ms | "
+                f"load {os.getloadavg()[0]:.2f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
