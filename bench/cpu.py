@@ -3,6 +3,7 @@ process in Python, without a server, wrk or other requests around it.
 
     python -m bench.cpu                          # backchannel and poll, 3 rounds of 500 each
     python -m bench.cpu --kind backchannel --profile   # cProfile of the backchannel request
+    python -m bench.cpu --kind all               # and, beside them, the two yardsticks below
 
 Each request goes through the example project's WSGI application (``example_project.wsgi``:
 the fast lane, the middleware, the view) as granian calls it, with the production parts of
@@ -15,6 +16,15 @@ throughput and the ratios against the reference OP come from ``bench.compare``.
 
 No Celery worker runs: new requests' notifications wait in the database (the broker's kick is
 published once per ``NOTIFY_BATCH_WINDOW``, as in production).
+
+Two yardsticks, timed the same way (``--kind all``):
+
+- ``ceiling``: the durable ceiling's own request (``../shared/limits/durable_app.py``, the app
+  ``bench.compare`` serves: parse the form, one committed ``INSERT``, one Redis ``SET``), called
+  in this process against its table in the benchmark database;
+- ``django``: Django's request cycle alone in the example project, a form POST to a path no view
+  answers (the middleware both ways, URL resolution, the 404 response): what any Django view
+  pays before its first line runs.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import time
 from typing import Any
 
 from .common import GRANT, ROOT, environment, prepare_database
+from .compare import CEILING_SOURCE, CEILING_TABLE
 
 USERS = 50
 SECRET = "bench-cpu-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -40,7 +51,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--kind", choices=["backchannel", "poll", "both"], default="both")
+    parser.add_argument(
+        "--kind", choices=["backchannel", "poll", "both", "ceiling", "django", "all"], default="both"
+    )
     parser.add_argument("--requests", type=int, default=500, help="requests per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8000, help="the issuer's port (no server is started)")
@@ -52,7 +65,13 @@ def main() -> None:
         return
     env = environment(args.port)
     prepare_database(env)
-    kinds = ["backchannel", "poll"] if args.kind == "both" else [args.kind]
+    kinds = {
+        "both": ["backchannel", "poll"],
+        "all": ["backchannel", "poll", "ceiling", "django"],
+    }.get(args.kind, [args.kind])
+    if "ceiling" in kinds and not CEILING_SOURCE.is_file():
+        print(f"ceiling: skipped, no {CEILING_SOURCE}", file=sys.stderr)
+        kinds.remove("ceiling")
     spec = {"kinds": kinds, "requests": args.requests, "rounds": args.rounds, "profile": args.profile}
     subprocess.run(
         [sys.executable, "-m", "bench.cpu", "--in-process", json.dumps(spec)], cwd=ROOT, env=env, check=True
@@ -130,7 +149,15 @@ def run(spec: dict[str, Any]) -> None:
         status, content = call("/o/token/", body)
         assert status.startswith("400") and (b"authorization_pending" in content or b"slow_down" in content)
 
-    calls = {"backchannel": backchannel, "poll": poll}
+    def floor(i: int) -> None:
+        status, content = call(
+            "/bench-cpu/no-view-here/", f"scope=openid&login_hint=cpu-user{i % USERS}".encode()
+        )
+        assert status.startswith("404"), (status, content)
+
+    calls = {"backchannel": backchannel, "poll": poll, "django": floor}
+    if "ceiling" in spec["kinds"]:
+        calls["ceiling"] = ceiling_app()
     for kind in spec["kinds"]:
         request = calls[kind]
         for i in range(30):  # warm: secrets verified, code paths run, connections open
@@ -160,6 +187,31 @@ def run(spec: dict[str, Any]) -> None:
                 f"load {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
+
+
+def ceiling_app() -> Any:
+    """The durable ceiling's request as a function, its app loaded from its source, writing to
+    its table (created here) in the benchmark database and to the cache's Redis database."""
+    import importlib.util
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(CEILING_TABLE)
+    os.environ["LIMIT_DSN"] = os.environ["DATABASE_URL"]
+    os.environ["LIMIT_REDIS"] = os.environ["CACHE_URL"]
+    loader = importlib.util.spec_from_file_location("durable_app", CEILING_SOURCE)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+
+    def request(i: int) -> None:
+        body = f"scope=openid&login_hint=cpu-user{i % USERS}&binding_message=BENCH-{i:05d}".encode()
+        environ = {"CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+        status: list[str] = []
+        b"".join(module.app(environ, lambda line, headers: status.append(line)))
+        assert status == ["200 OK"], status
+
+    return request
 
 
 if __name__ == "__main__":
