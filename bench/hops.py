@@ -154,6 +154,19 @@ def install() -> None:
 
     Outbox.claim = claim  # type: ignore[method-assign]
 
+    # The committing process's sender claims the row it wrote without reading it back
+    # (``outbox._claim_as_committed``; ``Outbox.claim`` only when that declines).
+    original_claim_as_committed = outbox._claim_as_committed
+
+    @functools.wraps(original_claim_as_committed)
+    def claim_as_committed(pk: int, now: Any) -> Any:
+        delivery = original_claim_as_committed(pk, now)
+        if delivery is not None:
+            write("claimed", pk=pk, leased=True)
+        return delivery
+
+    outbox._claim_as_committed = claim_as_committed
+
     original_payload = outbox.payload
 
     @functools.wraps(original_payload)

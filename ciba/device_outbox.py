@@ -362,8 +362,18 @@ def _send_withdrawals(pks: list[int]) -> list[int]:
 
 def _on_finished(sender: Any, request: AuthenticationRequest, **kwargs: Any) -> None:
     """After a request stopped being actionable (the signal fires after commit): owe its
-    withdrawal. Never raises: the decision it follows is committed and answered already."""
+    withdrawal. Never raises: the decision it follows is committed and answered already.
+
+    A decision of ``ciba.services`` (approve, deny, report, cancel) marks the withdrawal in
+    its own UPDATE, and says when it surely did (``prompt_withdrawal_marked``: the device was
+    notified, or a notification held its lease): then only the task is sent, with no second
+    write after the commit. Otherwise (never notified as far as the decision saw, expiry,
+    supersede, a deleted client) it is marked here, from the row as it is now."""
+    marked = request.__dict__.pop("prompt_withdrawal_marked", False)
     try:
+        if marked:
+            dispatch.send(dispatch.WITHDRAW_PROMPT, request.pk)
+            return
         mark_withdrawal(request.pk)
     except Exception:  # noqa: BLE001 - the sweep cannot help here, but the decision stands
         logger.exception("Could not queue the withdrawal of the prompt of CIBA request %s", request.pk)

@@ -11,13 +11,17 @@ Errors are those of ``ciba.errors``: ``RequestNotPending`` (409), ``InvalidAppro
 
 from __future__ import annotations
 
+import copy
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import router, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.signals import pre_delete
 from django.utils import timezone
 from oauth2_provider.settings import oauth2_settings
@@ -527,8 +531,40 @@ def _queue_callback(ar: AuthenticationRequest, kind: str, error_code: str = "") 
     if _mode(ar) not in NOTIFICATION_MODES:
         return None
     delivery = CallbackDelivery.objects.create(request=ar, kind=kind, error_code=error_code)
+    # Registered before the hand-off, so it runs first once committed (and never if rolled back).
+    transaction.on_commit(lambda: _keep_committed(delivery), using=_db())
     dispatch.after_commit(dispatch.DELIVER_CALLBACK, delivery.pk, using=_db())
     return delivery
+
+
+#: The callback rows this process committed last, as written, with their request, client and
+#: user: the process's own sender threads (``ciba.callbacks.inline``) take them from here
+#: instead of reading them back. Only committed rows get here, each a copy of its own.
+_committed: OrderedDict[int, CallbackDelivery] = OrderedDict()
+_committed_lock = threading.Lock()
+#: More than a process has sender threads: a row nobody takes (published to a worker
+#: instead) is pushed out by later ones.
+COMMITTED_KEPT = 64
+
+
+def _keep_committed(delivery: CallbackDelivery) -> None:
+    kept = copy.copy(delivery)  # the caller goes on with its own instances (a response to render)
+    request = copy.copy(delivery.request)
+    request.__dict__.pop("prompt_withdrawal_marked", None)
+    kept.request = request
+    with _committed_lock:
+        _committed[kept.pk] = kept
+        while len(_committed) > COMMITTED_KEPT:
+            _committed.popitem(last=False)
+
+
+def committed_callback(pk: int) -> CallbackDelivery | None:
+    """The callback row ``pk`` as this process committed it (``attempts`` 0, no payload), with
+    its request, client and user; once: the entry is removed. None if it was not committed
+    here, or not recently. The row may have changed since (claimed by a worker, its client
+    deleted): the caller's claim must find it unclaimed and never attempted to rely on it."""
+    with _committed_lock:
+        return _committed.pop(pk, None)
 
 
 def _db() -> str:
@@ -541,13 +577,58 @@ def _transition(ar: AuthenticationRequest, to: str, now: datetime, fields: dict[
     The shared poll state learns it before the commit: if it cannot, the decision rolls back
     (``TemporarilyUnavailable``) rather than leave a poll answered "pending" from a stale record.
     """
+    if to in AuthenticationRequest.ENDS_PROMPT:
+        fields = {**_withdrawal_fields(now), **fields}
     if not ar.transition_to(to, now=now, **fields):
         current = AuthenticationRequest.objects.filter(pk=ar.pk).first()
         raise RequestNotPending(current.effective_state(now) if current else State.EXPIRED)
+    for name in _WITHDRAWAL_FIELDS:
+        # What the UPDATE's CASE chose is known only to the row: read it back if ever asked
+        # (deferred), never leave the expression on the instance, where a save() or a reader
+        # would take it for a value.
+        if hasattr(fields.get(name), "resolve_expression"):
+            ar.__dict__.pop(name, None)
+    # For the after-commit receiver (``device_outbox``): when the UPDATE above surely marked
+    # the withdrawal, it only hands it to a worker, with no second write.
+    ar.prompt_withdrawal_marked = withdrawal_marked(ar, now)
     try:
         poll_state().finish(ar)
     except PollStateUnavailable:
         raise TemporarilyUnavailable() from None
+
+
+_WITHDRAWAL_FIELDS = ("device_notification_due_at", "device_notification_retry")
+
+
+def _withdrawal_fields(now: datetime) -> dict[str, Any]:
+    """The device-prompt withdrawal, marked by the decision's own UPDATE (no second write
+    after the commit): what ``device_outbox.mark_withdrawal`` sets, under its condition (a
+    notification was attempted, or one holds its lease now), evaluated on the row as the
+    UPDATE finds it. ``device_notification_retry`` is cleared so the withdrawal starts with
+    no progress, as ``mark_withdrawal`` does."""
+    owed = Q(device_notification_attempts__gt=0) | Q(device_notification_lease_until__gte=now)
+    return {
+        "device_notification_due_at": Case(
+            When(owed, then=Value(now)),
+            default=F("device_notification_due_at"),
+            output_field=AuthenticationRequest._meta.get_field("device_notification_due_at"),
+        ),
+        "device_notification_retry": Case(
+            When(owed, then=Value(None)),
+            default=F("device_notification_retry"),
+            output_field=AuthenticationRequest._meta.get_field("device_notification_retry"),
+        ),
+    }
+
+
+def withdrawal_marked(ar: AuthenticationRequest, now: datetime) -> bool:
+    """Whether the decision's UPDATE surely marked ``ar``'s prompt withdrawal, judged from the
+    row as the caller read it before: a notification attempted (attempts only grow, but for an
+    operator's re-send), or one holding its lease (released only with its attempt counted).
+    False does not mean nothing is owed: a notification may have started since the caller's
+    read, so ``device_outbox`` then marks it after the commit as it always did."""
+    lease = ar.device_notification_lease_until
+    return bool(ar.device_notification_attempts > 0 or (lease is not None and lease >= now))
 
 
 def _after_commit(signal: Any, **kwargs: Any) -> None:

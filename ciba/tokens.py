@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from django.db import connections, router
+from oauth2_provider.models import get_access_token_model, get_id_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from oauthlib.common import Request
 
@@ -141,7 +143,38 @@ def mint_for_push(ar: Any) -> dict[str, Any]:
     # The token endpoint's handler: DOT's generator and ACCESS_TOKEN_EXPIRE_SECONDS (oauthlib's
     # ``server.bearer`` is the userinfo endpoint's, with a one-hour default lifetime).
     handler = server.default_token_type
-    return mint(request, handler, server.ciba_grant._token_modifiers, server.request_validator)
+    with _one_transaction():
+        return mint(request, handler, server.ciba_grant._token_modifiers, server.request_validator)
+
+
+@contextmanager
+def _one_transaction() -> Iterator[None]:
+    """Let the atomic blocks nested in minting (DOT's ``save_bearer_token`` and
+    ``finalize_id_token``, Django's ``update_or_create``) join the caller's transaction without
+    a savepoint each: a savepoint and its release are two round trips, and minting for push is
+    all or nothing anyway (the caller's transaction rolls back whole on any error, and a
+    failure inside a nested block marks it for rollback, as ``atomic(savepoint=False)`` does).
+
+    Django has no switch for blocks it does not own, so this shadows ``_savepoint_allowed`` on
+    the connection object, which is this thread's own, for the duration. Nothing in minting
+    catches a database error to carry on (a savepoint would be needed for that): the rows it
+    writes are new, keyed by values created in this transaction."""
+    token_models = (get_access_token_model(), get_refresh_token_model(), get_id_token_model())
+    patched = []
+    for alias in {router.db_for_write(model) for model in token_models}:
+        connection = connections[alias]
+        if connection.in_atomic_block and "_savepoint_allowed" not in vars(connection):
+            connection._savepoint_allowed = _never
+            patched.append(connection)
+    try:
+        yield
+    finally:
+        for connection in patched:
+            del connection._savepoint_allowed
+
+
+def _never() -> bool:
+    return False
 
 
 def token_hash(value: str) -> str:

@@ -308,3 +308,74 @@ def test_connections_are_refreshed_around_worker_tasks_but_never_inside_an_eager
     with mock.patch.object(dispatch, "close_old_connections") as refresh:
         dispatch.refresh_connections(sender=task, task=task)
     assert refresh.called is closed
+
+
+# --- the row handed over by the committing request, not read back (issue 29) ---------------------
+
+
+def delivery_statements(queries):
+    return [q["sql"].split()[0] for q in queries.captured_queries if "ciba_callbackdelivery" in q["sql"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_committing_process_sends_its_callback_without_reading_the_row_back(
+    make_client, alice, recorder, published
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    row = queued_ping(make_client, alice, recorder.url("/cb"))
+    with CaptureQueriesContext(connection) as queries:
+        assert inline.send(row.pk) == "delivered"
+    assert delivery_statements(queries) == ["UPDATE", "UPDATE"]  # the claim, the record
+    ping = f'{{"auth_req_id": "{row.request.auth_req_id}"}}'.encode()
+    assert [body for _, _, body in recorder.received] == [ping]
+    row.refresh_from_db()
+    assert (row.state, row.attempts, row.lease_until) == ("delivered", 1, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_attempted_elsewhere_since_its_commit_is_read_back_and_counted_right(
+    make_client, alice, recorder, published
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    recorder.statuses = [503]
+    row = queued_ping(make_client, alice, recorder.url("/cb"))
+    CallbackDelivery.objects.filter(pk=row.pk).update(attempts=1)  # a worker's attempt, recorded
+    with CaptureQueriesContext(connection) as queries:
+        assert inline.send(row.pk) == "retrying"
+    assert "SELECT" in delivery_statements(queries)
+    row.refresh_from_db()
+    assert row.attempts == 2 and row.lease_until is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_approval_leaves_nothing_for_the_senders(make_client, alice, published):
+    from django.db import transaction
+
+    from ciba import services
+
+    app, _ = make_client("ping")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        ar = approve_ping(app, alice, NT)
+        pk = CallbackDelivery.objects.get(request=ar).pk
+        raise RuntimeError("the site's view failed after the approval")
+    assert services.committed_callback(pk) is None
+    assert not CallbackDelivery.objects.filter(pk=pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_callback_the_senders_decline_is_left_to_a_worker_and_not_kept(
+    make_client, alice, recorder, published, monkeypatch
+):
+    from ciba import services
+
+    monkeypatch.setitem(current_app.conf, "task_always_eager", False)
+    row = queued_ping(make_client, alice, recorder.url("/cb"))
+    with ciba(CALLBACK_INLINE_SENDERS=0):
+        assert inline.submit(row.pk) is False
+    assert services.committed_callback(row.pk) is None
+    assert outbox.deliver(row.pk) == "delivered"  # the worker reads the row itself
+    assert len(recorder.received) == 1

@@ -9,7 +9,10 @@ of this process (``CALLBACK_INLINE_SENDERS``), and the web request goes on at on
 
 * **Exactly one sender.** The thread runs ``outbox.deliver(pk, inline=True)``: the same claim
   (one conditional UPDATE) as a worker's, so whoever else meets the row (a sweep's task) finds
-  it leased or done. Nothing is published when it succeeds: nothing is sent twice.
+  it leased or done. Nothing is published when it succeeds: nothing is sent twice. The row,
+  its request, client and user are not read back: the committing request hands over what it
+  wrote (``services.committed_callback``), which the claim uses only if it finds the row
+  never attempted (``outbox._claim_as_committed``).
 * **The outbox is still the fallback.** A failed attempt is recorded and retried by the workers
   as before; an endpoint in the slow lane is never attempted here (it is handed to the slow
   lane's task); no free thread (the threads are busy, or there are none): the task is published
@@ -40,7 +43,7 @@ from functools import partial
 from celery import current_app
 from django.db import close_old_connections, connections
 
-from .. import dispatch
+from .. import dispatch, services
 from ..conf import ciba_settings
 from . import outbox
 
@@ -150,9 +153,10 @@ def submit(delivery_pk: int) -> bool:
     """``ciba.dispatch``'s runner for ``ciba.deliver_callback``: hand the row to a sender
     thread; False (publish the task) with eager Celery, with ``CALLBACK_INLINE_SENDERS`` 0, or
     when no thread is free."""
-    if current_app.conf.task_always_eager:
+    if current_app.conf.task_always_eager or not _senders.submit(partial(send, delivery_pk), limit()):
+        services.committed_callback(delivery_pk)  # a worker takes it, and reads the row itself
         return False
-    return _senders.submit(partial(send, delivery_pk), limit())
+    return True
 
 
 def send(delivery_pk: int) -> str | None:

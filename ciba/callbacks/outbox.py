@@ -73,13 +73,17 @@ def deliver(delivery_pk: int, *, slow: bool = False, inline: bool = False) -> st
     and a row another holds is left to it (``taken``: its holder records it, or the sweep
     hands it out once the lease ends)."""
     now = timezone.now()
-    lease = OUTBOX.claim(delivery_pk, now, attempts=F("attempts") + 1)
-    if lease is None:
-        return "taken" if inline else OUTBOX.defer(task_for(slow), delivery_pk, now)
-    related = CallbackDelivery.objects.select_related("request__client", "request__user")
-    delivery = related.filter(pk=delivery_pk).first()
-    if delivery is None:
-        return "skipped"  # its client was deleted after the claim (ciba.services.end_client)
+    delivery = _claim_as_committed(delivery_pk, now) if inline else None
+    if delivery is not None:
+        lease = delivery.lease_until
+    else:
+        lease = OUTBOX.claim(delivery_pk, now, attempts=F("attempts") + 1)
+        if lease is None:
+            return "taken" if inline else OUTBOX.defer(task_for(slow), delivery_pk, now)
+        related = CallbackDelivery.objects.select_related("request__client", "request__user")
+        delivery = related.filter(pk=delivery_pk).first()
+        if delivery is None:
+            return "skipped"  # its client was deleted after the claim (ciba.services.end_client)
     if OUTBOX.retry_plan().exhausted(delivery.attempts):
         # Every attempt so far was claimed and never recorded: whatever runs it dies (a
         # payload that crashes the worker, say). Give up instead of dying for ever.
@@ -100,6 +104,27 @@ def deliver(delivery_pk: int, *, slow: bool = False, inline: bool = False) -> st
             outcome = post(url, ar.client_notification_token, body)
         lane = lanes.record(url, outcome, attempt, was_slow=was_slow)
     return _record(delivery, outcome, retry_slow=lane == lanes.SLOW or (lane is None and was_slow))
+
+
+def _claim_as_committed(delivery_pk: int, now: datetime) -> CallbackDelivery | None:
+    """The first claim of a row this process just committed, without reading it back: the
+    row as written (``services.committed_callback``), claimed only if nobody has attempted it
+    yet (``attempts`` 0, unleased, pending), so what was written is still what it is. None
+    (the caller claims and reads it as a worker does) when it was not committed here, or
+    when the claim finds it changed."""
+    written = services.committed_callback(delivery_pk)
+    if written is None:
+        return None
+    lease = now + OUTBOX.lease_duration()
+    claimed = (
+        OUTBOX.available(now)
+        .filter(pk=delivery_pk, attempts=0)
+        .update(**{OUTBOX.lease_field: lease}, attempts=1)
+    )
+    if not claimed:
+        return None
+    written.lease_until, written.attempts = lease, 1
+    return written
 
 
 def inline_deadline() -> float:

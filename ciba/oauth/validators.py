@@ -210,11 +210,13 @@ class CibaValidator(OAuth2Validator):
 
     def _load_access_token(self, token: str) -> Any:
         """DOT's lookup, with the token's binding in the same query (``validate_bearer_token``
-        needs it for every token it accepts)."""
+        needs it for every token it accepts), and its application's device-app designation
+        (``ciba.ConsentClient``), which the consent API checks for every consent-scoped token
+        (``ciba.views.permissions``): one round trip instead of two."""
         checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
         return (
             get_access_token_model()
-            .objects.select_related("application", "user", "ciba_binding")
+            .objects.select_related("application__ciba_consent_client", "user", "ciba_binding")
             .filter(token_checksum=checksum)
             .first()
         )

@@ -30,4 +30,18 @@ class IsConsentingUser(BasePermission):
         if token is None:
             return True  # session authentication
         is_valid = getattr(token, "is_valid", None)
-        return bool(is_valid and is_valid([ciba_settings.CONSENT_SCOPE]) and token_may_consent(token))
+        return bool(is_valid and is_valid([ciba_settings.CONSENT_SCOPE]) and _held_by_device_app(token))
+
+
+def _held_by_device_app(token: Any) -> bool:
+    """``token_may_consent``, answered from the token's own row when its query joined the
+    application's designation (``ciba.oauth.validators``: ``application__ciba_consent_client``),
+    so the consent API asks PostgreSQL once per request for the token and its designation.
+    Read in the same request as the token, so a designation removed is seen at once, as before."""
+    application = token._state.fields_cache.get("application") if hasattr(token, "_state") else None
+    if application is not None and application.pk == getattr(token, "application_id", None):
+        descriptor = getattr(type(application), "ciba_consent_client", None)
+        related = getattr(descriptor, "related", None)
+        if related is not None and related.is_cached(application):
+            return related.get_cached_value(application) is not None
+    return token_may_consent(token)
