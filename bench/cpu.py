@@ -4,6 +4,7 @@ process in Python, without a server, wrk or other requests around it.
     python -m bench.cpu                          # backchannel and poll, 3 rounds of 500 each
     python -m bench.cpu --kind backchannel --profile   # cProfile of the backchannel request
     python -m bench.cpu --kind all               # and, beside them, the two yardsticks below
+    python -m bench.cpu --kind approve --profile # the consent API's approve request, profiled
 
 Each request goes through the example project's WSGI application (``example_project.wsgi``:
 the fast lane, the middleware, the view) as granian calls it, with the production parts of
@@ -16,6 +17,12 @@ throughput and the ratios against the reference OP come from ``bench.compare``.
 
 No Celery worker runs: new requests' notifications wait in the database (the broker's kick is
 published once per ``NOTIFY_BATCH_WINDOW``, as in production).
+
+``approve`` is the consent API's ``POST /o/ciba/requests/<id>/approve/`` (JSON ``{}``), as the
+user's authentication-device app sends it: a consent-scoped bearer token of a designated device
+app, one pending request (made and notified beforehand, as the polls' are) approved per call.
+The client is in poll mode, so no callback is sent; a ping client's approval adds its outbox
+``INSERT`` and the hand-off after the commit, the same Python otherwise.
 
 Two yardsticks, timed the same way (``--kind all``):
 
@@ -52,7 +59,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--kind", choices=["backchannel", "poll", "both", "ceiling", "django", "all"], default="both"
+        "--kind",
+        choices=["backchannel", "poll", "approve", "both", "ceiling", "django", "all"],
+        default="both",
     )
     parser.add_argument("--requests", type=int, default=500, help="requests per round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -100,7 +109,12 @@ def run(spec: dict[str, Any]) -> None:
     get_user_model().objects.bulk_create([get_user_model()(username=name) for name in users])
     auth = "Basic " + base64.b64encode(f"{client.client_id}:{SECRET}".encode()).decode()
 
-    def call(path: str, body: bytes) -> tuple[str, bytes]:
+    def call(
+        path: str,
+        body: bytes,
+        authorization: str = auth,
+        content_type: str = "application/x-www-form-urlencoded",
+    ) -> tuple[str, bytes]:
         environ = {
             "REQUEST_METHOD": "POST",
             "PATH_INFO": path,
@@ -111,8 +125,8 @@ def run(spec: dict[str, Any]) -> None:
             "REMOTE_ADDR": "127.0.0.1",
             "HTTP_HOST": os.environ["OIDC_ISS_ENDPOINT"].split("/")[2],
             "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": "application/x-www-form-urlencoded",
-            "HTTP_AUTHORIZATION": auth,
+            "CONTENT_TYPE": content_type,
+            "HTTP_AUTHORIZATION": authorization,
             "wsgi.input": io.BytesIO(body),
             "wsgi.errors": sys.stderr,
             "wsgi.url_scheme": "http",
@@ -156,6 +170,10 @@ def run(spec: dict[str, Any]) -> None:
         assert status.startswith("404"), (status, content)
 
     calls = {"backchannel": backchannel, "poll": poll, "django": floor}
+    if "approve" in spec["kinds"]:
+        warm = 30
+        total = warm + spec["requests"] * (1 if spec["profile"] else spec["rounds"])
+        calls["approve"] = approvals(call, client, users, total)
     if "ceiling" in spec["kinds"]:
         calls["ceiling"] = ceiling_app()
     for kind in spec["kinds"]:
@@ -172,7 +190,12 @@ def run(spec: dict[str, Any]) -> None:
                 request(i)
             profile.disable()
             print(f"== {kind}: cProfile of {spec['requests']} requests, by cumulative time")
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(45)
+            stats = pstats.Stats(profile)
+            stats.sort_stats("cumulative").print_stats(45)
+            print(f"== {kind}: by own time")
+            stats.sort_stats("tottime").print_stats(25)
+            if os.environ.get("BENCH_PROFILE_OUT"):  # for pstats or snakeviz
+                stats.dump_stats(f"{os.environ['BENCH_PROFILE_OUT']}-{kind}.prof")
             continue
         for round_ in range(spec["rounds"]):
             cpu, wall = [], []
@@ -187,6 +210,62 @@ def run(spec: dict[str, Any]) -> None:
                 f"load {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
+
+
+def approvals(call: Any, client: Any, users: list[str], total: int) -> Any:
+    """The approve request as a function: ``total`` pending requests made (through the
+    backchannel endpoint, spread over the users so no per-user limit refuses them) and notified
+    beforehand, each user holding a consent token of a designated device app."""
+    import secrets
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+    from oauth2_provider.models import get_access_token_model, get_application_model
+
+    from ciba import designations, device_outbox
+    from ciba.conf import ciba_settings
+
+    phone = get_application_model().objects.create(
+        name="bench-cpu phone",
+        client_type="public",
+        authorization_grant_type="authorization-code",
+        redirect_uris="https://phone.example/cb",
+    )
+    designations.designate(phone)
+    tokens = {}
+    for user in get_user_model().objects.filter(username__in=users):
+        token = secrets.token_urlsafe(32)
+        get_access_token_model().objects.create(
+            user=user,
+            application=phone,
+            token=token,
+            scope=ciba_settings.CONSENT_SCOPE,
+            expires=timezone.now() + timedelta(hours=2),
+        )
+        tokens[user.username] = f"Bearer {token}"
+    pending: list[tuple[str, str]] = []
+    for i in range(total):
+        user = users[i % len(users)]
+        body = f"scope=openid&login_hint={user}&binding_message=A{i:05d}&requested_expiry=3600".encode()
+        status, content = call("/o/backchannel-authentication/", body)
+        assert status.startswith("200"), (status, content)
+        pending.append((json.loads(content)["auth_req_id"], tokens[user]))
+    while device_outbox.notify_due():  # notified, as the worker does: approving withdraws the prompt
+        pass
+    done = iter(pending)
+
+    def request(i: int) -> None:
+        auth_req_id, token = next(done)
+        status, content = call(
+            f"/o/ciba/requests/{auth_req_id}/approve/",
+            b"{}",
+            authorization=token,
+            content_type="application/json",
+        )
+        assert status.startswith("200") and b'"approved"' in content, (status, content)
+
+    return request
 
 
 def ceiling_app() -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -203,6 +204,20 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
             },
         }
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        """ModelSerializer's fields, built once per class and copied for each instance.
+
+        DRF rebuilds them from the model on every instantiation (the approve request's answer
+        paid that on each request, issue 29); they depend only on the class and its model, not
+        on the instance or its context. Each instance gets its own copies, which it binds to
+        itself; a field holding other bound fields (a child, a nested serializer) is copied
+        whole."""
+        built = type(self).__dict__.get("_built_fields")  # this class's own, never a parent's
+        if built is None:
+            built = super().get_fields()
+            type(self)._built_fields = built
+        return {name: _fresh(field) for name, field in built.items()}
+
     def _display(self, obj: AuthenticationRequest) -> services.DetailsDisplay | None:
         """Rendered once per object and response (both fields need it)."""
         cache = self.context.setdefault("_details_display", {})
@@ -257,6 +272,16 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
             "required_acr": assurance.acr_for(required),
             "methods": assurance.methods_for(required),
         }
+
+
+def _fresh(field: serializers.Field) -> serializers.Field:
+    """An unbound copy of a field built once: shallow (binding only sets attributes of the copy)
+    unless the field holds fields bound to it, which a shallow copy would share."""
+    if isinstance(field, serializers.BaseSerializer) or any(
+        hasattr(field, holder) for holder in ("child", "child_relation", "fields")
+    ):
+        return copy.deepcopy(field)
+    return copy.copy(field)
 
 
 class TransactionSerializer(serializers.Serializer):

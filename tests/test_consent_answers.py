@@ -1,0 +1,173 @@
+"""The consent API's answers to approve and deny, byte for byte: status, headers and body.
+
+The device app parses these answers; the approve request's Python was made cheaper (issue 29:
+the request serializer's fields built once per process), and nothing a client reads may change
+with it: the members, their order, their values, the headers. Each expected body is written out
+here from the request's row, in the JSON DRF renders (compact, members in the serializer's
+order, times in UTC with ``Z``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from ciba.models import AuthenticationRequest
+from tests.conftest import start_request
+from tests.protocol import consent_bearer
+
+API = "/o/ciba/requests/"
+OPENID = {"scope": "openid", "description": "Confirm your identity"}
+EMAIL = {"scope": "email", "description": "See your email address"}
+
+
+@pytest.fixture
+def corner_shop_request(client, alice, make_client) -> AuthenticationRequest:
+    app, secret = make_client("poll", name="Corner Shop")
+    auth_req_id = start_request(
+        client,
+        app,
+        secret,
+        "scope=openid+email&login_hint=alice&binding_message=W4SCT&acr_values=urn%3Aacr%3Ahigh",
+    )
+    return AuthenticationRequest.objects.get(auth_req_id=auth_req_id)
+
+
+def drf_time(value: datetime | None) -> str | None:
+    """A time as DRF's ``DateTimeField`` renders it (UTC here): ISO 8601 with ``Z``."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def expected_body(ar: AuthenticationRequest, *, state: str, granted: list[dict[str, str]]) -> bytes:
+    ar.refresh_from_db()
+    answer: dict[str, Any] = {
+        "auth_req_id": ar.auth_req_id,
+        "client_name": "Corner Shop",
+        "scopes": [OPENID, EMAIL],
+        "granted_scopes": granted,
+        "binding_message": "W4SCT",
+        "authorization_details": [],
+        "authorization_details_display": [],
+        "authorization_details_digest": "",
+        "approved_authorization_details": None,
+        "displayed_details_hash": "",
+        "request_context": None,
+        "acr_values": ["urn:acr:high"],
+        "authentication": {
+            "required_level": "session",
+            "required_acr": "",
+            "methods": ["session", "password", "passkey"],
+        },
+        "state": state,
+        "created_at": drf_time(ar.created_at),
+        "expires_at": drf_time(ar.expires_at),
+        "decided_at": drf_time(ar.decided_at),
+        "cancel_reason": "",
+        "reported_at": None,
+        "device_notification_status": ar.device_notification_status,
+    }
+    return json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decide(ar: AuthenticationRequest, decision: str, headers: dict[str, str], body: bytes = b"{}") -> Any:
+    return Client().post(
+        f"{API}{ar.auth_req_id}/{decision}/", body, content_type="application/json", **headers
+    )
+
+
+def json_headers(length: int, vary: str = "Accept", allow: str = "POST, OPTIONS") -> dict[str, str]:
+    return {"Content-Type": "application/json", "Vary": vary, "Allow": allow, "Content-Length": str(length)}
+
+
+def test_an_approval_answers_the_approved_request_byte_for_byte(alice, corner_shop_request):
+    response = decide(corner_shop_request, "approve", consent_bearer(alice))
+    body = expected_body(corner_shop_request, state="approved", granted=[OPENID, EMAIL])
+    assert response.status_code == 200
+    assert response.content == body
+    assert dict(response.headers) == json_headers(len(body), vary="Accept, Cookie")
+
+
+def test_an_approval_of_fewer_scopes_answers_what_was_granted(alice, corner_shop_request):
+    response = decide(corner_shop_request, "approve", consent_bearer(alice), b'{"scopes":["openid"]}')
+    body = expected_body(corner_shop_request, state="approved", granted=[OPENID])
+    assert (response.status_code, response.content) == (200, body)
+    assert dict(response.headers) == json_headers(len(body), vary="Accept, Cookie")
+
+
+def test_a_denial_answers_the_denied_request_byte_for_byte(alice, corner_shop_request):
+    response = decide(corner_shop_request, "deny", consent_bearer(alice))
+    body = expected_body(corner_shop_request, state="denied", granted=[])
+    assert (response.status_code, response.content) == (200, body)
+    assert dict(response.headers) == json_headers(len(body))
+
+
+def test_every_answer_of_one_process_is_built_afresh_for_its_own_request(
+    client, alice, make_client, corner_shop_request, no_user_limits
+):
+    app, secret = make_client("poll", name="")
+    other = AuthenticationRequest.objects.get(
+        auth_req_id=start_request(client, app, secret, "scope=openid&login_hint=alice")
+    )
+    first = decide(corner_shop_request, "approve", consent_bearer(alice)).json()
+    second = decide(other, "deny", consent_bearer(alice)).json()
+    assert first["client_name"] == "Corner Shop" and first["state"] == "approved"
+    assert second["client_name"] == app.client_id and second["state"] == "denied"
+    assert second["scopes"] == [OPENID] and second["acr_values"] == [] and second["binding_message"] == ""
+    assert second["auth_req_id"] == other.auth_req_id
+
+
+def test_the_request_read_after_its_approval_is_the_approvals_answer(alice, corner_shop_request):
+    approved = decide(corner_shop_request, "approve", consent_bearer(alice))
+    read = Client().get(f"{API}{corner_shop_request.auth_req_id}/", **consent_bearer(alice))
+    assert read.status_code == 200 and read.content == approved.content
+    assert dict(read.headers) == json_headers(len(read.content), allow="GET, HEAD, OPTIONS")
+
+
+def test_approving_a_decided_request_answers_409_with_its_state(alice, corner_shop_request):
+    decide(corner_shop_request, "approve", consent_bearer(alice))
+    response = decide(corner_shop_request, "approve", consent_bearer(alice))
+    body = (
+        b'{"error":"request_not_pending","error_description":"The request is approved.","state":"approved"}'
+    )
+    assert (response.status_code, response.content) == (409, body)
+    assert dict(response.headers) == json_headers(len(body))
+
+
+def test_a_token_without_the_consent_scope_answers_403_and_decides_nothing(alice, corner_shop_request):
+    response = decide(corner_shop_request, "deny", consent_bearer(alice, scope="read"))
+    body = b'{"detail":"Authenticate as the user, with a session or a token carrying the consent scope."}'
+    assert (response.status_code, response.content) == (403, body)
+    assert dict(response.headers) == json_headers(len(body))
+    corner_shop_request.refresh_from_db()
+    assert corner_shop_request.state == AuthenticationRequest.State.PENDING
+
+
+def test_an_expired_token_answers_401_with_its_challenge(alice, corner_shop_request):
+    response = decide(corner_shop_request, "approve", consent_bearer(alice, expires_in=-1))
+    body = b'{"detail":"Authentication credentials were not provided."}'
+    assert (response.status_code, response.content) == (401, body)
+    assert dict(response.headers) == {
+        **json_headers(len(body), vary="Accept, Cookie"),
+        "WWW-Authenticate": 'Bearer realm="api",error="invalid_token",error_description="The access token '
+        'has expired."',
+    }
+    corner_shop_request.refresh_from_db()
+    assert corner_shop_request.state == AuthenticationRequest.State.PENDING
+
+
+def test_no_token_answers_401_with_its_challenge(corner_shop_request):
+    response = decide(corner_shop_request, "deny", {})
+    body = b'{"detail":"Authentication credentials were not provided."}'
+    assert (response.status_code, response.content) == (401, body)
+    assert dict(response.headers) == {
+        **json_headers(len(body), vary="Accept, Cookie"),
+        "WWW-Authenticate": 'Bearer realm="api"',
+    }
