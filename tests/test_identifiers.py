@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ciba import identifiers
+from ciba import identifiers, user_limits
 from ciba.models import AuthenticationRequest, Device
 from example_project.demo.models import Profile
 from tests.conftest import basic_auth
@@ -379,3 +379,69 @@ def test_every_login_hint_the_demo_prints_names_its_user(
         assert len(users[name]["login_hints"]) == 4
         for hint in users[name]["login_hints"]:
             assert user_of(ask(hint)).username == name, hint
+
+
+def test_the_block_list_asked_with_the_lookup_costs_no_query_more_whatever_the_answer(
+    customers, demo_identifiers, make_client
+):
+    """issue 29: the block list rides in the lookup's one query, through a relation (the phone
+    number, a join) as well as on the user's own columns, and answers for the user found."""
+    alice, bob = customers
+    kiosk, _ = make_client()
+    user_limits.block(bob, kiosk)
+    answers = {}
+    for hint in ("020 7946 0123", "020 7946 0456", "020 7946 0999", "bob@example.com"):
+        with CaptureQueriesContext(connection) as queries:
+            user = identifiers.find_user(hint, annotations=user_limits.block_annotation(kiosk))
+        assert len(queries) == 1
+        answers[hint] = None if user is None else (user, user.__dict__.get(user_limits.BLOCKED_ANNOTATION))
+    assert answers == {
+        "020 7946 0123": (alice, False),
+        "020 7946 0456": (bob, True),
+        "020 7946 0999": None,
+        "bob@example.com": (bob, True),
+    }
+
+
+# --- the lookup's statement is written once per shape (issue 29) ---------------------------------------
+
+
+def test_a_lookup_is_written_once_and_then_only_run(alice, monkeypatch):
+    monkeypatch.setattr(identifiers, "_compiled", None)
+    built = []
+    original = identifiers._queryset
+    monkeypatch.setattr(identifiers, "_queryset", lambda *args: built.append(args) or original(*args))
+    assert identifiers.find_user("alice") == alice
+    assert identifiers.find_user("alice") == alice
+    assert identifiers.find_user("nobody") is None
+    assert len(built) == 1  # written for the first, run for the others
+
+
+def test_like_wildcards_in_an_address_match_only_that_address(alice, make_client):
+    """A written statement sends the hint as the ORM would: never as a pattern."""
+    User = get_user_model()
+    under = User.objects.create_user("under", "a_b@example.com")
+    percent = User.objects.create_user("percent", "c%d@example.com")
+    for _ in range(2):  # written by the first round, run by the second
+        assert identifiers.find_user("A_B@example.com") == under
+        assert identifiers.find_user("axb@example.com") is None
+        assert identifiers.find_user("c%d@EXAMPLE.com") == percent
+        assert identifiers.find_user("c%@example.com") is None
+        assert identifiers.find_user("%@example.com") is None
+
+
+def test_a_user_manager_that_narrows_its_users_is_asked_every_time(alice, monkeypatch):
+    """A site's own get_queryset may narrow by what changes per request (a tenant): such a
+    lookup is never written once, and what the manager leaves out is never found."""
+    User = get_user_model()
+    manager_class = type(User._default_manager)
+    narrowing = {"username": "nobody-at-all"}
+    monkeypatch.setattr(
+        manager_class,
+        "get_queryset",
+        lambda self: super(manager_class, self).get_queryset().exclude(**narrowing),
+    )
+    monkeypatch.setattr(identifiers, "_compiled", None)
+    assert identifiers.find_user("alice") == alice
+    narrowing["username"] = "alice"
+    assert identifiers.find_user("alice") is None

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
@@ -326,3 +327,26 @@ def test_with_the_caps_off_a_block_is_still_logged_with_its_reason(alice, make_c
     user_limits.block(alice, kiosk)
     refused(kiosk, alice)
     assert len(reasons := _refusal_reasons(caplog)) == 1 and user_limits.BLOCKED in reasons[0]
+
+
+class UsersElsewhereRouter:
+    """A site whose users are read from another database than ciba's tables."""
+
+    def db_for_read(self, model: Any, **hints: Any) -> str | None:
+        return "users" if model._meta.label == settings.AUTH_USER_MODEL else None
+
+
+@override_settings(CIBA=limits())
+def test_users_read_from_another_database_are_asked_about_blocks_in_a_query_of_their_own(alice, make_client):
+    """A subquery cannot join two databases: the lookup then asks nothing about blocks, and
+    the check before the INSERT asks the block list itself, so a blocked client is still
+    refused (issue 29's folded check is only an optimisation)."""
+    kiosk, _ = make_client()
+    user_limits.block(alice, kiosk)
+    assert user_limits.block_annotation(kiosk) != {}
+    with override_settings(DATABASE_ROUTERS=[f"{__name__}.UsersElsewhereRouter"]):
+        assert user_limits.block_annotation(kiosk) == {}
+    user_limits.keep_block_answer(alice, kiosk)  # nothing to keep
+    with CaptureQueriesContext(connection) as queries:
+        assert refused(kiosk, alice).description == user_limits.REFUSAL
+    assert len(queries) == 1 and "ciba_clientblock" in queries[0]["sql"]

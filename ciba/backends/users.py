@@ -11,7 +11,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.hashers import identify_hasher
 from django.core.exceptions import ValidationError
 
-from .. import hint_tokens, identifiers, profile, subjects
+from .. import hint_tokens, identifiers, profile, subjects, user_limits
 from ..conf import ciba_settings
 from ..constants import ASYMMETRIC_JWS_ALGORITHMS, ID_TOKEN_SIGNING_ALGS
 from ..endpoints import audiences, issuer
@@ -91,9 +91,10 @@ class UsernameOrEmailUserResolver(BaseUserResolver):
         """The one active user the configured identifiers find (one query, whatever the
         outcome: ``ciba.identifiers.find_user``); nobody, or more than one, is
         ``unknown_user_id``."""
-        user = identifiers.find_user(login_hint)
+        user = identifiers.find_user(login_hint, annotations=user_limits.block_annotation(client))
         if user is None:
             raise UnknownUserId("The login_hint does not identify a user of this server.")
+        user_limits.keep_block_answer(user, client)  # the block list, asked in the same query
         return user
 
     def resolve_id_token_hint(
