@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import io
 import json
 import os
 import re
@@ -70,6 +69,7 @@ from bench.common import (
     start_worker,
     tree_cpu_seconds,
     wrk,
+    wsgi_call,
 )
 
 USERS = 50
@@ -168,34 +168,8 @@ class InProcess:
     def call(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
-        environ = {
-            "REQUEST_METHOD": method,
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": str(self.port),
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": f"127.0.0.1:{self.port}",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.url_scheme": "http",
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        for name, value in (headers or {}).items():
-            key = name.upper().replace("-", "_")
-            environ[key if key in ("CONTENT_TYPE",) else f"HTTP_{key}"] = value
-        status: list[str] = []
-        result = self.application(environ, lambda s, h, exc_info=None: status.append(s))
-        try:
-            content = b"".join(result)
-        finally:
-            getattr(result, "close", lambda: None)()
-        return int(status[0].split()[0]), content
+        status, content = wsgi_call(self.application, self.port, method, path, body, headers)
+        return int(status.split()[0]), content
 
     def measure(self, monitor: Monitor, phase: str, count: int, one: Any) -> dict[str, Any]:
         """Run ``one(i)`` ``count`` times; queries, plans and Redis commands per call."""

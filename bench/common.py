@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import os
 import signal
@@ -544,3 +545,43 @@ def describe_tree(root: int) -> list[dict[str, Any]]:
             {"pid": pid, "ppid": int(fields[1]) if fields else None, "name": name, "rss_mib": rss_mib(pid)}
         )
     return rows
+
+
+def wsgi_call(
+    application: Any,
+    port: int,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> tuple[str, bytes]:
+    """``application`` called in this process as a WSGI server on 127.0.0.1:``port`` calls it:
+    the status line and the body. ``headers`` by their HTTP names (``Content-Type`` included)."""
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": str(port),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": f"127.0.0.1:{port}",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.url_scheme": "http",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    for name, value in (headers or {}).items():
+        key = name.upper().replace("-", "_")
+        environ[key if key == "CONTENT_TYPE" else f"HTTP_{key}"] = value
+    status: list[str] = []
+    result = application(environ, lambda line, _headers, exc_info=None: status.append(line))
+    try:
+        content = b"".join(result)
+    finally:
+        getattr(result, "close", lambda: None)()
+    return status[0], content

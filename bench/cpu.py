@@ -47,7 +47,7 @@ import sys
 import time
 from typing import Any
 
-from .common import GRANT, ROOT, environment, prepare_database
+from .common import GRANT, ROOT, environment, prepare_database, wsgi_call
 from .compare import CEILING_SOURCE, CEILING_TABLE
 
 USERS = 50
@@ -109,37 +109,16 @@ def run(spec: dict[str, Any]) -> None:
     get_user_model().objects.bulk_create([get_user_model()(username=name) for name in users])
     auth = "Basic " + base64.b64encode(f"{client.client_id}:{SECRET}".encode()).decode()
 
+    port = int(os.environ["OIDC_ISS_ENDPOINT"].split("/")[2].rsplit(":", 1)[1])
+
     def call(
         path: str,
         body: bytes,
         authorization: str = auth,
         content_type: str = "application/x-www-form-urlencoded",
     ) -> tuple[str, bytes]:
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": os.environ["OIDC_ISS_ENDPOINT"].split("/")[2],
-            "CONTENT_LENGTH": str(len(body)),
-            "CONTENT_TYPE": content_type,
-            "HTTP_AUTHORIZATION": authorization,
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr,
-            "wsgi.url_scheme": "http",
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        status: list[str] = []
-        result = application(environ, lambda line, headers, exc_info=None: status.append(line))
-        content = b"".join(result)
-        getattr(result, "close", lambda: None)()
-        return status[0], content
+        headers = {"Authorization": authorization, "Content-Type": content_type}
+        return wsgi_call(application, port, "POST", path, body, headers)
 
     def backchannel(i: int) -> None:
         body = (
