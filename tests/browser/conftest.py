@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,20 @@ def push_service(context: Any, page: Any, origin: str) -> Callable[[dict[str, An
         )
 
     return push
+
+
+@contextmanager
+def phone_with_push(browser: Any, origin: str, username: str, password: str) -> Iterator[tuple[Any, Any]]:
+    """A phone's page signed in as ``username``, notifications allowed, and ``push(message)``
+    delivering to its service worker (``push_service``); the phone is closed afterwards."""
+    context = phone_context(browser)
+    context.grant_permissions(["notifications"], origin=origin)
+    page = context.new_page()
+    try:
+        sign_in(page, origin, username, password)
+        yield page, push_service(context, page, origin)
+    finally:
+        context.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from ciba import services
 from ciba.backends.notifier_base import notification_payload, withdrawal_payload
 from ciba.models import AuthenticationRequest
 
-from .conftest import eventually, open_notifications, phone_context, push_service, sign_in
+from .conftest import eventually, open_notifications, phone_with_push
 from .test_demo import start_purchase
 from .test_device import PASSWORD, carol, pending_request  # noqa: F401
 
@@ -76,12 +76,7 @@ def test_a_pushed_withdrawal_closes_the_notification_and_the_card_at_once(
     carol,  # noqa: F811 - the fixture imported above
     make_client,
 ):
-    context = phone_context(browser)
-    context.grant_permissions(["notifications"], origin=live_server.url)
-    page = context.new_page()
-    try:
-        sign_in(page, live_server.url, "carol", PASSWORD)
-        push = push_service(context, page, live_server.url)
+    with phone_with_push(browser, live_server.url, "carol", PASSWORD) as (page, push):
         ar = pending_request(make_client, carol, "Pay EUR 7.00 at Corner Shop #WDRW")
         push({"type": "ciba.authentication_requested", **notification_payload(ar)})
         assert eventually(page, lambda: open_notifications(page))
@@ -97,5 +92,3 @@ def test_a_pushed_withdrawal_closes_the_notification_and_the_card_at_once(
         expect(card.locator(".withdrawn-note")).to_have_text("Withdrawn by Corner Shop.")
         assert eventually(page, lambda: open_notifications(page) == [])
         expect(card).to_have_count(0, timeout=10_000)
-    finally:
-        context.close()

@@ -14,7 +14,14 @@ from ciba import services
 from ciba.backends.notifier_base import notification_payload
 from ciba.models import AuthenticationRequest, Device
 
-from .conftest import DEVICE_PAGE, eventually, open_notifications, phone_context, push_service, sign_in
+from .conftest import (
+    DEVICE_PAGE,
+    eventually,
+    open_notifications,
+    phone_context,
+    phone_with_push,
+    sign_in,
+)
 
 PASSWORD = "carol-password-for-the-browser"
 
@@ -216,12 +223,7 @@ def test_notifications_register_this_browser_as_a_web_push_device(browser, live_
 
 @pytest.mark.django_db(transaction=True)
 def test_a_push_shows_a_notification_that_deciding_clears(browser, live_server, carol, make_client):
-    context = phone_context(browser)
-    context.grant_permissions(["notifications"], origin=live_server.url)
-    page = context.new_page()
-    try:
-        sign_in(page, live_server.url, "carol", PASSWORD)
-        push = push_service(context, page, live_server.url)
+    with phone_with_push(browser, live_server.url, "carol", PASSWORD) as (page, push):
         ar = pending_request(make_client, carol, "Pay EUR 7.00 at Corner Shop #PUSH")
         push({"type": "ciba.authentication_requested", **notification_payload(ar)})
 
@@ -238,8 +240,6 @@ def test_a_push_shows_a_notification_that_deciding_clears(browser, live_server, 
         card.locator(".approve").click()
         expect(page.locator("li.decision.approved")).to_be_visible()
         assert eventually(page, lambda: open_notifications(page) == [])
-    finally:
-        context.close()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -248,12 +248,7 @@ def test_a_list_asked_for_before_a_push_arrived_leaves_its_notification_open(
 ):
     """The page's periodic refresh was on its way when the request was made and its push shown:
     its answer cannot know that request, so the prompt stays (a CI run lost it this way)."""
-    context = phone_context(browser)
-    context.grant_permissions(["notifications"], origin=live_server.url)
-    page = context.new_page()
-    try:
-        sign_in(page, live_server.url, "carol", PASSWORD)
-        push = push_service(context, page, live_server.url)
+    with phone_with_push(browser, live_server.url, "carol", PASSWORD) as (page, push):
         held: list[Any] = []  # the first list request, answered by hand; later ones go through
         page.route("**/o/ciba/requests/", lambda route: route.continue_() if held else held.append(route))
         assert eventually(page, lambda: held), "the page did not refresh its list"
@@ -268,5 +263,3 @@ def test_a_list_asked_for_before_a_push_arrived_leaves_its_notification_open(
         card = page.locator("li.request", has_text="#LATE")
         expect(card).to_be_visible()
         assert [shown["tag"] for shown in open_notifications(page)] == [f"ciba-{ar.auth_req_id}"]
-    finally:
-        context.close()

@@ -14,7 +14,7 @@ from ciba import services
 from ciba.backends.notifier_base import notification_payload
 from ciba.models import AuthenticationRequest
 
-from .conftest import eventually, open_notifications, phone_context, push_service, sign_in
+from .conftest import eventually, open_notifications, phone_context, phone_with_push, sign_in
 
 PASSWORD = "dave-password-for-the-browser"
 
@@ -119,12 +119,7 @@ def test_a_payment_whose_type_is_no_longer_configured_can_only_be_denied(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_pushed_payment_names_amount_and_payee_in_the_notification(browser, live_server, dave, make_client):
-    context = phone_context(browser)
-    context.grant_permissions(["notifications"], origin=live_server.url)
-    page = context.new_page()
-    try:
-        sign_in(page, live_server.url, "dave", PASSWORD)
-        push = push_service(context, page, live_server.url)
+    with phone_with_push(browser, live_server.url, "dave", PASSWORD) as (page, push):
         ar = payment_request(make_client, dave, "Till 5 #PAY3")
         message = {"type": "ciba.authentication_requested", **notification_payload(ar)}
         push(message)
@@ -134,5 +129,3 @@ def test_a_pushed_payment_names_amount_and_payee_in_the_notification(browser, li
         assert lines[0] == "Till 5 #PAY3"
         assert lines[1] == message["authorization_details"][0]["summary"]
         assert "Merchant A" in lines[1]
-    finally:
-        context.close()
