@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,10 +11,14 @@ from oauth2_provider.models import get_application_model
 
 
 def existing_or_new(client_id: str | None) -> Any:
-    """The application with ``client_id`` (which must exist), or a new one with a random id."""
+    """The application with ``client_id`` (which must exist), or a new one with a random id.
+
+    The id is the model's own (DOT's generator: 40 letters and digits), as the admin and
+    dynamic registration give: an id an operator passes back on the command line must never
+    start with "-", which ``--client-id -G3e…`` would take for an option."""
     Application = get_application_model()
     if not client_id:
-        return Application(client_id=secrets.token_urlsafe(24))
+        return Application()
     app = Application.objects.filter(client_id=client_id).first()
     if app is None:
         raise CommandError(f"No client with id {client_id!r}.")
