@@ -22,14 +22,11 @@ class CibaConfig(AppConfig):
         )
         from .assurance import stamp_session_auth_time
         from .callbacks import inline
-        from .client_auth import clients
         from .polling import stamps
         from .views import schema  # noqa: F401  (registers the OpenAPI extension)
 
         # A client's secret, mode or existence changed: polls must be re-verified at once.
         stamps.connect(get_application_model())
-        # ... and this process, which trusts a stamp for a second, forgets its rows at once.
-        clients.watch_changes(get_application_model())
         # A tap's auth_time is when its session signed in (ciba.assurance).
         user_logged_in.connect(stamp_session_auth_time, dispatch_uid="ciba.assurance.session_auth_time")
         # Workers keep their database connection (dispatch.WORKER_SETTINGS) and replace it
