@@ -36,6 +36,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import backchannel, constants, services
+from ..client_auth import authenticate_client
 from . import backchannel_hooks as hooks
 from .backchannel_hooks import ClientAuthentication, ClientRateThrottle, IsCibaClient
 from .openapi import BACKCHANNEL_REQUEST, BACKCHANNEL_RESPONSE, OAUTH_ERROR
@@ -126,7 +127,7 @@ def plain_view(
             # DRF's FormParser, as DRF's request gives it the body and its encoding.
             data = QueryDict(request.body, encoding=request.encoding or settings.DEFAULT_CHARSET)
             params = backchannel.single_valued(data, repeatable=backchannel.REPEATABLE)
-            client = hooks.authenticate(request, params)
+            client = authenticate_client(request, params)
             request.user = AnonymousUser()  # what DRF set: the client is no user of the site
             hooks.check_ciba_client(client)
             hooks.throttle(client)

@@ -1,10 +1,11 @@
 """The backchannel endpoint's checks: who the client is, whether it may use CIBA, how often.
 
-Each is a plain function (``authenticate``, ``check_ciba_client``, ``throttle``), which the
-backchannel view calls directly, and a DRF hook that calls it (``ClientAuthentication``,
-``IsCibaClient``, ``ClientRateThrottle``), for the DRF views: the cancel endpoint, and the
-backchannel view's own answers to anything but a form POST. Each raises the ``ciba.errors``
-error CIBA §13 names (the throttle DRF's ``Throttled``), rendered by ``ciba.views.rendering``.
+Each is a plain function (``client_auth.authenticate_client``, ``check_ciba_client``,
+``throttle``), which the backchannel view calls directly, and a DRF hook that calls it
+(``ClientAuthentication``, ``IsCibaClient``, ``ClientRateThrottle``), for the DRF views: the
+cancel endpoint, and the backchannel view's own answers to anything but a form POST. Each
+raises the ``ciba.errors`` error CIBA §13 names (the throttle DRF's ``Throttled``), rendered by
+``ciba.views.rendering``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,6 @@ from ..errors import UnauthorizedClient
 from ..outages import is_outage
 
 logger = logging.getLogger("ciba.outages")
-
-
-def authenticate(request: Any, params: dict[str, str]) -> Any:
-    """The client of ``request`` whose single-valued form is ``params`` (``ciba.client_auth``:
-    the four methods of CIBA §7.1); ``invalid_client`` without credentials."""
-    return authenticate_client(request, params)
 
 
 def check_ciba_client(client: Any) -> None:
@@ -70,7 +65,8 @@ class ClientAuthentication(BaseAuthentication):
     """
 
     def authenticate(self, request: Any) -> tuple[Any, Any]:
-        return AnonymousUser(), authenticate(request, single_valued(request.data, repeatable=REPEATABLE))
+        params = single_valued(request.data, repeatable=REPEATABLE)
+        return AnonymousUser(), authenticate_client(request, params)
 
     def authenticate_header(self, request: Any) -> str:
         return 'Basic realm="ciba"'
