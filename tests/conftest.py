@@ -261,3 +261,18 @@ def approve_ping(app: Any, user: Any, notification_token: str) -> Any:
 # The site-model suite runs under its own settings (tests.settings_site_model), in CI.
 if os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings") != "tests.settings_site_model":
     collect_ignore = ["site_model"]
+
+
+@pytest.fixture
+def alices_request(client: Any, alice: Any, make_client: Any) -> Any:
+    """alice's pending request from the "Corner Shop" poll client, for the consent API's tests."""
+    from ciba.models import AuthenticationRequest
+
+    app, secret = make_client("poll", name="Corner Shop")
+    auth_req_id = start_request(
+        client,
+        app,
+        secret,
+        "scope=openid+email&login_hint=alice&binding_message=W4SCT&acr_values=urn%3Aacr%3Ahigh",
+    )
+    return AuthenticationRequest.objects.get(auth_req_id=auth_req_id)

@@ -13,7 +13,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-import pytest
 from django.test import Client
 from django.utils import timezone
 
@@ -24,18 +23,6 @@ from tests.protocol import consent_bearer
 API = "/o/ciba/requests/"
 OPENID = {"scope": "openid", "description": "Confirm your identity"}
 EMAIL = {"scope": "email", "description": "See your email address"}
-
-
-@pytest.fixture
-def corner_shop_request(client, alice, make_client) -> AuthenticationRequest:
-    app, secret = make_client("poll", name="Corner Shop")
-    auth_req_id = start_request(
-        client,
-        app,
-        secret,
-        "scope=openid+email&login_hint=alice&binding_message=W4SCT&acr_values=urn%3Aacr%3Ahigh",
-    )
-    return AuthenticationRequest.objects.get(auth_req_id=auth_req_id)
 
 
 def drf_time(value: datetime | None) -> str | None:
@@ -87,36 +74,36 @@ def json_headers(length: int, vary: str = "Accept", allow: str = "POST, OPTIONS"
     return {"Content-Type": "application/json", "Vary": vary, "Allow": allow, "Content-Length": str(length)}
 
 
-def test_an_approval_answers_the_approved_request_byte_for_byte(alice, corner_shop_request):
-    response = decide(corner_shop_request, "approve", consent_bearer(alice))
-    body = expected_body(corner_shop_request, state="approved", granted=[OPENID, EMAIL])
+def test_an_approval_answers_the_approved_request_byte_for_byte(alice, alices_request):
+    response = decide(alices_request, "approve", consent_bearer(alice))
+    body = expected_body(alices_request, state="approved", granted=[OPENID, EMAIL])
     assert response.status_code == 200
     assert response.content == body
     assert dict(response.headers) == json_headers(len(body), vary="Accept, Cookie")
 
 
-def test_an_approval_of_fewer_scopes_answers_what_was_granted(alice, corner_shop_request):
-    response = decide(corner_shop_request, "approve", consent_bearer(alice), b'{"scopes":["openid"]}')
-    body = expected_body(corner_shop_request, state="approved", granted=[OPENID])
+def test_an_approval_of_fewer_scopes_answers_what_was_granted(alice, alices_request):
+    response = decide(alices_request, "approve", consent_bearer(alice), b'{"scopes":["openid"]}')
+    body = expected_body(alices_request, state="approved", granted=[OPENID])
     assert (response.status_code, response.content) == (200, body)
     assert dict(response.headers) == json_headers(len(body), vary="Accept, Cookie")
 
 
-def test_a_denial_answers_the_denied_request_byte_for_byte(alice, corner_shop_request):
-    response = decide(corner_shop_request, "deny", consent_bearer(alice))
-    body = expected_body(corner_shop_request, state="denied", granted=[])
+def test_a_denial_answers_the_denied_request_byte_for_byte(alice, alices_request):
+    response = decide(alices_request, "deny", consent_bearer(alice))
+    body = expected_body(alices_request, state="denied", granted=[])
     assert (response.status_code, response.content) == (200, body)
     assert dict(response.headers) == json_headers(len(body))
 
 
 def test_every_answer_of_one_process_is_built_afresh_for_its_own_request(
-    client, alice, make_client, corner_shop_request, no_user_limits
+    client, alice, make_client, alices_request, no_user_limits
 ):
     app, secret = make_client("poll", name="")
     other = AuthenticationRequest.objects.get(
         auth_req_id=start_request(client, app, secret, "scope=openid&login_hint=alice")
     )
-    first = decide(corner_shop_request, "approve", consent_bearer(alice)).json()
+    first = decide(alices_request, "approve", consent_bearer(alice)).json()
     second = decide(other, "deny", consent_bearer(alice)).json()
     assert first["client_name"] == "Corner Shop" and first["state"] == "approved"
     assert second["client_name"] == app.client_id and second["state"] == "denied"
@@ -124,16 +111,16 @@ def test_every_answer_of_one_process_is_built_afresh_for_its_own_request(
     assert second["auth_req_id"] == other.auth_req_id
 
 
-def test_the_request_read_after_its_approval_is_the_approvals_answer(alice, corner_shop_request):
-    approved = decide(corner_shop_request, "approve", consent_bearer(alice))
-    read = Client().get(f"{API}{corner_shop_request.auth_req_id}/", **consent_bearer(alice))
+def test_the_request_read_after_its_approval_is_the_approvals_answer(alice, alices_request):
+    approved = decide(alices_request, "approve", consent_bearer(alice))
+    read = Client().get(f"{API}{alices_request.auth_req_id}/", **consent_bearer(alice))
     assert read.status_code == 200 and read.content == approved.content
     assert dict(read.headers) == json_headers(len(read.content), allow="GET, HEAD, OPTIONS")
 
 
-def test_approving_a_decided_request_answers_409_with_its_state(alice, corner_shop_request):
-    decide(corner_shop_request, "approve", consent_bearer(alice))
-    response = decide(corner_shop_request, "approve", consent_bearer(alice))
+def test_approving_a_decided_request_answers_409_with_its_state(alice, alices_request):
+    decide(alices_request, "approve", consent_bearer(alice))
+    response = decide(alices_request, "approve", consent_bearer(alice))
     body = (
         b'{"error":"request_not_pending","error_description":"The request is approved.","state":"approved"}'
     )
@@ -141,17 +128,17 @@ def test_approving_a_decided_request_answers_409_with_its_state(alice, corner_sh
     assert dict(response.headers) == json_headers(len(body))
 
 
-def test_a_token_without_the_consent_scope_answers_403_and_decides_nothing(alice, corner_shop_request):
-    response = decide(corner_shop_request, "deny", consent_bearer(alice, scope="read"))
+def test_a_token_without_the_consent_scope_answers_403_and_decides_nothing(alice, alices_request):
+    response = decide(alices_request, "deny", consent_bearer(alice, scope="read"))
     body = b'{"detail":"Authenticate as the user, with a session or a token carrying the consent scope."}'
     assert (response.status_code, response.content) == (403, body)
     assert dict(response.headers) == json_headers(len(body))
-    corner_shop_request.refresh_from_db()
-    assert corner_shop_request.state == AuthenticationRequest.State.PENDING
+    alices_request.refresh_from_db()
+    assert alices_request.state == AuthenticationRequest.State.PENDING
 
 
-def test_an_expired_token_answers_401_with_its_challenge(alice, corner_shop_request):
-    response = decide(corner_shop_request, "approve", consent_bearer(alice, expires_in=-1))
+def test_an_expired_token_answers_401_with_its_challenge(alice, alices_request):
+    response = decide(alices_request, "approve", consent_bearer(alice, expires_in=-1))
     body = b'{"detail":"Authentication credentials were not provided."}'
     assert (response.status_code, response.content) == (401, body)
     assert dict(response.headers) == {
@@ -159,12 +146,12 @@ def test_an_expired_token_answers_401_with_its_challenge(alice, corner_shop_requ
         "WWW-Authenticate": 'Bearer realm="api",error="invalid_token",error_description="The access token '
         'has expired."',
     }
-    corner_shop_request.refresh_from_db()
-    assert corner_shop_request.state == AuthenticationRequest.State.PENDING
+    alices_request.refresh_from_db()
+    assert alices_request.state == AuthenticationRequest.State.PENDING
 
 
-def test_no_token_answers_401_with_its_challenge(corner_shop_request):
-    response = decide(corner_shop_request, "deny", {})
+def test_no_token_answers_401_with_its_challenge(alices_request):
+    response = decide(alices_request, "deny", {})
     body = b'{"detail":"Authentication credentials were not provided."}'
     assert (response.status_code, response.content) == (401, body)
     assert dict(response.headers) == {

@@ -21,18 +21,6 @@ def bob(db):
     return get_user_model().objects.create_user("bob", "bob@example.com", "bob-password")
 
 
-@pytest.fixture
-def alices_request(client, alice, make_client):
-    app, secret = make_client("poll", name="Corner Shop")
-    auth_req_id = start_request(
-        client,
-        app,
-        secret,
-        "scope=openid+email&login_hint=alice&binding_message=W4SCT&acr_values=urn%3Aacr%3Ahigh",
-    )
-    return AuthenticationRequest.objects.get(auth_req_id=auth_req_id)
-
-
 def test_the_owner_sees_what_they_need_to_decide(alice, alices_request):
     body = Client().get(API, **bearer(alice)).json()
     assert [r["auth_req_id"] for r in body] == [alices_request.auth_req_id]
