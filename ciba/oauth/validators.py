@@ -46,6 +46,7 @@ from ..models import AccessTokenGrant, AuthenticationRequest
 from ..models.original_authentication import OriginalAuthentication
 from ..polling import SLOW_DOWN, poll_state
 from ..sender import bindings
+from ..statements.select import CompiledSelect
 from ..tokens import carry_on_refresh, token_hash
 
 logger = logging.getLogger("ciba.oauth")
@@ -55,6 +56,23 @@ DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 #: The grants whose tokens take the binding a CIBA-registered client's rules demand (RFC 8705
 #: §3, RFC 9449): every grant such a client may list in ``grant_types``.
 BOUND_GRANTS = (CIBA_GRANT_TYPE, "refresh_token", "client_credentials", "authorization_code")
+
+
+def _first(queryset: Any) -> Any:
+    """What ``QuerySet.first()`` would fetch: its own order, else the primary key's; one row."""
+    return (queryset if queryset.ordered else queryset.order_by("pk"))[:1]
+
+
+#: DOT's access-token lookup (``OAuth2Validator._load_access_token``), with the token's binding
+#: and its application's device-app designation joined, compiled once (``ciba.statements``).
+_ACCESS_TOKEN = CompiledSelect(
+    get_access_token_model,
+    lambda tokens, checksum: _first(
+        tokens.select_related("application__ciba_consent_client", "user", "ciba_binding").filter(
+            token_checksum=checksum
+        )
+    ),
+)
 
 
 class CibaValidator(OAuth2Validator):
@@ -214,12 +232,7 @@ class CibaValidator(OAuth2Validator):
         (``ciba.ConsentClient``), which the consent API checks for every consent-scoped token
         (``ciba.views.permissions``): one round trip instead of two."""
         checksum = hashlib.sha256(token.encode("utf-8")).hexdigest()
-        return (
-            get_access_token_model()
-            .objects.select_related("application__ciba_consent_client", "user", "ciba_binding")
-            .filter(token_checksum=checksum)
-            .first()
-        )
+        return _ACCESS_TOKEN.first(checksum)
 
     def _create_access_token(
         self, expires: Any, request: Any, token: dict, source_refresh_token: Any = None

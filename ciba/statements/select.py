@@ -1,0 +1,195 @@
+"""A ``SELECT`` compiled once per database and shape, run with each call's values.
+
+``CompiledSelect(model, shape)`` stands for ``shape(model._default_manager.all(), *values)``:
+``fetch(*values)`` returns the list that queryset would, with the same SQL and parameters,
+``select_related`` objects and annotations, and the database's and fields' converters applied.
+
+The first call for a database and a kind of values builds the queryset with *stand-ins* (a
+unique ``str`` or ``int`` object per value) and compiles it; each stand-in must then appear in
+the compiled parameters exactly once, as the very object given (a field or lookup that
+prepares the value — casts, escapes, hashes it — makes a new object, and the statement is not
+used). The shape must depend on its arguments only: anything else it reads (the time, a
+setting) would be frozen into the statement. Whatever cannot be proven this way — a manager or
+queryset class of a site's own, ``prefetch_related``, ``values()``, ``select_for_update``, an
+empty result decided at compile time, a value of another type — is built and run by the ORM on
+every call, as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Model, QuerySet
+from django.db.models.manager import BaseManager
+from django.db.models.query import ModelIterable, get_related_populators
+from django.core.exceptions import EmptyResultSet
+
+Shape = Callable[..., QuerySet]
+
+#: Stand-in ints start far above any small-int cache, each a distinct object.
+_INT_BASE = 7_346_291_000_000
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str
+    template: tuple[Any, ...]
+    #: (position in the parameters, index of the call's value)
+    slots: tuple[tuple[int, int], ...]
+    model: type[Model]
+    init_list: tuple[str, ...]
+    fields: slice
+    populators: tuple[Any, ...]
+    annotation_columns: tuple[tuple[str, int], ...]
+    #: (column position, expression) of the columns whose values converters turn into Python's.
+    converted: tuple[tuple[int, Any], ...]
+
+
+class CompiledSelect:
+    """``shape(model._default_manager.all(), *values)``, compiled once (see the module)."""
+
+    def __init__(self, model: type[Model] | Callable[[], type[Model]], shape: Shape) -> None:
+        self._model = model
+        self._shape = shape
+        #: (database, model, kinds of the values) -> the statement, or None: let the ORM run it.
+        self._prepared: dict[tuple[Any, ...], _Prepared | None] = {}
+        self._lock = threading.Lock()
+
+    def model(self) -> type[Model]:
+        model = self._model
+        return model if isinstance(model, type) else model()
+
+    def queryset(self, *values: Any) -> QuerySet:
+        """The queryset this statement stands for, built by the ORM."""
+        return self._shape(self.model()._default_manager.all(), *values)
+
+    def fetch(self, *values: Any) -> list[Any]:
+        model = self.model()
+        using = router.db_for_read(model)
+        key = (using, model, tuple(type(value) for value in values))
+        try:
+            prepared = self._prepared[key]
+        except KeyError:
+            prepared = self._prepare(model, using, values)
+            with self._lock:
+                if len(self._prepared) < 32:  # kinds of values are few; never grow without bound
+                    self._prepared[key] = prepared
+        if prepared is None:
+            return list(self.queryset(*values).using(using))
+        return _run(prepared, using, values)
+
+    def first(self, *values: Any) -> Any | None:
+        found = self.fetch(*values)
+        return found[0] if found else None
+
+    def _prepare(self, model: type[Model], using: str, values: tuple[Any, ...]) -> _Prepared | None:
+        manager = model._default_manager
+        if type(manager).get_queryset is not BaseManager.get_queryset or not _plain(manager._queryset_class):
+            return None
+        stand_ins = []
+        for index, value in enumerate(values):
+            if type(value) is str:
+                stand_ins.append(f" CiBa %_\\ stand-in {index} Ä ")
+            elif type(value) is int:
+                stand_ins.append(int(str(_INT_BASE + index)))  # a fresh object, not a cached one
+            else:
+                return None
+        try:
+            queryset = self._shape(manager.all(), *stand_ins).using(using)
+        except (TypeError, ValueError):
+            return None  # a stand-in the field refuses: a value of another kind than it expects
+        query = queryset.query
+        if (
+            type(queryset) is not manager._queryset_class
+            or queryset._iterable_class is not ModelIterable
+            or queryset._prefetch_related_lookups
+            or queryset._known_related_objects
+            or query.select_for_update
+            or query.combinator
+        ):
+            return None
+        compiler = query.get_compiler(using=using)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return None
+        if not sql or compiler.has_extra_select:
+            return None
+        slots = []
+        for index, stand_in in enumerate(stand_ins):
+            found = [position for position, param in enumerate(params) if param is stand_in]
+            if len(found) != 1:
+                return None  # the value was prepared on its way (cast, escaped): not as given
+            slots.append((found[0], index))
+        info = compiler.klass_info
+        if info is None or compiler.query.extra_select:
+            return None
+        select = compiler.select
+        columns = [expression for expression, _, _ in select[: compiler.col_count]]
+        if compiler.has_composite_fields(columns):
+            return None
+        first, last = info["select_fields"][0], info["select_fields"][-1] + 1
+        connection = compiler.connection
+        return _Prepared(
+            sql=sql,
+            template=tuple(params),
+            slots=tuple(slots),
+            model=info["model"],
+            init_list=tuple(column.target.attname for column in columns[first:last]),
+            fields=slice(first, last),
+            populators=tuple(get_related_populators(info, select, using)),
+            annotation_columns=tuple(compiler.annotation_col_map.items()),
+            converted=tuple(
+                (position, expression)
+                for position, expression in enumerate(columns)
+                if connection.ops.get_db_converters(expression) or expression.get_db_converters(connection)
+            ),
+        )
+
+
+#: What a queryset class may not redefine: anything ``QuerySet`` itself defines (adding methods,
+#: as ``as_manager()`` querysets do, is fine).
+_QUERYSET_OWN = frozenset(vars(QuerySet)) - {"__module__", "__doc__", "__qualname__", "__dict__", "__weakref__"}
+
+
+def _plain(queryset_class: type) -> bool:
+    """Whether ``queryset_class`` builds and evaluates queries exactly as ``QuerySet`` does."""
+    for klass in queryset_class.__mro__:
+        if klass is QuerySet:
+            return True
+        if _QUERYSET_OWN & set(vars(klass)):
+            return False
+    return False
+
+
+def _run(prepared: _Prepared, using: str, values: tuple[Any, ...]) -> list[Any]:
+    params = list(prepared.template)
+    for position, index in prepared.slots:
+        params[position] = values[index]
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(prepared.sql, params)
+        rows = cursor.fetchall()
+    found = []
+    for row in rows:
+        if prepared.converted:
+            row = list(row)
+            for position, expression in prepared.converted:
+                value = row[position]
+                for converter in [
+                    *connection.ops.get_db_converters(expression),
+                    *expression.get_db_converters(connection),
+                ]:
+                    value = converter(value, expression, connection)
+                row[position] = value
+        obj = prepared.model.from_db(using, prepared.init_list, row[prepared.fields])
+        for populator in prepared.populators:
+            populator.populate(row, obj)
+        for name, position in prepared.annotation_columns:
+            setattr(obj, name, row[position])
+        found.append(obj)
+    return found

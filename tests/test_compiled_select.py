@@ -1,0 +1,189 @@
+"""A statement compiled once (``ciba.statements.select``) answers what the ORM would, with the
+ORM's own SQL, and leaves to the ORM whatever it cannot prove it sends unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, models
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model
+
+from ciba.models import AuthenticationRequest, ConsentClient
+from ciba.oauth.validators import _ACCESS_TOKEN, CibaValidator
+from ciba.statements.select import CompiledSelect
+
+from .conftest import start_request
+
+AccessToken = get_access_token_model()
+pytestmark = pytest.mark.django_db
+
+
+def device_token(user: Any, app: Any, value: str | None = None) -> Any:
+    value = value or uuid.uuid4().hex
+    return AccessToken.objects.create(
+        user=user,
+        application=app,
+        token=value,
+        scope="openid ciba:consent",
+        expires=timezone.now() + timedelta(hours=1),
+    )
+
+
+def checksum(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def orm_token(value: str) -> Any:
+    return (
+        AccessToken.objects.select_related("application__ciba_consent_client", "user", "ciba_binding")
+        .filter(token_checksum=checksum(value))
+        .first()
+    )
+
+
+def test_the_bearer_token_is_loaded_with_the_orms_own_statement(alice, make_client):
+    app, _ = make_client("poll")
+    ConsentClient.objects.create(application=app)
+    token = device_token(alice, app)
+    with CaptureQueriesContext(connection) as orm:
+        orm_token(token.token)
+    for _ in range(2):  # the first call compiles, the second reuses
+        with CaptureQueriesContext(connection) as ours:
+            loaded = CibaValidator()._load_access_token(token.token)
+        assert [q["sql"] for q in ours.captured_queries] == [q["sql"] for q in orm.captured_queries]
+    assert _ACCESS_TOKEN._prepared, "the token lookup was compiled, not left to the ORM"
+    assert all(prepared is not None for prepared in _ACCESS_TOKEN._prepared.values())
+    expected = orm_token(token.token)
+    assert loaded == expected
+    assert {f.attname: getattr(loaded, f.attname) for f in AccessToken._meta.concrete_fields} == {
+        f.attname: getattr(expected, f.attname) for f in AccessToken._meta.concrete_fields
+    }
+
+
+def test_the_loaded_token_carries_its_user_application_and_designation_without_more_queries(
+    alice, make_client
+):
+    app, _ = make_client("poll")
+    ConsentClient.objects.create(application=app)
+    token = device_token(alice, app)
+    loaded = CibaValidator()._load_access_token(token.token)
+    with CaptureQueriesContext(connection) as queries:
+        assert loaded.user.username == "alice"
+        assert loaded.application.name == app.name
+        assert loaded.application.ciba_consent_client.application_id == app.pk
+        assert loaded.expires == token.expires  # a datetime again, converters applied
+    assert queries.captured_queries == []
+
+
+def test_an_unknown_token_is_none_and_each_call_uses_its_own_value(alice, make_client):
+    app, _ = make_client("poll")
+    first, second = device_token(alice, app), device_token(alice, app)
+    validator = CibaValidator()
+    assert validator._load_access_token("no-such-token") is None
+    assert validator._load_access_token(first.token).pk == first.pk
+    assert validator._load_access_token(second.token).pk == second.pk
+
+
+def test_a_revoked_token_is_not_found_again(alice, make_client):
+    app, _ = make_client("poll")
+    token = device_token(alice, app)
+    validator = CibaValidator()
+    assert validator._load_access_token(token.token) is not None
+    token.delete()
+    assert validator._load_access_token(token.token) is None
+
+
+def test_json_and_datetime_columns_come_back_as_python_values(client, alice, make_client):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret, "scope=openid&login_hint=alice&binding_message=W4")
+    statement = CompiledSelect(
+        AuthenticationRequest, lambda requests, rid: requests.select_related("client").filter(auth_req_id=rid)
+    )
+    [ours] = statement.fetch(auth_req_id)
+    theirs = AuthenticationRequest.objects.select_related("client").get(auth_req_id=auth_req_id)
+    for field in AuthenticationRequest._meta.concrete_fields:
+        assert getattr(ours, field.attname) == getattr(theirs, field.attname), field.name
+    assert ours.client.client_id == app.client_id
+    assert statement.fetch("unknown") == []
+
+
+def test_an_integer_value_is_sent_as_given(client, alice, make_client):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret, "scope=openid&login_hint=alice&binding_message=W4")
+    statement = CompiledSelect(AuthenticationRequest, lambda requests, user_id: requests.filter(user_id=user_id))
+    assert [ar.auth_req_id for ar in statement.fetch(alice.pk)] == [auth_req_id]
+    assert statement.fetch(alice.pk + 1000) == []
+    assert all(prepared is not None for prepared in statement._prepared.values())
+
+
+def test_a_value_the_lookup_prepares_is_left_to_the_orm(alice, make_client):
+    """``iexact`` escapes and wraps its value on SQLite (and ``contains`` on every backend): the
+    compiled parameters do not hold the value as given, so the ORM builds it every time."""
+    app, _ = make_client("poll")
+    token = device_token(alice, app, value="Mixed-Case-Token")
+    statement = CompiledSelect(AccessToken, lambda tokens, fragment: tokens.filter(token__contains=fragment))
+    assert [t.pk for t in statement.fetch("Case")] == [token.pk]
+    assert list(statement._prepared.values()) == [None]
+    assert statement.fetch("absent") == []
+
+
+def test_a_value_of_another_type_is_left_to_the_orm(alice, make_client):
+    app, _ = make_client("poll")
+    token = device_token(alice, app)
+    statement = CompiledSelect(AccessToken, lambda tokens, pk: tokens.filter(pk=pk))
+    assert [t.pk for t in statement.fetch(str(token.pk))] == [token.pk]  # a str for an integer column
+    assert [t.pk for t in statement.fetch(token.pk)] == [token.pk]
+
+
+def test_a_manager_of_the_sites_own_is_asked_every_time(alice, make_client, monkeypatch):
+    """A site's manager may add conditions that change per request: never frozen."""
+    app, _ = make_client("poll")
+    token = device_token(alice, app)
+
+    class OnlyUnexpired(models.Manager):
+        def get_queryset(self) -> Any:
+            return super().get_queryset().filter(expires__gt=timezone.now())
+
+    manager = OnlyUnexpired()
+    manager.model = AccessToken
+    monkeypatch.setattr(AccessToken._meta, "default_manager", manager)
+    statement = CompiledSelect(AccessToken, lambda tokens, value: tokens.filter(token=value))
+    assert [t.pk for t in statement.fetch(token.token)] == [token.pk]
+    AccessToken.objects.filter(pk=token.pk).update(expires=timezone.now() - timedelta(seconds=1))
+    assert statement.fetch(token.token) == []
+    assert list(statement._prepared.values()) == [None]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_each_use_their_own_connection(alice, make_client):
+    app, _ = make_client("poll")
+    tokens = [device_token(alice, app) for _ in range(4)]
+    statement = CompiledSelect(AccessToken, lambda rows, value: rows.filter(token=value))
+    statement.fetch(tokens[0].token)  # compiled on this thread's connection
+    found: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def look(index: int) -> None:
+        from django.db import connection as own
+
+        try:
+            found[index] = [t.pk for t in statement.fetch(tokens[index].token)]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=look, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert found == {i: [tokens[i].pk] for i in range(4)}
