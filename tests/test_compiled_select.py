@@ -117,7 +117,9 @@ def test_json_and_datetime_columns_come_back_as_python_values(client, alice, mak
 def test_an_integer_value_is_sent_as_given(client, alice, make_client):
     app, secret = make_client("poll")
     auth_req_id = start_request(client, app, secret, "scope=openid&login_hint=alice&binding_message=W4")
-    statement = CompiledSelect(AuthenticationRequest, lambda requests, user_id: requests.filter(user_id=user_id))
+    statement = CompiledSelect(
+        AuthenticationRequest, lambda requests, user_id: requests.filter(user_id=user_id)
+    )
     assert [ar.auth_req_id for ar in statement.fetch(alice.pk)] == [auth_req_id]
     assert statement.fetch(alice.pk + 1000) == []
     assert all(prepared is not None for prepared in statement._prepared.values())

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
 from django.db.models import Model, QuerySet
 from django.db.models.manager import BaseManager
 from django.db.models.query import ModelIterable, get_related_populators
-from django.core.exceptions import EmptyResultSet
 
 Shape = Callable[..., QuerySet]
 
@@ -153,7 +153,13 @@ class CompiledSelect:
 
 #: What a queryset class may not redefine: anything ``QuerySet`` itself defines (adding methods,
 #: as ``as_manager()`` querysets do, is fine).
-_QUERYSET_OWN = frozenset(vars(QuerySet)) - {"__module__", "__doc__", "__qualname__", "__dict__", "__weakref__"}
+_QUERYSET_OWN = frozenset(vars(QuerySet)) - {
+    "__module__",
+    "__doc__",
+    "__qualname__",
+    "__dict__",
+    "__weakref__",
+}
 
 
 def _plain(queryset_class: type) -> bool:
