@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
@@ -37,6 +38,7 @@ from rest_framework.views import APIView
 
 from .. import backchannel, constants, services
 from ..client_auth import authenticate_client
+from ..errors import CibaError, InvalidClient, UnknownUserId
 from . import backchannel_hooks as hooks
 from .backchannel_hooks import ClientAuthentication, ClientRateThrottle, IsCibaClient
 from .openapi import BACKCHANNEL_REQUEST, BACKCHANNEL_RESPONSE, OAUTH_ERROR
@@ -95,11 +97,32 @@ def start(params: dict[str, str], client: Any, http_request: Any) -> dict[str, A
     """Apply the §7.1 rules to an authenticated, permitted and counted request, store it, and
     return the §7.3 answer's body."""
     new = backchannel.validate(params, client=client, http_request=http_request)
-    ar = services.create_request(**new.create_kwargs())
+    try:
+        ar = services.create_request(**new.create_kwargs())
+    except IntegrityError:
+        gone = _gone_meanwhile(new)
+        if gone is None:
+            raise
+        raise gone from None
     body: dict[str, Any] = {"auth_req_id": ar.auth_req_id, "expires_in": new.expires_in}
     if new.client.backchannel_token_delivery_mode in constants.TOKEN_ENDPOINT_MODES:
         body["interval"] = ar.interval  # §7.3: only for clients that may poll
     return body
+
+
+def _gone_meanwhile(new: Any) -> CibaError | None:
+    """Why the database refused the request's row: its client or its user was deleted after
+    this request authenticated the one and resolved the other (an admin, RFC 7592's DELETE).
+    Answered as if the request had come a moment later: the client is unknown
+    (``invalid_client``: RFC 7592 §2.3, its credentials stop working at once) or the user is
+    (``unknown_user_id``, §13). Any other refusal is a bug, and stays one."""
+    client_model = type(new.client)
+    if not client_model._default_manager.filter(pk=new.client.pk).exists():
+        return InvalidClient("Client authentication failed.")
+    user = new.user
+    if not type(user)._default_manager.filter(pk=user.pk).exists():
+        return UnknownUserId("The hint does not identify a user of this server.")
+    return None
 
 
 #: The §7.3 answer is never stored (RFC 6749 §5.1, as a token response).
