@@ -37,16 +37,14 @@ import phonenumbers
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import connections, router
-from django.db.models import CharField, Field, Model, Q, QuerySet, TextField
+from django.db.models import Field, Model, Q
 from django.db.models.expressions import RawSQL
-from django.db.models.lookups import Exact, IExact
-from django.db.models.manager import BaseManager
 from django.utils.module_loading import import_string
 from stdnum import iban as _iban
 from stdnum.exceptions import ValidationError as _StdnumError
 
 from .conf import ciba_settings
+from .statements.select import CompiledSelect
 
 logger = logging.getLogger("ciba.identifiers")
 
@@ -310,7 +308,9 @@ def find_user(hint: str, *, annotations: Mapping[str, Any] | None = None) -> Any
     annotations = annotations or {}
     statement = _statement(compiled, tuple(accepted), annotations)
     if statement is not None:
-        users = statement.run(values, annotations)
+        users = statement.fetch(
+            *values, *(p for expression in annotations.values() for p in expression.params)
+        )
     else:
         users = list(_queryset(compiled, accepted, values, annotations)[:2])
     if len(users) != 1:
@@ -321,7 +321,11 @@ def find_user(hint: str, *, annotations: Mapping[str, Any] | None = None) -> Any
 
 
 def _queryset(
-    compiled: _Compiled, accepted: Iterable[int], values: list[Any], annotations: Mapping[str, Any]
+    compiled: _Compiled,
+    accepted: Iterable[int],
+    values: Iterable[Any],
+    annotations: Mapping[str, Any],
+    users: Any = None,
 ) -> Any:
     """The lookup as a queryset: the identifiers at ``accepted`` OR-ed, each with its value."""
     condition = None
@@ -330,7 +334,7 @@ def _queryset(
         condition = term if condition is None else condition | term
     if compiled.active_column:
         condition &= Q(is_active=True)
-    queryset = compiled.model._default_manager.filter(condition)
+    queryset = (compiled.model._default_manager if users is None else users).filter(condition)
     if annotations:
         queryset = queryset.annotate(**annotations)
     if compiled.distinct:
@@ -342,143 +346,35 @@ def _queryset(
 #
 # Issue 29: building and compiling the lookup's queryset was most of its CPU (about 0.2 ms of
 # 0.5 on the benchmark machine, more than the round trip). Which identifiers accepted a hint is
-# all that changes its SQL, so the statement is compiled by the ORM once per such shape and
-# database, with stand-in values, and then run with the hint's values in their places. Only
-# where that is provably what the ORM would send: a plain manager and queryset (a site's own
-# ``get_queryset`` may add conditions that change per request), plain text fields compared by
-# Django's own ``exact``/``iexact`` (a field or lookup of a site's own may prepare the value),
-# annotations written as ``RawSQL`` (their parameters go to the database as given), and every
-# stand-in found unchanged in the compiled parameters, exactly once (a backend that escapes or
-# transforms the value, as SQLite's ``iexact`` does, keeps the queryset). Anything else keeps
-# building the queryset per request, as before.
-
-
-class _Slot:
-    """A stand-in for an annotation's parameter, found again by identity."""
-
-
-#: A stand-in hint value: any escaping, case mapping or trimming would change it.
-_STAND_IN = " CiBa %_\\ stand-in {} Ä "
-
-
-@dataclass(frozen=True)
-class _Statement:
-    using: str
-    model: type[Model]
-    sql: str
-    template: tuple[Any, ...]
-    #: (position in the parameters, index of the value: hint values first, then annotations')
-    slots: tuple[tuple[int, int], ...]
-    attnames: tuple[str, ...]
-    fields: slice
-    annotation_columns: tuple[tuple[str, int], ...]
-    #: Columns whose values the database's or the field's converters turn into Python values.
-    converted: tuple[tuple[int, Any], ...]
-
-    def run(self, values: list[Any], annotations: Mapping[str, Any]) -> list[Any]:
-        arguments = [*values, *(p for expression in annotations.values() for p in expression.params)]
-        params = list(self.template)
-        for position, index in self.slots:
-            params[position] = arguments[index]
-        connection = connections[self.using]
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            rows = cursor.fetchall()
-        users = []
-        for row in rows:
-            if self.converted:
-                row = list(row)
-                for position, expression in self.converted:
-                    value = row[position]
-                    converters = connection.ops.get_db_converters(expression)
-                    for converter in [*converters, *expression.get_db_converters(connection)]:
-                        value = converter(value, expression, connection)
-                    row[position] = value
-            user = self.model.from_db(self.using, self.attnames, row[self.fields])
-            for name, position in self.annotation_columns:
-                setattr(user, name, row[position])
-            users.append(user)
-        return users
-
-
-_PLAIN_FIELDS = (CharField, TextField)
-
-
-def _plain(identifier: Identifier, model: type[Model]) -> bool:
-    """Whether ``identifier``'s value reaches the database as given, by Django's own lookup."""
-    field, _ = resolve_field(model, identifier.field)
-    kind = type(field)
-    return (
-        any(kind.get_prep_value is plain.get_prep_value for plain in _PLAIN_FIELDS)
-        and any(kind.to_python is plain.to_python for plain in _PLAIN_FIELDS)
-        and kind.get_db_prep_value is Field.get_db_prep_value
-        and field.get_lookup(identifier.lookup) in (Exact, IExact)
-    )
+# all that changes its SQL, so each such shape is a ``ciba.statements`` select, compiled by the
+# ORM once and run with the hint's values; it keeps building the queryset per request wherever
+# that module cannot prove the statement unchanged (a site's manager, a field of its own, a
+# backend that escapes the value, as SQLite's ``iexact`` does). Annotations must be ``RawSQL``:
+# their parameters go to the database as given.
 
 
 def _statement(
     compiled: _Compiled, accepted: tuple[int, ...], annotations: Mapping[str, Any]
-) -> _Statement | None:
-    """The written statement for this shape of lookup, or ``None``: build the queryset."""
+) -> CompiledSelect | None:
+    """The compiled statement for this shape of lookup, or ``None``: build the queryset."""
     if not all(type(expression) is RawSQL for expression in annotations.values()):
         return None
-    using = router.db_for_read(compiled.model)
-    key = (using, accepted, tuple((name, e.sql, len(e.params)) for name, e in annotations.items()))
+    key = (accepted, tuple((name, e.sql, len(e.params), e.output_field) for name, e in annotations.items()))
     try:
         return compiled.statements[key]
     except KeyError:
         pass
-    statement = _write(compiled, accepted, annotations, using)
+    shapes = [(name, e.sql, len(e.params), e.output_field) for name, e in annotations.items()]
+
+    def shape(users: Any, *values: Any) -> Any:
+        hint_values, rest = values[: len(accepted)], list(values[len(accepted) :])
+        standing = {}
+        for name, sql, count, output_field in shapes:
+            standing[name] = RawSQL(sql, rest[:count], output_field)
+            del rest[:count]
+        return _queryset(compiled, accepted, hint_values, standing, users)[:2]
+
+    statement = CompiledSelect(compiled.model, shape)
     if len(compiled.statements) < 64:  # shapes are few: 2 ** identifiers, times annotations
         compiled.statements[key] = statement
     return statement
-
-
-def _write(
-    compiled: _Compiled, accepted: tuple[int, ...], annotations: Mapping[str, Any], using: str
-) -> _Statement | None:
-    model = compiled.model
-    manager = model._default_manager
-    if (
-        type(manager).get_queryset is not BaseManager.get_queryset
-        or manager._queryset_class is not QuerySet
-        or not all(_plain(compiled.identifiers[position], model) for position in accepted)
-    ):
-        return None
-    stand_ins: list[Any] = [_STAND_IN.format(index) for index in range(len(accepted))]
-    standing = {}
-    for name, expression in annotations.items():
-        slots = [_Slot() for _ in expression.params]
-        stand_ins.extend(slots)
-        standing[name] = RawSQL(expression.sql, slots, expression.output_field)
-    queryset = _queryset(compiled, accepted, stand_ins[: len(accepted)], standing).using(using)[:2]
-    compiler = queryset.query.get_compiler(using=using)
-    sql, params = compiler.as_sql()
-    slots = []
-    for index, stand_in in enumerate(stand_ins):
-        found = [position for position, param in enumerate(params) if param is stand_in]
-        if len(found) != 1:
-            return None  # the backend prepared the value (escaped it, mapped its case): not as given
-        slots.append((found[0], index))
-    info = compiler.klass_info
-    if info is None or info["model"] is not model or compiler.query.extra_select:
-        return None
-    first, last = info["select_fields"][0], info["select_fields"][-1] + 1
-    columns = [column for column, _, _ in compiler.select]
-    converted = tuple(
-        (position, expression)
-        for position, expression in enumerate(columns)
-        if compiler.connection.ops.get_db_converters(expression)
-        or expression.get_db_converters(compiler.connection)
-    )
-    return _Statement(
-        using=using,
-        model=model,
-        sql=sql,
-        template=tuple(params),
-        slots=tuple(slots),
-        attnames=tuple(column.target.attname for column in columns[first:last]),
-        fields=slice(first, last),
-        annotation_columns=tuple(compiler.annotation_col_map.items()),
-        converted=converted,
-    )

@@ -189,3 +189,46 @@ def test_threads_each_use_their_own_connection(alice, make_client):
         thread.join()
     assert errors == []
     assert found == {i: [tokens[i].pk] for i in range(4)}
+
+
+def test_a_field_preparing_values_its_own_way_is_left_to_the_orm(alice, make_client, monkeypatch):
+    """A field class of a site's own may change some values and not others: never trusted."""
+    app, _ = make_client("poll")
+    token = device_token(alice, app)
+    field = AccessToken._meta.get_field("token")
+
+    class OwnPreparation(type(field)):
+        __module__ = "site.fields"
+
+        def get_prep_value(self, value: Any) -> Any:
+            return super().get_prep_value(value)
+
+    monkeypatch.setattr(field, "__class__", OwnPreparation)
+    statement = CompiledSelect(AccessToken, lambda tokens, value: tokens.filter(token=value))
+    assert [t.pk for t in statement.fetch(token.token)] == [token.pk]
+    assert list(statement._prepared.values()) == [None]
+
+
+def test_the_login_hint_lookup_sends_the_orms_own_statement_with_its_block_list_column(alice, make_client):
+    from ciba import identifiers, user_limits
+
+    app, _ = make_client("poll")
+    annotations = user_limits.block_annotation(app)
+    compiled = identifiers._current()
+    accepted = tuple(
+        position
+        for position, identifier in enumerate(compiled.identifiers)
+        if identifiers._normalised(identifier, "alice") is not None
+    )
+    values = [identifiers._normalised(compiled.identifiers[p], "alice") for p in accepted]
+    with CaptureQueriesContext(connection) as orm:
+        list(identifiers._queryset(compiled, accepted, values, annotations)[:2])
+    for _ in range(2):
+        with CaptureQueriesContext(connection) as ours:
+            found = identifiers.find_user("alice", annotations=annotations)
+        assert [q["sql"] for q in ours.captured_queries] == [q["sql"] for q in orm.captured_queries]
+    assert found.pk == alice.pk and list(annotations) == ["ciba_blocked_client"]
+    assert found.ciba_blocked_client is False
+    if connection.vendor == "postgresql":  # SQLite's iexact escapes the value: the ORM builds it
+        statement = compiled.statements[next(iter(compiled.statements))]
+        assert all(prepared is not None for prepared in statement._prepared.values())

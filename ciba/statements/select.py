@@ -6,9 +6,10 @@
 
 The first call for a database and a kind of values builds the queryset with *stand-ins* (a
 unique ``str`` or ``int`` object per value) and compiles it; each stand-in must then appear in
-the compiled parameters exactly once, as the very object given (a field or lookup that
-prepares the value — casts, escapes, hashes it — makes a new object, and the statement is not
-used). The shape must depend on its arguments only: anything else it reads (the time, a
+the compiled parameters exactly once, as the very object given (a lookup that prepares the
+value — casts, escapes, wraps it — makes a new object, and the statement is not used), and
+every condition must be Django's own lookup on a field that prepares values as Django's fields
+do (a field of a site's own could change some values and leave the stand-in alone). The shape must depend on its arguments only: anything else it reads (the time, a
 setting) would be frozen into the statement. Whatever cannot be proven this way — a manager or
 queryset class of a site's own, ``prefetch_related``, ``values()``, ``select_for_update``, an
 empty result decided at compile time, a value of another type — is built and run by the ORM on
@@ -112,6 +113,8 @@ class CompiledSelect:
             or query.combinator
         ):
             return None
+        if not _django_lookups(query.where):
+            return None
         compiler = query.get_compiler(using=using)
         try:
             sql, params = compiler.as_sql()
@@ -170,6 +173,26 @@ def _plain(queryset_class: type) -> bool:
         if _QUERYSET_OWN & set(vars(klass)):
             return False
     return False
+
+
+#: How a field turns a value into a parameter: where a field of a site's own redefines one, a
+#: value could be changed only sometimes (never the stand-in), so only Django's are trusted.
+_PREPARING = ("to_python", "get_prep_value", "get_db_prep_value")
+
+
+def _django_lookups(node: Any) -> bool:
+    """Whether every condition is Django's own lookup on a field preparing values as Django's do."""
+    for child in node.children:
+        if hasattr(child, "children"):
+            if not _django_lookups(child):
+                return False
+            continue
+        field = getattr(getattr(child, "lhs", None), "output_field", None)
+        if not type(child).__module__.startswith("django.") or field is None:
+            return False
+        if not all(getattr(type(field), name).__module__.startswith("django.") for name in _PREPARING):
+            return False
+    return True
 
 
 def _run(prepared: _Prepared, using: str, values: tuple[Any, ...]) -> list[Any]:
