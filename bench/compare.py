@@ -3,6 +3,7 @@
     python -m bench.compare            # 20-35 minutes; writes docs/performance/compare.{json,png}
     python -m bench.compare --smoke    # ~1 minute: 1 round, 2 s runs, results to a temp dir
     python -m bench.compare --scenarios polls --results /tmp/polls   # pending polls alone, ~3 minutes
+    python -m bench.compare --no-floor   # without the Django floor (about 1 minute a round less)
 
 The reference OP is ``../shared/anchor/`` (panva/oidc-provider 9.13, CIBA poll + ping, one
 Node process): copied to ``/tmp/ciba-anchor/<hash of package-lock.json>``, ``npm ci`` there
@@ -12,11 +13,16 @@ database of its own, ``--anchor-redis-url``, the way oidc-provider is deployed).
 runs the durable-request ceiling (``ceiling``: ``../shared/limits/durable_app.py``, a bare WSGI
 app that parses the form, commits one ``INSERT`` in PostgreSQL and sets one Redis key, on
 granian with 2 workers and ``--blocking-threads 1``, in the database ``ciba_limit`` and a Redis
-database of its own; the command creates both and the table). Ours is the example project on
-the production web server (``bench.common.serve``: ``./scripts/serve`` when it exists, else
-gunicorn), PostgreSQL (database ``ciba_bench``, emptied), Redis (cache, poll state, Celery
-broker) and Celery workers in the layout of docs/integration.md "Queues" (one worker for
-``ciba-callbacks``, one for ``ciba-notify,ciba-sweeps``). Every server gets the same load from
+database of its own; the command creates both and the table). Beside it runs the floor
+(``floor``, ``floor_sql``: ``bench.floor``, the ceiling's work done the Django way by two plain
+views, the ORM's ``objects.create`` and a raw ``INSERT`` of a complete request row), served
+exactly as ours, by a second ``./scripts/serve`` with ``BENCH_FLOOR=1`` in ours' environment:
+its rows go to ours' database, so our workers notify them too; ``--no-floor`` leaves it out).
+Ours is the example project on the production web server (``bench.common.serve``:
+``./scripts/serve`` when it exists, else gunicorn), PostgreSQL (database ``ciba_bench``,
+emptied), Redis (cache, poll state, Celery broker) and Celery workers in the layout of
+docs/integration.md "Queues" (one worker for ``ciba-callbacks``, one for
+``ciba-notify,ciba-sweeps``). Every server gets the same load from
 the same wrk (1 thread, ``--connections`` 8), and the servers take turns within each scenario
 of each of ``--rounds`` rounds (the order rotates from round to round). Scenarios:
 
@@ -25,13 +31,15 @@ of each of ``--rounds`` rounds (the order rotates from round to round). Scenario
    ``slow_down``;
 2. backchannel requests/s with no Celery worker running (device notifications left queued):
    complete requests, ``login_hint`` cycling over user1..user50; every answer must be 200.
-   The ceiling gets the same wrk bodies;
+   The ceiling and the floor get the same wrk bodies (ours' table is emptied before ours' and
+   each floor variant's run);
 3. backchannel sustained, notification work included: our workers run; wrk for ``--duration``
    s, then the time until the worker has finished the device notification of every request
    (the database's ``device_notification_status`` no longer open) is added:
-   accepted / (duration + drain). The reference OP "notifies" inline (it only remembers the
-   request), and the ceiling has nothing to notify, so their sustained rates are their rates
-   of scenario 2 in the same round;
+   accepted / (duration + drain); the same for each floor variant, whose rows our workers
+   notify as ours. The reference OP "notifies" inline (it only remembers the request), and
+   the ceiling has nothing to notify, so their sustained rates are their rates of scenario 2
+   in the same round;
 4. approve -> callback latency: ``--approvals`` sequential approvals each, timed from just
    before the approve request to the callback's arrival at a local receiver (https with a
    self-signed certificate for the reference OP, which accepts nothing else; http for ours);
@@ -40,7 +48,8 @@ of each of ``--rounds`` rounds (the order rotates from round to round). Scenario
    ``--approvals`` ping approvals: their p95 beside the quiet p95 of scenario 4;
 6. resources: resident memory of each web, Node and Celery process, and CPU-seconds per 1,000
    requests of each scenario and server, by part: the server's processes (our web processes,
-   each Node process, the ceiling's granian), our Celery workers, PostgreSQL and Redis
+   each Node process, the ceiling's granian, the floor's web processes), our Celery workers,
+   PostgreSQL and Redis
    (/proc utime+stime of each process tree around each run). PostgreSQL's and Redis's CPU is
    the whole servers': shared with anything else using them.
 
@@ -53,7 +62,8 @@ runs ``bench.settings``, with the per-user limits off: the comparison is of thro
 policy, the reference OP has no such limits, and 1,000 pending requests over 50 users are 20
 each from one client, where the defaults allow 2.
 
-Prints a table of medians, ratios (ours over each of the others) and the issue 29 targets, then
+Prints a table of medians, ratios (ours over each of the others, and each floor variant over
+the ceiling: what Django costs for the ceiling's work) and the issue 29 targets, then
 the CPU-seconds per 1,000; writes the JSON (every run, the machine, versions, commit) and a
 chart. The numbers never fail the command; errors do (a wrong answer, a socket error, a
 missing or wrong callback, notifications never finished, a server that does not start). Exit
@@ -136,9 +146,22 @@ SERVERS = {
     "theirs": "oidc-provider, memory",
     "theirs_redis": "oidc-provider, Redis store",
     "ceiling": "durable ceiling",
+    "floor": "Django floor, ORM",
+    "floor_sql": "Django floor, raw SQL",
 }
 #: Which CPU meter of ``Meter.read`` is each server's own process tree.
-OWN_PROCESSES = {"ours": "web", "theirs": "anchor", "theirs_redis": "anchor_redis", "ceiling": "ceiling"}
+OWN_PROCESSES = {
+    "ours": "web",
+    "theirs": "anchor",
+    "theirs_redis": "anchor_redis",
+    "ceiling": "ceiling",
+    "floor": "floor",
+    "floor_sql": "floor",
+}
+#: The floor's variants (one server, a path each: ``bench.floor``), by their key in the results.
+FLOOR_PATHS = {"floor": "/bench/floor/orm/", "floor_sql": "/bench/floor/sql/"}
+#: The servers whose new requests our workers notify (ours' database, ours' broker).
+NOTIFIED = ("ours", *FLOOR_PATHS)
 #: Issue 29's targets (polls against both reference OPs; new requests with their notification
 #: work against the durable ceiling of the same run), and issue 17's burst: "callback latency
 #: unchanged" is read as a p95 after the burst within 1.5x the quiet p95 plus 2 ms (the
@@ -344,6 +367,22 @@ def ceiling(
         stop_session(process)
 
 
+@contextmanager
+def floor_server(
+    env: dict[str, str], port: int, workers: int, client_id: str, wanted: bool
+) -> Iterator[Server | None]:
+    """The floor (``bench.floor``): the example project served exactly as ours (the same
+    ``serve``, settings, environment and database), its URLconf with the floor's two views
+    first (``BENCH_FLOOR``), for ``client_id``; None, and said so, when not ``wanted``."""
+    if not wanted:
+        print("Django floor: not started (--no-floor, or no backchannel scenario)", flush=True)
+        yield None
+        return
+    print("Django floor: bench.floor's views on a server of their own, as ours is served:", flush=True)
+    with serve({**env, "BENCH_FLOOR": "1", "BENCH_FLOOR_CLIENT_ID": client_id}, port, workers) as server:
+        yield server
+
+
 def anchor_versions(directory: Path) -> dict[str, str]:
     def version(package: str) -> str:
         try:
@@ -475,10 +514,11 @@ class Meter:
     anchor: int
     anchor_redis: int | None = None
     ceiling: int | None = None
+    floor: int | None = None
     worker_pids: list[int] = field(default_factory=list)
 
     #: the parts measured apart (``services`` is PostgreSQL + Redis, kept for older readers)
-    PARTS = ("web", "workers", "services", "anchor", "anchor_redis", "ceiling")
+    PARTS = ("web", "workers", "services", "anchor", "anchor_redis", "ceiling", "floor")
 
     def read(self) -> dict[str, float]:
         own = os.times()
@@ -492,6 +532,7 @@ class Meter:
             "anchor": tree_cpu_seconds(self.anchor),
             "anchor_redis": tree_cpu_seconds(self.anchor_redis) if self.anchor_redis else 0.0,
             "ceiling": tree_cpu_seconds(self.ceiling) if self.ceiling else 0.0,
+            "floor": tree_cpu_seconds(self.floor) if self.floor else 0.0,
             "bench": own.user + own.system + own.children_user + own.children_system,  # this + wrk
             "machine": machine_busy_seconds(),
             "wall": time.monotonic(),
@@ -713,17 +754,19 @@ def run_round(
     demo: dict,
     db: Database,
     receivers: dict[str, Receiver],
+    floor: Server | None = None,
 ) -> dict:
     theirs = anchors["theirs"]
     oidc = [name for name in ("ours", "theirs", "theirs_redis") if name in anchors or name == "ours"]
     order = rotate(oidc, index)
-    new_requests = rotate(oidc + (["ceiling"] if limit else []), index)
+    new_requests = rotate(oidc + (["ceiling"] if limit else []) + (list(FLOOR_PATHS) if floor else []), index)
     warmup = args.warmup if index == 0 else 0
     meter = Meter(
         ours.pid,
         theirs.pid,
         anchors["theirs_redis"].pid if "theirs_redis" in anchors else None,
         limit.pid if limit else None,
+        floor.pid if floor else None,
     )
     ours_auth = basic(demo["clients"]["poll"])
     theirs_auth = basic({"client_id": "anchor-poll", "client_secret": "anchor-poll-secret"})
@@ -733,6 +776,8 @@ def run_round(
     }
     if limit:
         target["ceiling"] = (limit.base, "/", "", theirs_auth)  # the ceiling ignores path and header
+    if floor:  # ours' client's header, as ours gets it (the floor does not read it)
+        target.update({name: (floor.base, path, "", ours_auth) for name, path in FLOOR_PATHS.items()})
     waits: list[float] = []
     result: dict[str, Any] = {
         "round": index + 1,
@@ -759,21 +804,25 @@ def run_round(
     # 2. backchannel, no worker (and the ceiling, with the same bodies)
     if "backchannel" in scenarios or "sustained" in scenarios:  # sustained reads their rates here
         wait_quiet(meter, args.quiet_wait, waits)
-        print(f"round {index + 1}: backchannel, no Celery worker; the durable ceiling ...", flush=True)
-        db.empty()
-        flush_redis(env["CELERY_BROKER_URL"])
+        print(
+            f"round {index + 1}: backchannel, no Celery worker; the durable ceiling, the floor ...",
+            flush=True,
+        )
         if limit:
             limit.empty()
         result["backchannel"] = {}
         for name in new_requests:
             base, path, _, auth = target[name]
+            if name in NOTIFIED:  # ours' table and broker, each run from empty (the floor's too)
+                db.empty()
+                flush_redis(env["CELERY_BROKER_URL"])
             run = wrk_run(
                 name, base, path, auth, backchannel_bodies(), args.duration, args, {"200"}, meter, warmup
             )
             result["backchannel"][name] = run
 
     if not scenarios & {"sustained", "callbacks", "burst"}:
-        result["memory_mib"] = memory(ours, anchors, limit, [])
+        result["memory_mib"] = memory(ours, anchors, limit, [], floor)
         return result
 
     # 3-5 with our workers
@@ -785,8 +834,8 @@ def run_round(
     with workers(env, concurrency) as running:
         meter.worker_pids = [process.pid for process in running]
         if "sustained" in scenarios:
-            sustained(index, args, meter, waits, db, base, path, auth, new_requests, result)
-        result["memory_mib"] = memory(ours, anchors, limit, running)
+            sustained(index, args, meter, waits, db, target, new_requests, result)
+        result["memory_mib"] = memory(ours, anchors, limit, running, floor)
         if index == 0 and scenarios & {"callbacks", "burst"}:
             print(f"round {index + 1}: warming the callback paths ...", flush=True)
             warm_callbacks(args, ours, anchors, demo, db, receivers, meter)
@@ -843,7 +892,7 @@ def run_round(
             after["notifications_open_before"] = backlog
             after["notifications_open_after"] = db.open_notifications()
             result["burst"] = {"requests": burst, "ping": after}
-            result["memory_mib_after_burst"] = memory(ours, anchors, limit, running)
+            result["memory_mib_after_burst"] = memory(ours, anchors, limit, running, floor)
     return result
 
 
@@ -853,35 +902,43 @@ def sustained(
     meter: Meter,
     waits: list[float],
     db: Database,
-    base: str,
-    path: str,
-    auth: str,
+    target: dict[str, tuple[str, str, str, str]],
     new_requests: list[str],
     result: dict,
 ) -> None:
-    """Scenario 3: backchannel requests with our workers running, until every notification is out."""
-    wait_quiet(meter, args.quiet_wait, waits)
-    print(f"round {index + 1}: backchannel sustained, notifications included ...", flush=True)
-    before = meter.read()
-    run = wrk(base, path, auth, backchannel_bodies(), args.duration, args.connections)
-    drained, open_at_end = drain(db, args.drain_timeout)
-    run["cpu_seconds"] = Meter.spent(before, meter.read())
-    run["errors"] = count_errors(run, {"200"})
-    accepted = run["answers"].get("200", 0)
-    run.update(
-        server="ours",
-        accepted=accepted,
-        accepted_per_second=round(accepted / run["seconds"], 1),
-        drain_seconds=round(drained, 2),
-        notifications_open_at_end_of_load=open_at_end,
-        sustained_per_second=round(accepted / (run["seconds"] + drained), 1),
-    )
-    if open_at_end < 0:
-        run["errors"] += 1
-        run["problem"] = f"{-open_at_end} device notifications still open after {args.drain_timeout} s"
-    result["sustained"] = {"ours": run}
+    """Scenario 3: backchannel requests with our workers running, until every notification is
+    out; ours, then (in the round's order) each floor variant, from an empty table each."""
+    result["sustained"] = {}
     for name in new_requests:
-        if name != "ours":
+        if name not in NOTIFIED:
+            continue
+        base, path, _, auth = target[name]
+        db.empty()
+        wait_quiet(meter, args.quiet_wait, waits)
+        print(
+            f"round {index + 1}: backchannel sustained, notifications included: {SERVERS[name]} ...",
+            flush=True,
+        )
+        before = meter.read()
+        run = wrk(base, path, auth, backchannel_bodies(), args.duration, args.connections)
+        drained, open_at_end = drain(db, args.drain_timeout)
+        run["cpu_seconds"] = Meter.spent(before, meter.read())
+        run["errors"] = count_errors(run, {"200"})
+        accepted = run["answers"].get("200", 0)
+        run.update(
+            server=name,
+            accepted=accepted,
+            accepted_per_second=round(accepted / run["seconds"], 1),
+            drain_seconds=round(drained, 2),
+            notifications_open_at_end_of_load=open_at_end,
+            sustained_per_second=round(accepted / (run["seconds"] + drained), 1),
+        )
+        if open_at_end < 0:
+            run["errors"] += 1
+            run["problem"] = f"{-open_at_end} device notifications still open after {args.drain_timeout} s"
+        result["sustained"][name] = run
+    for name in new_requests:
+        if name not in NOTIFIED:
             result["sustained"][name] = {
                 "server": name,
                 "sustained_per_second": result["backchannel"][name]["requests_per_second"],
@@ -932,7 +989,11 @@ def warm_callbacks(
 
 
 def memory(
-    ours: Server, anchors: dict[str, Anchor], limit: Ceiling | None, running: list[Any]
+    ours: Server,
+    anchors: dict[str, Anchor],
+    limit: Ceiling | None,
+    running: list[Any],
+    floor: Server | None = None,
 ) -> dict[str, Any]:
     return {
         "web": describe_tree(ours.pid),
@@ -940,6 +1001,7 @@ def memory(
         "anchor": describe_tree(anchors["theirs"].pid),
         "anchor_redis": describe_tree(anchors["theirs_redis"].pid) if "theirs_redis" in anchors else [],
         "ceiling": describe_tree(limit.pid) if limit else [],
+        "floor": describe_tree(floor.pid) if floor else [],
     }
 
 
@@ -986,11 +1048,10 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
         """One measure: each server's median and spread over the rounds, and ours over each other."""
         cells = {name: spread(series(lambda r, n=name: pick(r, n))) for name in SERVERS}
         cells = {name: cell if name in servers else None for name, cell in cells.items()}
-        o = cells["ours"]
 
-        def ratio(other: str) -> float | None:
-            t = cells[other]
-            return round(o["median"] / t["median"], 3) if o and t and t["median"] else None
+        def ratio(other: str, of: str = "ours") -> float | None:
+            a, t = cells[of], cells[other]
+            return round(a["median"] / t["median"], 3) if a and t and t["median"] else None
 
         rows[key] = {
             "label": label,
@@ -998,6 +1059,10 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
             "ratio": ratio("theirs"),
             "ratio_redis": ratio("theirs_redis"),
             "ratio_ceiling": ratio("ceiling"),
+            # the floor: ours over it, and each variant over the ceiling (what Django costs)
+            "ratio_floor": ratio("floor"),
+            "floor_ratio_ceiling": ratio("ceiling", "floor"),
+            "floor_sql_ratio_ceiling": ratio("ceiling", "floor_sql"),
             **extra,
         }
 
@@ -1013,13 +1078,14 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
     row(
         "backchannel_accepted_with_worker",
         "backchannel req/s accepted, worker running",
-        lambda r, n: r["sustained"][n]["accepted_per_second" if n == "ours" else "sustained_per_second"],
+        lambda r, n: r["sustained"][n]["accepted_per_second" if n in NOTIFIED else "sustained_per_second"],
         everyone,
     )
     row(
         "drain_seconds",
         "notification drain after the load, s",
         lambda r, n: r["sustained"][n]["drain_seconds"],
+        NOTIFIED,
     )
     row(
         "sustained_per_second",
@@ -1074,8 +1140,8 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
                 continue
             parts = {
                 "server": OWN_PROCESSES[name],
-                "workers": "workers" if name == "ours" else None,
-                "postgres": "postgres" if name in ("ours", "ceiling") else None,
+                "workers": "workers" if name in NOTIFIED else None,
+                "postgres": "postgres" if name in (*NOTIFIED, "ceiling") else None,
                 "redis": "redis" if name != "theirs" else None,
             }
             cells: dict[str, Any] = {}
@@ -1096,6 +1162,7 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
         "anchor_mib": [p["rss_mib"] for p in mem.get("anchor", [])],
         "anchor_redis_mib": [p["rss_mib"] for p in mem.get("anchor_redis", [])],
         "ceiling_mib": [p["rss_mib"] for p in mem.get("ceiling", [])],
+        "floor_mib": [p["rss_mib"] for p in mem.get("floor", [])],
     }
 
     def value(key: str, side: str = "ours") -> float | None:
@@ -1144,8 +1211,7 @@ def scenario_runs(r: dict) -> list[tuple[str, dict]]:
     """Every measured run of round ``r``, with its scenario (the scenarios the round ran)."""
     runs = [("polls", run) for run in r.get("polls", {}).values()]
     runs += [("backchannel", run) for run in r.get("backchannel", {}).values()]
-    if "sustained" in r:
-        runs.append(("sustained", r["sustained"]["ours"]))
+    runs += [("sustained", run) for run in r.get("sustained", {}).values() if "cpu_seconds" in run]
     runs += [(f"callbacks {k}", v) for k, v in r.get("callbacks", {}).items()]
     if "burst" in r:
         runs += [("burst", r["burst"]["requests"]), ("ping after the burst", r["burst"]["ping"])]
@@ -1182,7 +1248,8 @@ def table(summary: dict[str, Any]) -> str:
     def ratio(value: float | None) -> str:
         return f"{value:.3g}" if value is not None else ""
 
-    head = ("", "target", "ours", "ref. mem", "ref. Redis", "ceiling", "÷mem", "÷Redis", "÷ceiling")
+    head = ("", "target", "ours", "ref. mem", "ref. Redis", "ceiling", "floor ORM", "floor SQL")
+    head += ("÷mem", "÷Redis", "÷ceiling", "÷floor", "floor÷ceil", "SQL÷ceil")
     lines: list[tuple[str, ...]] = [(*head, "ours min–max", "met")]
     for row in summary["rows"].values():
         o = row["ours"]
@@ -1195,6 +1262,9 @@ def table(summary: dict[str, Any]) -> str:
                 ratio(row["ratio"]),
                 ratio(row["ratio_redis"]),
                 ratio(row["ratio_ceiling"]),
+                ratio(row["ratio_floor"]),
+                ratio(row["floor_ratio_ceiling"]),
+                ratio(row["floor_sql_ratio_ceiling"]),
                 f"{fmt(o['min'])}–{fmt(o['max'])}" if o else "",
                 met,
             )
@@ -1216,7 +1286,8 @@ def table(summary: dict[str, Any]) -> str:
     out.append(
         "resident memory, MiB (last round, after the burst): web processes "
         f"{mem['web_processes_mib']}; Celery {mem['celery_mib']}; reference OP {mem['anchor_mib']}, "
-        f"with the Redis store {mem.get('anchor_redis_mib')}; ceiling {mem.get('ceiling_mib')}"
+        f"with the Redis store {mem.get('anchor_redis_mib')}; ceiling {mem.get('ceiling_mib')}; "
+        f"floor {mem.get('floor_mib')}"
     )
     other = summary.get("other_processes_cores")
     if other:
@@ -1229,7 +1300,14 @@ def table(summary: dict[str, Any]) -> str:
 
 # --- the chart ------------------------------------------------------------------------------
 
-COLOURS = {"ours": "#4878a8", "theirs": "#999", "theirs_redis": "#c8a2c8", "ceiling": "#8fb08f"}
+COLOURS = {
+    "ours": "#4878a8",
+    "theirs": "#999",
+    "theirs_redis": "#c8a2c8",
+    "ceiling": "#8fb08f",
+    "floor": "#e0a060",
+    "floor_sql": "#f0d090",
+}
 
 
 def chart(results: dict, path: Path) -> None:
@@ -1249,14 +1327,15 @@ def chart(results: dict, path: Path) -> None:
         ("sustained_per_second", "backchannel incl.\nnotifications"),
     ]
     x = range(len(keys))
-    width = 0.2
+    width = 0.8 / len(SERVERS)
+    middle_of = (len(SERVERS) - 1) / 2
     tops = [0.0] * len(keys)
     for n, name in enumerate(SERVERS):
         cells = [rows[k][name] or {"median": 0, "min": 0, "max": 0} for k, _ in keys]
         medians = [c["median"] for c in cells]
         errors = [[c["median"] - c["min"] for c in cells], [c["max"] - c["median"] for c in cells]]
         drawn = left.bar(
-            [i + (n - 1.5) * width for i in x], medians, width, yerr=errors, color=COLOURS[name],
+            [i + (n - middle_of) * width for i in x], medians, width, yerr=errors, color=COLOURS[name],
             label=SERVERS[name], capsize=2,
         )  # fmt: skip
         left.bar_label(
@@ -1266,7 +1345,14 @@ def chart(results: dict, path: Path) -> None:
     for i, (key, _) in enumerate(keys):
         ratios = [
             f"{label} {rows[key][field]:.2f}×"
-            for field, label in (("ratio", "÷mem"), ("ratio_redis", "÷Redis"), ("ratio_ceiling", "÷ceiling"))
+            for field, label in (
+                ("ratio", "÷mem"),
+                ("ratio_redis", "÷Redis"),
+                ("ratio_ceiling", "÷ceiling"),
+                ("ratio_floor", "÷floor"),
+                ("floor_ratio_ceiling", "floor÷ceiling"),
+                ("floor_sql_ratio_ceiling", "SQL floor÷ceiling"),
+            )
             if rows[key][field] is not None
         ]
         left.annotate(
@@ -1325,7 +1411,7 @@ def chart(results: dict, path: Path) -> None:
                 for s, _ in scenarios
             ]
             right.bar(
-                [i + (n - 1.5) * width for i in range(len(scenarios))], heights, width, bottom=bottoms,
+                [i + (n - middle_of) * width for i in range(len(scenarios))], heights, width, bottom=bottoms,
                 color=COLOURS[name], hatch=hatches[part], edgecolor="white", linewidth=0.3,
                 label=SERVERS[name] if part == "server" else None,
             )  # fmt: skip
@@ -1337,7 +1423,8 @@ def chart(results: dict, path: Path) -> None:
     right.legend(loc="upper left", fontsize=6, ncol=2)
 
     setup = results["setup"]
-    title = textwrap.wrap(f"{setup['ours']} vs {setup['theirs']}; {setup['load']}", 200)
+    floor = f"; Django floor: {setup['floor']}" if "floor" in setup else ""
+    title = textwrap.wrap(f"{setup['ours']} vs {setup['theirs']}{floor}; {setup['load']}", 200)
     fig.suptitle("\n".join(title), fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -1456,6 +1543,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="the durable ceiling's Redis database (flushed)",
     )
     parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve and load the Django floor (bench.floor) beside the ceiling in the backchannel "
+        "scenarios (default: on; --no-floor leaves it out)",
+    )
+    parser.add_argument("--floor-port", type=int, default=8779, help="the Django floor's port")
+    parser.add_argument(
         "--results", type=Path, help="where to write (default docs/performance; --smoke: a temp dir)"
     )
     parser.add_argument(
@@ -1510,8 +1605,9 @@ def main(argv: list[str] | None = None) -> None:
     print(table(results["summary"]))
     print(
         "The reference OP's and the ceiling's sustained rates are their backchannel rates: the reference\n"
-        "OP's device notification is inline, the ceiling has none. CPU of PostgreSQL and Redis is the\n"
-        "whole servers' (anything else using them counts too)."
+        "OP's device notification is inline, the ceiling has none; the floor's rows are notified by our\n"
+        "workers, as ours. CPU of PostgreSQL and Redis is the whole servers' (anything else using them\n"
+        "counts too)."
     )
     print(f"written to {path} and {path.with_suffix('.png')}")
     if results["errors"]:
@@ -1521,8 +1617,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def measure(args: argparse.Namespace, anchor_dir: Path) -> dict[str, Any]:
+    backchannel_runs = bool({"backchannel", "sustained"} & set(args.scenarios))
+    with_floor = args.floor and backchannel_runs
     for port in (args.port, args.anchor_port, args.anchor_port + 1, args.ceiling_port):
         free_port(port)
+    if with_floor:
+        free_port(args.floor_port)
     # A verified client secret is remembered for CLIENT_SECRET_CACHE_SECONDS from its check;
     # when it lapses mid-run, the client's concurrent requests meet the failed-authentication
     # guard's "one unverified check in flight" and get 429 invalid_client while one re-hashes
@@ -1568,8 +1668,11 @@ def measure(args: argparse.Namespace, anchor_dir: Path) -> dict[str, Any]:
                 args.ceiling_database_url,
                 args.ceiling_redis_url,
                 work / "ceiling.log",
-                wanted=bool({"backchannel", "sustained"} & set(args.scenarios)),
+                wanted=backchannel_runs,
             ) as limit,
+            floor_server(
+                env, args.floor_port, args.workers, demo["clients"]["poll"]["client_id"], with_floor
+            ) as floor,
         ):
             anchors = {"theirs": theirs, "theirs_redis": theirs_redis}
             results["environment"] = versions(db, env, anchor_dir)
@@ -1589,12 +1692,16 @@ def measure(args: argparse.Namespace, anchor_dir: Path) -> dict[str, Any]:
                     if {"backchannel", "sustained"} & set(args.scenarios)
                     else "; no durable ceiling (not in --scenarios)"
                 ),
+                "floor": f"bench.floor's views (objects.create: {FLOOR_PATHS['floor']}; raw INSERT: "
+                f"{FLOOR_PATHS['floor_sql']}) on {floor.command}, ours' settings and database"
+                if floor
+                else "no Django floor (--no-floor, or not in --scenarios)",
                 "load": f"wrk -t1 -c{args.connections}, {args.duration} s runs, "
                 f"{args.rounds} rounds alternating, scenarios: {', '.join(args.scenarios)}",
                 "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             }
             for index in range(args.rounds):
-                rounds.append(run_round(index, args, env, ours, anchors, limit, demo, db, receivers))
+                rounds.append(run_round(index, args, env, ours, anchors, limit, demo, db, receivers, floor))
     finally:
         for receiver in receivers.values():
             receiver.shutdown()

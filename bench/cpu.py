@@ -3,7 +3,8 @@ process in Python, without a server, wrk or other requests around it.
 
     python -m bench.cpu                          # backchannel and poll, 3 rounds of 500 each
     python -m bench.cpu --kind backchannel --profile   # cProfile of the backchannel request
-    python -m bench.cpu --kind all               # and, beside them, the two yardsticks below
+    python -m bench.cpu --kind all               # and, beside them, the yardsticks below
+    python -m bench.cpu --kind floor             # the Django floor's two views alone
     python -m bench.cpu --kind approve --profile # the consent API's approve request, profiled
 
 Each request goes through the example project's WSGI application (``example_project.wsgi``:
@@ -24,14 +25,19 @@ app, one pending request (made and notified beforehand, as the polls' are) appro
 The client is in poll mode, so no callback is sent; a ping client's approval adds its outbox
 ``INSERT`` and the hand-off after the commit, the same Python otherwise.
 
-Two yardsticks, timed the same way (``--kind all``):
+Yardsticks, timed the same way (``--kind all``):
 
 - ``ceiling``: the durable ceiling's own request (``../shared/limits/durable_app.py``, the app
   ``bench.compare`` serves: parse the form, one committed ``INSERT``, one Redis ``SET``), called
   in this process against its table in the benchmark database;
 - ``django``: Django's request cycle alone in the example project, a form POST to a path no view
   answers (the middleware both ways, URL resolution, the 404 response): what any Django view
-  pays before its first line runs.
+  pays before its first line runs;
+- ``floor`` (two lines, ``floor`` and ``floor_sql``): the floor's views (``bench.floor``, the
+  ceiling's work done the Django way: the form parsed, one complete request row committed with
+  ``objects.create``, or with a raw ``INSERT``, the Redis ``SET``, the JSON answer), through the
+  same WSGI application; they run in a child process of their own with ``BENCH_FLOOR=1``, so
+  the other kinds' URLconf stays the example project's.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--kind",
-        choices=["backchannel", "poll", "approve", "both", "ceiling", "django", "all"],
+        choices=["backchannel", "poll", "approve", "both", "ceiling", "django", "floor", "all"],
         default="both",
     )
     parser.add_argument("--requests", type=int, default=500, help="requests per round")
@@ -76,15 +82,30 @@ def main() -> None:
     prepare_database(env)
     kinds = {
         "both": ["backchannel", "poll"],
-        "all": ["backchannel", "poll", "ceiling", "django"],
+        "all": ["backchannel", "poll", "ceiling", "django", "floor"],
     }.get(args.kind, [args.kind])
     if "ceiling" in kinds and not CEILING_SOURCE.is_file():
         print(f"ceiling: skipped, no {CEILING_SOURCE}", file=sys.stderr)
         kinds.remove("ceiling")
-    spec = {"kinds": kinds, "requests": args.requests, "rounds": args.rounds, "profile": args.profile}
-    subprocess.run(
-        [sys.executable, "-m", "bench.cpu", "--in-process", json.dumps(spec)], cwd=ROOT, env=env, check=True
-    )
+    # The floor's views need their URLconf (BENCH_FLOOR): a child of their own, after the others.
+    children = [
+        ([k for k in kinds if k != "floor"], env),
+        (["floor", "floor_sql"], {**env, "BENCH_FLOOR": "1"}),
+    ]
+    for child_kinds, child_env in children:
+        if child_kinds and (child_kinds[0] != "floor" or "floor" in kinds):
+            spec = {
+                "kinds": child_kinds,
+                "requests": args.requests,
+                "rounds": args.rounds,
+                "profile": args.profile,
+            }
+            subprocess.run(
+                [sys.executable, "-m", "bench.cpu", "--in-process", json.dumps(spec)],
+                cwd=ROOT,
+                env=child_env,
+                check=True,
+            )
 
 
 def run(spec: dict[str, Any]) -> None:
@@ -106,7 +127,10 @@ def run(spec: dict[str, Any]) -> None:
         algorithm="RS256",
     )
     users = [f"cpu-user{i}" for i in range(USERS)]
-    get_user_model().objects.bulk_create([get_user_model()(username=name) for name in users])
+    # ignore_conflicts: the floor's child process comes second, in the same database
+    get_user_model().objects.bulk_create(
+        [get_user_model()(username=name) for name in users], ignore_conflicts=True
+    )
     auth = "Basic " + base64.b64encode(f"{client.client_id}:{SECRET}".encode()).decode()
 
     port = int(os.environ["OIDC_ISS_ENDPOINT"].split("/")[2].rsplit(":", 1)[1])
@@ -128,7 +152,8 @@ def run(spec: dict[str, Any]) -> None:
         assert status.startswith("200"), (status, content)
 
     pending = []
-    for i in range(200):  # the polls' pending requests (made before timing anything)
+    # the polls' pending requests (made before timing anything; the floor's child needs none)
+    for i in range(0 if "floor" in spec["kinds"] else 200):
         body = f"scope=openid&login_hint={users[i % USERS]}&requested_expiry=3600".encode()
         status, content = call("/o/backchannel-authentication/", body)
         assert status.startswith("200"), (status, content)
@@ -142,13 +167,27 @@ def run(spec: dict[str, Any]) -> None:
         status, content = call("/o/token/", body)
         assert status.startswith("400") and (b"authorization_pending" in content or b"slow_down" in content)
 
-    def floor(i: int) -> None:
+    def django_cycle(i: int) -> None:
         status, content = call(
             "/bench-cpu/no-view-here/", f"scope=openid&login_hint=cpu-user{i % USERS}".encode()
         )
         assert status.startswith("404"), (status, content)
 
-    calls = {"backchannel": backchannel, "poll": poll, "django": floor}
+    def floor_view(variant: str) -> Any:
+        """The floor's view (bench.floor) as a function: ours' bodies, its fixed client ours."""
+        os.environ["BENCH_FLOOR_CLIENT_ID"] = client.client_id
+
+        def request(i: int) -> None:
+            hint = users[i % USERS]
+            body = f"scope=openid&login_hint={hint}&binding_message=BENCH-{i:05d}&requested_expiry=600"
+            status, content = call(f"/bench/floor/{variant}/", body.encode())
+            assert status.startswith("200") and b'"auth_req_id"' in content, (status, content)
+
+        return request
+
+    calls = {"backchannel": backchannel, "poll": poll, "django": django_cycle}
+    if "floor" in spec["kinds"]:
+        calls.update(floor=floor_view("orm"), floor_sql=floor_view("sql"))
     if "approve" in spec["kinds"]:
         warm = 30
         total = warm + spec["requests"] * (1 if spec["profile"] else spec["rounds"])

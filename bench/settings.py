@@ -31,5 +31,7 @@ if os.environ.get("BENCH_AUTH_FAILURE_GUARD") == "off":  # bench.attack --no-gua
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 if os.environ.get("BENCH_HOPS_LOG"):  # bench.breakdown: timestamps of each approve -> callback hop
     INSTALLED_APPS = [*INSTALLED_APPS, "bench.hops.HopsConfig"]  # noqa: F405
+if os.environ.get("BENCH_FLOOR"):  # bench.compare's and bench.cpu's floor: two plain views added
+    ROOT_URLCONF = "bench.floor_urls"
 if os.environ.get("BENCH_CELERY_DB_REUSE_MAX"):  # bench.breakdown --celery-db-reuse N: an experiment
     CELERY_DB_REUSE_MAX = int(os.environ["BENCH_CELERY_DB_REUSE_MAX"])
