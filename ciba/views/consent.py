@@ -11,12 +11,17 @@ this transaction, whose options ``authentication-options`` gives, or the passwor
 absent, a tap in the signed-in session). The approval policy (``APPROVAL_POLICY_CLASS``)
 verifies it and decides whether it is enough (docs/authentication.md); a refusal leaves the
 request pending.
+
+The device app's bearer-token requests take DRF's first steps without its generic machinery
+(``consent_initial``) and read the request with a statement compiled once (``get_object``):
+issue 29, the approve request precedes every ping and push callback.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models.query import MAX_GET_RESULTS
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
@@ -30,6 +35,8 @@ from .. import passkeys, services
 from ..conf import ciba_settings
 from ..errors import InvalidRequest, RequestNotPending
 from ..models import AuthenticationRequest
+from ..statements.select import CompiledSelect
+from . import consent_initial
 from .openapi import OAUTH_ERROR, REQUEST_NOT_PENDING, STEP_UP_REQUIRED
 from .parsers import PARSER_CLASSES, parse_error_for
 from .permissions import IsConsentingUser
@@ -76,11 +83,30 @@ class AuthenticationRequestViewSet(
     lookup_value_regex = r"[A-Za-z0-9._-]{1,255}"
     pagination_class = None
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """DRF's first steps, a bearer-token request's without DRF's generic machinery
+        (``consent_initial``); any other request's as DRF takes them."""
+        if not consent_initial.initial(self, request, *args, **kwargs):
+            super().initial(request, *args, **kwargs)
+
     def get_queryset(self) -> Any:
         own = AuthenticationRequest.objects.filter(user=self.request.user).select_related("client")
         if self.action == "list":
             own = own.filter(state=State.PENDING, expires_at__gt=timezone.now()).order_by("-created_at")
         return own
+
+    def get_object(self) -> AuthenticationRequest:
+        """DRF's ``get_object`` (the caller's own request by ``auth_req_id``), its ``SELECT``
+        compiled once (``_OWN_REQUEST``); anything but the one row found (404) is DRF's."""
+        if type(self).get_queryset is not AuthenticationRequestViewSet.get_queryset or self.filter_backends:
+            return super().get_object()
+        found = _OWN_REQUEST.fetch(
+            self.request.user.pk, self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        )
+        if len(found) != 1:
+            return super().get_object()
+        self.check_object_permissions(self.request, found[0])
+        return found[0]
 
     @extend_schema(
         request=ApprovalSerializer,
@@ -194,6 +220,19 @@ class AuthenticationRequestViewSet(
         if state != State.PENDING:
             raise RequestNotPending(state)
         return ar
+
+
+#: ``get_object``'s query: ``get_queryset()`` of a detail action and ``QuerySet.get`` of
+#: ``auth_req_id`` (its ``order_by()`` and its limit of ``MAX_GET_RESULTS`` rows).
+_OWN_REQUEST = CompiledSelect(
+    AuthenticationRequest,
+    lambda requests, user_id, auth_req_id: (
+        requests.filter(user=user_id)
+        .select_related("client")
+        .filter(auth_req_id=auth_req_id)
+        .order_by()[:MAX_GET_RESULTS]
+    ),
+)
 
 
 def _displayed_hash(ar: AuthenticationRequest, validated: dict[str, Any]) -> str | None:
