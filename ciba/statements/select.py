@@ -9,11 +9,12 @@ unique ``str`` or ``int`` object per value) and compiles it; each stand-in must 
 the compiled parameters exactly once, as the very object given (a lookup that prepares the
 value — casts, escapes, wraps it — makes a new object, and the statement is not used), and
 every condition must be Django's own lookup on a field that prepares values as Django's fields
-do (a field of a site's own could change some values and leave the stand-in alone). The shape must depend on its arguments only: anything else it reads (the time, a
-setting) would be frozen into the statement. Whatever cannot be proven this way — a manager or
-queryset class of a site's own, ``prefetch_related``, ``values()``, ``select_for_update``, an
-empty result decided at compile time, a value of another type — is built and run by the ORM on
-every call, as before.
+do (a field of a site's own could change some values and leave the stand-in alone). The shape
+must depend on its arguments only: anything else it reads (the time, a setting) would be frozen
+into the statement. Whatever cannot be proven this way — a manager or queryset class of a
+site's own, ``prefetch_related``, ``values()``, ``select_for_update``, an empty result decided
+at compile time, a value of another type — is built and run by the ORM on every call, as
+before.
 """
 
 from __future__ import annotations
