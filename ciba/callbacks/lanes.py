@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from django.core.cache import cache
 
 from ..conf import ciba_settings
-from ..outbound import Outcome
+from ..outbound import Outcome, alarms
 
 logger = logging.getLogger("ciba.delivery")
 
@@ -119,27 +119,34 @@ class Attempt:
 @contextmanager
 def watch(url: str) -> Iterator[Attempt]:
     """Time one attempt to ``url``; if it is still running after ``slow_after()`` seconds, move
-    the endpoint to the slow lane at once (a watchdog thread), so the callbacks that follow
+    the endpoint to the slow lane at once (an alarm, ``ciba.outbound.alarms``), so the callbacks that follow
     take the slow lane while this one still hangs. The caller records the verdict after."""
     attempt = Attempt(time.monotonic())
     after = slow_after()
-    timer = None
+    alarm = None
+    moved = threading.Event()
     if after is not None:
 
         def move() -> None:
-            attempt.moved = True
-            mark(url, SLOW)
+            try:
+                attempt.moved = True
+                mark(url, SLOW)
+            finally:
+                moved.set()
 
-        timer = threading.Timer(after, move)
-        timer.daemon = True
-        timer.name = "ciba-callback-slow-lane"
-        timer.start()
+        def fire() -> None:
+            # On the outbound watchdog thread, which must never block: the cache write gets a
+            # thread of its own (only for an attempt still running at the threshold).
+            threading.Thread(target=move, name="ciba-callback-slow-lane", daemon=True).start()
+
+        # An alarm, not a timer thread of its own: arming it never waits for the GIL
+        # (``ciba.outbound.alarms``), which the request thread may hold right after a commit.
+        alarm = alarms.after(after, fire)
     try:
         yield attempt
     finally:
-        if timer is not None:
-            timer.cancel()
-            timer.join(1.0)  # a move in progress lands before the caller records its verdict
+        if alarm is not None and not alarm.cancel():
+            moved.wait(1.0)  # a move in progress lands before the caller records its verdict
         attempt.elapsed = time.monotonic() - attempt.started
 
 

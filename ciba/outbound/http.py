@@ -11,10 +11,11 @@ Every call also has a total deadline, connect to last byte (``CALLBACK_TOTAL_TIM
 ``JWKS_FETCH_TIMEOUT`` for key sets). requests only bounds each socket operation, so a peer
 that sends one byte at a time, just inside the read timeout, in the TLS handshake, the status
 line, the headers or the body, would hold a worker for as long as it likes. Hence ``send``
-arms a watchdog (a ``threading.Timer``), and the connection pools use connection classes that
-register every socket the call opens or reuses; when the deadline passes, the watchdog shuts
-those sockets down, the blocked read fails at once, and the call raises ``DeadlineExceeded``,
-a ``requests.Timeout``, which every caller already treats as worth a retry. The watchdog is
+arms a watchdog (an alarm on the one thread of ``ciba.outbound.alarms``, not a thread per
+call), and the connection pools use connection classes that register every socket the call
+opens or reuses; when the deadline passes, the watchdog shuts those sockets down, the blocked
+read fails at once, and the call raises ``DeadlineExceeded``, a ``requests.Timeout``, which
+every caller already treats as worth a retry. The watchdog is
 cancelled once the answer has been read: at the end of ``send``, or for a streamed response
 when its body has been read, or it or the session is closed. It holds a duplicate of each
 socket's descriptor, because wrapping a socket in TLS detaches the original socket object
@@ -43,6 +44,7 @@ from urllib3.poolmanager import ProxyManager
 from urllib3.response import HTTPResponse
 
 from ..conf import ciba_settings
+from . import alarms
 from .url_policy import validate_outbound_url
 
 USER_AGENT = "django-ciba"
@@ -66,10 +68,9 @@ class _Deadline:
         self._expired = self._done = False
         self._lock = threading.Lock()
         self._handles: dict[Any, socket.socket] = {}  # connection -> duplicate of its socket
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.name = "ciba-outbound-deadline"
-        self._timer.start()
+        # On the one watchdog thread, not a thread of its own (``alarms``: no thread start,
+        # which waits for the GIL, before each call).
+        self._alarm = alarms.after(seconds, self._expire)
 
     def watch(self, connection: Any, sock: socket.socket) -> None:
         """Watch the socket ``connection`` uses for this call (shut at once if time is up)."""
@@ -96,7 +97,7 @@ class _Deadline:
                 handle.close()
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        self._alarm.cancel()
         with self._lock:
             self._done = True
             for handle in self._handles.values():
