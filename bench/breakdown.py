@@ -79,6 +79,9 @@ HOPS = (
     ("committed", "publish_start", "after commit, until the publish starts"),
     ("publish_start", "published", "Celery publish of ciba.deliver_callback (Redis)"),
     ("published", "response_done", "rest of the approve response"),
+    ("committed", "response_done", "after the commit, until the approve response is done"),
+    ("committed", "sender_start", "committed -> the committing process's sender thread starts the job"),
+    ("sender_start", "claimed", "sender thread: connection check + outbox claim (conditional UPDATE)"),
     ("published", "picked_up", "broker -> worker pickup (BRPOP, prefork hand-off)"),
     ("picked_up", "db_connected", "a new PostgreSQL connection (Celery closes Django's around every task)"),
     ("picked_up", "claimed", "new connection + outbox claim (conditional UPDATE)"),
@@ -89,6 +92,8 @@ HOPS = (
     ("send_start", "arrived", "HTTP POST to the client's endpoint (until it arrived)"),
     ("arrived", "send_done", "response read"),
     ("send_done", "task_done", "record the outcome (UPDATE), task end"),
+    ("send_done", "recorded", "record the outcome (UPDATE)"),
+    ("committed", "arrived", "commit -> callback arrived (all that follows the commit)"),
     ("sent", "arrived", "approve sent -> callback arrived (total)"),
     ("sent", "answered", "the approve request as the client sees it"),
 )
@@ -573,11 +578,28 @@ def join_hops(runs: list[dict[str, Any]], log: list[dict[str, Any]]) -> dict[str
         key = line.get("auth_req_id") or pk_to_id.get(line.get("pk"))
         if key in by_id:
             by_id[key].setdefault(line["hop"], line["t"])  # the first of each hop
+            if "cpu" in line:
+                by_id[key].setdefault(f"{line['hop']}_cpu", line["cpu"])
     hops = {}
     for start, end, label in HOPS:
         values = [(t[end] - t[start]) * 1000 for t in by_id.values() if start in t and end in t]
         hops[f"{start} -> {end}"] = {"what": label, **_stats(values)}
-    return {"approvals": len(runs), "hops": hops}
+    cpu = [
+        (t["sender_done_cpu"] - t["sender_start_cpu"]) * 1000
+        for t in by_id.values()
+        if "sender_start_cpu" in t and "sender_done_cpu" in t
+    ]
+    hops["sender thread CPU"] = {"what": "the sender thread's own CPU time for the callback", **_stats(cpu)}
+    # Whether the sender thread began while the approve request was still being answered
+    # (the two then share the GIL).
+    both = [t for t in by_id.values() if "sender_start" in t and "response_done" in t]
+    before = sum(1 for t in both if t["sender_start"] < t["response_done"])
+    return {
+        "approvals": len(runs),
+        "hops": hops,
+        "sender_started_before_response_done": f"{before}/{len(both)}",
+        "timestamps": list(by_id.values()),
+    }
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -850,7 +872,11 @@ def render(report: dict[str, Any]) -> str:
             lines += [f"   {line}" for line in top[:18]]
         lines.append("")
     for mode, joined in report.get("hops", {}).items():
-        lines.append(f"== approve -> {mode}, hop by hop ({joined['approvals']} approvals), ms")
+        lines.append(
+            f"== approve -> {mode}, hop by hop ({joined['approvals']} approvals), ms; the sender "
+            f"thread started before the approve response was done: "
+            f"{joined.get('sender_started_before_response_done', '—')}"
+        )
         for hop, stats in joined["hops"].items():
             lines.append(
                 f"   {stats.get('p50', '—'):>8} p50 {stats.get('p95', '—'):>8} p95  {hop:<36} {stats['what']}"

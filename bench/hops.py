@@ -17,7 +17,12 @@ Hops, in order, with the process that logs them:
   PostgreSQL connection for the task, if it did), ``claimed`` (the outbox lease taken),
   ``payload_start`` / ``payload_done`` (``ciba.callbacks.outbox.payload``: minting the
   tokens of a push), ``send_start`` / ``send_done`` (``ciba.callbacks.outbox.post``: the HTTP
-  POST), ``task_done`` (Celery's ``task_postrun``: after the result is recorded).
+  POST), ``task_done`` (Celery's ``task_postrun``: after the result is recorded);
+- the committing process's sender thread (``ciba.callbacks.inline``): ``sender_start`` (the
+  thread begins ``inline.send``), then ``claimed``, ``payload_*``, ``send_*`` as a worker, and
+  ``recorded`` (``outbox._record`` returned: the outcome is written) in either, and
+  ``sender_done``; ``sender_start`` and ``sender_done`` carry the thread's CPU time
+  (``time.thread_time()``), so the sender's own CPU per callback is known whatever the load.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ def install() -> None:
     from django.db.backends.signals import connection_created
 
     from ciba import dispatch
-    from ciba.callbacks import outbox
+    from ciba.callbacks import inline, outbox
     from ciba.outbox_engine import Outbox
 
     if getattr(dispatch, "_bench_hops", False):
@@ -191,3 +196,29 @@ def install() -> None:
             write("send_done", auth_req_id=key)
 
     outbox.post = post
+
+    # The sender thread's job: ``inline.submit`` binds ``inline.send`` by name when it hands
+    # the row over, so the wrapper is what the thread runs.
+    original_inline_send = inline.send
+
+    @functools.wraps(original_inline_send)
+    def inline_send(delivery_pk: int) -> Any:
+        write("sender_start", pk=delivery_pk, cpu=time.thread_time())
+        try:
+            return original_inline_send(delivery_pk)
+        finally:
+            # The sender thread's own CPU for the callback (not inflated by waiting).
+            write("sender_done", pk=delivery_pk, cpu=time.thread_time())
+
+    inline.send = inline_send
+
+    original_record = outbox._record
+
+    @functools.wraps(original_record)
+    def record(delivery: Any, outcome: Any, **kwargs: Any) -> Any:
+        try:
+            return original_record(delivery, outcome, **kwargs)
+        finally:
+            write("recorded", pk=delivery.pk)
+
+    outbox._record = record
