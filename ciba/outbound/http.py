@@ -243,11 +243,22 @@ class _PlainAdapter(_WatchedPools, HTTPAdapter):
     """The adapter used when private networks are allowed, with deadlines."""
 
 
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The session's authentication: none, as a callable that changes nothing. requests looks
+    a host up in the process's ``~/.netrc`` (``trust_env``) for any call that brings no
+    authentication of its own, and its entry's credentials then replace the request's
+    ``Authorization`` header: a client-registered endpoint whose host had an entry would be
+    sent the operator's credentials instead of its ``client_notification_token``. Proxies from
+    the environment still apply."""
+    return request
+
+
 class _Session(HTTPSession):
     """requests-hardened's session, where every ``send`` has a total deadline."""
 
     def __init__(self, config: Config, *, total_timeout: float) -> None:
         super().__init__(config)
+        self.auth = _no_netrc  # never ~/.netrc's credentials (``_no_netrc``)
         self.total_timeout = total_timeout
         self._streaming: list[_Deadline] = []
         for prefix, https in (("http://", False), ("https://", True)):
