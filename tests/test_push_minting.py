@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from unittest import mock
 
+import jwt
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -89,3 +90,29 @@ def test_a_mint_failing_halfway_leaves_no_token_and_tells_the_client_transaction
     assert "_savepoint_allowed" not in vars(connection)
     with transaction.atomic(), transaction.atomic():
         assert connection.savepoint_ids[-1] is not None or not connection.features.uses_savepoints
+
+
+# --- minting does not read back what it has just written ---------------------------------------
+#
+# DOT links a new access token to its ID token by parsing the JWT it has just signed, loading the
+# client named by its audience and the ID token by its ``jti``: two SELECTs and a signature check
+# per token response. The ID token DOT signed for this very response is the row saved moments
+# before, so minting links it without reading it back.
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pushed_access_token_is_linked_to_the_id_token_pushed_with_it_without_reading_either_back(
+    queued_push, recorder
+):
+    with CaptureQueriesContext(connection) as queries:
+        assert outbox.deliver(queued_push.pk) == "delivered"
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    id_tokens, clients = get_id_token_model()._meta.db_table, queued_push.request.client._meta.db_table
+    assert not [sql for sql in selects if f'FROM "{id_tokens}"' in sql or f'FROM "{clients}"' in sql]
+
+    ((_, _, raw),) = recorder.received
+    body = json.loads(raw)
+    jti = jwt.decode(body["id_token"], options={"verify_signature": False})["jti"]
+    access = get_access_token_model().objects.select_related("id_token").get()
+    assert access.id_token is not None and str(access.id_token.jti) == jti
+    assert get_id_token_model().objects.count() == 1

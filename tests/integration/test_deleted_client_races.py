@@ -35,18 +35,24 @@ def call(body: str, client_id: str, secret: str) -> tuple[int, dict[str, Any]]:
     return int(started[0].split()[0]), json.loads(content)
 
 
-def test_a_client_deleted_after_authenticating_gets_invalid_client_and_nothing_is_stored(
-    alice: Any, make_client: Any, monkeypatch: Any
-) -> None:
-    app, secret = make_client("poll")
+def deleted_after_validation(row: Any, monkeypatch: Any) -> None:
+    """``row`` is deleted (committed, as another process would) once the §7.1 rules have
+    passed and before the request is stored."""
     validate = backchannel.validate
 
     def deleted_meanwhile(*args: Any, **kwargs: Any) -> Any:
         new = validate(*args, **kwargs)
-        type(app).objects.filter(pk=app.pk).delete()  # committed: another process's delete
+        type(row).objects.filter(pk=row.pk).delete()
         return new
 
     monkeypatch.setattr(backchannel, "validate", deleted_meanwhile)
+
+
+def test_a_client_deleted_after_authenticating_gets_invalid_client_and_nothing_is_stored(
+    alice: Any, make_client: Any, monkeypatch: Any
+) -> None:
+    app, secret = make_client("poll")
+    deleted_after_validation(app, monkeypatch)
     status, body = call("scope=openid&login_hint=alice&binding_message=W4", app.client_id, secret)
     assert (status, body["error"]) == (401, "invalid_client")
     assert not AuthenticationRequest.objects.exists()
@@ -64,14 +70,7 @@ def test_a_user_deleted_after_being_resolved_is_unknown_user_id_and_nothing_is_s
     alice: Any, make_client: Any, monkeypatch: Any
 ) -> None:
     app, secret = make_client("poll")
-    validate = backchannel.validate
-
-    def deleted_meanwhile(*args: Any, **kwargs: Any) -> Any:
-        new = validate(*args, **kwargs)
-        type(alice).objects.filter(pk=alice.pk).delete()
-        return new
-
-    monkeypatch.setattr(backchannel, "validate", deleted_meanwhile)
+    deleted_after_validation(alice, monkeypatch)
     status, body = call("scope=openid&login_hint=alice&binding_message=W4", app.client_id, secret)
     assert (status, body["error"]) == (400, "unknown_user_id")
     assert not AuthenticationRequest.objects.exists()
