@@ -28,6 +28,7 @@ from ..errors import DESCRIPTIONS, error_body
 from ..models import AuthenticationRequest, CallbackDelivery
 from ..outbound import Outcome
 from ..outbox_engine import Outbox
+from ..statements.update import CompiledUpdate
 from ..tokens import mint_for_push
 from . import lanes
 from .sealing import seal, unseal
@@ -116,15 +117,18 @@ def _claim_as_committed(delivery_pk: int, now: datetime) -> CallbackDelivery | N
     if written is None:
         return None
     lease = now + OUTBOX.lease_duration()
-    claimed = (
-        OUTBOX.available(now)
-        .filter(pk=delivery_pk, attempts=0)
-        .update(**{OUTBOX.lease_field: lease}, attempts=1)
-    )
+    claimed = _CLAIM_AS_COMMITTED.update((now, delivery_pk), {OUTBOX.lease_field: lease, "attempts": 1})
     if not claimed:
         return None
     written.lease_until, written.attempts = lease, 1
     return written
+
+
+#: ``_claim_as_committed``'s conditional UPDATE, compiled once (``ciba.statements``): it runs
+#: for every callback the committing process sends.
+_CLAIM_AS_COMMITTED = CompiledUpdate(
+    CallbackDelivery, lambda rows, now, pk: OUTBOX.available(now).filter(pk=pk, attempts=0)
+)
 
 
 def inline_deadline() -> float:

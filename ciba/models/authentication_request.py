@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
 from ..conf import ciba_settings
-from .transitions import conditional_update
+from .transitions import CompiledTransitions
 
 
 def generate_auth_req_id() -> str:
@@ -42,6 +42,14 @@ def _withdrawal_due(now: datetime) -> Case:
     )
 
 
+def _past_expiry(rows: models.QuerySet, now: datetime) -> models.QuerySet:
+    return rows.filter(expires_at__lte=now)
+
+
+def _before_expiry(rows: models.QuerySet, now: datetime) -> models.QuerySet:
+    return rows.filter(expires_at__gt=now)
+
+
 class AuthenticationRequestQuerySet(models.QuerySet):
     def transition(self, pk: int, to: str, *, now: datetime | None = None, **fields: Any) -> bool:
         """Move one request to state ``to`` with a single conditional UPDATE.
@@ -52,24 +60,15 @@ class AuthenticationRequestQuerySet(models.QuerySet):
         racing an expiry cannot both win. Returns whether this caller made the transition.
         """
         now = now or timezone.now()
-        rows = self.filter(pk=pk)
-        if to == AuthenticationRequest.State.EXPIRED:
-            rows = rows.filter(expires_at__lte=now)
-        else:
-            rows = rows.filter(expires_at__gt=now)
+        expiry = _past_expiry if to == AuthenticationRequest.State.EXPIRED else _before_expiry
         if to in AuthenticationRequest.ENDS_PROMPT:
             fields.setdefault("device_notification_due_at", _withdrawal_due(now))
-        return (
-            conditional_update(rows, "state", AuthenticationRequest.TRANSITIONS, to, updated_at=now, **fields)
-            == 1
-        )
+        return _STATES.apply(self, pk, to, extra=(expiry, (now,)), updated_at=now, **fields) == 1
 
     def record_notification(self, pk: int, status: str, **fields: Any) -> bool:
         """Move one request's device-notification status to ``status`` (see
         ``NOTIFICATION_TRANSITIONS``); False if a concurrent writer got there first."""
-        rows = self.filter(pk=pk)
-        table = AuthenticationRequest.NOTIFICATION_TRANSITIONS
-        return conditional_update(rows, "device_notification_status", table, status, **fields) == 1
+        return _NOTIFICATIONS.apply(self, pk, status, **fields) == 1
 
     def past_expiry(self, now: datetime | None = None) -> AuthenticationRequestQuerySet:
         """Requests a sweep should mark expired: unfinished and past ``expires_at``."""
@@ -318,3 +317,12 @@ class AuthenticationRequest(models.Model):
             for name, value in fields.items():
                 setattr(self, name, value)
         return changed
+
+
+#: The request's two status columns' transitions, each ``UPDATE`` compiled once per target
+#: (``transitions.CompiledTransitions``; one with expressions, the prompt's withdrawal, goes
+#: through the ORM).
+_STATES = CompiledTransitions(AuthenticationRequest, "state", AuthenticationRequest.TRANSITIONS)
+_NOTIFICATIONS = CompiledTransitions(
+    AuthenticationRequest, "device_notification_status", AuthenticationRequest.NOTIFICATION_TRANSITIONS
+)

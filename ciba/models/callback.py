@@ -9,15 +9,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .authentication_request import AuthenticationRequest
-from .transitions import conditional_update
+from .transitions import CompiledTransitions
 
 
 class CallbackDeliveryQuerySet(models.QuerySet):
     def transition(self, pk: int, to: str, **fields: Any) -> bool:
         """Move one row to state ``to`` with a single conditional UPDATE (``TRANSITIONS``)."""
-        return (
-            conditional_update(self.filter(pk=pk), "state", CallbackDelivery.TRANSITIONS, to, **fields) == 1
-        )
+        return _STATES.apply(self, pk, to, **fields) == 1
 
 
 class CallbackDelivery(models.Model):
@@ -80,3 +78,8 @@ class CallbackDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.request} ({self.state})"
+
+
+#: The row's state transitions, each ``UPDATE`` compiled once per target (a callback recorded
+#: right after it was sent: ``transitions.CompiledTransitions``).
+_STATES = CompiledTransitions(CallbackDelivery, "state", CallbackDelivery.TRANSITIONS)

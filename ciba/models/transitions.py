@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
+
+from ..statements.update import CompiledUpdate
 
 
 def conditional_update(
@@ -18,3 +20,55 @@ def conditional_update(
 ) -> int:
     """Set ``field`` to ``to`` (and ``fields``) on the rows whose ``field`` may move to ``to``."""
     return rows.filter(**{f"{field}__in": table[to]}).update(**{field: to}, **fields)
+
+
+class CompiledTransitions:
+    """``conditional_update`` of one row by primary key, its ``UPDATE`` compiled once per
+    target status (``ciba.statements.update``): the hot transitions (a callback recorded, a
+    request issued) no longer build and compile it on every call. ``extra`` gives the
+    conditions beyond the status's, from the call's values (a time compared with the row's).
+    Used only on an unfiltered queryset of the model's default manager; any other, or
+    assignments the compiled statement cannot take (expressions), go through the ORM."""
+
+    def __init__(self, model: type[Model], field: str, table: Mapping[str, frozenset[str]]) -> None:
+        self._model = model
+        self._field = field
+        self._table = table
+        self._statements: dict[Any, CompiledUpdate] = {}
+
+    def apply(self, rows: QuerySet, pk: Any, to: str, *, extra: Any = None, **fields: Any) -> int:
+        """``conditional_update(rows.filter(pk=pk) + extra, field, table, to, **fields)``."""
+        values = () if extra is None else extra[1]
+        if not _unfiltered(rows):
+            rows = rows.filter(pk=pk)
+            if extra is not None:
+                rows = extra[0](rows, *values)
+            return conditional_update(rows, self._field, self._table, to, **fields)
+        key = (to, None if extra is None else extra[0])
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = CompiledUpdate(self._model, self._shape(to, extra))
+        return statement.update((pk, *values), {self._field: to, **fields})
+
+    def _shape(self, to: str, extra: Any) -> Any:
+        condition = {f"{self._field}__in": self._table[to]}
+
+        def shape(rows: QuerySet, pk: Any, *values: Any) -> QuerySet:
+            rows = rows.filter(pk=pk)
+            if extra is not None:
+                rows = extra[0](rows, *values)
+            return rows.filter(**condition)
+
+        return shape
+
+
+def _unfiltered(rows: QuerySet) -> bool:
+    """Whether ``rows`` is the model's default manager's whole table, nothing narrowed."""
+    query = rows.query
+    return (
+        not query.where.children
+        and rows._db is None
+        and not rows._hints
+        and not query.is_sliced
+        and type(rows) is rows.model._default_manager._queryset_class
+    )

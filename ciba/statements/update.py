@@ -1,0 +1,197 @@
+"""A conditional ``UPDATE`` of plain values, compiled once per database and shape.
+
+``CompiledUpdate(model, shape).update(values, assignments)`` does what
+``shape(model._default_manager.all(), *values).update(**assignments)`` does and returns the
+same row count: the same SQL, each assigned value prepared by its own field's
+``get_db_prep_save`` on every call (as ``SQLUpdateCompiler`` does), and an outer transaction
+spoiled by an error (``mark_for_rollback_on_error``), as ``QuerySet.update`` does.
+
+The conditions' values (``values``: ``str``, ``int`` or aware ``datetime``) are found again in
+the compiled parameters as stand-ins, by identity, as ``select.CompiledSelect`` finds them,
+with its rules: only Django's own lookups on fields preparing values as Django's do, and no
+copy of a stand-in left anywhere else in the parameters (a value used twice must reach the
+database unchanged both times). An assignment's SQL depends only on which values are ``None``
+(``= NULL``), so those are part of the shape. Left to ``QuerySet.update`` on every call:
+expressions (``F()``, ``Case``), model instances, a field with ``get_placeholder`` or a
+preparation of its own, a manager or queryset class of a site's own, a condition across a
+join, a database that would change a stand-in (SQLite turns datetimes into text), and any
+shape whose conditions are empty at compile time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.exceptions import EmptyResultSet
+from django.db import connections, router, transaction
+from django.db.models import Model, QuerySet
+from django.db.models.manager import BaseManager
+from django.db.models.sql import UpdateQuery
+
+from .select import _INT_BASE, _PREPARING, _django_lookups, _plain
+
+Shape = Callable[..., QuerySet]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str
+    #: The assigned fields whose value is not None, in the statement's order (one ``%s`` each).
+    fields: tuple[Any, ...]
+    #: The conditions' parameters, stand-ins included.
+    template: tuple[Any, ...]
+    #: (position in ``template``, index of the call's value)
+    slots: tuple[tuple[int, int], ...]
+
+
+class CompiledUpdate:
+    """``shape(model._default_manager.all(), *values).update(**assignments)``, compiled once
+    (see the module)."""
+
+    def __init__(self, model: type[Model], shape: Shape) -> None:
+        self._model = model
+        self._shape = shape
+        self._prepared: dict[tuple[Any, ...], _Prepared | None] = {}
+        self._lock = threading.Lock()
+
+    def queryset(self, *values: Any) -> QuerySet:
+        """The queryset this statement updates, built by the ORM."""
+        return self._shape(self._model._default_manager.all(), *values)
+
+    def update(self, values: tuple[Any, ...], assignments: Mapping[str, Any]) -> int:
+        """The number of rows updated, as ``QuerySet.update`` returns it."""
+        model = self._model
+        using = router.db_for_write(model)
+        key = (
+            using,
+            tuple(type(value) for value in values),
+            tuple((name, value is None) for name, value in assignments.items()),
+        )
+        try:
+            prepared = self._prepared[key]
+        except KeyError:
+            prepared = self._prepare(using, values, assignments)
+            with self._lock:
+                if len(self._prepared) < 32:
+                    self._prepared[key] = prepared
+        connection = connections[using]
+        if prepared is not None:
+            params = []
+            for field in prepared.fields:
+                value = field.get_db_prep_save(assignments[field.name], connection=connection)
+                if hasattr(value, "as_sql") or hasattr(value, "resolve_expression"):
+                    prepared = None  # an expression after all: the ORM compiles it
+                    break
+                params.append(value)
+        if prepared is None:
+            return self.queryset(*values).using(using).update(**assignments)
+        conditions = list(prepared.template)
+        for position, index in prepared.slots:
+            conditions[position] = values[index]
+        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+            cursor.execute(prepared.sql, [*params, *conditions])
+            return cursor.rowcount
+
+    def _prepare(
+        self, using: str, values: tuple[Any, ...], assignments: Mapping[str, Any]
+    ) -> _Prepared | None:
+        model = self._model
+        manager = model._default_manager
+        if type(manager).get_queryset is not BaseManager.get_queryset or not _plain(manager._queryset_class):
+            return None
+        stand_ins = _stand_ins(values)
+        if stand_ins is None:
+            return None
+        fields = []
+        for name, value in assignments.items():
+            try:
+                field = model._meta.get_field(name)
+            except Exception:  # noqa: BLE001 - the ORM says what is wrong with the name
+                return None
+            if (
+                not field.concrete
+                or field.model._meta.concrete_model is not model._meta.concrete_model
+                or hasattr(field, "get_placeholder")
+                or hasattr(value, "resolve_expression")
+                or hasattr(value, "prepare_database_save")
+                or not all(
+                    getattr(type(field), method).__module__.startswith("django.")
+                    for method in (*_PREPARING, "get_db_prep_save")
+                )
+            ):
+                return None
+            if value is not None:
+                fields.append(field)
+        try:
+            queryset = self._shape(manager.all(), *stand_ins).using(using)
+        except (TypeError, ValueError):
+            return None
+        query = queryset.query
+        if (
+            type(queryset) is not manager._queryset_class
+            or query.is_sliced
+            or query.combinator
+            or query.order_by
+            or query.annotations
+            or query.extra
+            or not _django_lookups(query.where)
+        ):
+            return None
+        update = query.chain(UpdateQuery)
+        update.add_update_values(dict(assignments))
+        if update.related_updates:
+            return None
+        compiler = update.get_compiler(using=using)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return None
+        if not sql or update.count_active_tables() != 1 or len(params) < len(fields):
+            return None
+        template = tuple(params[len(fields) :])
+        slots = []
+        for index, stand_in in enumerate(stand_ins):
+            found = [position for position, param in enumerate(template) if param is stand_in]
+            if not found:
+                return None  # the value was prepared on its way: not as given
+            slots.extend((position, index) for position in found)
+        taken = {position for position, _ in slots}
+        for position, param in enumerate(template):
+            if position not in taken and any(_copy_of(param, stand_in) for stand_in in stand_ins):
+                return None  # the value also went in changed somewhere: never frozen
+        return _Prepared(sql=sql, fields=tuple(fields), template=template, slots=tuple(slots))
+
+
+def _stand_ins(values: tuple[Any, ...]) -> list[Any] | None:
+    """A fresh object per value, of its type, that no preparation would leave unchanged."""
+    stand_ins: list[Any] = []
+    for index, value in enumerate(values):
+        kind = type(value)
+        if kind is str:
+            stand_ins.append(f" CiBa %_\\ stand-in {index} Ä ")
+        elif kind is int:
+            stand_ins.append(int(str(_INT_BASE + index)))
+        elif kind is datetime and value.tzinfo is not None:
+            stand_ins.append(datetime(2001, 2, 3, 4, 5, 6, 700_000 + index, tzinfo=UTC))
+        else:
+            return None
+    return stand_ins
+
+
+def _copy_of(param: Any, stand_in: Any) -> bool:
+    """Whether ``param`` is ``stand_in`` changed on its way (equal to it, or holding its text)."""
+    if param is stand_in:
+        return False
+    if type(param) is type(stand_in) and param == stand_in:
+        return True
+    if isinstance(stand_in, datetime):
+        marker = stand_in.strftime("%Y-%m-%d %H:%M:%S")
+    elif isinstance(stand_in, str):
+        marker = stand_in.split("%")[-1].strip(" \\_Ä")  # "stand-in N"
+    else:
+        marker = str(stand_in)
+    return marker in str(param)
