@@ -582,17 +582,16 @@ def _transition(ar: AuthenticationRequest, to: str, now: datetime, fields: dict[
     The shared poll state learns it before the commit: if it cannot, the decision rolls back
     (``TemporarilyUnavailable``) rather than leave a poll answered "pending" from a stale record.
     """
-    if to in AuthenticationRequest.ENDS_PROMPT:
-        fields = {**_withdrawal_fields(now), **fields}
-    if not ar.transition_to(to, now=now, **fields):
+    withdrawal = _withdrawal_fields if to in AuthenticationRequest.ENDS_PROMPT else None
+    if not ar.transition_to(to, now=now, expressions=withdrawal, **fields):
         current = AuthenticationRequest.objects.filter(pk=ar.pk).first()
         raise RequestNotPending(current.effective_state(now) if current else State.EXPIRED)
-    for name in _WITHDRAWAL_FIELDS:
-        # What the UPDATE's CASE chose is known only to the row: read it back if ever asked
-        # (deferred), never leave the expression on the instance, where a save() or a reader
-        # would take it for a value.
-        if hasattr(fields.get(name), "resolve_expression"):
-            ar.__dict__.pop(name, None)
+    if withdrawal is not None:
+        for name in _WITHDRAWAL_FIELDS:
+            # What the UPDATE's CASE chose is known only to the row: read it back if ever
+            # asked (deferred), never leave the value read before on the instance.
+            if name not in fields:
+                ar.__dict__.pop(name, None)
     # For the after-commit receiver (``device_outbox``): when the UPDATE above surely marked
     # the withdrawal, it only hands it to a worker, with no second write.
     ar.prompt_withdrawal_marked = withdrawal_marked(ar, now)
@@ -605,7 +604,7 @@ def _transition(ar: AuthenticationRequest, to: str, now: datetime, fields: dict[
 _WITHDRAWAL_FIELDS = ("device_notification_due_at", "device_notification_retry")
 
 
-def _withdrawal_fields(now: datetime) -> dict[str, Any]:
+def _withdrawal_fields(pk: Any, now: datetime) -> dict[str, Any]:
     """The device-prompt withdrawal, marked by the decision's own UPDATE (no second write
     after the commit): what ``device_outbox.mark_withdrawal`` sets, under its condition (a
     notification was attempted, or one holds its lease now), evaluated on the row as the

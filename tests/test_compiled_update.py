@@ -125,3 +125,34 @@ def test_a_narrowed_queryset_keeps_its_own_conditions(delivery):
     rows = CallbackDelivery.objects.filter(kind=CallbackDelivery.Kind.PUSH_TOKENS)  # not this row's kind
     assert rows.transition(delivery.pk, DState.DELIVERED, delivered_at=timezone.now()) is False
     assert CallbackDelivery.objects.get(pk=delivery.pk).state == DState.PENDING
+
+
+def test_an_approval_marks_a_notified_prompts_withdrawal_in_its_compiled_update(request_row, alice):
+    """The decision's UPDATE computes the withdrawal from the row (a CASE on the time): built
+    once from stand-ins, it still marks a notified request's prompt, and leaves an unnotified
+    one's schedule alone."""
+    from ciba.models import authentication_request
+
+    AuthenticationRequest.objects.filter(pk=request_row.pk).update(
+        device_notification_attempts=1, device_notification_due_at=None
+    )
+    services.approve(
+        AuthenticationRequest.objects.select_related("client").get(pk=request_row.pk), user=alice
+    )
+    approved = AuthenticationRequest.objects.get(pk=request_row.pk)
+    assert approved.state == State.APPROVED and approved.device_notification_due_at is not None
+
+    other = services.create_request(
+        expires_in=60,
+        client=request_row.client,
+        user=alice,
+        hint_kind="login_hint",
+        scope="openid",
+        interval=5,
+    )
+    due = AuthenticationRequest.objects.get(pk=other.pk).device_notification_due_at
+    services.deny(AuthenticationRequest.objects.select_related("client").get(pk=other.pk), user=alice)
+    assert AuthenticationRequest.objects.get(pk=other.pk).device_notification_due_at == due
+    statements = authentication_request._STATES._statements
+    prepared = [p for statement in statements.values() for p in statement._prepared.values()]
+    assert prepared and all(p is not None for p in prepared) is (connection.vendor == "postgresql")

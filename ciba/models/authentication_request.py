@@ -42,6 +42,11 @@ def _withdrawal_due(now: datetime) -> Case:
     )
 
 
+def _due_withdrawal(pk: Any, now: datetime) -> dict[str, Any]:
+    """``expressions`` of a transition ending the prompt, unless the caller gives its own."""
+    return {"device_notification_due_at": _withdrawal_due(now)}
+
+
 def _past_expiry(rows: models.QuerySet, now: datetime) -> models.QuerySet:
     return rows.filter(expires_at__lte=now)
 
@@ -51,19 +56,28 @@ def _before_expiry(rows: models.QuerySet, now: datetime) -> models.QuerySet:
 
 
 class AuthenticationRequestQuerySet(models.QuerySet):
-    def transition(self, pk: int, to: str, *, now: datetime | None = None, **fields: Any) -> bool:
+    def transition(
+        self, pk: int, to: str, *, now: datetime | None = None, expressions: Any = None, **fields: Any
+    ) -> bool:
         """Move one request to state ``to`` with a single conditional UPDATE.
 
         The UPDATE only matches a row that is in one of the states ``to`` may be reached
         from (and, except for expiry, is not past ``expires_at``), so of two concurrent
         callers exactly one sees ``True``: two polls cannot both issue, and an approval
         racing an expiry cannot both win. Returns whether this caller made the transition.
+
+        ``expressions(pk, now)`` gives columns computed by the UPDATE from the row (a module-level
+        function: the statement is compiled once per function); a transition that ends the
+        device's prompt defaults to ``_due_withdrawal``.
         """
         now = now or timezone.now()
         expiry = _past_expiry if to == AuthenticationRequest.State.EXPIRED else _before_expiry
-        if to in AuthenticationRequest.ENDS_PROMPT:
-            fields.setdefault("device_notification_due_at", _withdrawal_due(now))
-        return _STATES.apply(self, pk, to, extra=(expiry, (now,)), updated_at=now, **fields) == 1
+        if expressions is None and to in AuthenticationRequest.ENDS_PROMPT:
+            expressions = _due_withdrawal
+        changed = _STATES.apply(
+            self, pk, to, extra=(expiry, (now,)), expressions=expressions, updated_at=now, **fields
+        )
+        return changed == 1
 
     def record_notification(self, pk: int, status: str, **fields: Any) -> bool:
         """Move one request's device-notification status to ``status`` (see
@@ -307,10 +321,13 @@ class AuthenticationRequest(models.Model):
         remaining = (self.expires_at - (now or timezone.now())).total_seconds()
         return max(0, int(remaining))
 
-    def transition_to(self, to: str, *, now: datetime | None = None, **fields: Any) -> bool:
-        """Conditionally move this request to ``to``; on success, mirror the change locally."""
+    def transition_to(
+        self, to: str, *, now: datetime | None = None, expressions: Any = None, **fields: Any
+    ) -> bool:
+        """Conditionally move this request to ``to``; on success, mirror the change locally
+        (``fields``; what ``expressions`` computed is known only to the row)."""
         now = now or timezone.now()
-        changed = type(self).objects.transition(self.pk, to, now=now, **fields)
+        changed = type(self).objects.transition(self.pk, to, now=now, expressions=expressions, **fields)
         if changed:
             self.state = to
             self.updated_at = now
@@ -320,8 +337,7 @@ class AuthenticationRequest(models.Model):
 
 
 #: The request's two status columns' transitions, each ``UPDATE`` compiled once per target
-#: (``transitions.CompiledTransitions``; one with expressions, the prompt's withdrawal, goes
-#: through the ORM).
+#: (``transitions.CompiledTransitions``).
 _STATES = CompiledTransitions(AuthenticationRequest, "state", AuthenticationRequest.TRANSITIONS)
 _NOTIFICATIONS = CompiledTransitions(
     AuthenticationRequest, "device_notification_status", AuthenticationRequest.NOTIFICATION_TRANSITIONS

@@ -36,19 +36,23 @@ class CompiledTransitions:
         self._table = table
         self._statements: dict[Any, CompiledUpdate] = {}
 
-    def apply(self, rows: QuerySet, pk: Any, to: str, *, extra: Any = None, **fields: Any) -> int:
-        """``conditional_update(rows.filter(pk=pk) + extra, field, table, to, **fields)``."""
+    def apply(
+        self, rows: QuerySet, pk: Any, to: str, *, extra: Any = None, expressions: Any = None, **fields: Any
+    ) -> int:
+        """``conditional_update(rows.filter(pk=pk) + extra, field, table, to, **fields)``, with
+        ``expressions(pk, *extra values)`` assigned too (``fields`` win over them)."""
         values = () if extra is None else extra[1]
         if not _unfiltered(rows):
             rows = rows.filter(pk=pk)
             if extra is not None:
                 rows = extra[0](rows, *values)
-            return conditional_update(rows, self._field, self._table, to, **fields)
+            derived = expressions(pk, *values) if expressions is not None else {}
+            return conditional_update(rows, self._field, self._table, to, **{**derived, **fields})
         key = (to, None if extra is None else extra[0])
         statement = self._statements.get(key)
         if statement is None:
             statement = self._statements[key] = CompiledUpdate(self._model, self._shape(to, extra))
-        return statement.update((pk, *values), {self._field: to, **fields})
+        return statement.update((pk, *values), {self._field: to, **fields}, expressions)
 
     def _shape(self, to: str, extra: Any) -> Any:
         condition = {f"{self._field}__in": self._table[to]}

@@ -11,11 +11,13 @@ the compiled parameters as stand-ins, by identity, as ``select.CompiledSelect`` 
 with its rules: only Django's own lookups on fields preparing values as Django's do, and no
 copy of a stand-in left anywhere else in the parameters (a value used twice must reach the
 database unchanged both times). An assignment's SQL depends only on which values are ``None``
-(``= NULL``), so those are part of the shape. Left to ``QuerySet.update`` on every call:
-expressions (``F()``, ``Case``), model instances, a field with ``get_placeholder`` or a
-preparation of its own, a manager or queryset class of a site's own, a condition across a
-join, a database that would change a stand-in (SQLite turns datetimes into text), and any
-shape whose conditions are empty at compile time.
+(``= NULL``), so those are part of the shape. Expressions of the values are given as a function
+of them (``expressions``), built from the stand-ins once. Left to ``QuerySet.update`` on every
+call: expressions given as values (``F()``, ``Case``), model instances other than a foreign
+key's row (its key is sent, as the compiler sends it), a field with ``get_placeholder`` or a
+preparation of its own, a manager or queryset class of a site's own, a condition across a join,
+a database that would change a stand-in (SQLite turns datetimes into text), and any shape whose
+conditions are empty at compile time.
 """
 
 from __future__ import annotations
@@ -62,19 +64,31 @@ class CompiledUpdate:
         """The queryset this statement updates, built by the ORM."""
         return self._shape(self._model._default_manager.all(), *values)
 
-    def update(self, values: tuple[Any, ...], assignments: Mapping[str, Any]) -> int:
-        """The number of rows updated, as ``QuerySet.update`` returns it."""
+    def update(
+        self,
+        values: tuple[Any, ...],
+        assignments: Mapping[str, Any],
+        expressions: Callable[..., Mapping[str, Any]] | None = None,
+    ) -> int:
+        """The number of rows updated, as ``QuerySet.update`` returns it.
+
+        ``expressions(*values)`` (a module-level function: it is part of the shape) gives
+        assignments that are expressions of the values (a ``Case`` on the time, say); built
+        from stand-ins once, their parameters are found again as the conditions' are. An
+        assignment of the same column wins over an expression's, as in ``{**expressions,
+        **assignments}``."""
         model = self._model
         using = router.db_for_write(model)
         key = (
             using,
             tuple(type(value) for value in values),
             tuple((name, value is None) for name, value in assignments.items()),
+            expressions,
         )
         try:
             prepared = self._prepared[key]
         except KeyError:
-            prepared = self._prepare(using, values, assignments)
+            prepared = self._prepare(using, values, assignments, expressions)
             with self._lock:
                 if len(self._prepared) < 32:
                     self._prepared[key] = prepared
@@ -82,13 +96,17 @@ class CompiledUpdate:
         if prepared is not None:
             params = []
             for field in prepared.fields:
-                value = field.get_db_prep_save(assignments[field.name], connection=connection)
+                value = assignments[field.name]
+                if isinstance(value, Model):  # a related row: its key, as the compiler takes it
+                    value = value.prepare_database_save(field)
+                value = field.get_db_prep_save(value, connection=connection)
                 if hasattr(value, "as_sql") or hasattr(value, "resolve_expression"):
                     prepared = None  # an expression after all: the ORM compiles it
                     break
                 params.append(value)
         if prepared is None:
-            return self.queryset(*values).using(using).update(**assignments)
+            derived = expressions(*values) if expressions is not None else {}
+            return self.queryset(*values).using(using).update(**{**derived, **assignments})
         conditions = list(prepared.template)
         for position, index in prepared.slots:
             conditions[position] = values[index]
@@ -97,7 +115,11 @@ class CompiledUpdate:
             return cursor.rowcount
 
     def _prepare(
-        self, using: str, values: tuple[Any, ...], assignments: Mapping[str, Any]
+        self,
+        using: str,
+        values: tuple[Any, ...],
+        assignments: Mapping[str, Any],
+        expressions: Callable[..., Mapping[str, Any]] | None,
     ) -> _Prepared | None:
         model = self._model
         manager = model._default_manager
@@ -117,7 +139,14 @@ class CompiledUpdate:
                 or field.model._meta.concrete_model is not model._meta.concrete_model
                 or hasattr(field, "get_placeholder")
                 or hasattr(value, "resolve_expression")
-                or hasattr(value, "prepare_database_save")
+                or (
+                    hasattr(value, "prepare_database_save")
+                    and not (
+                        isinstance(value, Model)
+                        and field.remote_field is not None
+                        and type(value).prepare_database_save is Model.prepare_database_save
+                    )
+                )
                 or not all(
                     getattr(type(field), method).__module__.startswith("django.")
                     for method in (*_PREPARING, "get_db_prep_save")
@@ -141,8 +170,14 @@ class CompiledUpdate:
             or not _django_lookups(query.where)
         ):
             return None
+        derived = {}
+        if expressions is not None:
+            derived = {name: e for name, e in expressions(*stand_ins).items() if name not in assignments}
         update = query.chain(UpdateQuery)
-        update.add_update_values(dict(assignments))
+        # The plain values first (one ``%s`` each, in order), then the expressions: their
+        # parameters are found with the conditions'. The order of SET clauses changes nothing:
+        # every one of them reads the row as it was.
+        update.add_update_values({**assignments, **derived})
         if update.related_updates:
             return None
         compiler = update.get_compiler(using=using)
