@@ -38,6 +38,8 @@ from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models import Count, Min, Model, Q, QuerySet
+from django.db.models.expressions import RawSQL
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from . import dispatch
@@ -165,9 +167,9 @@ class Outbox:
 
     def claim_due(self, now: datetime, limit: int, columns: Sequence[str], **fields: Any) -> list[Any]:
         """Claim up to ``limit`` due entries, the oldest first, by setting ``fields``: one
-        locking query (``SKIP LOCKED``) where the database has it, so concurrent claimers never
-        take the same entry. Returns ``columns`` of each claimed entry (a tuple, or the value
-        itself for one column)."""
+        locking statement (``SKIP LOCKED``) where the database has it, so concurrent claimers never
+        take the same entry. Returns ``columns`` of each claimed entry as they were before the
+        claim (a tuple, or the value itself for one column), the oldest first."""
         using = router.db_for_write(self.model)
         flat = len(columns) == 1
         due = self.due(now)
@@ -175,6 +177,8 @@ class Outbox:
             # SQLite serialises writers: the conditional UPDATE of each entry is the claim.
             rows = list(due.values_list(*columns, flat=flat)[:limit])
             return [row for row in rows if self.due(now).filter(pk=_pk(row, flat)).update(**fields)]
+        if connections[using].vendor == "postgresql":  # an UPDATE ... RETURNING inside a WITH
+            return _claim_in_one_statement(self, due, limit, columns, fields, using)
         with transaction.atomic(using=using):
             rows = list(
                 due.select_for_update(skip_locked=True, of=("self",)).values_list(*columns, flat=flat)[:limit]
@@ -241,6 +245,53 @@ class Outbox:
         overdue = self.available(now).filter(**{f"{self.due_field}__lte": overdue_since})
         found = overdue.aggregate(count=Count("pk"), oldest=Min(self.due_field))
         return pending, found["count"], found["oldest"]
+
+
+def _claim_in_one_statement(
+    outbox: Outbox,
+    due: QuerySet,
+    limit: int,
+    columns: Sequence[str],
+    fields: dict[str, Any],
+    using: str,
+) -> list[Any]:
+    """``claim_due`` in one round trip, in autocommit (no BEGIN/COMMIT of its own):
+
+        WITH claimed AS (UPDATE t SET <fields> WHERE pk IN (<due pks> LIMIT n FOR UPDATE OF t
+        SKIP LOCKED) RETURNING pk) SELECT <columns> FROM t ... WHERE pk IN (SELECT pk FROM
+        claimed) ORDER BY <due>
+
+    Every part is the ORM's own SQL (the due queryset, the UPDATE of ``fields``, the
+    ``columns`` with their joins), so the outbox's table and conditions keep one definition;
+    only the lock clause and the CTE join them. The locked subquery is the claim as before
+    (a row another claimer holds is skipped, never waited for nor taken twice); the outer
+    SELECT reads the statement's snapshot, so ``columns`` are the values before the claim,
+    as the SELECT that preceded the UPDATE returned them, in the same order."""
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    table, pk = qn(outbox.model._meta.db_table), qn(outbox.model._meta.pk.column)
+    pick, pick_params = due.values("pk")[:limit].query.get_compiler(using).as_sql()
+    lock = connection.ops.for_update_sql(skip_locked=True, of=(table,))
+    update = outbox.model._default_manager.filter(pk__in=RawSQL(f"{pick} {lock}", pick_params)).query.chain(
+        UpdateQuery
+    )
+    update.add_update_values(fields)
+    update_sql, update_params = update.get_compiler(using).as_sql()
+    read = (
+        outbox.model._default_manager.filter(pk__in=RawSQL(f"SELECT {pk} FROM claimed", ()))
+        .order_by(outbox.due_field)
+        .values_list(*columns)
+    )
+    compiler = read.query.get_compiler(using)
+    read_sql, read_params = compiler.as_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH claimed AS ({update_sql} RETURNING {table}.{pk}) {read_sql}",
+            (*update_params, *read_params),
+        )
+        fetched = cursor.fetchall()
+    rows = compiler.results_iter(results=[fetched], tuple_expected=True) if fetched else []
+    return [row[0] for row in rows] if len(columns) == 1 else [tuple(row) for row in rows]
 
 
 def _pk(row: Any, flat: bool) -> Any:
