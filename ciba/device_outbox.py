@@ -139,7 +139,7 @@ def notify_due(max_batches: int = 50) -> int:
 
 
 def _run_batch(pks: list[int], now: datetime) -> int:
-    requests = list(AuthenticationRequest.objects.select_related("client").filter(pk__in=pks))
+    requests = _with_clients(list(AuthenticationRequest.objects.filter(pk__in=pks)))
     devices: dict[int, list[Device]] = {}
     for device in Device.objects.filter(user_id__in={ar.user_id for ar in requests}):
         devices.setdefault(device.user_id, []).append(device)
@@ -163,6 +163,20 @@ def _run_batch(pks: list[int], now: datetime) -> int:
             device_notification_retry=None,
         )
     return len(requests)
+
+
+def _with_clients(requests: list[AuthenticationRequest]) -> list[AuthenticationRequest]:
+    """``requests`` with their clients attached, one instance per client of the batch (one
+    query), instead of one per request from a join: a batch's requests come from few clients,
+    and building an ``Application`` per row was a fifth of the batch's Python. A request whose
+    client was deleted after the claim (``ciba.services.end_client``) is left out, as the join
+    left it out."""
+    field = AuthenticationRequest._meta.get_field("client")
+    clients = field.related_model._base_manager.in_bulk({ar.client_id for ar in requests})
+    for ar in requests:
+        if ar.client_id in clients:
+            field.set_cached_value(ar, clients[ar.client_id])
+    return [ar for ar in requests if ar.client_id in clients]
 
 
 def sweep(now: datetime | None = None, limit: int = 500) -> int:

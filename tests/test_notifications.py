@@ -581,3 +581,45 @@ def test_in_a_batch_a_failing_notification_is_recorded_alone(alice, make_client,
     assert statuses == ["failed", "sent", "sent"]
     failed = AuthenticationRequest.objects.get(device_notification_status="failed")
     assert failed.device_notification_attempts == 1 and "400" in failed.device_notification_error
+
+
+def test_a_batch_reads_each_client_once_and_each_notification_names_its_own(
+    alice, make_client, recorder, settings
+):
+    """The batch attaches one instance per client (one query) instead of one per request."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from ciba import device_outbox as notifications
+
+    settings.CIBA = {**webhook_settings(recorder), **NO_USER_LIMITS}
+    first, _ = make_client("poll", name="First RP")
+    second, _ = make_client("poll", name="Second RP")
+    _pending(first, alice, 2)
+    _pending(second, alice, 2, message="OTHER")
+    table = first._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        assert notifications.notify_due() == 4
+    assert sum(f'FROM "{table}"' in q["sql"] for q in queries.captured_queries) == 1
+    names = sorted(json.loads(body)["data"]["client_name"] for _, _, body in recorder.received)
+    assert names == ["First RP", "First RP", "Second RP", "Second RP"]
+
+
+def test_a_batch_leaves_out_a_request_whose_client_is_gone(alice, make_client, recorder, settings):
+    """A client deleted between the claim and the read of its requests: nothing is sent."""
+    from unittest import mock
+
+    from django.utils import timezone
+
+    from ciba import device_outbox as notifications
+
+    settings.CIBA = {**webhook_settings(recorder), **NO_USER_LIMITS}
+    app, _ = make_client("poll")
+    requests_ = _pending(app, alice, 2)
+    with mock.patch.object(
+        notifications.AuthenticationRequest._meta.get_field("client").related_model._base_manager,
+        "in_bulk",
+        return_value={},
+    ):
+        assert notifications._run_batch([ar.pk for ar in requests_], timezone.now()) == 0
+    assert recorder.received == []
