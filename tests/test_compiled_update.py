@@ -156,3 +156,17 @@ def test_an_approval_marks_a_notified_prompts_withdrawal_in_its_compiled_update(
     statements = authentication_request._STATES._statements
     prepared = [p for statement in statements.values() for p in statement._prepared.values()]
     assert prepared and all(p is not None for p in prepared) is (connection.vendor == "postgresql")
+
+
+def test_a_related_row_given_lazily_is_sent_as_its_key(request_row, alice):
+    """A session's user (``request.user``) is a ``SimpleLazyObject``: an approval by session
+    records it as the decider like any user."""
+    from django.contrib.auth import get_user_model
+    from django.utils.functional import SimpleLazyObject
+
+    lazy = SimpleLazyObject(lambda: get_user_model().objects.get(pk=alice.pk))
+    statement = CompiledUpdate(AuthenticationRequest, lambda rows, pk: rows.filter(pk=pk))
+    for _ in range(2):  # compiled from the lazy user, then reused
+        assert statement.update((request_row.pk,), {"decided_by": lazy}) == 1
+    assert AuthenticationRequest.objects.get(pk=request_row.pk).decided_by_id == alice.pk
+    assert all(prepared is not None for prepared in statement._prepared.values())

@@ -144,7 +144,8 @@ class CompiledUpdate:
                     and not (
                         isinstance(value, Model)
                         and field.remote_field is not None
-                        and type(value).prepare_database_save is Model.prepare_database_save
+                        # __class__, not type(): a session's user is a SimpleLazyObject
+                        and value.__class__.prepare_database_save is Model.prepare_database_save
                     )
                 )
                 or not all(
