@@ -232,3 +232,20 @@ def test_the_login_hint_lookup_sends_the_orms_own_statement_with_its_block_list_
     if connection.vendor == "postgresql":  # SQLite's iexact escapes the value: the ORM builds it
         statement = compiled.statements[next(iter(compiled.statements))]
         assert all(prepared is not None for prepared in statement._prepared.values())
+
+
+def test_each_requests_block_list_column_finds_the_lookup_compiled_before(alice, make_client):
+    """Every new request asks for its own block-list annotation (a new output field each time):
+    the lookup's statement is still the one compiled for the first request."""
+    from ciba import identifiers, user_limits
+
+    app, _ = make_client("poll")
+    other, _ = make_client("poll")
+    compiled = identifiers._current()
+    compiled.statements.clear()
+    for client in (app, app, other):
+        found = identifiers.find_user("alice", annotations=user_limits.block_annotation(client))
+        assert found.pk == alice.pk and found.ciba_blocked_client is False
+    assert len(compiled.statements) == 1
+    [statement] = compiled.statements.values()
+    assert len(statement._prepared) == 1  # compiled (or left to the ORM) once, not per request
