@@ -136,6 +136,41 @@ def test_a_value_the_lookup_prepares_is_left_to_the_orm(alice, make_client):
     assert statement.fetch("absent") == []
 
 
+def test_a_value_also_sent_changed_elsewhere_in_the_statement_is_never_frozen(alice, make_client):
+    """One value used twice, once as given and once wrapped by ``contains``: the wrapped copy
+    would hold the first call's value for ever, so the ORM builds this statement every time."""
+    app, _ = make_client("poll")
+    exact = device_token(alice, app, value="ab")
+    containing = device_token(alice, app, value="xxabxx")
+    other = device_token(alice, app, value="cd")
+    statement = CompiledSelect(
+        AccessToken,
+        lambda tokens, value: tokens.filter(models.Q(token=value) | models.Q(token__contains=value)).order_by(
+            "pk"
+        ),
+    )
+    assert [t.pk for t in statement.fetch("ab")] == [exact.pk, containing.pk]
+    assert [t.pk for t in statement.fetch("cd")] == [other.pk]
+    assert list(statement._prepared.values()) == [None]
+
+
+def test_a_time_is_compared_as_given_on_every_call(alice, make_client):
+    app, _ = make_client("poll")
+    soon = device_token(alice, app)
+    later = device_token(alice, app)
+    now = timezone.now()
+    AccessToken.objects.filter(pk=soon.pk).update(expires=now + timedelta(minutes=1))
+    AccessToken.objects.filter(pk=later.pk).update(expires=now + timedelta(minutes=10))
+    statement = CompiledSelect(
+        AccessToken, lambda tokens, when: tokens.filter(expires__gt=when).order_by("pk")
+    )
+    assert [t.pk for t in statement.fetch(now)] == [soon.pk, later.pk]
+    assert [t.pk for t in statement.fetch(now + timedelta(minutes=5))] == [later.pk]
+    assert statement.fetch(now + timedelta(hours=1)) == []
+    if connection.vendor == "postgresql":  # SQLite turns a datetime into text: the ORM builds it
+        assert all(prepared is not None for prepared in statement._prepared.values())
+
+
 def test_a_value_of_another_type_is_left_to_the_orm(alice, make_client):
     app, _ = make_client("poll")
     token = device_token(alice, app)

@@ -5,11 +5,12 @@
 ``select_related`` objects and annotations, and the database's and fields' converters applied.
 
 The first call for a database and a kind of values builds the queryset with *stand-ins* (a
-unique ``str`` or ``int`` object per value) and compiles it; each stand-in must then appear in
-the compiled parameters exactly once, as the very object given (a lookup that prepares the
-value — casts, escapes, wraps it — makes a new object, and the statement is not used), and
-every condition must be Django's own lookup on a field that prepares values as Django's fields
-do (a field of a site's own could change some values and leave the stand-in alone). The shape
+unique ``str``, ``int`` or aware ``datetime`` object per value) and compiles it; each stand-in
+must then appear in the compiled parameters as the very object given, with no changed copy of
+it anywhere else (a lookup that prepares the value — casts, escapes, wraps it — makes a new
+object, and the statement is not used), and every condition must be Django's own lookup on a
+field that prepares values as Django's fields do (a field of a site's own could change some
+values and leave the stand-in alone): ``_proof`` holds these rules for both statements. The shape
 must depend on its arguments only: anything else it reads (the time, a setting) would be frozen
 into the statement. Whatever cannot be proven this way — a manager or queryset class of a
 site's own, ``prefetch_related``, ``values()``, ``select_for_update``, an empty result decided
@@ -27,13 +28,11 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
 from django.db.models import Model, QuerySet
-from django.db.models.manager import BaseManager
 from django.db.models.query import ModelIterable, get_related_populators
 
-Shape = Callable[..., QuerySet]
+from ._proof import django_lookups, plain_manager, slots, stand_ins
 
-#: Stand-in ints start far above any small-int cache, each a distinct object.
-_INT_BASE = 7_346_291_000_000
+Shape = Callable[..., QuerySet]
 
 
 @dataclass(frozen=True)
@@ -89,19 +88,12 @@ class CompiledSelect:
         return found[0] if found else None
 
     def _prepare(self, model: type[Model], using: str, values: tuple[Any, ...]) -> _Prepared | None:
-        manager = model._default_manager
-        if type(manager).get_queryset is not BaseManager.get_queryset or not _plain(manager._queryset_class):
+        manager = plain_manager(model)
+        made = stand_ins(values)
+        if manager is None or made is None:
             return None
-        stand_ins = []
-        for index, value in enumerate(values):
-            if type(value) is str:
-                stand_ins.append(f" CiBa %_\\ stand-in {index} Ä ")
-            elif type(value) is int:
-                stand_ins.append(int(str(_INT_BASE + index)))  # a fresh object, not a cached one
-            else:
-                return None
         try:
-            queryset = self._shape(manager.all(), *stand_ins).using(using)
+            queryset = self._shape(manager.all(), *made).using(using)
         except (TypeError, ValueError):
             return None  # a stand-in the field refuses: a value of another kind than it expects
         query = queryset.query
@@ -114,7 +106,7 @@ class CompiledSelect:
             or query.combinator
         ):
             return None
-        if not _django_lookups(query.where):
+        if not django_lookups(query.where):
             return None
         compiler = query.get_compiler(using=using)
         try:
@@ -123,12 +115,9 @@ class CompiledSelect:
             return None
         if not sql or compiler.has_extra_select:
             return None
-        slots = []
-        for index, stand_in in enumerate(stand_ins):
-            found = [position for position, param in enumerate(params) if param is stand_in]
-            if len(found) != 1:
-                return None  # the value was prepared on its way (cast, escaped): not as given
-            slots.append((found[0], index))
+        found = slots(tuple(params), made)
+        if found is None:
+            return None  # a value was prepared on its way (cast, escaped): not as given
         info = compiler.klass_info
         if info is None or compiler.query.extra_select:
             return None
@@ -141,7 +130,7 @@ class CompiledSelect:
         return _Prepared(
             sql=sql,
             template=tuple(params),
-            slots=tuple(slots),
+            slots=found,
             model=info["model"],
             init_list=tuple(column.target.attname for column in columns[first:last]),
             fields=slice(first, last),
@@ -153,47 +142,6 @@ class CompiledSelect:
                 if connection.ops.get_db_converters(expression) or expression.get_db_converters(connection)
             ),
         )
-
-
-#: What a queryset class may not redefine: anything ``QuerySet`` itself defines (adding methods,
-#: as ``as_manager()`` querysets do, is fine).
-_QUERYSET_OWN = frozenset(vars(QuerySet)) - {
-    "__module__",
-    "__doc__",
-    "__qualname__",
-    "__dict__",
-    "__weakref__",
-}
-
-
-def _plain(queryset_class: type) -> bool:
-    """Whether ``queryset_class`` builds and evaluates queries exactly as ``QuerySet`` does."""
-    for klass in queryset_class.__mro__:
-        if klass is QuerySet:
-            return True
-        if _QUERYSET_OWN & set(vars(klass)):
-            return False
-    return False
-
-
-#: How a field turns a value into a parameter: where a field of a site's own redefines one, a
-#: value could be changed only sometimes (never the stand-in), so only Django's are trusted.
-_PREPARING = ("to_python", "get_prep_value", "get_db_prep_value")
-
-
-def _django_lookups(node: Any) -> bool:
-    """Whether every condition is Django's own lookup on a field preparing values as Django's do."""
-    for child in node.children:
-        if hasattr(child, "children"):
-            if not _django_lookups(child):
-                return False
-            continue
-        field = getattr(getattr(child, "lhs", None), "output_field", None)
-        if not type(child).__module__.startswith("django.") or field is None:
-            return False
-        if not all(getattr(type(field), name).__module__.startswith("django.") for name in _PREPARING):
-            return False
-    return True
 
 
 def _run(prepared: _Prepared, using: str, values: tuple[Any, ...]) -> list[Any]:

@@ -25,16 +25,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
-from django.db.models.manager import BaseManager
 from django.db.models.sql import UpdateQuery
 
-from .select import _INT_BASE, _PREPARING, _django_lookups, _plain
+from ._proof import PREPARING, django_lookups, plain_manager, slots, stand_ins
 
 Shape = Callable[..., QuerySet]
 
@@ -122,11 +120,9 @@ class CompiledUpdate:
         expressions: Callable[..., Mapping[str, Any]] | None,
     ) -> _Prepared | None:
         model = self._model
-        manager = model._default_manager
-        if type(manager).get_queryset is not BaseManager.get_queryset or not _plain(manager._queryset_class):
-            return None
-        stand_ins = _stand_ins(values)
-        if stand_ins is None:
+        manager = plain_manager(model)
+        made = stand_ins(values)
+        if manager is None or made is None:
             return None
         fields = []
         for name, value in assignments.items():
@@ -150,14 +146,14 @@ class CompiledUpdate:
                 )
                 or not all(
                     getattr(type(field), method).__module__.startswith("django.")
-                    for method in (*_PREPARING, "get_db_prep_save")
+                    for method in (*PREPARING, "get_db_prep_save")
                 )
             ):
                 return None
             if value is not None:
                 fields.append(field)
         try:
-            queryset = self._shape(manager.all(), *stand_ins).using(using)
+            queryset = self._shape(manager.all(), *made).using(using)
         except (TypeError, ValueError):
             return None
         query = queryset.query
@@ -168,12 +164,12 @@ class CompiledUpdate:
             or query.order_by
             or query.annotations
             or query.extra
-            or not _django_lookups(query.where)
+            or not django_lookups(query.where)
         ):
             return None
         derived = {}
         if expressions is not None:
-            derived = {name: e for name, e in expressions(*stand_ins).items() if name not in assignments}
+            derived = {name: e for name, e in expressions(*made).items() if name not in assignments}
         update = query.chain(UpdateQuery)
         # The plain values first (one ``%s`` each, in order), then the expressions: their
         # parameters are found with the conditions'. The order of SET clauses changes nothing:
@@ -189,45 +185,7 @@ class CompiledUpdate:
         if not sql or update.count_active_tables() != 1 or len(params) < len(fields):
             return None
         template = tuple(params[len(fields) :])
-        slots = []
-        for index, stand_in in enumerate(stand_ins):
-            found = [position for position, param in enumerate(template) if param is stand_in]
-            if not found:
-                return None  # the value was prepared on its way: not as given
-            slots.extend((position, index) for position in found)
-        taken = {position for position, _ in slots}
-        for position, param in enumerate(template):
-            if position not in taken and any(_copy_of(param, stand_in) for stand_in in stand_ins):
-                return None  # the value also went in changed somewhere: never frozen
-        return _Prepared(sql=sql, fields=tuple(fields), template=template, slots=tuple(slots))
-
-
-def _stand_ins(values: tuple[Any, ...]) -> list[Any] | None:
-    """A fresh object per value, of its type, that no preparation would leave unchanged."""
-    stand_ins: list[Any] = []
-    for index, value in enumerate(values):
-        kind = type(value)
-        if kind is str:
-            stand_ins.append(f" CiBa %_\\ stand-in {index} Ä ")
-        elif kind is int:
-            stand_ins.append(int(str(_INT_BASE + index)))
-        elif kind is datetime and value.tzinfo is not None:
-            stand_ins.append(datetime(2001, 2, 3, 4, 5, 6, 700_000 + index, tzinfo=UTC))
-        else:
-            return None
-    return stand_ins
-
-
-def _copy_of(param: Any, stand_in: Any) -> bool:
-    """Whether ``param`` is ``stand_in`` changed on its way (equal to it, or holding its text)."""
-    if param is stand_in:
-        return False
-    if type(param) is type(stand_in) and param == stand_in:
-        return True
-    if isinstance(stand_in, datetime):
-        marker = stand_in.strftime("%Y-%m-%d %H:%M:%S")
-    elif isinstance(stand_in, str):
-        marker = stand_in.split("%")[-1].strip(" \\_Ä")  # "stand-in N"
-    else:
-        marker = str(stand_in)
-    return marker in str(param)
+        found = slots(template, made)
+        if found is None:
+            return None  # a value was prepared on its way, or also went in changed: not as given
+        return _Prepared(sql=sql, fields=tuple(fields), template=template, slots=found)
