@@ -651,11 +651,14 @@ def callbacks(
     meter: Meter,
     demo: dict | None = None,
     idle: dict[str, float] | None = None,
+    approve_base: str | None = None,
 ) -> dict:
     """``approvals`` requests started and approved one at a time; each callback timed and checked.
 
     Ours: the demo client of ``mode``, approved through the consent API as alice. The
     reference OP: ``anchor-ping``, approved with ``POST /approve`` (which sends the ping).
+    The floor (``approve_base``, the floor's server): a request started by ours as ours' are,
+    approved with the same bearer token by ``bench.floor.approve`` (which sends the ping).
     ``gap`` seconds pass between a request and its approval, so its device notification is done.
     CPU is also given net of ``idle`` (each part's CPU-seconds per second at rest) over the run.
     """
@@ -686,7 +689,9 @@ def callbacks(
         arrived = receiver.expect(auth_req_id)
         time.sleep(gap)
         t0 = time.perf_counter()
-        if demo is not None:
+        if approve_base is not None:
+            status, answer = post(f"{approve_base}/bench/floor/approve/{auth_req_id}/", b"{}", consent)
+        elif demo is not None:
             status, answer = post(f"{base}/o/ciba/requests/{auth_req_id}/approve/", b"{}", consent)
         else:
             approval = json.dumps({"auth_req_id": auth_req_id, "decision": "allow"}).encode()
@@ -838,15 +843,28 @@ def run_round(
         result["memory_mib"] = memory(ours, anchors, limit, running, floor)
         if index == 0 and scenarios & {"callbacks", "burst"}:
             print(f"round {index + 1}: warming the callback paths ...", flush=True)
-            warm_callbacks(args, ours, anchors, demo, db, receivers, meter)
+            warm_callbacks(args, ours, anchors, demo, db, receivers, meter, floor)
         idle = None
         if "callbacks" in scenarios:
             print(f"round {index + 1}: approve -> callback ...", flush=True)
             wait_quiet(meter, args.quiet_wait, waits)
             result["idle_cpu_per_second"] = idle = meter.idle(args.idle)
             result["callbacks"] = {}
-            for name in order:
-                if name == "ours":
+            for name in rotate(oidc + (["floor"] if floor else []), index):
+                if name == "floor":  # ours' requests, approved by the floor's view
+                    result["callbacks"]["floor_ping"] = callbacks(
+                        "floor",
+                        ours.base,
+                        receivers["ours"],
+                        "ping",
+                        args.approvals,
+                        args.gap,
+                        meter,
+                        demo,
+                        idle,
+                        approve_base=floor.base,
+                    )
+                elif name == "ours":
                     for mode in ("ping", "push"):
                         result["callbacks"][f"ours_{mode}"] = callbacks(
                             "ours",
@@ -956,6 +974,7 @@ def warm_callbacks(
     db: Database,
     receivers: dict[str, Receiver],
     meter: Meter,
+    floor: Server | None = None,
 ) -> None:
     """First round: every web process verifies the ping and push clients' secrets (a PBKDF2
     hash the first time, then remembered), TLS and keep-alive connections open, code paths
@@ -986,6 +1005,19 @@ def warm_callbacks(
         callbacks("ours", ours.base, receivers["ours"], mode, 2, args.gap, meter, demo)
     for name, reference in anchors.items():
         callbacks(name, reference.base, receivers["theirs"], "ping", 2, args.gap, meter)
+    if floor is not None:
+        for _ in range(2):  # each of the floor's web processes reads its fixed parts once
+            callbacks(
+                "floor",
+                ours.base,
+                receivers["ours"],
+                "ping",
+                2,
+                args.gap,
+                meter,
+                demo,
+                approve_base=floor.base,
+            )
 
 
 def memory(
@@ -1099,13 +1131,13 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
                 f"{key}_{p}_ms",
                 f"approve -> {key} callback {p}, ms",
                 lambda r, n, k=key, p=p: r["callbacks"][f"{n}_{k}"]["approval_to_callback_ms"][p],
-                oidc if key == "ping" else ("ours",),
+                (*oidc, "floor") if key == "ping" else ("ours",),  # the floor's approval: bench.floor
             )
     row(
         "approve_request_p50_ms",
         "the approve request itself, p50, ms",
         lambda r, n: r["callbacks"][f"{n}_ping"]["approve_request_ms"]["p50"],
-        oidc,
+        (*oidc, "floor"),
     )
     row(
         "burst_ping_p95_ms",
@@ -1126,6 +1158,8 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
     # CPU-seconds per 1,000 requests (callbacks), by scenario, server and part
     def cpu_run(r: dict, scenario: str, group: str, name: str) -> dict | None:
         if group == "callbacks":
+            if name == "floor":  # ours made its requests: the floor's CPU is the approval's alone
+                return None
             return r.get("callbacks", {}).get(f"{name}_{scenario}")
         run = r.get(group, {}).get(name)
         return run if run and "cpu_seconds" in run else None
@@ -1381,10 +1415,13 @@ def chart(results: dict, path: Path) -> None:
         ("theirs_ping", "oidc-provider ping, memory", "--"),
         ("theirs_redis_ping", "oidc-provider ping, Redis store", "-."),
         ("burst", "ours ping after burst", ":"),
+        ("floor_ping", "Django floor ping (bench.floor)", (0, (3, 1, 1, 1))),
     ):
         samples = pooled(name)
         if samples:
-            middle.plot(samples, [(i + 1) / len(samples) for i in range(len(samples))], style, label=label)
+            middle.plot(
+                samples, [(i + 1) / len(samples) for i in range(len(samples))], linestyle=style, label=label
+            )
     middle.axvline(TARGETS["ping_p95_ms"], color="#c44", ls="--", lw=0.8, label="10 / 15 ms targets")
     middle.axvline(TARGETS["push_p95_ms"], color="#c44", ls="--", lw=0.8)
     middle.axhline(0.95, color="#bbb", lw=0.6)
@@ -1618,7 +1655,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def measure(args: argparse.Namespace, anchor_dir: Path) -> dict[str, Any]:
     backchannel_runs = bool({"backchannel", "sustained"} & set(args.scenarios))
-    with_floor = args.floor and backchannel_runs
+    with_floor = args.floor and (backchannel_runs or "callbacks" in args.scenarios)
     for port in (args.port, args.anchor_port, args.anchor_port + 1, args.ceiling_port):
         free_port(port)
     if with_floor:

@@ -149,3 +149,126 @@ def test_a_floor_run_that_left_notifications_open_is_an_error_of_the_comparison(
 
     assert ("sustained", failed["sustained"]["floor"]) in runs
     assert sum(run.get("errors", 0) for _, run in runs) == 1
+
+
+@pytest.fixture
+def ping_receiver() -> Any:
+    """A client notification endpoint on loopback, recording what arrives."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    arrived: list[tuple[str, dict[str, Any]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            arrived.append((self.headers["Authorization"], body))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server.arrived = arrived
+    server.url = f"http://127.0.0.1:{server.server_address[1]}/cb"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def floor_ping(floor_site: Any, make_client: Any, alice: Any, ping_receiver: Any) -> Any:
+    """A pending request of a ping client whose endpoint is ``ping_receiver``, and alice's
+    consent bearer token."""
+    from oauth2_provider.models import get_access_token_model
+
+    from ciba import services
+    from ciba.models import Application
+
+    app, _ = make_client("ping")
+    # loopback http: the floor's own test endpoint, which registration rightly refuses
+    Application.objects.filter(pk=app.pk).update(backchannel_client_notification_endpoint=ping_receiver.url)
+    ar = services.create_request(
+        expires_in=300,
+        client=app,
+        user=alice,
+        hint_kind="login_hint",
+        scope="openid",
+        interval=5,
+        client_notification_token="floor-notification-token",
+    )
+    token = get_access_token_model().objects.create(
+        user=alice,
+        application=app,
+        token="floor-consent-token",
+        scope="openid ciba:consent",
+        expires=timezone.now() + timedelta(hours=1),
+    )
+    return ar, token.token
+
+
+def approve(client: Any, auth_req_id: str, token: str) -> Any:
+    return client.post(
+        f"/bench/floor/approve/{auth_req_id}/",
+        "{}",
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+
+
+def test_the_floors_approval_commits_the_decision_and_its_ping_then_sends_the_ping(
+    client: Any, floor_ping: Any, ping_receiver: Any, alice: Any
+) -> None:
+    from ciba.models import CallbackDelivery
+
+    ar, token = floor_ping
+
+    response = approve(client, ar.auth_req_id, token)
+
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    ar.refresh_from_db()
+    assert (ar.state, ar.decided_by, ar.granted_scope) == ("approved", alice, "openid")
+    assert ping_receiver.arrived == [("Bearer floor-notification-token", {"auth_req_id": ar.auth_req_id})]
+    [ping] = CallbackDelivery.objects.filter(request=ar)
+    assert (ping.kind, ping.state, ping.last_status, ping.lease_until) == ("ping", "delivered", 204, None)
+
+
+def test_the_floors_approval_refuses_a_wrong_token_and_a_decided_request(
+    client: Any, floor_ping: Any, ping_receiver: Any
+) -> None:
+    from ciba.models import CallbackDelivery
+
+    ar, token = floor_ping
+
+    assert approve(client, ar.auth_req_id, "not-a-token").status_code == 401
+    assert approve(client, ar.auth_req_id, token).status_code == 200
+    assert approve(client, ar.auth_req_id, token).status_code == 409  # decided already
+    assert len(ping_receiver.arrived) == 1 and CallbackDelivery.objects.count() == 1
+
+
+def test_the_comparison_reports_the_floors_ping_beside_ours() -> None:
+    rounds = []
+    for ours, floor_ms in ((14.0, 6.0), (16.0, 7.0), (15.0, 8.0)):
+        run = {
+            "approval_to_callback_ms": {"p50": ours - 2, "p95": ours},
+            "approve_request_ms": {"p50": ours - 3},
+        }
+        theirs = {"approval_to_callback_ms": {"p50": 2.0, "p95": 4.0}, "approve_request_ms": {"p50": 3.0}}
+        mine = {
+            "approval_to_callback_ms": {"p50": floor_ms - 1, "p95": floor_ms},
+            "approve_request_ms": {"p50": 4.0},
+        }
+        rounds.append(
+            {"round": 1, "callbacks": {"ours_ping": run, "theirs_ping": theirs, "floor_ping": mine}}
+        )
+
+    rows = compare.summarize(rounds)["rows"]
+
+    assert rows["ping_p95_ms"]["floor"]["median"] == 7.0 and rows["ping_p95_ms"]["ratio_floor"] == round(
+        15 / 7, 3
+    )
+    assert rows["approve_request_p50_ms"]["floor"]["median"] == 4.0
