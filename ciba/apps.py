@@ -35,4 +35,4 @@ class CibaConfig(AppConfig):
         task_postrun.connect(dispatch.refresh_connections, weak=False, dispatch_uid="ciba.dispatch.postrun")
         # A callback is sent by the process that committed it, right after the commit, when
         # one of its sender threads is free; otherwise by a worker (ciba.callbacks.inline).
-        dispatch.run_here(dispatch.DELIVER_CALLBACK, inline.submit)
+        dispatch.run_here(dispatch.DELIVER_CALLBACK, inline.submit, lease=inline.lease)

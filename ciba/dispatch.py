@@ -32,6 +32,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -168,16 +169,41 @@ def refresh_connections(sender: Any = None, task: Any = None, **kwargs: Any) -> 
 
 
 #: Tasks a process may run itself once the transaction that asked for them commits, instead of
-#: publishing them (``run_here``): the task name's runner.
+#: publishing them (``run_here``): the task name's runner, and the lease it would hold.
 _runners: dict[str, Callable[..., bool]] = {}
+_leases: dict[str, Callable[[], timedelta | None]] = {}
 
 
-def run_here(task: str, runner: Callable[..., bool]) -> None:
+def run_here(
+    task: str, runner: Callable[..., bool], lease: Callable[[], timedelta | None] | None = None
+) -> None:
     """Offer ``task``'s work sent by ``after_commit`` to ``runner(*args, **kwargs)`` first: it
     returns True when it took the work, False to have the task published as usual. A runner
     that takes the work owns it: it must see it done or publish the task itself (the outbox
-    row stays the record, and the sweep hands on what nobody finished)."""
+    row stays the record, and the sweep hands on what nobody finished). ``lease()``, asked
+    before the commit, is how long the runner's claim would last if it would take work now,
+    else None (``lease_here``)."""
     _runners[task] = runner
+    if lease is None:
+        _leases.pop(task, None)
+    else:
+        _leases[task] = lease
+
+
+def lease_here(task: str) -> timedelta | None:
+    """If this process would likely run work for ``task`` sent by ``after_commit`` now, the
+    lease its runner would claim: the writer of the outbox row may then write it leased to this
+    process in the very transaction that creates it, sparing the runner its claim (a round
+    trip) after the commit. Only likely: a runner that declines after all gives the lease back
+    before the task is published. None: write the row unleased, as ever."""
+    lease = _leases.get(task)
+    if lease is None:
+        return None
+    try:
+        return lease()
+    except Exception:  # noqa: BLE001 - a wrong guess costs a claim, never the work
+        logger.exception("Could not ask whether %s runs here", SUBJECTS.get(task, task))
+        return None
 
 
 def after_commit(

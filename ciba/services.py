@@ -535,7 +535,11 @@ def _queue_callback(ar: AuthenticationRequest, kind: str, error_code: str = "") 
     """
     if _mode(ar) not in NOTIFICATION_MODES:
         return None
-    delivery = CallbackDelivery.objects.create(request=ar, kind=kind, error_code=error_code)
+    claimed: dict[str, Any] = {}
+    lease = dispatch.lease_here(dispatch.DELIVER_CALLBACK)
+    if lease is not None:  # a sender thread of this process will take it: written claimed for it
+        claimed = {"lease_until": timezone.now() + lease, "attempts": 1}
+    delivery = CallbackDelivery.objects.create(request=ar, kind=kind, error_code=error_code, **claimed)
     # Registered before the hand-off, so it runs first once committed (and never if rolled back).
     transaction.on_commit(lambda: _keep_committed(delivery), using=_db())
     dispatch.after_commit(dispatch.DELIVER_CALLBACK, delivery.pk, using=_db())

@@ -379,3 +379,78 @@ def test_a_callback_the_senders_decline_is_left_to_a_worker_and_not_kept(
     assert services.committed_callback(row.pk) is None
     assert outbox.deliver(row.pk) == "delivered"  # the worker reads the row itself
     assert len(recorder.received) == 1
+
+
+# --- the row written already claimed for a free sender ------------------------------------------
+
+
+@pytest.fixture
+def sending_process(monkeypatch):
+    """A process whose sender threads would take a callback now (not eager Celery, threads
+    free), as a web process under the production settings."""
+    monkeypatch.setitem(current_app.conf, "task_always_eager", False)
+    assert inline.drain(5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_is_written_claimed_for_a_free_sender_which_sends_it_without_a_claim(
+    make_client, alice, recorder, published, sending_process
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    before = timezone.now()
+    row = queued_ping(make_client, alice, recorder.url("/cb"))
+    lease = outbox.OUTBOX.lease_duration()
+    assert row.attempts == 1 and before + lease <= row.lease_until <= timezone.now() + lease
+    assert outbox.deliver(row.pk) == "deferred"  # a worker or a sweep meeting it meanwhile
+    assert recorder.received == []
+    with CaptureQueriesContext(connection) as queries:
+        assert inline.send(row.pk) == "delivered"
+    assert delivery_statements(queries) == ["UPDATE"]  # the record: no claim after the commit
+    row.refresh_from_db()
+    assert (row.state, row.attempts, row.lease_until) == ("delivered", 1, None)
+    assert len(recorder.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_written_claimed_that_no_sender_takes_after_all_is_given_back_to_the_workers(
+    make_client, alice, recorder, published, sending_process
+):
+    row = queued_ping(make_client, alice, recorder.url("/cb"))
+    assert row.lease_until is not None
+    with ciba(CALLBACK_INLINE_SENDERS=0):  # every thread taken between the write and the commit
+        assert inline.submit(row.pk) is False
+    row.refresh_from_db()
+    assert (row.attempts, row.lease_until) == (0, None)  # at once, not when the lease runs out
+    assert outbox.deliver(row.pk) == "delivered"
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == ("delivered", 1) and len(recorder.received) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_is_written_unclaimed_when_no_sender_would_take_it(make_client, alice, recorder, monkeypatch):
+    monkeypatch.setitem(current_app.conf, "task_always_eager", True)
+    assert queued_ping(make_client, alice, recorder.url("/a")).lease_until is None
+    monkeypatch.setitem(current_app.conf, "task_always_eager", False)
+    with ciba(CALLBACK_INLINE_SENDERS=0):
+        row = queued_ping(make_client, alice, recorder.url("/b"))
+    assert (row.attempts, row.lease_until) == (0, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_written_long_ago_is_not_relied_on_and_waits_for_the_sweep(
+    make_client, alice, recorder, published, sending_process
+):
+    """A sender that only runs when half of the row's lease is gone (a stalled process) does not
+    send it: past its lease a sweep may hand it to a worker, and it would be sent twice."""
+    from ciba import services
+
+    row = queued_ping(make_client, alice, recorder.url("/cb"))
+    soon = timezone.now() + outbox.OUTBOX.lease_duration() / 4
+    CallbackDelivery.objects.filter(pk=row.pk).update(lease_until=soon)
+    services._committed[row.pk].lease_until = soon
+    assert inline.send(row.pk) == "taken"
+    assert recorder.received == []
+    row.refresh_from_db()
+    assert (row.state, row.attempts, row.lease_until) == ("pending", 1, soon)

@@ -7,17 +7,21 @@ docs/performance.md). Now ``ciba.dispatch`` offers the row to ``submit`` first
 (``dispatch.run_here``, wired by ``ciba.apps``), which hands it to one of a few sender threads
 of this process (``CALLBACK_INLINE_SENDERS``), and the web request goes on at once:
 
-* **Exactly one sender.** The thread runs ``outbox.deliver(pk, inline=True)``: the same claim
-  (one conditional UPDATE) as a worker's, so whoever else meets the row (a sweep's task) finds
-  it leased or done. Nothing is published when it succeeds: nothing is sent twice. The row,
-  its request, client and user are not read back: the committing request hands over what it
-  wrote (``services.committed_callback``), which the claim uses only if it finds the row
-  never attempted (``outbox._claim_as_committed``).
+* **Exactly one sender.** The thread runs ``outbox.deliver(pk, inline=True)``. When a thread
+  was free as the row was written (``lease``, asked through ``dispatch.lease_here``), the row
+  was written already claimed (leased, one attempt) in the decision's own transaction: the
+  thread sends it without a claim of its own, and anyone else meeting the row (a sweep's task)
+  finds it leased or done. Otherwise it claims the row as a worker does (one conditional
+  UPDATE). Nothing is published when it succeeds: nothing is sent twice. The row, its
+  request, client and user are not read back: the committing request hands over what it wrote
+  (``services.committed_callback``), which the claim uses only if it finds the row never
+  attempted (``outbox._claim_as_committed``).
 * **The outbox is still the fallback.** A failed attempt is recorded and retried by the workers
   as before; an endpoint in the slow lane is never attempted here (it is handed to the slow
   lane's task); no free thread (the threads are busy, or there are none): the task is published
-  as before. If the process dies before or during the attempt, the row is pending (and its
-  lease runs out): the sweep hands it to a worker.
+  as before, the row's lease given back first if it was written with one. If the process
+  dies before or during the attempt, the row is pending and its lease runs out (one total
+  timeout and 10 s): the sweep then hands it to a worker.
 * **Never in the request's way, nor in anybody's.** ``submit`` never waits: it hands the row to
   an idle thread, starts one up to the limit, or declines. An attempt here gives up where the
   slow lane begins (``outbox.inline_deadline``), so a slow endpoint holds a thread a few seconds
@@ -40,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from functools import partial
 
 from celery import current_app
@@ -89,6 +94,11 @@ class Senders:
                 self._alive -= 1
             return False
         return True
+
+    def would_take(self, limit: int) -> bool:
+        """Whether ``submit`` would take a job now (a thread idle, or room for one more)."""
+        with self._lock:
+            return not self._stopping and limit > 0 and (self._idle > 0 or self._alive < limit)
 
     def _run(self, job: Job | None) -> None:
         try:
@@ -151,12 +161,26 @@ def limit() -> int:
     return int(ciba_settings.CALLBACK_INLINE_SENDERS or 0)
 
 
+def lease() -> timedelta | None:
+    """``ciba.dispatch``'s question before the commit (``dispatch.lease_here``): a sender
+    thread would take a callback now, so its row may be written already claimed by this
+    process, for a claim's lease: the sender then sends it without claiming it after the
+    commit (a round trip on the way to the client's endpoint). None with eager Celery,
+    ``CALLBACK_INLINE_SENDERS`` 0, or every thread busy."""
+    if current_app.conf.task_always_eager or not _senders.would_take(limit()):
+        return None
+    return outbox.OUTBOX.lease_duration()
+
+
 def submit(delivery_pk: int) -> bool:
     """``ciba.dispatch``'s runner for ``ciba.deliver_callback``: hand the row to a sender
     thread; False (publish the task) with eager Celery, with ``CALLBACK_INLINE_SENDERS`` 0, or
-    when no thread is free."""
+    when no thread is free, after giving back the lease the row was written with, if any (a
+    thread was free before the commit and is not now): the worker then claims it at once."""
     if current_app.conf.task_always_eager or not _senders.submit(partial(send, delivery_pk), limit()):
-        services.committed_callback(delivery_pk)  # a worker takes it, and reads the row itself
+        written = services.committed_callback(delivery_pk)  # a worker takes it, and reads the row itself
+        if written is not None and written.lease_until is not None:
+            outbox.give_back(written)
         return False
     return True
 

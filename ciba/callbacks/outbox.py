@@ -116,6 +116,11 @@ def _claim_as_committed(delivery_pk: int, now: datetime) -> CallbackDelivery | N
     written = services.committed_callback(delivery_pk)
     if written is None:
         return None
+    if written.lease_until is not None:
+        # Written already claimed by this process (inline.lease): nobody else takes it before
+        # the lease ends. Past half of it (a process stalled that long), not relied on: the
+        # caller's claim then fails until the lease runs out, and the sweep hands it on.
+        return written if written.lease_until - now >= OUTBOX.lease_duration() / 2 else None
     lease = now + OUTBOX.lease_duration()
     claimed = _CLAIM_AS_COMMITTED.update((now, delivery_pk), {OUTBOX.lease_field: lease, "attempts": 1})
     if not claimed:
@@ -137,6 +142,12 @@ def inline_deadline() -> float:
     attempt would move it; ``CALLBACK_TOTAL_TIMEOUT`` without a slow lane."""
     total = float(ciba_settings.CALLBACK_TOTAL_TIMEOUT)
     return min(total, lanes.slow_after() or total)
+
+
+def give_back(written: CallbackDelivery) -> None:
+    """The lease a row was written with for this process's sender (``inline.lease``), given
+    back with its attempt when no sender took it after all: a worker may claim it at once."""
+    _release(written, written.lease_until)
 
 
 def _release(delivery: CallbackDelivery, lease: datetime, **fields: Any) -> None:
