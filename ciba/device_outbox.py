@@ -312,8 +312,39 @@ def mark_withdrawal(request_pk: int, now: datetime | None = None) -> bool:
         .update(device_notification_due_at=now, device_notification_retry=None)
     )
     if marked:
-        dispatch.send(dispatch.WITHDRAW_PROMPT, request_pk)
+        _hand_withdrawal(request_pk)
     return bool(marked)
+
+
+def _hand_withdrawal(request_pk: int) -> None:
+    """Have a worker run an owed withdrawal: with ``NOTIFY_BATCH_WINDOW``, the batch task
+    within the window (one message per half window per process, ``dispatch.kick_after_commit``:
+    a decision's request no longer publishes a task of its own), else a task for this request.
+    The entry is marked owed already: a lost message leaves it to the sweep."""
+    window = ciba_settings.NOTIFY_BATCH_WINDOW
+    if window:
+        dispatch.kick_after_commit(dispatch.WITHDRAW_DUE, window=window)
+    else:
+        dispatch.send(dispatch.WITHDRAW_PROMPT, request_pk)
+
+
+def withdraw_due(max_rounds: int = 50) -> int:
+    """Run every due withdrawal, up to ``NOTIFY_BATCH_SIZE`` a round; return how many were
+    taken. The batched form of sending one ``withdraw`` task per decision: each entry is still
+    claimed by ``withdraw`` itself (one conditional UPDATE), so a sweep's task or another batch
+    meeting it at once never withdraws it twice. ``max_rounds`` bounds one task's run; what is
+    left gets a new task (or the sweep)."""
+    size = ciba_settings.NOTIFY_BATCH_SIZE
+    done = 0
+    for _ in range(max_rounds):
+        pks = list(WITHDRAWALS.due(timezone.now()).values_list("pk", flat=True)[:size])
+        for pk in pks:
+            withdraw(pk)
+        done += len(pks)
+        if len(pks) < size:
+            return done
+    dispatch.send(dispatch.WITHDRAW_DUE)
+    return done
 
 
 def withdraw(request_pk: int) -> str:
@@ -369,6 +400,9 @@ def _run_withdrawal(
 
 
 def _send_withdrawals(pks: list[int]) -> list[int]:
+    if ciba_settings.NOTIFY_BATCH_WINDOW:
+        dispatch.send(dispatch.WITHDRAW_DUE)  # one batch task takes them all
+        return []
     for pk in pks:
         dispatch.send(dispatch.WITHDRAW_PROMPT, pk)
     return []
@@ -386,7 +420,7 @@ def _on_finished(sender: Any, request: AuthenticationRequest, **kwargs: Any) -> 
     marked = request.__dict__.pop("prompt_withdrawal_marked", False)
     try:
         if marked:
-            dispatch.send(dispatch.WITHDRAW_PROMPT, request.pk)
+            _hand_withdrawal(request.pk)
             return
         mark_withdrawal(request.pk)
     except Exception:  # noqa: BLE001 - the sweep cannot help here, but the decision stands

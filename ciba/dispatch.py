@@ -49,6 +49,7 @@ logger = logging.getLogger("ciba.dispatch")
 NOTIFY_DEVICE = "ciba.notify_authentication_device"
 NOTIFY_DUE = "ciba.notify_due_devices"
 WITHDRAW_PROMPT = "ciba.withdraw_device_prompt"
+WITHDRAW_DUE = "ciba.withdraw_due_prompts"
 DELIVER_CALLBACK = "ciba.deliver_callback"
 DELIVER_CALLBACK_SLOW = "ciba.deliver_callback_slow"
 SWEEP_CALLBACK_OUTBOX = "ciba.sweep_callback_outbox"
@@ -72,6 +73,7 @@ TASK_ROUTES = {
     NOTIFY_DEVICE: {"queue": "ciba-notify"},
     NOTIFY_DUE: {"queue": "ciba-notify"},
     WITHDRAW_PROMPT: {"queue": "ciba-notify"},
+    WITHDRAW_DUE: {"queue": "ciba-notify"},
     SWEEP_CALLBACK_OUTBOX: {"queue": "ciba-sweeps"},
     SWEEP_NOTIFICATION_OUTBOX: {"queue": "ciba-sweeps"},
     SWEEP_CALLBACKS: {"queue": "ciba-sweeps"},
@@ -90,6 +92,7 @@ SUBJECTS = {
     NOTIFY_DEVICE: "the device notification for CIBA request",
     NOTIFY_DUE: "the batch of due device notifications",
     WITHDRAW_PROMPT: "the withdrawal of the device prompt of CIBA request",
+    WITHDRAW_DUE: "the batch of due device prompt withdrawals",
     DELIVER_CALLBACK: "CIBA callback",
     DELIVER_CALLBACK_SLOW: "CIBA callback (slow lane)",
     SWEEP_CALLBACK_OUTBOX: "the CIBA callback sweep",

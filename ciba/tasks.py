@@ -37,6 +37,13 @@ def withdraw_device_prompt(request_pk: int) -> str:
     return device_outbox.withdraw(request_pk)
 
 
+@shared_task(name=dispatch.WITHDRAW_DUE, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def withdraw_due_prompts() -> int:
+    """Run every due prompt withdrawal (``device_outbox.withdraw_due``); sent once per
+    ``NOTIFY_BATCH_WINDOW`` by the deciding processes instead of one task per decision."""
+    return device_outbox.withdraw_due()
+
+
 @shared_task(name=dispatch.DELIVER_CALLBACK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_callback(delivery_pk: int) -> str:
     """Attempt one ping or push callback (``ciba.callbacks.outbox``); a callback to an endpoint

@@ -50,6 +50,11 @@ def published():
         yield sent
 
 
+#: The withdrawal handed on: the batch task (``NOTIFY_BATCH_WINDOW``, on by default), which
+#: withdraws every due prompt; without a window, a task for the request (below).
+BATCH_OF_WITHDRAWALS = [(dispatch.WITHDRAW_DUE, ())]
+
+
 def notified(ar: AuthenticationRequest, **fields: Any) -> AuthenticationRequest:
     """As if the device had been notified once (and a retry of another notifier were planned)."""
     values = {"device_notification_attempts": 1, "device_notification_retry": ["a.Notifier"], **fields}
@@ -72,9 +77,22 @@ def test_a_decision_on_a_notified_request_owes_its_prompt_withdrawal_in_the_same
     row = AuthenticationRequest.objects.get(pk=ar.pk)
     assert row.device_notification_due_at >= before  # owed: the sweep finds it even if no task runs
     assert AuthenticationRequest.objects.filter(pk=ar.pk, device_notification_retry__isnull=True).exists()
-    assert published == [(dispatch.WITHDRAW_PROMPT, (ar.pk,))]
+    assert published == BATCH_OF_WITHDRAWALS
     writes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(("UPDATE", "INSERT"))]
     assert [w.split()[1] for w in writes] == ['"ciba_authenticationrequest"']  # the decision alone
+
+
+def test_without_a_batch_window_a_decision_hands_its_own_withdrawal_on(
+    client, alice, make_client, published, django_capture_on_commit_callbacks, settings
+):
+    app, secret = make_client("poll")
+    ar = notified(AuthenticationRequest.objects.get(auth_req_id=start_request(client, app, secret)))
+    phone = consent_bearer(alice)
+    published.clear()
+    settings.CIBA = {**settings.CIBA, "NOTIFY_BATCH_WINDOW": 0}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert Client().post(f"{API}{ar.auth_req_id}/deny/", **phone).status_code == 200
+    assert published == [(dispatch.WITHDRAW_PROMPT, (ar.pk,))]
 
 
 def test_a_decision_while_a_notification_is_in_flight_hands_the_withdrawal_on(
@@ -90,7 +108,7 @@ def test_a_decision_while_a_notification_is_in_flight_hands_the_withdrawal_on(
     with django_capture_on_commit_callbacks(execute=True):
         response = Client().post(f"{API}{ar.auth_req_id}/approve/", **phone)
     assert response.status_code == 200
-    assert published == [(dispatch.WITHDRAW_PROMPT, (ar.pk,))]  # it waits for the lease, then withdraws
+    assert published == BATCH_OF_WITHDRAWALS  # it waits for the lease, then withdraws
 
 
 def test_a_request_decided_before_any_notification_sends_no_withdrawal(
@@ -118,7 +136,7 @@ def test_a_notification_sent_after_the_decider_read_the_request_is_still_withdra
     published.clear()
     with django_capture_on_commit_callbacks(execute=True):
         services.approve(ar, user=alice)
-    assert published == [(dispatch.WITHDRAW_PROMPT, (ar.pk,))]
+    assert published == BATCH_OF_WITHDRAWALS
     assert AuthenticationRequest.objects.get(pk=ar.pk).device_notification_due_at is not None
 
 
@@ -131,7 +149,7 @@ def test_an_expiry_still_marks_the_withdrawal_after_its_commit(
     published.clear()
     with django_capture_on_commit_callbacks(execute=True):
         assert services.expire(AuthenticationRequest.objects.select_related("client").get(pk=ar.pk))
-    assert published == [(dispatch.WITHDRAW_PROMPT, (ar.pk,))]
+    assert published == BATCH_OF_WITHDRAWALS
 
 
 # --- the device app's designation, read with the token ----------------------------------------

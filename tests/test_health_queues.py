@@ -51,7 +51,12 @@ ROUTED = ciba_health.routed_queues(celery_app(task_routes=TASK_ROUTES)).queues
 
 def test_ciba_routes_send_each_kind_of_work_to_its_queue():
     assert ROUTED == {
-        "ciba-notify": [dispatch.NOTIFY_DEVICE, dispatch.NOTIFY_DUE, dispatch.WITHDRAW_PROMPT],
+        "ciba-notify": [
+            dispatch.NOTIFY_DEVICE,
+            dispatch.NOTIFY_DUE,
+            dispatch.WITHDRAW_PROMPT,
+            dispatch.WITHDRAW_DUE,
+        ],
         "ciba-callbacks": [dispatch.DELIVER_CALLBACK],
         "ciba-callbacks-slow": [dispatch.DELIVER_CALLBACK_SLOW],
         "ciba-sweeps": [

@@ -156,7 +156,7 @@ def test_a_withdrawal_whose_task_was_lost_is_sent_by_the_notification_sweep(
         monkeypatch.setattr(device_outbox.dispatch, "send", lambda *args, **kwargs: sent.append(args))
         with django_capture_on_commit_callbacks(execute=True):
             services.deny(ar, user=alice)
-        assert sent == [("ciba.withdraw_device_prompt", ar.pk)]  # lost with the broker
+        assert sent == [("ciba.withdraw_due_prompts",)]  # lost with the broker
         monkeypatch.undo()
         assert len(recorder.received) == 1
         ten_seconds_on = timezone.now() + timedelta(seconds=11)
@@ -324,3 +324,37 @@ def test_fcm_withdraws_with_a_data_message_that_wakes_nothing(alice, make_client
     }
     assert message["android"]["priority"] == "normal"
     assert message["apns"]["headers"] == {"apns-priority": "5", "apns-push-type": "background"}
+
+
+def test_decisions_within_a_batch_window_share_one_task_which_withdraws_each_prompt_once(
+    alice, make_client, recorder, django_capture_on_commit_callbacks, monkeypatch
+):
+    """With a broker (not eager), a deciding process no longer publishes a task per decision:
+    the first decision of a window sends the batch task, due after the window; it withdraws
+    every due prompt, each exactly once, and the next run finds nothing."""
+    from celery import current_app
+
+    from ciba import dispatch
+
+    app, _ = make_client("poll")
+    with override_settings(CIBA=webhook_settings(recorder, NOTIFY_BATCH_WINDOW=0.5)):
+        first, second = (notified_request(alice, app, django_capture_on_commit_callbacks) for _ in range(2))
+        sent = []
+        monkeypatch.setitem(current_app.conf, "task_always_eager", False)
+        monkeypatch.setattr(dispatch, "_kicked", {})
+        monkeypatch.setattr(dispatch, "send", lambda *args, **kwargs: sent.append((args, kwargs)) or True)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.approve(first, user=alice)
+        with django_capture_on_commit_callbacks(execute=True):
+            services.deny(second, user=alice)
+        assert sent == [(("ciba.withdraw_due_prompts",), {"countdown": 0.5})]
+        monkeypatch.undo()
+        assert device_outbox.withdraw_due() == 2
+        assert device_outbox.withdraw_due() == 0
+    types = [e["type"] for e in events(recorder)]
+    assert types.count("ciba.authentication_withdrawn") == 2
+    ids = {e["data"]["auth_req_id"] for e in events(recorder) if e["type"] == "ciba.authentication_withdrawn"}
+    assert ids == {first.auth_req_id, second.auth_req_id}
+    for ar in (first, second):
+        ar.refresh_from_db()
+        assert ar.device_notification_due_at is None
