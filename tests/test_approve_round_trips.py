@@ -51,7 +51,7 @@ def published():
 
 
 #: The withdrawal handed on: the batch task (``NOTIFY_BATCH_WINDOW``, on by default), which
-#: withdraws every due prompt; without a window, a task for the request (below).
+#: withdraws every due prompt; without a window, a task for the request.
 BATCH_OF_WITHDRAWALS = [(dispatch.WITHDRAW_DUE, ())]
 
 
@@ -62,14 +62,18 @@ def notified(ar: AuthenticationRequest, **fields: Any) -> AuthenticationRequest:
     return AuthenticationRequest.objects.get(pk=ar.pk)
 
 
+@pytest.mark.parametrize("window", ["default", 0])
 @pytest.mark.parametrize("decision", ["approve", "deny"])
 def test_a_decision_on_a_notified_request_owes_its_prompt_withdrawal_in_the_same_commit(
-    client, alice, make_client, published, decision, django_capture_on_commit_callbacks
+    client, alice, make_client, published, decision, window, django_capture_on_commit_callbacks, settings
 ):
+    """Handed on to the batch task, or without a batch window to a task of its own."""
     app, secret = make_client("poll")
     ar = notified(AuthenticationRequest.objects.get(auth_req_id=start_request(client, app, secret)))
     phone = consent_bearer(alice)
     published.clear()
+    if window == 0:
+        settings.CIBA = {**settings.CIBA, "NOTIFY_BATCH_WINDOW": 0}
     before = timezone.now()
     with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as queries:
         response = Client().post(f"{API}{ar.auth_req_id}/{decision}/", **phone)
@@ -77,22 +81,9 @@ def test_a_decision_on_a_notified_request_owes_its_prompt_withdrawal_in_the_same
     row = AuthenticationRequest.objects.get(pk=ar.pk)
     assert row.device_notification_due_at >= before  # owed: the sweep finds it even if no task runs
     assert AuthenticationRequest.objects.filter(pk=ar.pk, device_notification_retry__isnull=True).exists()
-    assert published == BATCH_OF_WITHDRAWALS
+    assert published == (BATCH_OF_WITHDRAWALS if window else [(dispatch.WITHDRAW_PROMPT, (ar.pk,))])
     writes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith(("UPDATE", "INSERT"))]
     assert [w.split()[1] for w in writes] == ['"ciba_authenticationrequest"']  # the decision alone
-
-
-def test_without_a_batch_window_a_decision_hands_its_own_withdrawal_on(
-    client, alice, make_client, published, django_capture_on_commit_callbacks, settings
-):
-    app, secret = make_client("poll")
-    ar = notified(AuthenticationRequest.objects.get(auth_req_id=start_request(client, app, secret)))
-    phone = consent_bearer(alice)
-    published.clear()
-    settings.CIBA = {**settings.CIBA, "NOTIFY_BATCH_WINDOW": 0}
-    with django_capture_on_commit_callbacks(execute=True):
-        assert Client().post(f"{API}{ar.auth_req_id}/deny/", **phone).status_code == 200
-    assert published == [(dispatch.WITHDRAW_PROMPT, (ar.pk,))]
 
 
 def test_a_decision_while_a_notification_is_in_flight_hands_the_withdrawal_on(
