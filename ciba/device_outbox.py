@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db.models import Case, DateTimeField, F, Q, Value, When
@@ -186,19 +187,27 @@ def sweep(now: datetime | None = None, limit: int = 500) -> int:
     At most one sweep runs at a time (``dispatch.sweeping``); a second one at once would be
     harmless all the same: the batch task claims its rows with ``SKIP LOCKED``, and a
     per-request task finds its row leased and does nothing."""
-    notifications = OUTBOX.sweep(lambda now: OUTBOX.hand_out(now, limit), _send, now)
+    notifications = OUTBOX.sweep(
+        lambda now: OUTBOX.hand_out(now, limit),
+        partial(_send, dispatch.NOTIFY_DUE, dispatch.NOTIFY_DEVICE),
+        now,
+    )
     return notifications + WITHDRAWALS.sweep(
-        lambda now: WITHDRAWALS.hand_out(now, limit), _send_withdrawals, now
+        lambda now: WITHDRAWALS.hand_out(now, limit),
+        partial(_send, dispatch.WITHDRAW_DUE, dispatch.WITHDRAW_PROMPT),
+        now,
     )
 
 
-def _send(pks: list[int]) -> list[int]:
-    """Entries the sweep did not claim need no undoing: nothing is returned as unsent."""
+def _send(batch_task: str, task: str, pks: list[int]) -> list[int]:
+    """What a sweep found due, handed on: one ``batch_task`` that takes them all (with
+    ``NOTIFY_BATCH_WINDOW``), else a ``task`` per entry. Entries the sweep did not claim need
+    no undoing: nothing is returned as unsent."""
     if ciba_settings.NOTIFY_BATCH_WINDOW:
-        dispatch.send(dispatch.NOTIFY_DUE)  # one batch task takes them all
+        dispatch.send(batch_task)
         return []
     for pk in pks:
-        dispatch.send(dispatch.NOTIFY_DEVICE, pk)
+        dispatch.send(task, pk)
     return []
 
 
@@ -397,15 +406,6 @@ def _run_withdrawal(
         return Outcome.ok()  # a notifier outside the BaseNotifier contract: nothing to withdraw
     withdraw = notifier.withdraw
     return _guarded(lambda: withdraw(auth_request=ar, devices=devices), "failed to withdraw", path, ar)
-
-
-def _send_withdrawals(pks: list[int]) -> list[int]:
-    if ciba_settings.NOTIFY_BATCH_WINDOW:
-        dispatch.send(dispatch.WITHDRAW_DUE)  # one batch task takes them all
-        return []
-    for pk in pks:
-        dispatch.send(dispatch.WITHDRAW_PROMPT, pk)
-    return []
 
 
 def _on_finished(sender: Any, request: AuthenticationRequest, **kwargs: Any) -> None:
