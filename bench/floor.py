@@ -92,8 +92,9 @@ CALLBACK_VARYING = ("request_id", "kind", "attempts", "next_attempt_at", "lease_
 
 
 class _Fixed:
-    """What every request shares, read once per process: the client, the users' ids, and the
-    raw variant's statement. (Two threads racing at the first request compute the same.)"""
+    """What every request shares, read once per process: the client, the users' ids, the
+    clients' endpoints, and the raw statements (the new request's, the ping row's, the
+    approval's). (Two threads racing at the first request compute the same.)"""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -119,6 +120,8 @@ class _Fixed:
             self.callback_sql, self.callback_constants, self.callback_slots = _insert_statement(
                 CallbackDelivery, CALLBACK_VARYING
             )
+            self.callback_sql += f" RETURNING {connection.ops.quote_name('id')}"
+            self.approval_sql = _decide_sql()
             self.endpoints: dict[int, str] = dict(
                 Application.objects.values_list("pk", "backchannel_client_notification_endpoint")
             )
@@ -239,9 +242,6 @@ def _decide_sql() -> tuple[str, str, str]:
     return token, decide, delivered
 
 
-_statements: list[tuple[str, str, str]] = []
-
-
 @csrf_exempt
 @require_POST
 def approve(request: HttpRequest, auth_req_id: str) -> HttpResponse:
@@ -249,9 +249,7 @@ def approve(request: HttpRequest, auth_req_id: str) -> HttpResponse:
     ping sent, its outcome recorded, answered."""
     if not _fixed.ready:
         _fixed.load()
-    if not _statements:
-        _statements.append(_decide_sql())
-    token_sql, decide_sql, delivered_sql = _statements[0]
+    token_sql, decide_sql, delivered_sql = _fixed.approval_sql
     scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not bearer:
         return JsonResponse({"error": "invalid_token"}, status=401, headers=HEADERS)
@@ -282,7 +280,7 @@ def approve(request: HttpRequest, auth_req_id: str) -> HttpResponse:
         }
         for name, slot in _fixed.callback_slots.items():
             params[slot] = row[name]
-        cursor.execute(_fixed.callback_sql + f" RETURNING {connection.ops.quote_name('id')}", params)
+        cursor.execute(_fixed.callback_sql, params)
         callback_pk = cursor.fetchone()[0]
     response = requests.post(
         _fixed.endpoints[client_pk],
