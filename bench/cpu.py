@@ -6,6 +6,7 @@ process in Python, without a server, wrk or other requests around it.
     python -m bench.cpu --kind all               # and, beside them, the yardsticks below
     python -m bench.cpu --kind floor             # the Django floor's two views alone
     python -m bench.cpu --kind approve --profile # the consent API's approve request, profiled
+    python -m bench.cpu --kind push --profile    # minting an approved request's push tokens
 
 Each request goes through the example project's WSGI application (``example_project.wsgi``:
 the fast lane, the middleware, the view) as granian calls it, with the production parts of
@@ -24,6 +25,12 @@ user's authentication-device app sends it: a consent-scoped bearer token of a de
 app, one pending request (made and notified beforehand, as the polls' are) approved per call.
 The client is in poll mode, so no callback is sent; a ping client's approval adds its outbox
 ``INSERT`` and the hand-off after the commit, the same Python otherwise.
+
+``push`` is what a sender thread does for a push client's approval before its POST: the
+callback row's payload built (``ciba.callbacks.outbox.payload``: the request marked issued, the
+access, refresh and ID tokens minted, the body sealed and stored), one approved request per
+call, called as the sender calls it (outside any HTTP request). Each call also reads its row
+with its request, client and user (one ``SELECT``), which the sender has in hand already.
 
 Yardsticks, timed the same way (``--kind all``):
 
@@ -66,7 +73,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--kind",
-        choices=["backchannel", "poll", "approve", "both", "ceiling", "django", "floor", "all"],
+        choices=["backchannel", "poll", "approve", "push", "both", "ceiling", "django", "floor", "all"],
         default="both",
     )
     parser.add_argument("--requests", type=int, default=500, help="requests per round")
@@ -192,6 +199,10 @@ def run(spec: dict[str, Any]) -> None:
         warm = 30
         total = warm + spec["requests"] * (1 if spec["profile"] else spec["rounds"])
         calls["approve"] = approvals(call, client, users, total)
+    if "push" in spec["kinds"]:
+        warm = 30
+        total = warm + spec["requests"] * (1 if spec["profile"] else spec["rounds"])
+        calls["push"] = push_minting(users, total)
     if "ceiling" in spec["kinds"]:
         calls["ceiling"] = ceiling_app()
     for kind in spec["kinds"]:
@@ -282,6 +293,56 @@ def approvals(call: Any, client: Any, users: list[str], total: int) -> Any:
             content_type="application/json",
         )
         assert status.startswith("200") and b'"approved"' in content, (status, content)
+
+    return request
+
+
+def push_minting(users: list[str], total: int) -> Any:
+    """The push payload's minting as a function: a push client (its endpoint never called),
+    ``total`` requests approved beforehand with their callback rows, one row's payload built per
+    call as the sender thread builds it (``outbox.payload``)."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test.utils import override_settings
+
+    from ciba import services
+    from ciba.callbacks import outbox
+    from ciba.models import Application, CallbackDelivery
+
+    client = Application.objects.create(
+        name="bench-cpu push",
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=GRANT,
+        backchannel_token_delivery_mode="push",
+        backchannel_client_notification_endpoint="https://push.bench.invalid/cb",
+        client_secret=SECRET,
+        algorithm="RS256",
+    )
+    people = list(get_user_model().objects.filter(username__in=users))
+    rows = []
+    # No sender thread of this process sends (and mints) them meanwhile: they wait for the calls.
+    with override_settings(CIBA={**settings.CIBA, "CALLBACK_INLINE_SENDERS": 0}):
+        for i in range(total):
+            user = people[i % len(people)]
+            ar = services.create_request(
+                client=client,
+                user=user,
+                hint_kind="login_hint",
+                scope="openid",
+                interval=5,
+                client_notification_token=f"bench-{i:06d}",
+                expires_in=3600,
+            )
+            services.approve(ar, user=user)
+            rows.append(CallbackDelivery.objects.get(request=ar).pk)
+    done = iter(rows)
+
+    loaded = CallbackDelivery.objects.select_related("request__client", "request__user")
+
+    def request(i: int) -> None:
+        delivery = loaded.get(pk=next(done))
+        body = outbox.payload(delivery)
+        assert "access_token" in body and "id_token" in body, body
 
     return request
 
