@@ -185,31 +185,65 @@ def payload(delivery: CallbackDelivery) -> dict[str, Any]:
 
 
 def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
+    """The push body, minted by exactly one caller per request and stored sealed.
+
+    ``services.mark_issued`` (a conditional ``UPDATE`` of the request) is the gate, with no
+    lock taken before it: of two callers minting at once, the second's ``UPDATE`` waits for
+    the first's transaction and then finds the request issued, so it reads the body the first
+    stored. The body is stored only where none is (``_STORE_PAYLOAD``); a caller that finds
+    one stored after all (a failed mint's ``transaction_failed``, written outside its rolled
+    back transaction) rolls its own tokens back and sends what is stored: one body per row,
+    whoever wrote it."""
     ar = delivery.request
     using = router.db_for_write(CallbackDelivery)
     try:
         with transaction.atomic(using=using):
-            locked = CallbackDelivery.objects.select_for_update().get(pk=delivery.pk)
-            if locked.payload:
-                return unseal(locked.payload)
             if not ar.user.is_active:
                 # Approved while active, deactivated since: no tokens for anyone (§12).
                 body = _error_body(ar, "access_denied")
             elif services.mark_issued(ar):
                 body = {"auth_req_id": ar.auth_req_id, **mint_for_push(ar)}
             else:
-                # Expired (or otherwise no longer approved) before the tokens were minted.
+                # Issued by another attempt (its body is stored, committed before our UPDATE
+                # returned), or expired (or otherwise no longer approved) before minting.
+                stored = _stored_payload(delivery)
+                if stored is not None:
+                    return stored
                 body = _error_body(ar, "expired_token")
-            locked.payload = seal(body)
-            locked.save(update_fields=["payload"])
-            delivery.payload = locked.payload
+            sealed = seal(body)
+            if not _STORE_PAYLOAD.update((delivery.pk,), {"payload": sealed}):
+                raise _StoredMeanwhile()
+            delivery.payload = sealed
             return body
+    except _StoredMeanwhile:
+        stored = _stored_payload(delivery)
+        if stored is None:  # the row is gone (its client deleted): nothing will be sent
+            raise
+        return stored
     except Exception:  # noqa: BLE001 - a minting failure must still reach the client (§12)
         logger.exception("Could not mint push tokens for CIBA callback %s", delivery.pk)
         body = _error_body(ar, "transaction_failed")
         sealed = seal(body)
-        CallbackDelivery.objects.filter(pk=delivery.pk, payload__isnull=True).update(payload=sealed)
-        return body
+        if _STORE_PAYLOAD.update((delivery.pk,), {"payload": sealed}):
+            delivery.payload = sealed
+            return body
+        return _stored_payload(delivery) or body
+
+
+class _StoredMeanwhile(Exception):
+    """Another caller stored this row's body first: ours is rolled back."""
+
+
+def _stored_payload(delivery: CallbackDelivery) -> dict[str, Any] | None:
+    sealed = CallbackDelivery.objects.filter(pk=delivery.pk).values_list("payload", flat=True).first()
+    if not sealed:
+        return None
+    delivery.payload = sealed
+    return unseal(sealed)
+
+
+#: The body stored where none is yet, compiled once (``ciba.statements``): one per push.
+_STORE_PAYLOAD = CompiledUpdate(CallbackDelivery, lambda rows, pk: rows.filter(pk=pk, payload__isnull=True))
 
 
 def _error_body(ar: AuthenticationRequest, code: str) -> dict[str, str]:
