@@ -18,9 +18,9 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.signals import pre_delete
 from django.utils import timezone
@@ -334,13 +334,13 @@ def approve(
         "auth_time": auth_time or now,
         **_approved_details(ar, authorization_details, displayed_details_hash),
     }
-    with transaction.atomic(using=_db()):
-        _transition(ar, State.APPROVED, now, fields)
-        if evidence:
-            ApprovalEvidence.objects.create(auth_request=ar, **evidence)
-        _queue_callback(
-            ar, CallbackDelivery.Kind.PUSH_TOKENS if _mode(ar) == MODE_PUSH else CallbackDelivery.Kind.PING
-        )
+    kind = CallbackDelivery.Kind.PUSH_TOKENS if _mode(ar) == MODE_PUSH else CallbackDelivery.Kind.PING
+    if evidence or not _decide_at_once(ar, State.APPROVED, now, fields, kind):
+        with transaction.atomic(using=_db()):
+            _transition(ar, State.APPROVED, now, fields)
+            if evidence:
+                ApprovalEvidence.objects.create(auth_request=ar, **evidence)
+            _queue_callback(ar, kind)
     _after_commit(signals.auth_request_approved, request=ar, user=user)
     return ar
 
@@ -349,8 +349,10 @@ def deny(ar: AuthenticationRequest, *, user: Any) -> AuthenticationRequest:
     """Record the user's denial: a push client is sent ``access_denied``, a ping client pinged
     (it then polls the denial). ``RequestNotPending`` when it was decided or expired meanwhile."""
     now = timezone.now()
-    with transaction.atomic(using=_db()):
-        _deny(ar, user, now, {})
+    fields = {"decided_at": now, "decided_by": user}
+    if not _decide_at_once(ar, State.DENIED, now, fields, *_denial_callback(ar)):
+        with transaction.atomic(using=_db()):
+            _deny(ar, user, now, {})
     _after_commit(signals.auth_request_denied, request=ar, user=user)
     return ar
 
@@ -379,10 +381,15 @@ def unblock(user: Any, client: Any) -> bool:
 def _deny(ar: AuthenticationRequest, user: Any, now: datetime, fields: dict[str, Any]) -> None:
     """The denial, inside the caller's transaction: the transition and the client's callback."""
     _transition(ar, State.DENIED, now, {"decided_at": now, "decided_by": user, **fields})
+    _queue_callback(ar, *_denial_callback(ar))
+
+
+def _denial_callback(ar: AuthenticationRequest) -> tuple[str, str]:
+    """The callback a denial owes (its kind and error code): push clients are told
+    ``access_denied`` (§12), ping clients pinged (they then poll the denial)."""
     if _mode(ar) == MODE_PUSH:
-        _queue_callback(ar, CallbackDelivery.Kind.PUSH_ERROR, "access_denied")
-    else:
-        _queue_callback(ar, CallbackDelivery.Kind.PING)
+        return CallbackDelivery.Kind.PUSH_ERROR, "access_denied"
+    return CallbackDelivery.Kind.PING, ""
 
 
 def mark_issued(ar: AuthenticationRequest) -> bool:
@@ -535,15 +542,28 @@ def _queue_callback(ar: AuthenticationRequest, kind: str, error_code: str = "") 
     """
     if _mode(ar) not in NOTIFICATION_MODES:
         return None
+    delivery = _callback_row(ar, kind, error_code)
+    delivery.save(force_insert=True, using=_db())
+    _hand_over(delivery)
+    return delivery
+
+
+def _callback_row(ar: AuthenticationRequest, kind: str, error_code: str = "") -> CallbackDelivery:
+    """The outbox row of ``ar``'s callback, not yet written: already claimed (leased, its
+    attempt counted) when a sender thread of this process is free to send it after the commit."""
     claimed: dict[str, Any] = {}
     lease = dispatch.lease_here(dispatch.DELIVER_CALLBACK)
     if lease is not None:  # a sender thread of this process will take it: written claimed for it
         claimed = {"lease_until": timezone.now() + lease, "attempts": 1}
-    delivery = CallbackDelivery.objects.create(request=ar, kind=kind, error_code=error_code, **claimed)
+    return CallbackDelivery(request=ar, kind=kind, error_code=error_code, **claimed)
+
+
+def _hand_over(delivery: CallbackDelivery) -> None:
+    """Once the row's transaction commits (at once outside one), keep it for this process's
+    sender threads and hand it to one, or to a worker."""
     # Registered before the hand-off, so it runs first once committed (and never if rolled back).
     transaction.on_commit(lambda: _keep_committed(delivery), using=_db())
     dispatch.after_commit(dispatch.DELIVER_CALLBACK, delivery.pk, using=_db())
-    return delivery
 
 
 #: The callback rows this process committed last, as written, with their request, client and
@@ -586,10 +606,76 @@ def _transition(ar: AuthenticationRequest, to: str, now: datetime, fields: dict[
     The shared poll state learns it before the commit: if it cannot, the decision rolls back
     (``TemporarilyUnavailable``) rather than leave a poll answered "pending" from a stale record.
     """
-    withdrawal = _withdrawal_fields if to in AuthenticationRequest.ENDS_PROMPT else None
+    withdrawal = _withdrawal(to)
     if not ar.transition_to(to, now=now, expressions=withdrawal, **fields):
-        current = AuthenticationRequest.objects.filter(pk=ar.pk).first()
-        raise RequestNotPending(current.effective_state(now) if current else State.EXPIRED)
+        _not_pending(ar, now)
+    _decided(ar, now, fields, withdrawal)
+    _finish_polls(ar)
+
+
+def _decide_at_once(
+    ar: AuthenticationRequest, to: str, now: datetime, fields: dict[str, Any], kind: str, error_code: str = ""
+) -> bool:
+    """A decision (``_transition`` and ``_queue_callback``) as one statement of its own: the
+    conditional ``UPDATE``, and the callback's ``INSERT`` chained to it where one is owed
+    (``CompiledInsert.save_if``, PostgreSQL). Outside a transaction that is one round trip
+    and its own commit, where a transaction sends BEGIN, the UPDATE, the INSERT and COMMIT,
+    each a round trip before the callback can leave (issue 29). The poll state learns it
+    first (``_finish_polls``), so a decision it could not be told is not recorded; told of
+    one that then fails, it only sends that request's polls to the database, which answers
+    them right. False, with nothing recorded, where it cannot be one statement: the caller
+    records it in a transaction."""
+    withdrawal = _withdrawal(to)
+    update = AuthenticationRequest.objects.transition_statement(
+        ar.pk, to, now=now, expressions=withdrawal, **fields
+    )
+    if update is None:
+        return False
+    delivery = _callback_row(ar, kind, error_code) if _mode(ar) in NOTIFICATION_MODES else None
+    if delivery is not None and not _CALLBACK_INSERT.can_chain(delivery, using=_db()):
+        return False
+    _finish_polls(ar)
+    if delivery is None:
+        changed = _execute_update(update)
+    else:
+        inserted = _CALLBACK_INSERT.save_if(delivery, update, using=_db())
+        if inserted is None:  # a value it cannot send after all: nothing written
+            return False
+        changed = inserted
+    if not changed:
+        _not_pending(ar, now)
+    ar.state, ar.updated_at = to, now
+    for name, value in fields.items():
+        setattr(ar, name, value)
+    _decided(ar, now, fields, withdrawal)
+    if delivery is not None:
+        _hand_over(delivery)
+    return True
+
+
+#: The callback row's INSERT, compiled once (``ciba.statements.insert``), chained to the
+#: decision's UPDATE (``_decide_at_once``).
+_CALLBACK_INSERT = CompiledInsert(CallbackDelivery)
+
+
+def _execute_update(update: tuple[str, list[Any]]) -> bool:
+    using = _db()
+    with transaction.mark_for_rollback_on_error(using=using), connections[using].cursor() as cursor:
+        cursor.execute(*update)
+        return cursor.rowcount == 1
+
+
+def _withdrawal(to: str) -> Any:
+    return _withdrawal_fields if to in AuthenticationRequest.ENDS_PROMPT else None
+
+
+def _not_pending(ar: AuthenticationRequest, now: datetime) -> NoReturn:
+    current = AuthenticationRequest.objects.filter(pk=ar.pk).first()
+    raise RequestNotPending(current.effective_state(now) if current else State.EXPIRED)
+
+
+def _decided(ar: AuthenticationRequest, now: datetime, fields: dict[str, Any], withdrawal: Any) -> None:
+    """``ar`` as its decision's UPDATE left the row, as far as it can be known here."""
     if withdrawal is not None:
         for name in _WITHDRAWAL_FIELDS:
             # What the UPDATE's CASE chose is known only to the row: read it back if ever
@@ -599,6 +685,12 @@ def _transition(ar: AuthenticationRequest, to: str, now: datetime, fields: dict[
     # For the after-commit receiver (``device_outbox``): when the UPDATE above surely marked
     # the withdrawal, it only hands it to a worker, with no second write.
     ar.prompt_withdrawal_marked = withdrawal_marked(ar, now)
+
+
+def _finish_polls(ar: AuthenticationRequest) -> None:
+    """The shared poll state learns that ``ar`` is no longer pending, before the decision is
+    committed: if it cannot, the decision is not recorded (``TemporarilyUnavailable``) rather
+    than leave a poll answered "pending" from a stale record."""
     try:
         poll_state().finish(ar)
     except PollStateUnavailable:

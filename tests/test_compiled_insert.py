@@ -15,7 +15,7 @@ from django.db.models.signals import post_save, pre_save
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from ciba.models import AuthenticationRequest, Device
+from ciba.models import AuthenticationRequest, CallbackDelivery, Device
 from ciba.statements import insert as insert_module
 from ciba.statements.insert import CompiledInsert
 
@@ -274,3 +274,46 @@ def test_a_new_request_through_the_service_is_one_insert_of_every_column(alice, 
     assert len(inserts) == 1
     assert inserts[0].count('"') >= 2 * len(AuthenticationRequest._meta.local_concrete_fields)
     assert AuthenticationRequest.objects.get(pk=ar.pk).auth_req_id == ar.auth_req_id
+
+
+# --- a binary column; an INSERT chained to an UPDATE (the decision's callback row) -----------------
+
+
+def callback_row(app: Any, user: Any, **fields: Any) -> CallbackDelivery:
+    from ciba import services
+
+    ar = services.create_request(
+        expires_in=120, client=app, user=user, hint_kind="login_hint", scope="openid", interval=5
+    )
+    return CallbackDelivery(request=ar, kind=CallbackDelivery.Kind.PUSH_TOKENS, **fields)
+
+
+def test_a_row_with_a_binary_column_is_inserted_by_the_compiled_statement_with_its_bytes(alice, make_client):
+    """A ``BinaryField``'s placeholder is a plain ``%s`` here (only MySQL's differs)."""
+    app, _ = make_client("push", backchannel_client_notification_endpoint="https://rp.example/cb")
+    ours, theirs = callback_row(app, alice, payload=b"\x00\xffsealed"), callback_row(app, alice)
+    statement = CompiledInsert(CallbackDelivery)
+    sent = captured(lambda: statement.save(ours, using="default"))
+    assert [sql.split()[:3] for sql, _ in sent] == [["INSERT", "INTO", '"ciba_callbackdelivery"']]
+    assert statement._statements  # compiled once, not left to save()
+    theirs.payload = b"\x00\xffsealed"
+    theirs.save(force_insert=True)
+    mine, orms = (CallbackDelivery.objects.filter(pk=row.pk).values().get() for row in (ours, theirs))
+    own = {"id", "request_id", "created_at", "next_attempt_at"}
+    assert {k: bytes(v) if k == "payload" else v for k, v in mine.items() if k not in own} == {
+        k: bytes(v) if k == "payload" else v for k, v in orms.items() if k not in own
+    }
+
+
+def test_an_insert_chained_to_an_update_is_declined_with_nothing_sent_where_the_database_cannot_run_it(
+    alice, make_client
+):
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL runs it (tests/integration/test_decision_one_statement.py)")
+    app, _ = make_client("push", backchannel_client_notification_endpoint="https://rp.example/cb")
+    row = callback_row(app, alice)
+    statement = CompiledInsert(CallbackDelivery)
+    update = ('UPDATE "ciba_authenticationrequest" SET "acr" = %s WHERE "id" = %s', ["x", row.request_id])
+    sent = captured(lambda: statement.save_if(row, update, using="default"))
+    assert sent == [] and statement.save_if(row, update, using="default") is None
+    assert row._state.adding and row.pk is None

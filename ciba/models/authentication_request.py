@@ -55,6 +55,16 @@ def _before_expiry(rows: models.QuerySet, now: datetime) -> models.QuerySet:
     return rows.filter(expires_at__gt=now)
 
 
+def _transition_arguments(to: str, now: datetime | None, expressions: Any) -> dict[str, Any]:
+    """What a state transition adds to its fields: the expiry condition, the prompt's
+    withdrawal where it ends the prompt, ``updated_at``."""
+    now = now or timezone.now()
+    expiry = _past_expiry if to == AuthenticationRequest.State.EXPIRED else _before_expiry
+    if expressions is None and to in AuthenticationRequest.ENDS_PROMPT:
+        expressions = _due_withdrawal
+    return {"extra": (expiry, (now,)), "expressions": expressions, "updated_at": now}
+
+
 class AuthenticationRequestQuerySet(models.QuerySet):
     def transition(
         self, pk: int, to: str, *, now: datetime | None = None, expressions: Any = None, **fields: Any
@@ -70,14 +80,16 @@ class AuthenticationRequestQuerySet(models.QuerySet):
         function: the statement is compiled once per function); a transition that ends the
         device's prompt defaults to ``_due_withdrawal``.
         """
-        now = now or timezone.now()
-        expiry = _past_expiry if to == AuthenticationRequest.State.EXPIRED else _before_expiry
-        if expressions is None and to in AuthenticationRequest.ENDS_PROMPT:
-            expressions = _due_withdrawal
-        changed = _STATES.apply(
-            self, pk, to, extra=(expiry, (now,)), expressions=expressions, updated_at=now, **fields
-        )
+        changed = _STATES.apply(self, pk, to, **_transition_arguments(to, now, expressions), **fields)
         return changed == 1
+
+    def transition_statement(
+        self, pk: int, to: str, *, now: datetime, expressions: Any = None, **fields: Any
+    ) -> tuple[str, list[Any]] | None:
+        """The SQL and parameters of ``transition``'s UPDATE, for a caller that sends it within
+        a statement of its own (the decision and its callback row in one, ``ciba.services``);
+        None when ``transition`` would build it with the ORM."""
+        return _STATES.statement(self, pk, to, **_transition_arguments(to, now, expressions), **fields)
 
     def record_notification(self, pk: int, status: str, **fields: Any) -> bool:
         """Move one request's device-notification status to ``status`` (see

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.db import router
 from django.db.models import Model, QuerySet
 
 from ..statements.update import CompiledUpdate
@@ -48,11 +49,26 @@ class CompiledTransitions:
                 rows = extra[0](rows, *values)
             derived = expressions(pk, *values) if expressions is not None else {}
             return conditional_update(rows, self._field, self._table, to, **{**derived, **fields})
+        return self._statement(to, extra).update((pk, *values), {self._field: to, **fields}, expressions)
+
+    def statement(
+        self, rows: QuerySet, pk: Any, to: str, *, extra: Any = None, expressions: Any = None, **fields: Any
+    ) -> tuple[str, list[Any]] | None:
+        """The SQL and parameters ``apply`` would send (``CompiledUpdate.statement``), to be
+        sent as part of a larger statement; None when ``apply`` would go through the ORM."""
+        if not _unfiltered(rows):
+            return None
+        values = () if extra is None else extra[1]
+        return self._statement(to, extra).statement(
+            (pk, *values), {self._field: to, **fields}, expressions, using=router.db_for_write(self._model)
+        )
+
+    def _statement(self, to: str, extra: Any) -> CompiledUpdate:
         key = (to, None if extra is None else extra[0])
         statement = self._statements.get(key)
         if statement is None:
             statement = self._statements[key] = CompiledUpdate(self._model, self._shape(to, extra))
-        return statement.update((pk, *values), {self._field: to, **fields}, expressions)
+        return statement
 
     def _shape(self, to: str, extra: Any) -> Any:
         condition = {f"{self._field}__in": self._table[to]}

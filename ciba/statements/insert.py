@@ -31,7 +31,7 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
-from django.db.models import Model
+from django.db.models import BinaryField, Model
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
 
@@ -97,12 +97,71 @@ class CompiledInsert:
             else:
                 if statement is None:
                     statement = self._compile(obj, using, pk_set, fields)
-                returned = _execute(statement, params, connection)
+                returned = _execute(statement, params, connection) or ()  # one row: never None
                 for field, value in zip(statement.returning_fields, returned, strict=True):
                     setattr(obj, field.attname, value)
         obj._state.db = using
         obj._state.adding = False
         post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
+
+    def can_chain(self, obj: Model, *, using: str) -> bool:
+        """Whether ``save_if`` can insert ``obj`` in ``using`` (it may still find, once
+        ``pre_save`` has run, a value it cannot send as a parameter)."""
+        meta = self._model._meta
+        return bool(
+            connections[using].vendor == "postgresql"
+            and type(obj) is self._model
+            and self._model_eligible()
+            and _database_eligible(using)
+            and meta.db_returning_fields  # how it tells whether the row was written
+            # a key chosen here: save() handles its conflicts, not this statement
+            and not obj._is_pk_set(meta)
+            and meta.pk.get_pk_value_on_save(obj) is None
+        )
+
+    def save_if(self, obj: Model, update: tuple[str, list[Any]], *, using: str) -> bool | None:
+        """Insert ``obj`` in the same statement as ``update`` (an ``UPDATE``'s SQL and
+        parameters, ``update.CompiledUpdate.statement``), and only if it changed a row: True
+        when both were done, False when the update matched nothing (nothing written, ``obj``
+        still unsaved), in one round trip and, outside a transaction, one commit of its own.
+        None, with nothing sent, where that cannot be one statement (only PostgreSQL runs an
+        ``UPDATE`` in ``WITH``), or ``save`` would not run this module's ``INSERT``: the caller
+        writes them its own way (in a transaction). ``pre_save`` is sent first, and
+        ``post_save`` once the row is written, as ``save`` sends them."""
+        if not self.can_chain(obj, using=using):
+            return None
+        model = self._model
+        connection = connections[using]
+        fields = _fields(model, False)
+        obj._prepare_related_fields_for_save(operation_name="save")
+        pre_save.send(sender=model, instance=obj, raw=False, using=using, update_fields=None)
+        params = _values(obj, fields, connection)
+        if params is None:
+            return None
+        statement = self._statements.get((using, False)) or self._compile(obj, using, False, fields)
+        values = f"VALUES ({', '.join(['%s'] * len(fields))})"
+        head, found, tail = statement.sql.partition(values)
+        if not found:
+            return None  # pragma: no cover - the ORM's INSERT of one row always has it
+        update_sql, update_params = update
+        chained = _Statement(
+            sql=f'WITH "updated" AS ({update_sql} RETURNING 1) {head}'
+            f'SELECT {", ".join(["%s"] * len(fields))} FROM "updated"{tail}',
+            fields=statement.fields,
+            returning_params=statement.returning_params,
+            returning_fields=statement.returning_fields,
+            returning_columns=statement.returning_columns,
+        )
+        with transaction.mark_for_rollback_on_error(using=using):
+            returned = _execute(chained, [*update_params, *params], connection)
+        if returned is None:
+            return False
+        for field, value in zip(statement.returning_fields, returned, strict=True):
+            setattr(obj, field.attname, value)
+        obj._state.db = using
+        obj._state.adding = False
+        post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
+        return True
 
     def _model_eligible(self) -> bool:
         """The model's options are read once; its save path on every call, so a ``save`` set
@@ -148,7 +207,10 @@ def _model_eligible(model: type[Model]) -> bool:
         and meta.order_with_respect_to is None
         and meta.base_manager_name is None
         and len(meta.pk_fields) == 1
-        and not any(hasattr(field, "get_placeholder") for field in meta.local_concrete_fields)
+        and all(
+            getattr(type(field), "get_placeholder", None) in (None, BinaryField.get_placeholder)
+            for field in meta.local_concrete_fields
+        )
     )
 
 
@@ -167,9 +229,12 @@ def _database_eligible(using: str) -> bool:
     """Whether the database returns the new row's columns from the INSERT itself and sends
     each value as given (``modify_insert_params`` is only Oracle Spatial's)."""
     connection = connections[using]
+    operations = type(connection.ops)
     return bool(
         connection.features.can_return_columns_from_insert
-        and type(connection.ops).modify_insert_params is BaseDatabaseOperations.modify_insert_params
+        and operations.modify_insert_params is BaseDatabaseOperations.modify_insert_params
+        # a BinaryField's placeholder: a plain %s but on MySQL
+        and operations.binary_placeholder_sql is BaseDatabaseOperations.binary_placeholder_sql
     )
 
 
@@ -198,13 +263,16 @@ def _values(obj: Model, fields: tuple[Any, ...], connection: Any) -> list[Any] |
     return params
 
 
-def _execute(statement: _Statement, params: list[Any], connection: Any) -> tuple[Any, ...]:
-    """Send the statement; the returning columns' values, converted as the ORM converts them."""
+def _execute(statement: _Statement, params: list[Any], connection: Any) -> tuple[Any, ...] | None:
+    """Send the statement; the returning columns' values, converted as the ORM converts them
+    (None when it inserted no row: ``save_if``'s update matched nothing)."""
     with connection.cursor() as cursor:
         cursor.execute(statement.sql, [*params, *statement.returning_params])
         if not statement.returning_fields:
             return ()
         row = connection.ops.fetch_returned_insert_columns(cursor, statement.returning_params)
+    if row is None:
+        return None
     values = list(row)
     for position, column in enumerate(statement.returning_columns):
         converters = [*connection.ops.get_db_converters(column), *column.get_db_converters(connection)]

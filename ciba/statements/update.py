@@ -75,8 +75,28 @@ class CompiledUpdate:
         from stand-ins once, their parameters are found again as the conditions' are. An
         assignment of the same column wins over an expression's, as in ``{**expressions,
         **assignments}``."""
-        model = self._model
-        using = router.db_for_write(model)
+        using = router.db_for_write(self._model)
+        statement = self.statement(values, assignments, expressions, using=using)
+        if statement is None:
+            derived = expressions(*values) if expressions is not None else {}
+            return self.queryset(*values).using(using).update(**{**derived, **assignments})
+        sql, params = statement
+        connection = connections[using]
+        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
+
+    def statement(
+        self,
+        values: tuple[Any, ...],
+        assignments: Mapping[str, Any],
+        expressions: Callable[..., Mapping[str, Any]] | None = None,
+        *,
+        using: str,
+    ) -> tuple[str, list[Any]] | None:
+        """The SQL and parameters ``update`` would send to ``using``, for a caller that sends
+        it as part of a larger statement (``insert.CompiledInsert.save_if``); None when
+        ``update`` would leave it to ``QuerySet.update``."""
         key = (
             using,
             tuple(type(value) for value in values),
@@ -90,27 +110,22 @@ class CompiledUpdate:
             with self._lock:
                 if len(self._prepared) < 32:
                     self._prepared[key] = prepared
-        connection = connections[using]
-        if prepared is not None:
-            params = []
-            for field in prepared.fields:
-                value = assignments[field.name]
-                if isinstance(value, Model):  # a related row: its key, as the compiler takes it
-                    value = value.prepare_database_save(field)
-                value = field.get_db_prep_save(value, connection=connection)
-                if hasattr(value, "as_sql") or hasattr(value, "resolve_expression"):
-                    prepared = None  # an expression after all: the ORM compiles it
-                    break
-                params.append(value)
         if prepared is None:
-            derived = expressions(*values) if expressions is not None else {}
-            return self.queryset(*values).using(using).update(**{**derived, **assignments})
+            return None
+        connection = connections[using]
+        params = []
+        for field in prepared.fields:
+            value = assignments[field.name]
+            if isinstance(value, Model):  # a related row: its key, as the compiler takes it
+                value = value.prepare_database_save(field)
+            value = field.get_db_prep_save(value, connection=connection)
+            if hasattr(value, "as_sql") or hasattr(value, "resolve_expression"):
+                return None  # an expression after all: the ORM compiles it
+            params.append(value)
         conditions = list(prepared.template)
         for position, index in prepared.slots:
             conditions[position] = values[index]
-        with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
-            cursor.execute(prepared.sql, [*params, *conditions])
-            return cursor.rowcount
+        return prepared.sql, [*params, *conditions]
 
     def _prepare(
         self,
