@@ -658,7 +658,7 @@ def callbacks(
     Ours: the demo client of ``mode``, approved through the consent API as alice. The
     reference OP: ``anchor-ping``, approved with ``POST /approve`` (which sends the ping).
     The floor (``approve_base``, the floor's server): a request started by ours as ours' are,
-    approved with the same bearer token by ``bench.floor.approve`` (which sends the ping).
+    approved with the same bearer token by ``bench.floor.approve`` (which sends the callback).
     ``gap`` seconds pass between a request and its approval, so its device notification is done.
     CPU is also given net of ``idle`` (each part's CPU-seconds per second at rest) over the run.
     """
@@ -852,18 +852,19 @@ def run_round(
             result["callbacks"] = {}
             for name in rotate(oidc + (["floor"] if floor else []), index):
                 if name == "floor":  # ours' requests, approved by the floor's view
-                    result["callbacks"]["floor_ping"] = callbacks(
-                        "floor",
-                        ours.base,
-                        receivers["ours"],
-                        "ping",
-                        args.approvals,
-                        args.gap,
-                        meter,
-                        demo,
-                        idle,
-                        approve_base=floor.base,
-                    )
+                    for mode in ("ping", "push"):
+                        result["callbacks"][f"floor_{mode}"] = callbacks(
+                            "floor",
+                            ours.base,
+                            receivers["ours"],
+                            mode,
+                            args.approvals,
+                            args.gap,
+                            meter,
+                            demo,
+                            idle,
+                            approve_base=floor.base,
+                        )
                 elif name == "ours":
                     for mode in ("ping", "push"):
                         result["callbacks"][f"ours_{mode}"] = callbacks(
@@ -1006,12 +1007,12 @@ def warm_callbacks(
     for name, reference in anchors.items():
         callbacks(name, reference.base, receivers["theirs"], "ping", 2, args.gap, meter)
     if floor is not None:
-        for _ in range(2):  # each of the floor's web processes reads its fixed parts once
+        for mode in ("ping", "push", "ping", "push"):  # each floor process reads its fixed parts once
             callbacks(
                 "floor",
                 ours.base,
                 receivers["ours"],
-                "ping",
+                mode,
                 2,
                 args.gap,
                 meter,
@@ -1131,7 +1132,7 @@ def summarize(rounds: list[dict]) -> dict[str, Any]:
                 f"{key}_{p}_ms",
                 f"approve -> {key} callback {p}, ms",
                 lambda r, n, k=key, p=p: r["callbacks"][f"{n}_{k}"]["approval_to_callback_ms"][p],
-                (*oidc, "floor") if key == "ping" else ("ours",),  # the floor's approval: bench.floor
+                (*oidc, "floor") if key == "ping" else ("ours", "floor"),  # the floor's: bench.floor
             )
     row(
         "approve_request_p50_ms",
@@ -1416,6 +1417,7 @@ def chart(results: dict, path: Path) -> None:
         ("theirs_redis_ping", "oidc-provider ping, Redis store", "-."),
         ("burst", "ours ping after burst", ":"),
         ("floor_ping", "Django floor ping (bench.floor)", (0, (3, 1, 1, 1))),
+        ("floor_push", "Django floor push (bench.floor)", (0, (1, 1))),
     ):
         samples = pooled(name)
         if samples:

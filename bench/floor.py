@@ -38,6 +38,15 @@ And the approval's floor, for approve -> ping (the issue's third target):
   opens), its outcome recorded (one ``UPDATE``), and the answer. None of ours' approval policy,
   DRF, oauthlib, passkeys, rich authorization details, poll state, prompt withdrawal or signals.
 
+For a push client the same view is the push's floor (the issue's push target): in the
+decision's transaction the tokens are minted the least a Django server storing them can: an
+access and a refresh token (``secrets``, 256 bits each, stored by their SHA-256 checksum as
+ours are) and the ID token (RS256 with the server's ``OIDC_RSA_PRIVATE_KEY``, through PyJWT,
+with CIBA §10.3.1's ``urn:openid:params:jwt:claim:auth_req_id``, ``at_hash`` and ``rt_hash``),
+each row one raw ``INSERT``, and the body stored sealed in the outbox row (as ours are: a
+retry sends the same tokens, unreadable at rest); after the commit, the body POSTed. None of
+ours' DOT and oauthlib machinery, claims, bindings or the original authentication's record.
+
 Served only with ``BENCH_FLOOR=1`` (``bench.settings`` then uses ``bench.floor_urls``); the
 fixed client is ``BENCH_FLOOR_CLIENT_ID``'s, else the first poll-mode client.
 """
@@ -53,7 +62,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import jwt
 import requests
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -61,9 +72,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from oauth2_provider.models import get_access_token_model
+from oauth2_provider.models import get_access_token_model, get_id_token_model, get_refresh_token_model
+from oauth2_provider.settings import oauth2_settings
 
 from ciba import dispatch
+from ciba.callbacks.sealing import seal
 from ciba.conf import ciba_settings
 from ciba.models import Application, AuthenticationRequest, CallbackDelivery
 
@@ -88,7 +101,27 @@ VARYING = (
 
 
 #: the columns each ping's outbox row fills itself
-CALLBACK_VARYING = ("request_id", "kind", "attempts", "next_attempt_at", "lease_until", "created_at")
+CALLBACK_VARYING = (
+    "request_id",
+    "kind",
+    "payload",
+    "attempts",
+    "next_attempt_at",
+    "lease_until",
+    "created_at",
+)
+#: The push's token rows: what varies per token (the rest are each model's defaults).
+TOKEN_TIMES = ("user_id", "application_id", "expires", "scope", "created", "updated")
+ID_TOKEN_VARYING = ("jti", *TOKEN_TIMES)
+ACCESS_TOKEN_VARYING = ("token_checksum", "id_token_id", *TOKEN_TIMES)
+REFRESH_TOKEN_VARYING = (
+    "token_checksum",
+    "access_token_id",
+    "user_id",
+    "application_id",
+    "created",
+    "updated",
+)
 
 
 class _Fixed:
@@ -120,11 +153,29 @@ class _Fixed:
             self.callback_sql, self.callback_constants, self.callback_slots = _insert_statement(
                 CallbackDelivery, CALLBACK_VARYING
             )
-            self.callback_sql += f" RETURNING {connection.ops.quote_name('id')}"
+            returning = f" RETURNING {connection.ops.quote_name('id')}"
+            self.callback_sql += returning
             self.approval_sql = _decide_sql()
-            self.endpoints: dict[int, str] = dict(
-                Application.objects.values_list("pk", "backchannel_client_notification_endpoint")
+            clients = Application.objects.values_list(
+                "pk",
+                "backchannel_client_notification_endpoint",
+                "backchannel_token_delivery_mode",
+                "client_id",
             )
+            self.endpoints: dict[int, str] = {pk: endpoint for pk, endpoint, _, _ in clients}
+            self.modes: dict[int, str] = {pk: mode for pk, _, mode, _ in clients}
+            self.client_ids: dict[int, str] = {pk: client_id for pk, _, _, client_id in clients}
+            self.token_statements = {
+                name: (sql + returning, constants, slots)
+                for name, (sql, constants, slots) in (
+                    ("id", _insert_statement(get_id_token_model(), ID_TOKEN_VARYING)),
+                    ("access", _insert_statement(AccessToken, ACCESS_TOKEN_VARYING)),
+                    ("refresh", _insert_statement(get_refresh_token_model(), REFRESH_TOKEN_VARYING)),
+                )
+            }
+            self.jti_field = get_id_token_model()._meta.get_field("jti")
+            self.signing_key = load_pem_private_key(oauth2_settings.OIDC_RSA_PRIVATE_KEY.encode(), None)
+            self.issuer = oauth2_settings.OIDC_ISS_ENDPOINT
             self.ready = True
 
 
@@ -269,10 +320,16 @@ def approve(request: HttpRequest, auth_req_id: str) -> HttpResponse:
         if decided is None:
             return JsonResponse({"error": "request_not_pending"}, status=409, headers=HEADERS)
         request_pk, client_pk, notification_token = decided
+        body: dict[str, Any] = {"auth_req_id": auth_req_id}
+        kind, sealed = CallbackDelivery.Kind.PING, None
+        if _fixed.modes[client_pk] == "push":
+            body.update(_mint(cursor, auth_req_id, user_pk, client_pk, now))
+            kind, sealed = CallbackDelivery.Kind.PUSH_TOKENS, seal(body)
         params = list(_fixed.callback_constants)
         row = {
             "request_id": request_pk,
-            "kind": CallbackDelivery.Kind.PING,
+            "kind": kind,
+            "payload": sealed,
             "attempts": 1,
             "next_attempt_at": now,
             "lease_until": now + timedelta(seconds=30),
@@ -284,7 +341,7 @@ def approve(request: HttpRequest, auth_req_id: str) -> HttpResponse:
         callback_pk = cursor.fetchone()[0]
     response = requests.post(
         _fixed.endpoints[client_pk],
-        data=json.dumps({"auth_req_id": auth_req_id}),
+        data=json.dumps(body),
         headers={"Authorization": f"Bearer {notification_token}", "Content-Type": "application/json"},
         timeout=3,
         allow_redirects=False,
@@ -293,3 +350,70 @@ def approve(request: HttpRequest, auth_req_id: str) -> HttpResponse:
         with connection.cursor() as cursor:
             cursor.execute(delivered_sql, ["delivered", timezone.now(), response.status_code, callback_pk])
     return JsonResponse({"auth_req_id": auth_req_id, "status": "approved"}, headers=HEADERS)
+
+
+def _mint(cursor: Any, auth_req_id: str, user_pk: int, client_pk: int, now: Any) -> dict[str, Any]:
+    """The push's tokens (see the module), their rows inserted with ``cursor``, in the
+    caller's transaction; the token response's members."""
+    access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    lifetime = oauth2_settings.ACCESS_TOKEN_EXPIRE_SECONDS
+    common = {"user_id": user_pk, "application_id": client_pk, "scope": "openid"}
+    common.update(created=now, updated=now)
+    jti = uuid.uuid4()
+    claims = {
+        "iss": _fixed.issuer,
+        "sub": str(user_pk),
+        "aud": _fixed.client_ids[client_pk],
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + oauth2_settings.ID_TOKEN_EXPIRE_SECONDS,
+        "auth_time": int(now.timestamp()),
+        "jti": str(jti),
+        "urn:openid:params:jwt:claim:auth_req_id": auth_req_id,
+        "at_hash": _half_hash(access),
+        "urn:openid:params:jwt:claim:rt_hash": _half_hash(refresh),
+    }
+    id_token = jwt.encode(claims, _fixed.signing_key, algorithm="RS256")
+    expires = now + timedelta(seconds=oauth2_settings.ID_TOKEN_EXPIRE_SECONDS)
+    jti_value = _fixed.jti_field.get_db_prep_save(jti, connection)  # a UUID is text on SQLite
+    id_pk = _insert_token(cursor, "id", {**common, "jti": jti_value, "expires": expires})
+    access_pk = _insert_token(
+        cursor,
+        "access",
+        {
+            **common,
+            "token_checksum": hashlib.sha256(access.encode()).hexdigest(),
+            "id_token_id": id_pk,
+            "expires": now + timedelta(seconds=lifetime),
+        },
+    )
+    _insert_token(
+        cursor,
+        "refresh",
+        {
+            **common,
+            "token_checksum": hashlib.sha256(refresh.encode()).hexdigest(),
+            "access_token_id": access_pk,
+        },
+    )
+    return {
+        "access_token": access,
+        "token_type": "Bearer",
+        "refresh_token": refresh,
+        "expires_in": lifetime,
+        "id_token": id_token,
+    }
+
+
+def _insert_token(cursor: Any, name: str, values: dict[str, Any]) -> int:
+    sql, constants, slots = _fixed.token_statements[name]
+    params = list(constants)
+    for column, slot in slots.items():
+        params[slot] = values[column]
+    cursor.execute(sql, params)
+    return cursor.fetchone()[0]
+
+
+def _half_hash(token: str) -> str:
+    """OIDC Core §3.1.3.6's ``at_hash``: the left half of the SHA-256, base64url."""
+    digest = hashlib.sha256(token.encode()).digest()
+    return jwt.utils.base64url_encode(digest[: len(digest) // 2]).decode()

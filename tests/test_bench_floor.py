@@ -184,12 +184,22 @@ def ping_receiver() -> Any:
 def floor_ping(floor_site: Any, make_client: Any, alice: Any, ping_receiver: Any) -> Any:
     """A pending request of a ping client whose endpoint is ``ping_receiver``, and alice's
     consent bearer token."""
+    return floor_request("ping", make_client, alice, ping_receiver)
+
+
+@pytest.fixture
+def floor_push(floor_site: Any, make_client: Any, alice: Any, ping_receiver: Any) -> Any:
+    """The same for a push client."""
+    return floor_request("push", make_client, alice, ping_receiver)
+
+
+def floor_request(mode: str, make_client: Any, alice: Any, ping_receiver: Any) -> Any:
     from oauth2_provider.models import get_access_token_model
 
     from ciba import services
     from ciba.models import Application
 
-    app, _ = make_client("ping")
+    app, _ = make_client(mode)
     # loopback http: the floor's own test endpoint, which registration rightly refuses
     Application.objects.filter(pk=app.pk).update(backchannel_client_notification_endpoint=ping_receiver.url)
     ar = services.create_request(
@@ -250,6 +260,42 @@ def test_the_floors_approval_refuses_a_wrong_token_and_a_decided_request(
     assert len(ping_receiver.arrived) == 1 and CallbackDelivery.objects.count() == 1
 
 
+def test_the_floors_push_mints_stores_and_sends_tokens_the_client_can_verify(
+    client: Any, floor_push: Any, ping_receiver: Any, alice: Any
+) -> None:
+    import hashlib
+
+    import jwt
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    from oauth2_provider.models import get_access_token_model, get_id_token_model, get_refresh_token_model
+    from oauth2_provider.settings import oauth2_settings
+
+    from ciba.callbacks.sealing import unseal
+    from ciba.models import CallbackDelivery
+
+    ar, token = floor_push
+
+    assert approve(client, ar.auth_req_id, token).status_code == 200
+
+    [(authorization, body)] = ping_receiver.arrived
+    assert authorization == "Bearer floor-notification-token"
+    assert body["auth_req_id"] == ar.auth_req_id and body["token_type"] == "Bearer"
+    public = load_pem_private_key(oauth2_settings.OIDC_RSA_PRIVATE_KEY.encode(), None).public_key()
+    claims = jwt.decode(body["id_token"], public, algorithms=["RS256"], audience=ar.client.client_id)
+    assert claims["urn:openid:params:jwt:claim:auth_req_id"] == ar.auth_req_id
+    assert claims["sub"] == str(alice.pk)
+    digest = hashlib.sha256(body["access_token"].encode()).digest()
+    assert claims["at_hash"] == jwt.utils.base64url_encode(digest[:16]).decode()
+    stored = get_access_token_model().objects.get(
+        token_checksum=hashlib.sha256(body["access_token"].encode()).hexdigest()
+    )
+    assert (stored.user, stored.application, str(stored.id_token.jti)) == (alice, ar.client, claims["jti"])
+    assert get_refresh_token_model().objects.get(access_token=stored).user == alice
+    assert get_id_token_model().objects.count() == 1
+    [push] = CallbackDelivery.objects.filter(request=ar)
+    assert (push.kind, push.state, unseal(push.payload)) == ("push_tokens", "delivered", body)
+
+
 def test_the_comparison_reports_the_floors_ping_beside_ours() -> None:
     rounds = []
     for ours, floor_ms in ((14.0, 6.0), (16.0, 7.0), (15.0, 8.0)):
@@ -272,3 +318,18 @@ def test_the_comparison_reports_the_floors_ping_beside_ours() -> None:
         15 / 7, 3
     )
     assert rows["approve_request_p50_ms"]["floor"]["median"] == 4.0
+
+
+def test_the_comparison_reports_the_floors_push_beside_ours() -> None:
+    def run(p95: float) -> dict[str, Any]:
+        return {"approval_to_callback_ms": {"p50": p95 - 2, "p95": p95}, "approve_request_ms": {"p50": 3.0}}
+
+    rounds = [
+        {"round": 1, "callbacks": {"ours_ping": run(12), "ours_push": run(ours), "floor_push": run(floor)}}
+        for ours, floor in ((24.0, 8.0), (22.0, 11.0), (26.0, 9.0))
+    ]
+
+    row = compare.summarize(rounds)["rows"]["push_p95_ms"]
+
+    assert (row["ours"]["median"], row["floor"]["median"]) == (24.0, 9.0)
+    assert row["ratio_floor"] == round(24 / 9, 3)
