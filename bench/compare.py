@@ -851,10 +851,10 @@ def run_round(
             result["idle_cpu_per_second"] = idle = meter.idle(args.idle)
             result["callbacks"] = {}
             for name in rotate(oidc + (["floor"] if floor else []), index):
-                if name == "floor":  # ours' requests, approved by the floor's view
+                if name in ("ours", "floor"):  # the floor: ours' requests, approved by its view
                     for mode in ("ping", "push"):
-                        result["callbacks"][f"floor_{mode}"] = callbacks(
-                            "floor",
+                        result["callbacks"][f"{name}_{mode}"] = callbacks(
+                            name,
                             ours.base,
                             receivers["ours"],
                             mode,
@@ -863,20 +863,7 @@ def run_round(
                             meter,
                             demo,
                             idle,
-                            approve_base=floor.base,
-                        )
-                elif name == "ours":
-                    for mode in ("ping", "push"):
-                        result["callbacks"][f"ours_{mode}"] = callbacks(
-                            "ours",
-                            ours.base,
-                            receivers["ours"],
-                            mode,
-                            args.approvals,
-                            args.gap,
-                            meter,
-                            demo,
-                            idle,
+                            approve_base=floor.base if name == "floor" else None,
                         )
                 else:
                     result["callbacks"][f"{name}_ping"] = callbacks(

@@ -240,20 +240,31 @@ def start_request(
     return response.json()["auth_req_id"]
 
 
+def pending_request(app: Any, user: Any, notification_token: str = "", **fields: Any) -> Any:
+    """A pending ``openid`` request of ``app`` for ``user`` (by ``login_hint``), made through
+    ``services.create_request``: 60 s to live, polled every 5 s."""
+    from ciba import services
+
+    return services.create_request(
+        **{
+            "expires_in": 60,
+            "client": app,
+            "user": user,
+            "hint_kind": "login_hint",
+            "scope": "openid",
+            "interval": 5,
+            "client_notification_token": notification_token,
+            **fields,
+        }
+    )
+
+
 def approve_ping(app: Any, user: Any, notification_token: str) -> Any:
     """Start a request of the ping client ``app`` for ``user`` and approve it: its callback
     outbox row is written (and, after commit, handed to a worker)."""
     from ciba import services
 
-    auth_request = services.create_request(
-        expires_in=60,
-        client=app,
-        user=user,
-        hint_kind="login_hint",
-        scope="openid",
-        interval=5,
-        client_notification_token=notification_token,
-    )
+    auth_request = pending_request(app, user, notification_token)
     services.approve(auth_request, user=user)
     return auth_request
 

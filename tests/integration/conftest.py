@@ -228,6 +228,21 @@ def prefork_worker(transactional_db: Any) -> Iterator[Worker]:
     yield from _running(("--pool=prefork", "--concurrency=1"))
 
 
+def redis_poll_state_on(settings: Any) -> Any:
+    """Pending polls kept in Redis (``RedisPollState``, the test Redis database) for this test;
+    the store, checked to be the Redis one."""
+    from ciba.polling import RedisPollState, poll_state
+
+    settings.CIBA = {
+        **settings.CIBA,
+        "POLL_STATE_CLASS": "ciba.polling.RedisPollState",
+        "POLL_STATE_REDIS_URL": os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/15"),
+    }
+    store = poll_state()
+    assert isinstance(store, RedisPollState)
+    return store
+
+
 def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -11,7 +11,6 @@ polls answered right (from the database).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from unittest import mock
 
@@ -20,12 +19,15 @@ from django.db import DataError, connection
 from django.test.utils import CaptureQueriesContext
 
 from ciba import dispatch, services
-from ciba.constants import CIBA_GRANT_TYPE
 from ciba.errors import RequestNotPending, TemporarilyUnavailable
 from ciba.models import ApprovalEvidence, AuthenticationRequest, CallbackDelivery
-from ciba.polling import RedisPollState, poll_state
+from ciba.polling import RedisPollState
 from ciba.tasks import notify_authentication_device
-from tests.conftest import basic_auth, start_request
+from tests.conftest import pending_request, start_request
+from tests.integration.conftest import redis_poll_state_on
+from tests.integration.test_poll_state import poll
+
+NT = "nt-0123456789abcdef0123"
 
 pytestmark = pytest.mark.django_db(transaction=True)  # autocommit, as a web request runs
 
@@ -41,18 +43,6 @@ def handed_over():
     handed: list[int] = []
     with mock.patch.object(dispatch, "after_commit", side_effect=lambda task, pk, **kw: handed.append(pk)):
         yield handed
-
-
-def request_of(app: Any, user: Any, token: str = "nt-0123456789abcdef0123") -> AuthenticationRequest:
-    return services.create_request(
-        expires_in=60,
-        client=app,
-        user=user,
-        hint_kind="login_hint",
-        scope="openid",
-        interval=5,
-        client_notification_token=token,
-    )
 
 
 def writes(queries: CaptureQueriesContext) -> list[str]:
@@ -77,7 +67,7 @@ def test_a_decision_and_its_callback_row_are_one_statement_outside_any_transacti
     make_client, alice, handed_over, mode, how, kind
 ):
     app, _ = make_client(mode, backchannel_client_notification_endpoint="https://rp.example/cb")
-    ar = request_of(app, alice)
+    ar = pending_request(app, alice, NT)
     with CaptureQueriesContext(connection) as queries:
         getattr(services, how)(ar, user=alice)
     statement, *after = writes(queries)
@@ -93,7 +83,7 @@ def test_a_decision_and_its_callback_row_are_one_statement_outside_any_transacti
 
 def test_a_poll_clients_decision_is_its_update_alone(make_client, alice, handed_over):
     app, _ = make_client("poll")
-    ar = request_of(app, alice)
+    ar = pending_request(app, alice, NT)
     with CaptureQueriesContext(connection) as queries:
         services.approve(ar, user=alice)
     statement, *after = writes(queries)
@@ -105,7 +95,7 @@ def test_a_poll_clients_decision_is_its_update_alone(make_client, alice, handed_
 
 def test_a_callback_row_that_cannot_be_written_leaves_the_request_undecided(make_client, alice, handed_over):
     app, _ = make_client("ping", backchannel_client_notification_endpoint="https://rp.example/cb")
-    ar = request_of(app, alice)
+    ar = pending_request(app, alice, NT)
     unwritable = CallbackDelivery(request=ar, kind="ping", error_code="x" * 500)  # longer than its column
     with mock.patch.object(services, "_callback_row", return_value=unwritable), pytest.raises(DataError):
         services.approve(ar, user=alice)
@@ -120,7 +110,7 @@ def test_a_request_decided_already_gets_no_second_decision_and_no_second_callbac
     make_client, alice, handed_over
 ):
     app, _ = make_client("ping", backchannel_client_notification_endpoint="https://rp.example/cb")
-    ar = request_of(app, alice)
+    ar = pending_request(app, alice, NT)
     stale = AuthenticationRequest.objects.select_related("client").get(pk=ar.pk)
     services.approve(ar, user=alice)
     with pytest.raises(RequestNotPending) as refused:
@@ -132,7 +122,7 @@ def test_a_request_decided_already_gets_no_second_decision_and_no_second_callbac
 
 def test_an_approval_with_evidence_is_still_one_transaction_with_its_proof(make_client, alice, handed_over):
     app, _ = make_client("ping", backchannel_client_notification_endpoint="https://rp.example/cb")
-    ar = request_of(app, alice)
+    ar = pending_request(app, alice, NT)
     services.approve(ar, user=alice, amr=["pwd"], evidence={"method": "password", "level": "aal1"})
     assert ApprovalEvidence.objects.filter(auth_request=ar).count() == 1
     assert CallbackDelivery.objects.filter(request=ar).count() == 1
@@ -143,30 +133,14 @@ def test_an_approval_with_evidence_is_still_one_transaction_with_its_proof(make_
 
 @pytest.fixture
 def redis_polls(settings: Any) -> RedisPollState:
-    settings.CIBA = {
-        **settings.CIBA,
-        "POLL_STATE_CLASS": "ciba.polling.RedisPollState",
-        "POLL_STATE_REDIS_URL": os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/15"),
-    }
-    store = poll_state()
-    assert isinstance(store, RedisPollState)
-    return store
-
-
-def poll(client: Any, app: Any, secret: str, auth_req_id: str) -> Any:
-    return client.post(
-        "/o/token/",
-        f"grant_type={CIBA_GRANT_TYPE}&auth_req_id={auth_req_id}",
-        content_type="application/x-www-form-urlencoded",
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
+    return redis_poll_state_on(settings)
 
 
 def test_a_decision_that_fails_after_the_poll_state_was_told_leaves_its_polls_answered_pending(
     client, make_client, alice, redis_polls, handed_over
 ):
     app, secret = make_client("ping", backchannel_client_notification_endpoint="https://rp.example/cb")
-    body = "scope=openid&login_hint=alice&client_notification_token=nt-0123456789abcdef0123"
+    body = f"scope=openid&login_hint=alice&client_notification_token={NT}"
     auth_req_id = start_request(client, app, secret, body)
     ar = AuthenticationRequest.objects.select_related("client").get(auth_req_id=auth_req_id)
     notify_authentication_device.apply((ar.pk,))  # recorded pending in Redis, as the worker does
@@ -184,7 +158,7 @@ def test_a_decision_that_fails_after_the_poll_state_was_told_leaves_its_polls_an
 
 def test_with_the_poll_state_unreachable_a_ping_approval_records_nothing(make_client, alice, settings):
     app, _ = make_client("ping", backchannel_client_notification_endpoint="https://rp.example/cb")
-    ar = request_of(app, alice)
+    ar = pending_request(app, alice, NT)
     settings.CIBA = {
         **settings.CIBA,
         "POLL_STATE_CLASS": "ciba.polling.RedisPollState",

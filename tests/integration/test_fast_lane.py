@@ -3,7 +3,6 @@ proves, Django's bytes, and Django for everything else."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -16,20 +15,14 @@ from ciba.models import AuthenticationRequest
 from ciba.polling import RedisPollState, poll_state
 from ciba.tasks import notify_authentication_device
 from tests.conftest import basic_auth, start_request
+from tests.integration.conftest import redis_poll_state_on
 from tests.test_fast_lane import FORM, STARTPROJECT_MIDDLEWARE, Site, Spy, call, environ, grant
 
 
 @pytest.fixture(autouse=True)
 def redis_poll_state(settings: Any) -> RedisPollState:
-    settings.CIBA = {
-        **settings.CIBA,
-        "POLL_STATE_CLASS": "ciba.polling.RedisPollState",
-        "POLL_STATE_REDIS_URL": os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/15"),
-    }
     settings.MIDDLEWARE = STARTPROJECT_MIDDLEWARE
-    store = poll_state()
-    assert isinstance(store, RedisPollState)
-    return store
+    return redis_poll_state_on(settings)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -12,9 +11,10 @@ from ciba import polling as fast_poll
 from ciba import services
 from ciba.constants import CIBA_GRANT_TYPE
 from ciba.models import AuthenticationRequest
-from ciba.polling import RedisPollState, poll_state
+from ciba.polling import RedisPollState
 from ciba.tasks import notify_authentication_device
 from tests.conftest import basic_auth, start_request
+from tests.integration.conftest import redis_poll_state_on
 
 FORM = "application/x-www-form-urlencoded"
 State = AuthenticationRequest.State
@@ -22,14 +22,7 @@ State = AuthenticationRequest.State
 
 @pytest.fixture(autouse=True)
 def redis_poll_state(settings: Any) -> RedisPollState:
-    settings.CIBA = {
-        **settings.CIBA,
-        "POLL_STATE_CLASS": "ciba.polling.RedisPollState",
-        "POLL_STATE_REDIS_URL": os.environ.get("CACHE_URL", "redis://127.0.0.1:6379/15"),
-    }
-    store = poll_state()
-    assert isinstance(store, RedisPollState)
-    return store
+    return redis_poll_state_on(settings)
 
 
 @pytest.fixture
