@@ -12,7 +12,8 @@ transaction for rollback, as ``save()`` does.
 What is not redone on every call is the ORM's query building and compilation: the statement
 (``InsertQuery`` compiled by the database's own ``SQLInsertCompiler``) is the same text for
 every row of the same fields, because each value's placeholder is a plain ``%s`` — unless a
-field has ``get_placeholder`` (geometry fields), a value is an expression (``F()``, ``Now()``,
+field has ``get_placeholder`` (geometry fields; a ``BinaryField``'s is a plain ``%s`` but on
+MySQL, which keeps ``save()``), a value is an expression (``F()``, ``Now()``,
 a ``db_default``), or the database's ``modify_insert_params`` changes parameters. Those, and
 whatever ``save()`` does beyond a plain insert (a model's own ``save``/``save_base``, multi-table
 inheritance, proxies, ``order_with_respect_to``, a ``base_manager_name``, a database that
@@ -124,10 +125,12 @@ class CompiledInsert:
         parameters, ``update.CompiledUpdate.statement``), and only if it changed a row: True
         when both were done, False when the update matched nothing (nothing written, ``obj``
         still unsaved), in one round trip and, outside a transaction, one commit of its own.
-        None, with nothing sent, where that cannot be one statement (only PostgreSQL runs an
-        ``UPDATE`` in ``WITH``), or ``save`` would not run this module's ``INSERT``: the caller
-        writes them its own way (in a transaction). ``pre_save`` is sent first, and
-        ``post_save`` once the row is written, as ``save`` sends them."""
+        None, with nothing written, where that cannot be one statement (only PostgreSQL runs
+        an ``UPDATE`` in ``WITH``), or ``save`` would not run this module's ``INSERT``: the
+        caller writes them its own way (in a transaction). ``pre_save`` is sent first, and
+        ``post_save`` once the row is written, as ``save`` sends them; a value found not to be
+        a parameter after ``pre_save`` (an expression) gives None too, so the caller's own
+        write sends ``pre_save`` a second time."""
         if not self.can_chain(obj, using=using):
             return None
         model = self._model
