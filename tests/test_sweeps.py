@@ -206,6 +206,28 @@ def test_the_transport_forgets_a_message_whose_acknowledgement_failed():
     assert qos.can_consume()
 
 
+@pytest.mark.parametrize("settle", ["ack", "reject"])
+def test_a_message_held_across_a_reconnection_is_forgotten_not_acknowledged_on_its_closed_channel(settle):
+    """The worker reconnected on a new channel; a task it held from the old one finishes. kombu
+    would rebuild the closed channel's pool and fail (the worker died: "Unrecoverable error")."""
+    from kombu.transport.virtual import QoS as VirtualQoS
+
+    from ciba.backends.redis_broker import QoS
+
+    class Channel:
+        connection_errors = (ConnectionError,)
+        do_restore = False
+        closed = True
+        connection = None
+
+    qos = QoS.__new__(QoS)
+    VirtualQoS.__init__(qos, Channel(), prefetch_count=1)
+    qos._delivered["tag"] = object()
+    with mock.patch(f"kombu.transport.redis.QoS.{settle}", side_effect=AttributeError("no client")) as kombus:
+        getattr(qos, settle)("tag")
+    assert not kombus.called and qos.can_consume()
+
+
 def test_the_transport_survives_a_restore_that_cannot_reach_redis():
     from ciba.backends.redis_broker import QoS
 

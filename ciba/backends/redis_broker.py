@@ -19,6 +19,11 @@ What it changes, and why (docs/operations.md, issue 21 finding 4):
   such message counted against the prefetch limit, and the worker stopped fetching messages
   for good, alive and idle. Here the message is forgotten locally (it stays in the
   ``unacked`` hash, as above).
+* **A message held across a reconnection does not kill the worker either.** A task the worker
+  held when the connection broke (a callback retry's countdown) and ran after the reconnection
+  is acknowledged on its old, closed channel: kombu failed there with an ``AttributeError`` and
+  the worker stopped ("Unrecoverable error"). Such a message is now forgotten locally, as
+  above (``QoS._channel_closed``).
 * **No hidden retries behind the timeouts.** Every Redis connection has a socket and connect
   timeout (transport options, defaults here) and no redis-py retry on top of them: Celery's
   own retry policies decide whether to try again, so one publish from a web request costs at
@@ -49,6 +54,8 @@ HEALTH_CHECK_INTERVAL = 10
 class QoS(kombu_redis.QoS):
     def ack(self, delivery_tag: Any) -> None:
         """Acknowledge; if Redis cannot be reached, forget the message here all the same."""
+        if self._channel_closed(delivery_tag):
+            return
         try:
             super().ack(delivery_tag)
         except self.channel.connection_errors:
@@ -56,11 +63,31 @@ class QoS(kombu_redis.QoS):
             raise
 
     def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        if self._channel_closed(delivery_tag):
+            return
         try:
             super().reject(delivery_tag, requeue=requeue)
         except self.channel.connection_errors:
             self._forget(delivery_tag)
             raise
+
+    def _channel_closed(self, delivery_tag: Any) -> bool:
+        """Whether the message came on a channel closed since (the connection broke and the
+        worker reconnected on a new one): a task it had held (a countdown's, say) finished
+        after the reconnection. kombu would rebuild the closed channel's connection pool to
+        acknowledge it and fail with an ``AttributeError`` (the channel has no connection any
+        more), which nothing catches: "Unrecoverable error", and the worker was gone. The
+        message is forgotten here instead; it stays in Redis' ``unacked`` hash (or was given
+        back when the channel closed) and comes back after ``visibility_timeout`` to find its
+        work done (an outbox row delivered or leased)."""
+        if not getattr(self.channel, "closed", False):
+            return False
+        self._forget(delivery_tag)
+        logger.warning(
+            "A message received before the broker connection was re-established finished "
+            "after it: not acknowledged (it comes back after the visibility timeout, its work done)."
+        )
+        return True
 
     def _forget(self, delivery_tag: Any) -> None:
         """A message whose acknowledgement failed stays in Redis' ``unacked`` hash (it comes back
