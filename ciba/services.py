@@ -644,9 +644,7 @@ def _decide_at_once(
         changed = inserted
     if not changed:
         _not_pending(ar, now)
-    ar.state, ar.updated_at = to, now
-    for name, value in fields.items():
-        setattr(ar, name, value)
+    ar.transitioned(to, now=now, **fields)
     _decided(ar, now, fields, withdrawal)
     if delivery is not None:
         _hand_over(delivery)

@@ -341,11 +341,15 @@ class AuthenticationRequest(models.Model):
         now = now or timezone.now()
         changed = type(self).objects.transition(self.pk, to, now=now, expressions=expressions, **fields)
         if changed:
-            self.state = to
-            self.updated_at = now
-            for name, value in fields.items():
-                setattr(self, name, value)
+            self.transitioned(to, now=now, **fields)
         return changed
+
+    def transitioned(self, to: str, *, now: datetime, **fields: Any) -> None:
+        """Mirror locally a transition made to the row (``fields`` as assigned)."""
+        self.state = to
+        self.updated_at = now
+        for name, value in fields.items():
+            setattr(self, name, value)
 
 
 #: The request's two status columns' transitions, each ``UPDATE`` compiled once per target
