@@ -99,11 +99,8 @@ class CompiledInsert:
                 if statement is None:
                     statement = self._compile(obj, using, pk_set, fields)
                 returned = _execute(statement, params, connection) or ()  # one row: never None
-                for field, value in zip(statement.returning_fields, returned, strict=True):
-                    setattr(obj, field.attname, value)
-        obj._state.db = using
-        obj._state.adding = False
-        post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
+                _returned(obj, statement, returned)
+        _saved(obj, using)
 
     def can_chain(self, obj: Model, *, using: str) -> bool:
         """Whether ``save_if`` can insert ``obj`` in ``using`` (it may still find, once
@@ -159,11 +156,8 @@ class CompiledInsert:
             returned = _execute(chained, [*update_params, *params], connection)
         if returned is None:
             return False
-        for field, value in zip(statement.returning_fields, returned, strict=True):
-            setattr(obj, field.attname, value)
-        obj._state.db = using
-        obj._state.adding = False
-        post_save.send(sender=model, instance=obj, created=True, update_fields=None, raw=False, using=using)
+        _returned(obj, statement, returned)
+        _saved(obj, using)
         return True
 
     def _model_eligible(self) -> bool:
@@ -264,6 +258,19 @@ def _values(obj: Model, fields: tuple[Any, ...], connection: Any) -> list[Any] |
             return None
         params.append(value)
     return params
+
+
+def _returned(obj: Model, statement: _Statement, returned: tuple[Any, ...]) -> None:
+    """The columns the INSERT returned (the new key), set on ``obj`` as ``save`` sets them."""
+    for field, value in zip(statement.returning_fields, returned, strict=True):
+        setattr(obj, field.attname, value)
+
+
+def _saved(obj: Model, using: str) -> None:
+    """``obj`` marked saved to ``using`` and ``post_save`` sent, as ``save`` ends an insert."""
+    obj._state.db = using
+    obj._state.adding = False
+    post_save.send(sender=type(obj), instance=obj, created=True, update_fields=None, raw=False, using=using)
 
 
 def _execute(statement: _Statement, params: list[Any], connection: Any) -> tuple[Any, ...] | None:
