@@ -195,13 +195,11 @@ def run(spec: dict[str, Any]) -> None:
     calls = {"backchannel": backchannel, "poll": poll, "django": django_cycle}
     if "floor" in spec["kinds"]:
         calls.update(floor=floor_view("orm"), floor_sql=floor_view("sql"))
+    # one request of its own per call, warm-up included (an approval decides it)
+    total = 30 + spec["requests"] * (1 if spec["profile"] else spec["rounds"])
     if "approve" in spec["kinds"]:
-        warm = 30
-        total = warm + spec["requests"] * (1 if spec["profile"] else spec["rounds"])
         calls["approve"] = approvals(call, client, users, total)
     if "push" in spec["kinds"]:
-        warm = 30
-        total = warm + spec["requests"] * (1 if spec["profile"] else spec["rounds"])
         calls["push"] = push_minting(users, total)
     if "ceiling" in spec["kinds"]:
         calls["ceiling"] = ceiling_app()

@@ -257,11 +257,8 @@ def sql(request: HttpRequest) -> HttpResponse:
     row = _new(request)
     if isinstance(row, HttpResponse):
         return row
-    params = list(_fixed.constants)
-    for name, slot in _fixed.slots.items():
-        params[slot] = row[name]
     with connection.cursor() as cursor:
-        cursor.execute(_fixed.sql, params)
+        cursor.execute(_fixed.sql, _params(_fixed.constants, _fixed.slots, row))
     return _answer(row)
 
 
@@ -325,7 +322,6 @@ def approve(request: HttpRequest, auth_req_id: str) -> HttpResponse:
         if _fixed.modes[client_pk] == "push":
             body.update(_mint(cursor, auth_req_id, user_pk, client_pk, now))
             kind, sealed = CallbackDelivery.Kind.PUSH_TOKENS, seal(body)
-        params = list(_fixed.callback_constants)
         row = {
             "request_id": request_pk,
             "kind": kind,
@@ -335,9 +331,7 @@ def approve(request: HttpRequest, auth_req_id: str) -> HttpResponse:
             "lease_until": now + timedelta(seconds=30),
             "created_at": now,
         }
-        for name, slot in _fixed.callback_slots.items():
-            params[slot] = row[name]
-        cursor.execute(_fixed.callback_sql, params)
+        cursor.execute(_fixed.callback_sql, _params(_fixed.callback_constants, _fixed.callback_slots, row))
         callback_pk = cursor.fetchone()[0]
     response = requests.post(
         _fixed.endpoints[client_pk],
@@ -406,11 +400,17 @@ def _mint(cursor: Any, auth_req_id: str, user_pk: int, client_pk: int, now: Any)
 
 def _insert_token(cursor: Any, name: str, values: dict[str, Any]) -> int:
     sql, constants, slots = _fixed.token_statements[name]
-    params = list(constants)
-    for column, slot in slots.items():
-        params[slot] = values[column]
-    cursor.execute(sql, params)
+    cursor.execute(sql, _params(constants, slots, values))
     return cursor.fetchone()[0]
+
+
+def _params(constants: list[Any], slots: dict[str, int], values: dict[str, Any]) -> list[Any]:
+    """An ``_insert_statement``'s parameters: its constants, each varying column's value in
+    its slot."""
+    params = list(constants)
+    for name, slot in slots.items():
+        params[slot] = values[name]
+    return params
 
 
 def _half_hash(token: str) -> str:
