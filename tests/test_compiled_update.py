@@ -170,3 +170,18 @@ def test_a_related_row_given_lazily_is_sent_as_its_key(request_row, alice):
         assert statement.update((request_row.pk,), {"decided_by": lazy}) == 1
     assert AuthenticationRequest.objects.get(pk=request_row.pk).decided_by_id == alice.pk
     assert all(prepared is not None for prepared in statement._prepared.values())
+
+
+def test_a_sealed_payload_is_stored_by_the_compiled_statement_only_where_none_is(delivery):
+    """A push body's bytes (a ``BinaryField``, whose placeholder is a plain ``%s`` but on
+    MySQL) go through the statement compiled once, as the ORM's UPDATE would send them."""
+    statement = CompiledUpdate(CallbackDelivery, lambda rows, pk: rows.filter(pk=pk, payload__isnull=True))
+    with CaptureQueriesContext(connection) as orm:
+        statement.queryset(delivery.pk + 1000).update(payload=b"\x00\xffsealed")
+    with CaptureQueriesContext(connection) as ours:
+        assert statement.update((delivery.pk + 1000,), {"payload": b"\x00\xffsealed"}) == 0
+    assert sqls(ours) == sqls(orm)
+    assert statement.update((delivery.pk,), {"payload": b"\x00\xffsealed"}) == 1
+    assert list(statement._prepared.values()) != [None]  # compiled, not left to the ORM
+    assert statement.update((delivery.pk,), {"payload": b"another"}) == 0  # one body per row
+    assert bytes(CallbackDelivery.objects.get(pk=delivery.pk).payload) == b"\x00\xffsealed"

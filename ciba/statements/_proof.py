@@ -16,7 +16,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Model, QuerySet
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import BinaryField, Model, QuerySet
 from django.db.models.manager import BaseManager
 
 #: Stand-in ints start far above any small-int cache, each a distinct object.
@@ -35,6 +36,20 @@ _QUERYSET_OWN = frozenset(vars(QuerySet)) - {
     "__dict__",
     "__weakref__",
 }
+
+
+def plain_placeholder(field: Any) -> bool:
+    """Whether ``field``'s value is sent as a plain ``%s``, as a compiled statement sends
+    every value: a field without ``get_placeholder``, or a ``BinaryField``, whose placeholder
+    is one but on a database that redefines it (MySQL's ``_binary %s``:
+    ``binary_placeholder``)."""
+    return getattr(type(field), "get_placeholder", None) in (None, BinaryField.get_placeholder)
+
+
+def binary_placeholder(connection: Any) -> bool:
+    """Whether a ``BinaryField``'s placeholder is a plain ``%s`` on ``connection`` (all of
+    Django's databases but MySQL)."""
+    return type(connection.ops).binary_placeholder_sql is BaseDatabaseOperations.binary_placeholder_sql
 
 
 def plain_manager(model: type[Model]) -> Any | None:

@@ -32,9 +32,11 @@ from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
-from django.db.models import BinaryField, Model
+from django.db.models import Model
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
+
+from ._proof import binary_placeholder, plain_placeholder
 
 #: What ``save()`` runs for a new instance, and must be Django's own for this module to stand
 #: in for it (a model overriding any of them keeps ``save()``).
@@ -204,10 +206,7 @@ def _model_eligible(model: type[Model]) -> bool:
         and meta.order_with_respect_to is None
         and meta.base_manager_name is None
         and len(meta.pk_fields) == 1
-        and all(
-            getattr(type(field), "get_placeholder", None) in (None, BinaryField.get_placeholder)
-            for field in meta.local_concrete_fields
-        )
+        and all(plain_placeholder(field) for field in meta.local_concrete_fields)
     )
 
 
@@ -230,8 +229,7 @@ def _database_eligible(using: str) -> bool:
     return bool(
         connection.features.can_return_columns_from_insert
         and operations.modify_insert_params is BaseDatabaseOperations.modify_insert_params
-        # a BinaryField's placeholder: a plain %s but on MySQL
-        and operations.binary_placeholder_sql is BaseDatabaseOperations.binary_placeholder_sql
+        and binary_placeholder(connection)
     )
 
 

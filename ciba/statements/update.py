@@ -14,7 +14,8 @@ database unchanged both times). An assignment's SQL depends only on which values
 (``= NULL``), so those are part of the shape. Expressions of the values are given as a function
 of them (``expressions``), built from the stand-ins once. Left to ``QuerySet.update`` on every
 call: expressions given as values (``F()``, ``Case``), model instances other than a foreign
-key's row (its key is sent, as the compiler sends it), a field with ``get_placeholder`` or a
+key's row (its key is sent, as the compiler sends it), a field with ``get_placeholder`` (but
+a ``BinaryField`` where its placeholder is a plain ``%s``: all databases but MySQL) or a
 preparation of its own, a manager or queryset class of a site's own, a condition across a join,
 a database that would change a stand-in (SQLite turns datetimes into text), and any shape whose
 conditions are empty at compile time.
@@ -32,7 +33,15 @@ from django.db import connections, router, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.sql import UpdateQuery
 
-from ._proof import PREPARING, django_lookups, plain_manager, slots, stand_ins
+from ._proof import (
+    PREPARING,
+    binary_placeholder,
+    django_lookups,
+    plain_manager,
+    plain_placeholder,
+    slots,
+    stand_ins,
+)
 
 Shape = Callable[..., QuerySet]
 
@@ -148,7 +157,8 @@ class CompiledUpdate:
             if (
                 not field.concrete
                 or field.model._meta.concrete_model is not model._meta.concrete_model
-                or hasattr(field, "get_placeholder")
+                or not plain_placeholder(field)
+                or (hasattr(field, "get_placeholder") and not binary_placeholder(connections[using]))
                 or hasattr(value, "resolve_expression")
                 or (
                     hasattr(value, "prepare_database_save")
