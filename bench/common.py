@@ -52,6 +52,10 @@ def environment(port: int, **extra: str) -> dict[str, str]:
         "CELERY_BROKER_URL": os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13"),
         "OIDC_ISS_ENDPOINT": f"http://127.0.0.1:{port}/o",
         "CIBA_EXAMPLE_VAR_DIR": str(Path(os.environ.get("BENCH_VAR_DIR", "/tmp/ciba-bench"))),
+        # Production as docs/deployment.md recommends it without PgBouncer: each hot statement
+        # planned once per connection (ours and the Django floor alike). BENCH_PREPARED_STATEMENTS=off
+        # measures Django's default, client-side binding.
+        "DATABASE_PREPARED_STATEMENTS": os.environ.get("BENCH_PREPARED_STATEMENTS", "on"),
     }
     env.update(extra)
     return env

@@ -70,6 +70,14 @@ def database(default_sqlite_path: str) -> dict[str, Any]:
     * TCP keepalives (idle 10 s, then 3 probes 2 s apart) and ``tcp_user_timeout`` (5 s):
       the kernel gives up a connection whose peer vanished from the network.
 
+    ``DATABASE_PREPARED_STATEMENTS=on`` (default off) binds parameters on the server and lets
+    psycopg prepare a statement from its fifth run on a connection (Django's
+    ``server_side_binding`` and psycopg's ``prepare_threshold``): PostgreSQL then plans each
+    hot query once per connection instead of on every request (docs/performance.md, "The
+    sixth stop"). Not behind PgBouncer in transaction mode older than 1.21 (or without its
+    ``max_prepared_statements``), and restart the processes after a migration that changes
+    a table they read (a prepared plan whose result type changed fails until then).
+
     Management commands that run long statements (``migrate`` on a large table) run with
     ``DATABASE_STATEMENT_TIMEOUT=0 DATABASE_QUERY_TIMEOUT=0``.
     """
@@ -111,7 +119,14 @@ def postgresql_options() -> dict[str, Any]:
     }
     if server:
         options["options"] = server
+    if flag("DATABASE_PREPARED_STATEMENTS", False):
+        options["server_side_binding"] = True
+        options["prepare_threshold"] = PREPARE_THRESHOLD
     return options
+
+
+#: psycopg's own default: a statement run this many times on a connection is prepared.
+PREPARE_THRESHOLD = 5
 
 
 def cache() -> dict[str, Any]:

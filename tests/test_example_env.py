@@ -383,3 +383,18 @@ def test_the_benchmarks_run_with_the_per_user_limits_off_whatever_the_environmen
         "MAX_PENDING_PER_CLIENT_USER": None,
         "USER_REQUEST_RATE": None,
     }
+
+
+def test_postgresql_plans_each_hot_statement_once_per_connection_only_when_asked(monkeypatch):
+    """``DATABASE_PREPARED_STATEMENTS``: off by default (Django's client-side binding, nothing
+    prepared, as PgBouncer in transaction mode needs); on, parameters are bound on the server
+    and psycopg prepares a statement from its fifth run on a connection."""
+    monkeypatch.delenv("DATABASE_PREPARED_STATEMENTS", raising=False)
+    options = env.postgresql_options()
+    assert "server_side_binding" not in options and "prepare_threshold" not in options
+    monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", "on")
+    options = env.postgresql_options()
+    assert options["server_side_binding"] is True and options["prepare_threshold"] == 5
+    monkeypatch.setenv("DATABASE_PREPARED_STATEMENTS", "sometimes")
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_PREPARED_STATEMENTS"):
+        env.postgresql_options()
