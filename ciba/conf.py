@@ -199,6 +199,9 @@ DEFAULTS: dict[str, Any] = {
     "CALLBACK_RETRY_BACKOFF_MAX": 300,
     "CALLBACK_ALLOW_HTTP": False,
     "CALLBACK_ALLOW_PRIVATE_NETWORKS": False,
+    # A sending thread reuses its connection to a notification endpoint for this many seconds
+    # after its last answer (0: a new connection, and TLS handshake, for every callback)
+    "CALLBACK_KEEP_ALIVE": 4.0,
     # An attempt running this long moves its endpoint to the slow lane (None: a third of
     # CALLBACK_TOTAL_TIMEOUT; 0: no slow lane)
     "CALLBACK_SLOW_LANE_AFTER": None,

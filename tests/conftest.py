@@ -16,6 +16,7 @@ from django.core.cache import cache
 from oauth2_provider.models import get_application_model
 
 from ciba.constants import CIBA_GRANT_TYPE
+from tests.peers import peer  # noqa: F401 - a fixture: real endpoints that answer or stall
 
 Application = get_application_model()
 
@@ -49,6 +50,16 @@ def fresh_cache() -> None:
     """Each test starts with an empty cache: throttles, failure counters and replay records of
     one test must not decide another's answers."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def kept_connections_closed() -> Any:
+    """The callbacks' kept-alive connections (``outbound.kept_session``) end with the test that
+    opened them: one test's connection to its local server never serves another test."""
+    yield
+    from ciba.outbound import close_kept_session
+
+    close_kept_session()
 
 
 #: The per-user limits (ciba.user_limits) off, for tests that pile up requests for one user to

@@ -282,7 +282,7 @@ def test_post_gives_up_at_the_deadline_it_is_given_and_else_at_the_settings():
         limits.append(total_timeout)
         raise send.requests.ConnectionError("no network here")
 
-    with mock.patch.object(send, "session", side_effect=session):
+    with mock.patch.object(send, "kept_session", side_effect=session):
         send.post("http://127.0.0.1:9/cb", NT, {})
         with send.deadline(1.5):
             send.post("http://127.0.0.1:9/cb", NT, {})

@@ -30,8 +30,9 @@ of this process (``CALLBACK_INLINE_SENDERS``), and the web request goes on at on
   before.
 
 Each thread keeps its database connection between callbacks, replacing it when unusable or
-obsolete as a request does (``close_old_connections``), and ends, closing it, after
-``IDLE_SECONDS`` without work.
+obsolete as a request does (``close_old_connections``), and its connections to clients'
+endpoints (``outbound.kept_session``), and ends, closing them, after ``IDLE_SECONDS`` without
+work.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from django.db import close_old_connections, connections
 
 from .. import dispatch, services
 from ..conf import ciba_settings
+from ..outbound import close_kept_session
 from . import outbox
 
 logger = logging.getLogger("ciba.delivery")
@@ -110,6 +112,7 @@ class Senders:
                 job = self._next()
         finally:
             connections.close_all()  # this thread's connections
+            close_kept_session()  # and those to clients' endpoints
             with self._lock:
                 self._alive -= 1
 

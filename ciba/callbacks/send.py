@@ -5,6 +5,8 @@ session: https only and no private addresses unless the settings allow them, the
 pinned after one resolution, redirects never followed ("The OP MUST NOT follow redirects"),
 bounded timeouts and a bounded read of the response, whose body is otherwise ignored.
 Neither the notification token nor any token appears in a log line or an error message.
+Each sending thread keeps its connection to an endpoint for its next callback there
+(``kept_session``, ``CALLBACK_KEEP_ALIVE``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import requests
 from django.core.exceptions import ValidationError
 from requests_hardened.ip_filter import InvalidIPAddress
 
-from ..outbound import Outcome, parse_retry_after, session, validate_outbound_url
+from ..outbound import Outcome, kept_session, parse_retry_after, validate_outbound_url
 
 #: Read at most this much of a callback response: the body is ignored (§10.2), but reading a
 #: little lets the connection be reused, and the bound keeps a hostile endpoint from streaming.
@@ -54,7 +56,7 @@ def post(url: str, notification_token: str, body: dict[str, Any]) -> Outcome:
     headers = {"Authorization": f"Bearer {notification_token}", "Content-Type": "application/json"}
     try:
         with (
-            session(total_timeout=_deadline.get()) as http,
+            kept_session(total_timeout=_deadline.get()) as http,
             http.post(url, json=body, headers=headers, stream=True) as response,
         ):
             response.raw.read(MAX_RESPONSE_BYTES, decode_content=False)

@@ -30,6 +30,7 @@ _WORKER_NUMBERS = (
     ("SWEEP_MAX_AGE", False, True),
     ("CALLBACK_SLOW_LANE_AFTER", True, False),
     ("CALLBACK_SLOW_LANE_SECONDS", False, True),
+    ("CALLBACK_KEEP_ALIVE", False, False),
 )
 
 

@@ -22,14 +22,27 @@ socket's descriptor, because wrapping a socket in TLS detaches the original sock
 while the handshake runs. A socket that is still connecting cannot be shut down, so the
 connect timeout is cut to the deadline; name resolution, which no timeout reaches, is not
 covered.
+
+Callbacks go through ``kept_session``: each sending thread keeps one session, so its
+connection to a client's endpoint (TCP, and TLS above all) serves the next callback to the
+same endpoint instead of a new handshake each time (issue 29). A connection is reused only
+for the same pinned address and TLS server name, only while the peer has not closed it, and
+only within ``CALLBACK_KEEP_ALIVE`` seconds of its last answer; one the peer closes just as it
+is reused is retried once on a new connection (``_closed_by_peer``), so a server's keep-alive
+timeout never costs a callback a retry delay.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
+from http.client import RemoteDisconnected
 from typing import Any
 
 import requests
@@ -65,6 +78,8 @@ class _Deadline:
         self.seconds = seconds
         #: A socket of this call was shut down: what it reads or writes is cut short.
         self.cut = False
+        #: The call went out on a kept-alive connection (``_Session.send`` may retry it once).
+        self.reused = False
         self._expired = self._done = False
         self._lock = threading.Lock()
         self._handles: dict[Any, socket.socket] = {}  # connection -> duplicate of its socket
@@ -104,6 +119,11 @@ class _Deadline:
                 handle.close()
             self._handles.clear()
 
+    @property
+    def done(self) -> bool:
+        """Cancelled: the call's answer was read (or abandoned), nothing is watched any more."""
+        return self._done
+
     def exceeded(self) -> DeadlineExceeded:
         return DeadlineExceeded(f"no complete answer within {self.seconds:g} s")
 
@@ -132,15 +152,23 @@ class _WatchedConnection:
 
     sock: Any
     _watched_by: _Deadline | None = None
+    _opened_for: _Deadline | None = None
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()  # type: ignore[misc]
+        self._opened_for = _current.get()
         self._watch(sock)
         return sock
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        if self.sock is not None and self._watched_by is not _current.get():
-            self._watch(self.sock)  # a kept-alive connection, now serving this call
+        deadline = _current.get()
+        if self.sock is not None and self._opened_for is not deadline:
+            # A kept-alive connection, now serving this call (urllib3 connects a new https
+            # connection before its request: that one was opened for this call).
+            if deadline is not None:
+                deadline.reused = True
+            if self._watched_by is not deadline:
+                self._watch(self.sock)
         return super().request(*args, **kwargs)  # type: ignore[misc]
 
     def _watch(self, sock: socket.socket) -> None:
@@ -208,11 +236,30 @@ class _HTTPSConnection(_WatchedConnection, HTTPSConnection):
     pass
 
 
-class _HTTPPool(HTTPConnectionPool):
+class _IdleLimit:
+    """A pool mixin: a connection idle longer than ``CALLBACK_KEEP_ALIVE`` is closed before it
+    is reused (and reconnected). Servers close idle connections after a timeout of their own
+    (2 s for gunicorn, 5 s for Apache and Node): reusing one near that moment races its close."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        idle_since = getattr(conn, "ciba_idle_since", None)
+        limit = _keep_alive()
+        if idle_since is not None and limit and time.monotonic() - idle_since > limit:
+            conn.close()
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn.ciba_idle_since = time.monotonic()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _HTTPPool(_IdleLimit, HTTPConnectionPool):
     ConnectionCls = _HTTPConnection
 
 
-class _HTTPSPool(HTTPSConnectionPool):
+class _HTTPSPool(_IdleLimit, HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
@@ -280,7 +327,15 @@ class _Session(HTTPSession):
         deadline = _Deadline(total)
         reset = _current.set(deadline)
         try:
-            response = super().send(request, **kwargs)
+            try:
+                response = super().send(request, **kwargs)
+            except requests.ConnectionError as exc:
+                if not (deadline.reused and not deadline.cut and _closed_by_peer(exc)):
+                    raise
+                # The peer closed the kept-alive connection as the call went out: it never
+                # read it. Once more, on a new connection, within the same deadline.
+                deadline.reused = False
+                response = super().send(request, **kwargs)
         except Exception as exc:
             deadline.cancel()
             if deadline.cut:
@@ -296,7 +351,10 @@ class _Session(HTTPSession):
             response.close()
             raise deadline.exceeded()
         if kwargs.get("stream"):
-            self._streaming.append(deadline)  # until the body is read, or closed with the session
+            # Until the body is read, or closed with the session; a kept session forgets those
+            # done (``_Deadline.done``), or its list would grow with every call.
+            self._streaming = [d for d in self._streaming if not d.done]
+            self._streaming.append(deadline)
         else:
             deadline.cancel()  # the body has been read
         return response
@@ -305,7 +363,85 @@ class _Session(HTTPSession):
         for deadline in self._streaming:
             deadline.cancel()
         self._streaming.clear()
+        # urllib3 2 forgets its pools on close and leaves their connections to the garbage
+        # collector: a kept session's connections would stay open as long as anything (a
+        # traceback, say) still refers to them. Close them now.
+        for adapter in self.adapters.values():
+            for manager in (adapter.poolmanager, *adapter.proxy_manager.values()):
+                for key in list(manager.pools.keys()):
+                    pool = manager.pools.get(key)
+                    if pool is not None:
+                        pool.close()
         super().close()
+
+
+_PEER_CLOSED = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, RemoteDisconnected)
+
+
+def _closed_by_peer(exc: BaseException) -> bool:
+    """Whether the connection failed because the peer closed it before its answer's headers
+    were complete (reset, a broken pipe, or closed without a status line): what a server's idle
+    timeout does to a kept-alive connection it closes as the call goes out. A timeout, or a
+    body cut short (read after ``send`` returns), is not this."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, _PEER_CLOSED):
+            return True
+        pending.extend(error.args)
+        pending.append(error.__cause__)
+    return False
+
+
+def _keep_alive() -> float:
+    return float(ciba_settings.CALLBACK_KEEP_ALIVE or 0)
+
+
+#: Each thread's kept session (``kept_session``): the process it was made in, its settings, it.
+_kept = threading.local()
+
+
+@contextmanager
+def kept_session(*, total_timeout: float | None = None) -> Iterator[requests.Session]:
+    """The calling thread's session for client notification endpoints, kept open after the
+    ``with`` block so that its connections serve the next calls (``CALLBACK_KEEP_ALIVE``; 0: a
+    new session, closed after the block, as ``session``). ``total_timeout`` is the deadline of
+    each call made in the block (default ``CALLBACK_TOTAL_TIMEOUT``). A kept session is remade
+    when the settings it was made with change, and never used in a process it was not made in
+    (a forked child would share its parent's sockets); ``close_kept_session`` closes it."""
+    if total_timeout is None:
+        total_timeout = ciba_settings.CALLBACK_TOTAL_TIMEOUT
+    if not _keep_alive():
+        close_kept_session()
+        with session(total_timeout=total_timeout) as http:
+            yield http
+        return
+    key = (
+        os.getpid(),
+        bool(ciba_settings.CALLBACK_ALLOW_PRIVATE_NETWORKS),
+        ciba_settings.CALLBACK_CONNECT_TIMEOUT,
+        ciba_settings.CALLBACK_READ_TIMEOUT,
+    )
+    held = getattr(_kept, "held", None)
+    if held is None or held[0] != key:
+        close_kept_session()
+        held = _kept.held = (key, session(total_timeout=total_timeout))
+    http = held[1]
+    http.total_timeout = total_timeout
+    yield http
+
+
+def close_kept_session() -> None:
+    """Close the calling thread's kept session and its connections (a thread that sends
+    callbacks calls it as it ends)."""
+    held = getattr(_kept, "held", None)
+    _kept.held = None
+    if held is not None and held[0][0] == os.getpid():  # a parent's sockets are left to it
+        held[1].close()
 
 
 def session(*, allow_private: bool | None = None, total_timeout: float | None = None) -> requests.Session:
