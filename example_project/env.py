@@ -92,6 +92,10 @@ def database(default_sqlite_path: str) -> dict[str, Any]:
     return config
 
 
+#: psycopg's own default: a statement run this many times on a connection is prepared.
+PREPARE_THRESHOLD = 5
+
+
 def postgresql_options() -> dict[str, Any]:
     """The bounds of ``database()`` as the ``OPTIONS`` of the ``ciba.db`` engine."""
     statement = _number("DATABASE_STATEMENT_TIMEOUT", 1500)
@@ -123,10 +127,6 @@ def postgresql_options() -> dict[str, Any]:
         options["server_side_binding"] = True
         options["prepare_threshold"] = PREPARE_THRESHOLD
     return options
-
-
-#: psycopg's own default: a statement run this many times on a connection is prepared.
-PREPARE_THRESHOLD = 5
 
 
 def cache() -> dict[str, Any]:

@@ -38,12 +38,17 @@ _QUERYSET_OWN = frozenset(vars(QuerySet)) - {
 }
 
 
-def plain_placeholder(field: Any) -> bool:
+def plain_placeholder(field: Any, connection: Any = None) -> bool:
     """Whether ``field``'s value is sent as a plain ``%s``, as a compiled statement sends
     every value: a field without ``get_placeholder``, or a ``BinaryField``, whose placeholder
     is one but on a database that redefines it (MySQL's ``_binary %s``:
-    ``binary_placeholder``)."""
-    return getattr(type(field), "get_placeholder", None) in (None, BinaryField.get_placeholder)
+    ``binary_placeholder``). Without ``connection``, on some database; with it, on that one."""
+    placeholder = getattr(type(field), "get_placeholder", None)
+    if placeholder is None:
+        return True
+    if placeholder is not BinaryField.get_placeholder:
+        return False
+    return connection is None or binary_placeholder(connection)
 
 
 def binary_placeholder(connection: Any) -> bool:

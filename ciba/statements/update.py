@@ -35,7 +35,6 @@ from django.db.models.sql import UpdateQuery
 
 from ._proof import (
     PREPARING,
-    binary_placeholder,
     django_lookups,
     plain_manager,
     plain_placeholder,
@@ -157,8 +156,7 @@ class CompiledUpdate:
             if (
                 not field.concrete
                 or field.model._meta.concrete_model is not model._meta.concrete_model
-                or not plain_placeholder(field)
-                or (hasattr(field, "get_placeholder") and not binary_placeholder(connections[using]))
+                or not plain_placeholder(field, connections[using])
                 or hasattr(value, "resolve_expression")
                 or (
                     hasattr(value, "prepare_database_save")
