@@ -7,6 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -60,6 +61,45 @@ def kept_connections_closed() -> Any:
     from ciba.outbound import close_kept_session
 
     close_kept_session()
+
+
+@pytest.fixture
+def prepared_statements() -> Any:
+    """On PostgreSQL, this test's connection binds parameters on the server and prepares hot
+    statements, as ``DATABASE_PREPARED_STATEMENTS=on`` has it (yields True); elsewhere nothing
+    changes (yields False). The test needs ``django_db(transaction=True)``."""
+    with _postgresql_options(server_side_binding=True, prepare_threshold=5) as changed:
+        yield changed
+
+
+@pytest.fixture
+def default_binding() -> Any:
+    """On PostgreSQL, this test's connection binds parameters as Django does by default (on the
+    client: every statement planned at every run), whatever ``DATABASE_PREPARED_STATEMENTS``
+    says. The test needs ``django_db(transaction=True)``."""
+    with _postgresql_options(server_side_binding=False) as changed:
+        yield changed
+
+
+@contextmanager
+def _postgresql_options(**values: Any) -> Any:
+    """These connection ``OPTIONS`` on PostgreSQL (True), nothing elsewhere (False); the
+    connection is replaced on the way in and out."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield False
+        return
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    saved = dict(options)
+    connection.close()
+    options.update(values)
+    try:
+        yield True
+    finally:
+        connection.close()
+        options.clear()
+        options.update(saved)
 
 
 #: The per-user limits (ciba.user_limits) off, for tests that pile up requests for one user to

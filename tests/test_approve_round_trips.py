@@ -251,3 +251,40 @@ def test_the_decided_request_handed_back_holds_values_not_the_updates_expression
     decided.save()
     row = AuthenticationRequest.objects.get(pk=ar.pk)
     assert (row.state, row.device_notification_due_at) == ("approved", decided.device_notification_due_at)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_approve_request_reads_its_request_with_the_bearer_token_in_one_statement(
+    client, alice, make_client, published, prepared_statements
+):
+    """With prepared statements on PostgreSQL the request's row rides in the token's own
+    statement (one round trip fewer before the decision); elsewhere it is read after it, as
+    before. Either way the caller's own request is approved."""
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)
+    phone = consent_bearer(alice)
+    with CaptureQueriesContext(connection) as queries:
+        response = Client().post(f"{API}{auth_req_id}/approve/", **phone)
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "approved"
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    table = AuthenticationRequest._meta.db_table
+    before_decision = reads[: next(i for i, q in enumerate(reads) if table in q) + 1]
+    if prepared_statements:
+        assert len(before_decision) == 1 and AccessToken._meta.db_table in before_decision[0]
+    else:
+        assert len(before_decision) == 2
+    assert AuthenticationRequest.objects.get(auth_req_id=auth_req_id).state == "approved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_read_with_another_users_token_is_neither_shown_nor_decided(
+    client, alice, make_client, published, django_user_model, prepared_statements
+):
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)  # alice's
+    bobs = consent_bearer(django_user_model.objects.create_user("bob", password="pw"))
+    assert Client().get(f"{API}{auth_req_id}/", **bobs).status_code == 404
+    assert Client().post(f"{API}{auth_req_id}/approve/", **bobs).status_code == 404
+    assert AuthenticationRequest.objects.get(auth_req_id=auth_req_id).state == "pending"
+    assert Client().post(f"{API}{auth_req_id}/approve/", **consent_bearer(alice)).status_code == 200

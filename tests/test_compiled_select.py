@@ -17,7 +17,7 @@ from oauth2_provider.models import get_access_token_model
 
 from ciba.models import AuthenticationRequest, ConsentClient
 from ciba.oauth.validators import _ACCESS_TOKEN, CibaValidator
-from ciba.statements.select import CompiledSelect
+from ciba.statements.select import CompiledSelect, along
 
 from .conftest import start_request
 
@@ -284,3 +284,88 @@ def test_each_requests_block_list_column_finds_the_lookup_compiled_before(alice,
     assert len(compiled.statements) == 1
     [statement] = compiled.statements.values()
     assert len(statement._prepared) == 1  # compiled (or left to the ORM) once, not per request
+
+
+# --- a read sent along with another statement (``along``) ----------------------------------------
+
+REQUEST_BY_ID = CompiledSelect(
+    AuthenticationRequest,
+    lambda requests, auth_req_id: requests.select_related("client").filter(auth_req_id=auth_req_id)[:21],
+)
+EVERY_REQUEST_OF = CompiledSelect(AuthenticationRequest, lambda requests, user: requests.filter(user=user))
+
+
+@pytest.fixture
+def request_and_token(client, alice, make_client) -> tuple[str, Any]:
+    """A pending request of alice's, and a consent token of hers."""
+    app, secret = make_client("poll")
+    return start_request(client, app, secret), device_token(alice, app)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_sent_along_rides_in_the_next_statement_where_statements_are_prepared(
+    request_and_token, prepared_statements
+):
+    auth_req_id, token = request_and_token
+    app = token.application
+    with CaptureQueriesContext(connection) as queries, along(REQUEST_BY_ID, auth_req_id) as ahead:
+        found = _ACCESS_TOKEN.first(checksum(token.token))
+    assert found == token and found.application == app  # the statement's own answer, whole
+    if not prepared_statements:
+        assert ahead.rows is None  # nothing rides: the caller reads it itself
+        return
+    assert len(queries) == 1
+    (request,) = ahead.rows
+    expected = AuthenticationRequest.objects.get(auth_req_id=auth_req_id)
+    with CaptureQueriesContext(connection) as queries:
+        assert request.client == app  # select_related came along too
+    assert queries.captured_queries == []
+    for field in AuthenticationRequest._meta.concrete_fields:
+        assert getattr(request, field.attname) == getattr(expected, field.attname), field.name
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_rides_where_each_statement_is_planned_at_every_run(request_and_token, default_binding):
+    """Django's default binding (the joined statement would cost more to plan than it saves)."""
+    auth_req_id, token = request_and_token
+    with along(REQUEST_BY_ID, auth_req_id) as ahead:
+        assert _ACCESS_TOKEN.first(checksum(token.token)) == token
+    assert ahead.rows is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_side_comes_back_empty_and_the_other_whole(alice, make_client, prepared_statements):
+    app, _ = make_client("poll")
+    token = device_token(alice, app)
+    with along(REQUEST_BY_ID, "no-such-request") as ahead:
+        assert _ACCESS_TOKEN.first(checksum(token.token)) == token
+    assert ahead.rows == ([] if prepared_statements else None)
+    with along(REQUEST_BY_ID, "no-such-request") as ahead:
+        assert _ACCESS_TOKEN.first(checksum("no-such-token")) is None
+    assert ahead.rows == ([] if prepared_statements else None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_side_of_several_rows_is_left_to_its_caller_and_the_statement_still_answers(
+    client, alice, make_client, prepared_statements
+):
+    app, secret = make_client("poll")
+    for _ in range(2):
+        start_request(client, app, secret)
+    token = device_token(alice, app)
+    with along(EVERY_REQUEST_OF, alice.pk) as ahead:
+        assert _ACCESS_TOKEN.first(checksum(token.token)) == token
+    assert ahead.rows is None
+    assert len(EVERY_REQUEST_OF.fetch(alice.pk)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_the_first_statement_of_the_block_carries_the_read(request_and_token, prepared_statements):
+    auth_req_id, token = request_and_token
+    with along(REQUEST_BY_ID, auth_req_id) as ahead:
+        _ACCESS_TOKEN.first(checksum(token.token))
+        first = ahead.rows
+        with CaptureQueriesContext(connection) as queries:
+            assert _ACCESS_TOKEN.first(checksum(token.token)) == token
+    assert ahead.rows is first
+    assert all("ciba_first" not in q["sql"] for q in queries.captured_queries)

@@ -16,12 +16,21 @@ into the statement. Whatever cannot be proven this way — a manager or queryset
 site's own, ``prefetch_related``, ``values()``, ``select_for_update``, an empty result decided
 at compile time, a value of another type — is built and run by the ORM on every call, as
 before.
+
+``along(select, *values)`` sends a read with the next compiled ``SELECT`` of the block on the
+same PostgreSQL database, in one statement and so one round trip: a view that will read a row
+after a query it cannot change (DOT's token lookup, deep inside oauthlib) has it read with that
+query instead of one round trip later (issue 29). Only where statements are prepared (planned
+once per connection, ``_plans_once``); elsewhere nothing rides along, and the caller reads it
+as before.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +57,8 @@ class _Prepared:
     annotation_columns: tuple[tuple[str, int], ...]
     #: (column position, expression) of the columns whose values converters turn into Python's.
     converted: tuple[tuple[int, Any], ...]
+    #: How many columns the statement answers.
+    width: int
 
 
 class CompiledSelect:
@@ -71,17 +82,21 @@ class CompiledSelect:
     def fetch(self, *values: Any) -> list[Any]:
         model = self.model()
         using = router.db_for_read(model)
+        prepared = self._prepared_for(model, using, values)
+        if prepared is None:
+            return list(self.queryset(*values).using(using))
+        return _run(prepared, using, values)
+
+    def _prepared_for(self, model: type[Model], using: str, values: tuple[Any, ...]) -> _Prepared | None:
         key = (using, model, tuple(type(value) for value in values))
         try:
-            prepared = self._prepared[key]
+            return self._prepared[key]
         except KeyError:
             prepared = self._prepare(model, using, values)
             with self._lock:
                 if len(self._prepared) < 32:  # kinds of values are few; never grow without bound
                     self._prepared[key] = prepared
-        if prepared is None:
-            return list(self.queryset(*values).using(using))
-        return _run(prepared, using, values)
+            return prepared
 
     def first(self, *values: Any) -> Any | None:
         found = self.fetch(*values)
@@ -141,17 +156,114 @@ class CompiledSelect:
                 for position, expression in enumerate(columns)
                 if connection.ops.get_db_converters(expression) or expression.get_db_converters(connection)
             ),
+            width=len(select),
         )
 
 
+class Along:
+    """A read sent along with another statement (``along``): its objects in ``rows`` once it
+    went, ``None`` while it has not (or could not: the caller then reads it itself)."""
+
+    def __init__(self, select: CompiledSelect, values: tuple[Any, ...]) -> None:
+        self.select, self.values = select, values
+        self.rows: list[Any] | None = None
+        #: A compiled SELECT ran in the block: the one chance to ride along is spent.
+        self.spent = False
+
+
+_along: ContextVar[Along | None] = ContextVar("ciba_statements_along", default=None)
+
+
+@contextmanager
+def along(select: CompiledSelect, *values: Any) -> Iterator[Along]:
+    """Within the block, send ``select.fetch(*values)`` with the first compiled ``SELECT`` that
+    runs, as one statement, when both read the same PostgreSQL database; the yielded ``Along``
+    then holds its objects. The read is the one ``fetch`` would make, only sooner: a caller
+    must check what it finds as it would check ``fetch``'s answer (the row's owner, say),
+    because the statement it rode with may be one whose caller is then refused. Where it
+    cannot ride (another database, statements planned at every run, a statement the ORM runs,
+    either finding more than one row), ``rows`` stays ``None``."""
+    ahead = Along(select, values)
+    token = _along.set(ahead)
+    try:
+        yield ahead
+    finally:
+        _along.reset(token)
+
+
 def _run(prepared: _Prepared, using: str, values: tuple[Any, ...]) -> list[Any]:
+    connection = connections[using]
+    ahead = _along.get()
+    if ahead is not None and not ahead.spent:
+        ahead.spent = True
+        other = _rider(ahead, using, connection)
+        together = _run_together(connection, prepared, values, other, ahead.values) if other else None
+        if together is not None:
+            ahead.rows = _objects(other, using, connection, together[1])  # type: ignore[arg-type]
+            return _objects(prepared, using, connection, together[0])
+    with connection.cursor() as cursor:
+        cursor.execute(prepared.sql, _params(prepared, values))
+        rows = cursor.fetchall()
+    return _objects(prepared, using, connection, rows)
+
+
+def _rider(ahead: Along, using: str, connection: Any) -> _Prepared | None:
+    """The compiled statement of the read riding along, where it can ride on ``using``."""
+    model = ahead.select.model()
+    if connection.vendor != "postgresql" or router.db_for_read(model) != using or not _plans_once(connection):
+        return None
+    return ahead.select._prepared_for(model, using, ahead.values)
+
+
+def _plans_once(connection: Any) -> bool:
+    """Whether PostgreSQL plans this connection's hot statements once (parameters bound on the
+    server, and psycopg preparing them: ``DATABASE_PREPARED_STATEMENTS`` in the example). The
+    joined statement takes longer to plan than the round trip it saves takes to travel, so
+    where every statement is planned afresh it would cost more than it saves (docs/performance.md,
+    the seventh stop)."""
+    if not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
+        return False
+    connection.ensure_connection()
+    return getattr(connection.connection, "prepare_threshold", None) is not None
+
+
+def _run_together(
+    connection: Any,
+    first: _Prepared,
+    first_values: tuple[Any, ...],
+    second: _Prepared,
+    second_values: tuple[Any, ...],
+) -> tuple[list[Any], list[Any]] | None:
+    """Both statements' rows from one statement: each a ``LATERAL`` subquery beside the other,
+    its rows marked found, so one row carries both answers (a side's columns all ``NULL`` and
+    unmarked when it found nothing). ``None`` when either found more than one row (the rows
+    would come as a cross product): the caller then runs its own statement alone, and the
+    rider is read by its caller."""
+    sql = (
+        "SELECT * FROM (SELECT 1) AS ciba_one"
+        f" LEFT JOIN LATERAL (SELECT true AS ciba_found, q.* FROM ({first.sql}) AS q) AS ciba_first ON true"
+        f" LEFT JOIN LATERAL (SELECT true AS ciba_found, q.* FROM ({second.sql}) AS q) AS ciba_second ON true"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _params(first, first_values) + _params(second, second_values))
+        rows = cursor.fetchall()
+    if len(rows) != 1:
+        return None
+    (row,) = rows
+    second_at = 2 + first.width  # after the constant, the first's mark and its columns
+    mine = [row[2:second_at]] if row[1] is not None else []
+    theirs = [row[second_at + 1 : second_at + 1 + second.width]] if row[second_at] is not None else []
+    return mine, theirs
+
+
+def _params(prepared: _Prepared, values: tuple[Any, ...]) -> list[Any]:
     params = list(prepared.template)
     for position, index in prepared.slots:
         params[position] = values[index]
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(prepared.sql, params)
-        rows = cursor.fetchall()
+    return params
+
+
+def _objects(prepared: _Prepared, using: str, connection: Any, rows: list[Any]) -> list[Any]:
     found = []
     for row in rows:
         if prepared.converted:

@@ -35,7 +35,7 @@ from .. import passkeys, services
 from ..conf import ciba_settings
 from ..errors import InvalidRequest, RequestNotPending
 from ..models import AuthenticationRequest
-from ..statements.select import CompiledSelect
+from ..statements.select import Along, CompiledSelect, along
 from . import consent_initial
 from .openapi import OAUTH_ERROR, REQUEST_NOT_PENDING, STEP_UP_REQUIRED
 from .parsers import PARSER_CLASSES, parse_error_for
@@ -83,11 +83,30 @@ class AuthenticationRequestViewSet(
     lookup_value_regex = r"[A-Za-z0-9._-]{1,255}"
     pagination_class = None
 
+    #: The request row read with the caller's authentication (``initial``), for ``get_object``.
+    _ahead: Along | None = None
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """DRF's first steps, a bearer-token request's without DRF's generic machinery
-        (``consent_initial``); any other request's as DRF takes them."""
+        (``consent_initial``); any other request's as DRF takes them. A request about one CIBA
+        request has its row read in the bearer token's own statement (``statements.along``):
+        one round trip fewer before an approval commits, so before its callback leaves
+        (issue 29). ``get_object`` keeps the row only if it is the caller's."""
+        lookup = kwargs.get(self.lookup_url_kwarg or self.lookup_field)
+        if lookup is None or not self._compiled_lookup():
+            self._first_steps(request, *args, **kwargs)
+            return
+        with along(_REQUEST_BY_ID, lookup) as self._ahead:
+            self._first_steps(request, *args, **kwargs)
+
+    def _first_steps(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if not consent_initial.initial(self, request, *args, **kwargs):
             super().initial(request, *args, **kwargs)
+
+    def _compiled_lookup(self) -> bool:
+        """Whether ``get_object`` is this class's own query (no subclass changed what it reads)."""
+        own = type(self).get_queryset is AuthenticationRequestViewSet.get_queryset
+        return own and not self.filter_backends
 
     def get_queryset(self) -> Any:
         own = AuthenticationRequest.objects.filter(user=self.request.user).select_related("client")
@@ -97,12 +116,16 @@ class AuthenticationRequestViewSet(
 
     def get_object(self) -> AuthenticationRequest:
         """DRF's ``get_object`` (the caller's own request by ``auth_req_id``), its ``SELECT``
-        compiled once (``_OWN_REQUEST``); anything but the one row found (404) is DRF's."""
-        if type(self).get_queryset is not AuthenticationRequestViewSet.get_queryset or self.filter_backends:
+        compiled once (``_OWN_REQUEST``), or the row read with the caller's authentication
+        (``initial``) if it is the caller's; anything but the one row found (404) is DRF's."""
+        if not self._compiled_lookup():
             return super().get_object()
-        found = _OWN_REQUEST.fetch(
-            self.request.user.pk, self.kwargs[self.lookup_url_kwarg or self.lookup_field]
-        )
+        ahead, self._ahead = self._ahead, None  # used once: a second call reads the row again
+        user_pk = self.request.user.pk
+        if ahead is not None and ahead.rows is not None:
+            found = [row for row in ahead.rows if user_pk is not None and row.user_id == user_pk]
+        else:
+            found = _OWN_REQUEST.fetch(user_pk, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
         if len(found) != 1:
             return super().get_object()
         self.check_object_permissions(self.request, found[0])
@@ -231,6 +254,15 @@ _OWN_REQUEST = CompiledSelect(
         .select_related("client")
         .filter(auth_req_id=auth_req_id)
         .order_by()[:MAX_GET_RESULTS]
+    ),
+)
+
+#: ``_OWN_REQUEST`` before the caller is known (``initial``): the row by ``auth_req_id``,
+#: which ``get_object`` keeps only when its user is the caller.
+_REQUEST_BY_ID = CompiledSelect(
+    AuthenticationRequest,
+    lambda requests, auth_req_id: (
+        requests.select_related("client").filter(auth_req_id=auth_req_id).order_by()[:MAX_GET_RESULTS]
     ),
 )
 
