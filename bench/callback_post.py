@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import threading
 import time
@@ -43,7 +42,7 @@ def main() -> None:
     django.setup()
     from django.test import override_settings
 
-    from bench.common import Receiver
+    from bench.common import Receiver, percentiles
     from ciba.callbacks.send import post
     from ciba.outbound import close_kept_session
 
@@ -70,11 +69,10 @@ def main() -> None:
                             raise SystemExit(f"a callback was not delivered: {outcome}")
                         time.sleep(args.gap / 1000)
                     close_kept_session()
-                times.sort()
-                p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+                found = percentiles(times)
                 print(
                     f"round {round_}: {scheme:5} CALLBACK_KEEP_ALIVE {keep_alive}: "
-                    f"p50 {statistics.median(times):6.2f} ms, p95 {p95:6.2f} ms"
+                    f"p50 {found['p50']:6.2f} ms, p95 {found['p95']:6.2f} ms"
                 )
 
 
