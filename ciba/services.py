@@ -394,10 +394,24 @@ def _denial_callback(ar: AuthenticationRequest) -> tuple[str, str]:
 
 def mark_issued(ar: AuthenticationRequest) -> bool:
     """The token race arbiter: True for exactly one caller per approved, unexpired request."""
-    if not ar.transition_to(State.ISSUED, issued_at=timezone.now()):
+    now = timezone.now()
+    if not AuthenticationRequest.objects.transition(ar.pk, State.ISSUED, now=now, issued_at=now):
         return False
-    _after_commit(signals.tokens_issued, request=ar)
+    issued(ar, now)
     return True
+
+
+def issue_statement(ar: AuthenticationRequest, now: datetime) -> tuple[str, list[Any]] | None:
+    """``mark_issued``'s ``UPDATE``, for a caller that sends it with the tokens' rows in one
+    statement (``ciba.callbacks.outbox``) and then calls ``issued`` if it changed the row;
+    None where ``mark_issued`` would build it with the ORM."""
+    return AuthenticationRequest.objects.transition_statement(ar.pk, State.ISSUED, now=now, issued_at=now)
+
+
+def issued(ar: AuthenticationRequest, now: datetime) -> None:
+    """What follows winning ``mark_issued``'s ``UPDATE`` (``now`` its time), however it was sent."""
+    ar.transitioned(State.ISSUED, now=now, issued_at=now)
+    _after_commit(signals.tokens_issued, request=ar)
 
 
 def expire(ar: AuthenticationRequest, now: datetime | None = None) -> bool:

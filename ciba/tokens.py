@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from django.db import connections, router
@@ -28,6 +28,7 @@ from .constants import CIBA_GRANT_TYPE
 from .errors import InvalidTarget
 from .models import AccessTokenGrant, OriginalAuthentication
 from .sender import bindings
+from .statements import chain
 
 #: The token response member (RFC 9396 §7) and introspection member (RFC 9396 §9.1).
 AUTHORIZATION_DETAILS = "authorization_details"
@@ -42,7 +43,8 @@ def mint(request: Any, token_handler: Any, modifiers: Iterable[Callable], valida
     ar = getattr(request, "ciba_request", None)
     details = approved_details(ar) if ar is not None else []
     if details:
-        _record(_saved_access_token(token), details)
+        if chain.collecting() is None:  # a chain's rows carry them already (``CibaValidator``)
+            _record(_saved_access_token(token), details)
         token[AUTHORIZATION_DETAILS] = details
     return token
 
@@ -120,13 +122,15 @@ def _record(access_token: Any, details: list[dict[str, Any]]) -> None:
         OriginalAuthentication.objects.filter(refresh_token=refresh).update(authorization_details=details)
 
 
-def mint_for_push(ar: Any) -> dict[str, Any]:
+def mint_for_push(ar: Any, rows: chain.Chain | None = None) -> dict[str, Any]:
     """Mint tokens for an approved request outside any HTTP request (a Celery worker).
 
     Needs ``OIDC_ISS_ENDPOINT`` (system check ``ciba.E006``): there is no request to derive the
     issuer from. The caller must already have won ``services.mark_issued`` in the same
-    transaction. The CIBA grant's ID-token modifier comes from the server DOT builds
-    (``ciba.oauth.server.CibaServer`` registers it), so this module needs no part of it.
+    transaction, or, with ``rows``, collects the token rows there instead of saving them, and
+    writes them with the request's issue (``ciba.callbacks.outbox``). The CIBA grant's ID-token
+    modifier comes from the server DOT builds (``ciba.oauth.server.CibaServer`` registers it),
+    so this module needs no part of it.
     """
     server = get_oauthlib_core().server
     request = Request("", http_method="POST")
@@ -143,7 +147,7 @@ def mint_for_push(ar: Any) -> dict[str, Any]:
     # The token endpoint's handler: DOT's generator and ACCESS_TOKEN_EXPIRE_SECONDS (oauthlib's
     # ``server.bearer`` is the userinfo endpoint's, with a one-hour default lifetime).
     handler = server.default_token_type
-    with _one_transaction():
+    with _one_transaction(), rows.collecting() if rows is not None else nullcontext():
         return mint(request, handler, server.ciba_grant._token_modifiers, server.request_validator)
 
 

@@ -28,6 +28,7 @@ from ..errors import DESCRIPTIONS, error_body
 from ..models import AuthenticationRequest, CallbackDelivery
 from ..outbound import Outcome
 from ..outbox_engine import Outbox
+from ..statements import chain
 from ..statements.update import CompiledUpdate
 from ..tokens import mint_for_push
 from . import lanes
@@ -187,10 +188,10 @@ def payload(delivery: CallbackDelivery) -> dict[str, Any]:
 def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
     """The push body, minted by exactly one caller per request and stored sealed.
 
-    ``services.mark_issued`` (a conditional ``UPDATE`` of the request) is the gate, with no
-    lock taken before it: of two callers minting at once, the second's ``UPDATE`` waits for
-    the first's transaction and then finds the request issued, so it reads the body the first
-    stored. The body is stored only where none is (``_STORE_PAYLOAD``); a caller that finds
+    ``services.mark_issued``'s conditional ``UPDATE`` of the request is the gate, sent with
+    the token rows (``_mint_and_store``), with no lock taken before it: of two callers minting
+    at once, the second's ``UPDATE`` waits for the first's transaction and then finds the
+    request issued, so it writes nothing and reads the body the first stored. The body is stored only where none is (``_STORE_PAYLOAD``); a caller that finds
     one stored after all (a failed mint's ``transaction_failed``, written outside its rolled
     back transaction) rolls its own tokens back and sends what is stored: one body per row,
     whoever wrote it."""
@@ -201,9 +202,10 @@ def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
             if not ar.user.is_active:
                 # Approved while active, deactivated since: no tokens for anyone (§12).
                 body = _error_body(ar, "access_denied")
-            elif services.mark_issued(ar):
-                body = {"auth_req_id": ar.auth_req_id, **mint_for_push(ar)}
             else:
+                minted = _mint_and_store(ar, delivery, using)
+                if minted is not None:
+                    return minted
                 # Issued by another attempt (its body is stored, committed before our UPDATE
                 # returned), or expired (or otherwise no longer approved) before minting.
                 stored = _stored_payload(delivery)
@@ -228,6 +230,38 @@ def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
             delivery.payload = sealed
             return body
         return _stored_payload(delivery) or body
+
+
+def _mint_and_store(
+    ar: AuthenticationRequest, delivery: CallbackDelivery, using: str
+) -> dict[str, Any] | None:
+    """In the caller's transaction: the tokens minted, the request marked issued (the gate,
+    ``services.mark_issued``'s ``UPDATE``), the token rows written and the sealed body stored,
+    or None, with nothing written, when the gate is lost. Where the database allows, the
+    gate, the rows and the body are one statement (``ciba.statements.chain``), so the tokens
+    are minted before the gate is known: a caller that loses it has only made tokens no row
+    records. Raises ``_StoredMeanwhile`` when a body was stored first (rolled back)."""
+    rows = chain.Chain(using)
+    token = mint_for_push(ar, rows)
+    body = {"auth_req_id": ar.auth_req_id, **token}
+    sealed = seal(body)
+    now = timezone.now()
+    store = _STORE_PAYLOAD.statement((delivery.pk,), {"payload": sealed}, using=using)
+    outcome = rows.send(services.issue_statement(ar, now), store)
+    if outcome is None:  # not one statement here: the gate, the rows and the body in turn
+        if not services.mark_issued(ar):
+            return None
+        rows.save_each()
+        stored = bool(_STORE_PAYLOAD.update((delivery.pk,), {"payload": sealed}))
+    else:
+        gated, stored = outcome
+        if not gated:
+            return None
+        services.issued(ar, now)
+    if not stored:
+        raise _StoredMeanwhile()
+    delivery.payload = sealed
+    return body
 
 
 class _StoredMeanwhile(Exception):

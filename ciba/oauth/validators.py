@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.db import router, transaction
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model, get_id_token_model
+from oauth2_provider.models import get_access_token_model, get_id_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
@@ -47,8 +48,9 @@ from ..models import AccessTokenGrant, AuthenticationRequest
 from ..models.original_authentication import OriginalAuthentication
 from ..polling import SLOW_DOWN, poll_state
 from ..sender import bindings
+from ..statements import chain
 from ..statements.select import CompiledSelect
-from ..tokens import carry_on_refresh, token_hash
+from ..tokens import approved_details, carry_on_refresh, token_hash
 
 logger = logging.getLogger("ciba.oauth")
 State = AuthenticationRequest.State
@@ -246,18 +248,86 @@ class CibaValidator(OAuth2Validator):
         saved = getattr(request, "ciba_saved_id_token", None)
         reset = _saved_id_token.set(saved)
         try:
-            access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+            if chain.collecting() is None:
+                access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+            else:
+                access_token = self._new_access_token(expires, request, token, source_refresh_token)
         finally:
             _saved_id_token.reset(reset)
         binding = getattr(request, "ciba_binding", None)
         if binding is not None:
-            bindings.save(binding, access_token=access_token)
+            if chain.collecting() is None:
+                bindings.save(binding, access_token=access_token)
+            else:
+                chain.insert(bindings.row(binding, access_token=access_token), access_token=access_token)
         wanted = self._userinfo_claims(request, source_refresh_token)
-        if wanted:
+        if chain.collecting() is not None:
+            # The approved details are recorded with the row, not after (``tokens.mint``).
+            details = _details(request)
+            if wanted or details:
+                grant = AccessTokenGrant(
+                    access_token=access_token, userinfo_claims=wanted, authorization_details=details
+                )
+                chain.insert(grant, access_token=access_token)
+        elif wanted:
             AccessTokenGrant.objects.update_or_create(
                 access_token=access_token, defaults={"userinfo_claims": wanted}
             )
         return access_token
+
+    # --- the rows DOT writes, added to the push's chain instead (``ciba.statements.chain``) ---
+    #
+    # Push minting collects the token rows and writes them with the request's issue in one
+    # statement. DOT's methods save each row as they make it, so while a chain collects, these
+    # make the very rows DOT's would (tests/test_push_one_statement.py compares them) and add
+    # them to the chain, each linked to the unwritten row it names.
+
+    def _new_access_token(self, expires: Any, request: Any, token: dict, source_refresh_token: Any) -> Any:
+        """DOT's ``_create_access_token``, its row added to the chain."""
+        id_token = token.get("id_token", None)
+        if id_token:
+            id_token = self._load_id_token(id_token)
+        access_token = get_access_token_model()(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=id_token,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),  # RFC 8707
+        )
+        self._set_token_value(access_token, token["access_token"])
+        chain.insert(access_token, id_token=id_token)
+        return access_token
+
+    def _new_refresh_token(
+        self, request: Any, refresh_token_code: str, access_token: Any, previous: Any
+    ) -> Any:
+        """DOT's ``_create_refresh_token``, its row added to the chain."""
+        refresh_token = get_refresh_token_model()(
+            user=request.user,
+            application=request.client,
+            access_token=access_token,
+            token_family=previous.token_family if previous else uuid.uuid4(),
+            resource=getattr(request, "resource", []),  # RFC 8707
+        )
+        self._set_token_value(refresh_token, refresh_token_code)
+        chain.insert(refresh_token, access_token=access_token)
+        return refresh_token
+
+    def _save_id_token(self, jti: Any, request: Any, expires: Any, *args: Any, **kwargs: Any) -> Any:
+        """DOT's, or while a chain collects, DOT's row added to it."""
+        if chain.collecting() is None:
+            return super()._save_id_token(jti, request, expires, *args, **kwargs)
+        id_token = get_id_token_model()(
+            user=request.user,
+            scope=request.scope or " ".join(request.scopes),
+            expires=expires,
+            jti=jti,
+            application=request.client,
+        )
+        chain.insert(id_token)
+        return id_token
 
     def _load_id_token(self, token: str) -> Any:
         """DOT links a new access token to its ID token by reading the JWT it has just signed
@@ -292,10 +362,16 @@ class CibaValidator(OAuth2Validator):
     def _create_refresh_token(
         self, request: Any, refresh_token_code: str, access_token: Any, previous: Any
     ) -> Any:
-        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous)
+        if chain.collecting() is None:
+            refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous)
+        else:
+            refresh_token = self._new_refresh_token(request, refresh_token_code, access_token, previous)
         binding = getattr(request, "ciba_binding", None)
         if binding is not None:
-            bindings.save(binding, refresh_token=refresh_token)
+            if chain.collecting() is None:
+                bindings.save(binding, refresh_token=refresh_token)
+            else:
+                chain.insert(bindings.row(binding, refresh_token=refresh_token), refresh_token=refresh_token)
         self._remember_authentication(request, refresh_token, previous)
         return refresh_token
 
@@ -312,13 +388,16 @@ class CibaValidator(OAuth2Validator):
             if original is None:
                 return
             auth_time, acr, amr = original.auth_time, original.acr, original.amr
-        OriginalAuthentication.objects.create(
+        original = OriginalAuthentication(
             refresh_token=refresh_token,
             auth_time=auth_time,
             acr=acr,
             amr=amr,
             userinfo_claims=self._userinfo_claims(request, previous),
         )
+        if chain.collecting() is not None:
+            original.authorization_details = _details(request) or None  # as ``tokens.mint`` records them
+        chain.insert(original, refresh_token=refresh_token)
 
     def validate_user(
         self, username: str, password: str, client: Any, request: Any, *args: Any, **kwargs: Any
@@ -653,6 +732,12 @@ def _authentication_claims(claims: dict[str, Any], auth_time: Any, acr: str, amr
         claims["acr"] = acr
     if amr:
         claims["amr"] = amr.split()
+
+
+def _details(request: Any) -> list[dict[str, Any]]:
+    """The approved ``authorization_details`` of the CIBA request being minted, if any."""
+    ar = getattr(request, "ciba_request", None)
+    return approved_details(ar) if ar is not None else []
 
 
 def _original_authentication(request: Any, refresh_token: Any) -> OriginalAuthentication | None:

@@ -179,6 +179,13 @@ def save(binding: Binding, *, access_token: Any = None, refresh_token: Any = Non
     TokenBinding.objects.update_or_create(**key, defaults={"x5t_s256": binding.x5t_s256, "jkt": binding.jkt})
 
 
+def row(binding: Binding, *, access_token: Any = None, refresh_token: Any = None) -> TokenBinding:
+    """The new row ``save`` writes for a token row being created (not yet saved)."""
+    return TokenBinding(
+        access_token=access_token, refresh_token=refresh_token, x5t_s256=binding.x5t_s256, jkt=binding.jkt
+    )
+
+
 def stored_for(*, access_token: Any = None, refresh_token: Any = None) -> TokenBinding | None:
     if access_token is not None:
         return TokenBinding.objects.filter(access_token=access_token).first()

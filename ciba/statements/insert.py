@@ -140,11 +140,7 @@ class CompiledInsert:
         params = _values(obj, fields, connection)
         if params is None:
             return None
-        statement = self._statements.get((using, False)) or self._compile(obj, using, False, fields)
-        values = f"VALUES ({', '.join(['%s'] * len(fields))})"
-        head, found, tail = statement.sql.partition(values)
-        if not found:
-            return None  # pragma: no cover - the ORM's INSERT of one row always has it
+        head, tail, statement = self.parts(obj, using=using)
         update_sql, update_params = update
         chained = _Statement(
             sql=f'WITH "updated" AS ({update_sql} RETURNING 1) {head}'
@@ -161,6 +157,20 @@ class CompiledInsert:
         _returned(obj, statement, returned)
         _saved(obj, using)
         return True
+
+    def parts(self, obj: Model, *, using: str) -> tuple[str, str, _Statement]:
+        """The ORM's ``INSERT`` of ``obj`` in ``using`` (a row ``can_chain`` accepted, its
+        values known to be parameters), split around its ``VALUES (...)``: the text before
+        (``INSERT INTO ... (columns) ``), the text after (`` RETURNING ...``), and the
+        statement, whose ``fields`` give the values' order. For a caller that writes the row
+        from a ``SELECT`` of its own (``chain.Chain``, ``save_if``)."""
+        fields = _fields(self._model, False)
+        statement = self._statements.get((using, False)) or self._compile(obj, using, False, fields)
+        values = f"VALUES ({', '.join(['%s'] * len(fields))})"
+        head, found, tail = statement.sql.partition(values)
+        if not found:
+            raise AssertionError("the ORM's INSERT of one row has no VALUES")  # pragma: no cover
+        return head, tail, statement
 
     def _model_eligible(self) -> bool:
         """The model's options are read once; its save path on every call, so a ``save`` set
@@ -281,6 +291,11 @@ def _execute(statement: _Statement, params: list[Any], connection: Any) -> tuple
         row = connection.ops.fetch_returned_insert_columns(cursor, statement.returning_params)
     if row is None:
         return None
+    return converted(statement, row, connection)
+
+
+def converted(statement: _Statement, row: Any, connection: Any) -> tuple[Any, ...]:
+    """The returning columns' values, converted as the ORM converts them."""
     values = list(row)
     for position, column in enumerate(statement.returning_columns):
         converters = [*connection.ops.get_db_converters(column), *column.get_db_converters(connection)]

@@ -15,11 +15,13 @@ from ciba import tokens
 from ciba.callbacks import outbox
 from ciba.callbacks.sealing import seal, unseal
 from ciba.models import AuthenticationRequest, CallbackDelivery
+from ciba.statements import chain
 from tests import test_push_minting as minting
 
 queued_push, TOKEN_MODELS = minting.queued_push, minting.TOKEN_MODELS
 
 real_mint = tokens.mint_for_push
+real_send = chain.Chain.send
 
 
 def loaded(pk: int) -> CallbackDelivery:
@@ -42,16 +44,20 @@ def in_thread(target, *args) -> threading.Thread:
 def test_an_attempt_that_meets_another_mid_mint_waits_and_sends_the_same_tokens(queued_push):
     minting, second_started = threading.Event(), threading.Event()
     bodies: dict[str, dict] = {}
+    first_thread: list[threading.Thread] = []
 
-    def slow_mint(ar):
-        minting.set()
-        second_started.wait(10)
-        threading.Event().wait(0.3)  # the second attempt's UPDATE is now waiting for this transaction
-        return real_mint(ar)
+    def slow_send(rows, gate, then):
+        # The first attempt has issued the request and written its rows; its transaction is open.
+        outcome = real_send(rows, gate, then)
+        if threading.current_thread() in first_thread:
+            minting.set()
+            second_started.wait(10)
+            threading.Event().wait(0.3)  # the second attempt's UPDATE is now waiting for this transaction
+        return outcome
 
     def first() -> None:
-        with mock.patch("ciba.callbacks.outbox.mint_for_push", side_effect=slow_mint):
-            bodies["first"] = outbox.payload(loaded(queued_push.pk))
+        first_thread.append(threading.current_thread())
+        bodies["first"] = outbox.payload(loaded(queued_push.pk))
 
     def second() -> None:
         minting.wait(10)
@@ -59,9 +65,10 @@ def test_an_attempt_that_meets_another_mid_mint_waits_and_sends_the_same_tokens(
         second_started.set()
         bodies["second"] = outbox.payload(delivery)
 
-    threads = [in_thread(first), in_thread(second)]
-    for thread in threads:
-        thread.join(30)
+    with mock.patch.object(chain.Chain, "send", slow_send):
+        threads = [in_thread(first), in_thread(second)]
+        for thread in threads:
+            thread.join(30)
     assert bodies["first"] == bodies["second"] and "access_token" in bodies["first"]
     assert [model.objects.count() for model in TOKEN_MODELS] == [1, 1, 1, 1]
     assert unseal(CallbackDelivery.objects.get().payload) == bodies["first"]
@@ -74,12 +81,12 @@ def test_a_body_stored_meanwhile_is_sent_and_the_tokens_minted_for_nothing_are_r
     lands while this one mints: the client gets that one body, and no token of ours survives."""
     failed = {"error": "transaction_failed", "auth_req_id": queued_push.request.auth_req_id}
 
-    def mint_while_another_stores(ar):
+    def mint_while_another_stores(ar, rows=None):
         # The other attempt's write, on a connection of its own, committed before ours.
         in_thread(
             lambda: CallbackDelivery.objects.filter(pk=queued_push.pk).update(payload=seal(failed))
         ).join(10)
-        return real_mint(ar)
+        return real_mint(ar, rows)
 
     with mock.patch("ciba.callbacks.outbox.mint_for_push", side_effect=mint_while_another_stores):
         body = outbox.payload(loaded(queued_push.pk))
