@@ -19,11 +19,13 @@ from django.db import transaction
 from django.db.models import Value
 from django.db.models.functions import Lower
 from django.db.models.signals import post_save, pre_save
+from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, get_id_token_model, get_refresh_token_model
 
 from ciba import dispatch, services, tokens
 from ciba.callbacks import outbox
 from ciba.models import AccessTokenGrant, CallbackDelivery, OriginalAuthentication
+from ciba.statements import chain
 
 NT = "client-notification-token-0123456789"
 ACCESS, REFRESH, ID_TOKEN = get_access_token_model(), get_refresh_token_model(), get_id_token_model()
@@ -160,3 +162,13 @@ def test_a_token_row_a_signal_receiver_gives_an_expression_is_still_written_with
     assert id_token.scope == "openid profile"
     assert ACCESS.objects.get().id_token_id == id_token.pk
     assert [model.objects.count() for model in TOKEN_ROWS] == [1, 1, 1, 1]
+
+
+def test_a_row_linked_to_one_not_yet_in_the_chain_is_refused_before_anything_is_sent(alice, make_client):
+    app, _ = make_client("push", backchannel_client_notification_endpoint="https://rp.example/cb")
+    rows = chain.Chain("default")
+    unsaved = ID_TOKEN(user=alice, application=app, scope="openid", expires=timezone.now())
+    access = ACCESS(user=alice, application=app, scope="openid", expires=timezone.now(), id_token=unsaved)
+    with pytest.raises(ValueError, match="not earlier in the chain"):
+        rows.add(access, id_token=unsaved)
+    assert ACCESS.objects.count() == 0 and ID_TOKEN.objects.count() == 0

@@ -279,7 +279,7 @@ class CibaValidator(OAuth2Validator):
     #
     # Push minting collects the token rows and writes them with the request's issue in one
     # statement. DOT's methods save each row as they make it, so while a chain collects, these
-    # make the very rows DOT's would (tests/test_push_one_statement.py compares them) and add
+    # make the very rows DOT's would (tests/test_push_token_rows.py compares them) and add
     # them to the chain, each linked to the unwritten row it names.
 
     def _new_access_token(self, expires: Any, request: Any, token: dict, source_refresh_token: Any) -> Any:

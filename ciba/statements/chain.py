@@ -98,8 +98,12 @@ class Chain:
         before it."""
         model = type(obj)
         meta = model._meta
-        # A link to a row already written is an ordinary foreign key.
-        linked = {meta.get_field(name): target for name, target in links.items() if target._state.adding}
+        # A link to a row already written (or to none) is an ordinary foreign key.
+        linked = {
+            meta.get_field(name): target
+            for name, target in links.items()
+            if target is not None and target._state.adding
+        }
         added = {id(row.obj) for row in self._rows}
         if any(id(target) not in added for target in linked.values()):
             raise ValueError(f"{model.__name__} links to a row that is not earlier in the chain")
