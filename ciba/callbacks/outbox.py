@@ -191,10 +191,10 @@ def _mint_once(delivery: CallbackDelivery) -> dict[str, Any]:
     ``services.mark_issued``'s conditional ``UPDATE`` of the request is the gate, sent with
     the token rows (``_mint_and_store``), with no lock taken before it: of two callers minting
     at once, the second's ``UPDATE`` waits for the first's transaction and then finds the
-    request issued, so it writes nothing and reads the body the first stored. The body is stored only where none is (``_STORE_PAYLOAD``); a caller that finds
-    one stored after all (a failed mint's ``transaction_failed``, written outside its rolled
-    back transaction) rolls its own tokens back and sends what is stored: one body per row,
-    whoever wrote it."""
+    request issued, so it writes nothing and reads the body the first stored. The body is
+    stored only where none is (``_STORE_PAYLOAD``); a caller that finds one stored after all
+    (a failed mint's ``transaction_failed``, written outside its rolled back transaction)
+    rolls its own tokens back and sends what is stored: one body per row, whoever wrote it."""
     ar = delivery.request
     using = router.db_for_write(CallbackDelivery)
     try:
