@@ -160,7 +160,7 @@ class Chain:
             statements.append(statement)
         keys = "".join(f', (SELECT "pk" FROM "r{index}")' for index in range(len(self._rows)))
         counts = '(SELECT count(*) FROM "gate"), (SELECT count(*) FROM "then")'
-        sql = f'WITH {", ".join(ctes)} SELECT {counts}{keys}'
+        sql = f"WITH {', '.join(ctes)} SELECT {counts}{keys}"
         with transaction.mark_for_rollback_on_error(using=self.using), connection.cursor() as cursor:
             cursor.execute(sql, params)
             gated, done, *written = cursor.fetchone()
