@@ -254,12 +254,7 @@ class CibaValidator(OAuth2Validator):
                 access_token = self._new_access_token(expires, request, token, source_refresh_token)
         finally:
             _saved_id_token.reset(reset)
-        binding = getattr(request, "ciba_binding", None)
-        if binding is not None:
-            if chain.collecting() is None:
-                bindings.save(binding, access_token=access_token)
-            else:
-                chain.insert(bindings.row(binding, access_token=access_token), access_token=access_token)
+        _bind(request, access_token=access_token)
         wanted = self._userinfo_claims(request, source_refresh_token)
         if chain.collecting() is not None:
             # The approved details are recorded with the row, not after (``tokens.mint``).
@@ -366,12 +361,7 @@ class CibaValidator(OAuth2Validator):
             refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous)
         else:
             refresh_token = self._new_refresh_token(request, refresh_token_code, access_token, previous)
-        binding = getattr(request, "ciba_binding", None)
-        if binding is not None:
-            if chain.collecting() is None:
-                bindings.save(binding, refresh_token=refresh_token)
-            else:
-                chain.insert(bindings.row(binding, refresh_token=refresh_token), refresh_token=refresh_token)
+        _bind(request, refresh_token=refresh_token)
         self._remember_authentication(request, refresh_token, previous)
         return refresh_token
 
@@ -732,6 +722,19 @@ def _authentication_claims(claims: dict[str, Any], auth_time: Any, acr: str, amr
         claims["acr"] = acr
     if amr:
         claims["amr"] = amr.split()
+
+
+def _bind(request: Any, **token_row: Any) -> None:
+    """Record the binding decided at authentication (``request.ciba_binding``, if any) for the
+    new ``access_token`` or ``refresh_token`` row: saved now, or added to the chain collecting
+    the push's rows, linked to that row."""
+    binding = getattr(request, "ciba_binding", None)
+    if binding is None:
+        return
+    if chain.collecting() is None:
+        bindings.save(binding, **token_row)
+    else:
+        chain.insert(bindings.row(binding, **token_row), **token_row)
 
 
 def _details(request: Any) -> list[dict[str, Any]]:
