@@ -111,11 +111,18 @@ def push_service(context: Any, page: Any, origin: str) -> Callable[[dict[str, An
     page.evaluate("navigator.serviceWorker.ready")
     cdp = context.new_cdp_session(page)
     registrations: list[dict[str, Any]] = []
+    seen: list[str] = []  # what the worker did, for a failure's message (a push shown nowhere)
     cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+    cdp.on(
+        "ServiceWorker.workerVersionUpdated",
+        lambda e: seen.extend(f"{v['versionId']}: {v['status']} {v['runningStatus']}" for v in e["versions"]),
+    )
+    cdp.on("ServiceWorker.workerErrorReported", lambda e: seen.append(f"error: {e['errorMessage']}"))
     cdp.send("ServiceWorker.enable")
     assert eventually(page, lambda: registrations), "the device page registered no service worker"
 
     def push(message: dict[str, Any]) -> None:
+        seen.append(f"push {message.get('type')} to registration {registrations[0]['registrationId']}")
         cdp.send(
             "ServiceWorker.deliverPushMessage",
             {
@@ -125,6 +132,7 @@ def push_service(context: Any, page: Any, origin: str) -> Callable[[dict[str, An
             },
         )
 
+    push.seen = seen  # type: ignore[attr-defined]
     return push
 
 

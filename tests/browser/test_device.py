@@ -256,7 +256,8 @@ def test_a_list_asked_for_before_a_push_arrived_leaves_its_notification_open(
 
         ar = pending_request(make_client, carol, "Pay EUR 7.00 at Corner Shop #LATE")
         push({"type": "ciba.authentication_requested", **notification_payload(ar)})
-        assert eventually(page, lambda: open_notifications(page))
+        shown = eventually(page, lambda: open_notifications(page))
+        assert shown, f"no notification shown; the worker: {push.seen}"
         held[0].fulfill(response=stale)
         wait_for_refreshes(page)  # the stale answer rendered, and a fresh one after it
 
