@@ -27,8 +27,12 @@ once do the work once, and records when it last completed (``last_sweeps``), for
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import queue
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -254,29 +258,103 @@ def later(task: str, *args: Any, countdown: float) -> bool:
     return send(task, *args, countdown=countdown)
 
 
-#: When each process last sent a batch task, by task name (``kick_after_commit``).
+#: When each process last sent (or handed to ``_kicker``) a batch task, by task name
+#: (``kick_after_commit``).
 _kicked: dict[str, float] = {}
+
+#: The share of a batch window a kick waits, after its commit, before it is published: long
+#: enough for the commit's own work to be done first (a ping or push callback sent from this
+#: process, the approving request's response: 2-6 ms here), short enough that the task still
+#: runs when the window ends (its countdown is what is left of the window).
+KICK_DELAY_SHARE = 0.2
 
 
 def kick_after_commit(task: str, *, window: float, using: str | None = None) -> None:
     """Once the current transaction commits, make sure ``task`` runs within ``window`` seconds:
-    send it with that countdown unless this process already sent one in the first half of
-    the current window. Work created while a kick is pending is taken by it (its rows are
-    committed well before the countdown ends); work created later sends a new kick. A lost
-    kick (broker down, process killed) is covered by the periodic sweep. With eager Celery
-    nothing is deferred: the task runs at once, as ``after_commit`` would run it."""
+    send it, due when the window ends, unless this process already sent one in the first half
+    of the current window. Work created while a kick is pending is taken by it (its rows are
+    committed well before the window ends); work created later sends a new kick.
+
+    The kick is published by a thread of this process (``_kicker``) a fifth of the window
+    after the commit, never by the committing request: a Celery publish costs the request
+    about 2 ms before its response, and published at once it and the worker receiving it
+    compete for the CPU with the callback this commit is sending (docs/performance.md, the
+    ninth stop). A lost kick (broker down, process killed before it was published) is covered
+    by the periodic sweep; an orderly exit publishes what is pending. With eager Celery nothing
+    is deferred: the task runs at once, as ``after_commit`` would run it."""
 
     def kick() -> None:
         if current_app.conf.task_always_eager:
             send(task)
             return
         now = time.monotonic()
-        if now - _kicked.get(task, -window) < window / 2:
-            return
-        if send(task, countdown=window):
+        with _kicker.lock:
+            if now - _kicked.get(task, -window) < window / 2:
+                return
             _kicked[task] = now
+        _kicker.put(task, window, now)
 
     transaction.on_commit(kick, using=using)
+
+
+class _Kicker:
+    """The thread that publishes ``kick_after_commit``'s kicks, each ``KICK_DELAY_SHARE`` of
+    its window after its commit, in the order they came. One per process, started with the
+    first kick; a forked child starts its own."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._kicks: queue.SimpleQueue[tuple[str, float, float]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._waiting: tuple[str, float, float] | None = None  # the kick the thread waits to publish
+
+    def put(self, task: str, window: float, committed: float) -> None:
+        self._kicks.put((task, window, committed))
+        with self.lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="ciba-kicker", daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # no new threads (the interpreter is shutting down): send it now
+            self.flush()
+
+    def _run(self) -> None:
+        while True:
+            self._waiting = task, window, committed = self._kicks.get()
+            time.sleep(max(0.0, committed + window * KICK_DELAY_SHARE - time.monotonic()))
+            self._waiting = None
+            self._publish(task, window, committed)
+
+    def _publish(self, task: str, window: float, committed: float) -> None:
+        if not send(task, countdown=max(0.0, committed + window - time.monotonic())):
+            with self.lock:  # the next commit tries again (the breaker permitting)
+                if _kicked.get(task) == committed:
+                    del _kicked[task]
+
+    def flush(self) -> None:
+        """Publish every pending kick now: at an orderly exit, where the thread (a daemon)
+        would be stopped with them. The one it waits on may then be published twice, which
+        costs a batch task that finds nothing."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self._publish(*waiting)
+        while True:
+            try:
+                task, window, committed = self._kicks.get_nowait()
+            except queue.Empty:
+                return
+            self._publish(task, window, committed)
+
+    def reset(self) -> None:
+        """In a forked child: the parent's thread did not come along, nor its kicks."""
+        self.__init__()  # type: ignore[misc]
+
+
+_kicker = _Kicker()
+atexit.register(_kicker.flush)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_kicker.reset)
 
 
 class BrokerUnavailable(Exception):

@@ -4,6 +4,7 @@ the user's device takes the prompt back, durably (retried, swept), never holding
 import base64
 import json
 import os
+import time
 from datetime import timedelta
 
 import pytest
@@ -342,12 +343,15 @@ def test_decisions_within_a_batch_window_share_one_task_which_withdraws_each_pro
         sent = []
         monkeypatch.setitem(current_app.conf, "task_always_eager", False)
         monkeypatch.setattr(dispatch, "_kicked", {})
+        monkeypatch.setattr(dispatch, "_kicker", dispatch._Kicker())
         monkeypatch.setattr(dispatch, "send", lambda *args, **kwargs: sent.append((args, kwargs)) or True)
         with django_capture_on_commit_callbacks(execute=True):
             services.approve(first, user=alice)
         with django_capture_on_commit_callbacks(execute=True):
             services.deny(second, user=alice)
-        assert sent == [(("ciba.withdraw_due_prompts",), {"countdown": 0.5})]
+        time.sleep(0.3)  # past the kick's delay (a fifth of the window)
+        [(args, options)] = sent
+        assert args == ("ciba.withdraw_due_prompts",) and 0.3 < options["countdown"] <= 0.4
         monkeypatch.undo()
         assert device_outbox.withdraw_due() == 2
         assert device_outbox.withdraw_due() == 0
