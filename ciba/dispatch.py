@@ -327,6 +327,11 @@ class _Kicker:
             self._publish(task, window, committed)
 
     def _publish(self, task: str, window: float, committed: float) -> None:
+        if current_app.conf.task_always_eager:
+            # Switched on since the commit (a test's worker stopped): the kicker publishes, it
+            # never runs a task, which would hold a database connection on this thread.
+            logger.debug("Not sending %s: Celery is eager now", SUBJECTS.get(task, task))
+            return
         if not send(task, countdown=max(0.0, committed + window - time.monotonic())):
             with self.lock:  # the next commit tries again (the breaker permitting)
                 if _kicked.get(task) == committed:
@@ -352,7 +357,15 @@ class _Kicker:
 
 
 _kicker = _Kicker()
-atexit.register(_kicker.flush)
+
+
+def flush_kicks() -> None:
+    """Publish the kicks waiting in this process now (``kick_after_commit``): at an orderly
+    exit (registered with ``atexit``), and before a test stops its worker."""
+    _kicker.flush()
+
+
+atexit.register(flush_kicks)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_kicker.reset)
 

@@ -98,7 +98,7 @@ def test_an_orderly_exit_publishes_the_kicks_still_waiting(broker, django_captur
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.kick_after_commit(dispatch.NOTIFY_DUE, window=10.0)  # two seconds' wait
     assert wait_for(lambda: dispatch._kicker._waiting is not None)
-    dispatch._kicker.flush()  # what atexit runs
+    dispatch.flush_kicks()  # what atexit runs
     [(task, countdown, _)] = broker
     assert task == dispatch.NOTIFY_DUE and 9.0 < countdown <= 10.0
 
@@ -121,3 +121,16 @@ def test_with_eager_celery_the_task_runs_at_once(monkeypatch, django_capture_on_
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.kick_after_commit(dispatch.NOTIFY_DUE, window=WINDOW)
     assert ran == [dispatch.NOTIFY_DUE]
+
+
+@pytest.mark.django_db
+def test_a_kick_is_never_run_on_the_kickers_thread_when_celery_turned_eager_since_its_commit(
+    broker, django_capture_on_commit_callbacks
+):
+    """A test's worker stopped and Celery is eager again: the kick is not published, and its
+    task is not run on the kicker's thread (where it would hold a database connection)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch.kick_after_commit(dispatch.NOTIFY_DUE, window=WINDOW)
+    current_app.conf.task_always_eager = True  # undone by the fixture's monkeypatch
+    time.sleep(WINDOW * dispatch.KICK_DELAY_SHARE + 0.1)
+    assert broker == []

@@ -208,10 +208,13 @@ def _running(
 def _senders_done() -> None:
     """While a worker runs, this process sends the callbacks its approvals commit on threads of
     its own (``ciba.callbacks.inline``): let them finish before the next test, and close their
-    database connections (one left open keeps the test database from being dropped)."""
+    database connections (one left open keeps the test database from being dropped). Its batch
+    kicks still waiting (``dispatch.kick_after_commit``) go to this worker's broker now."""
+    from ciba import dispatch
     from ciba.callbacks import inline
 
     assert inline.drain(30), "a callback sender thread of this process did not finish"
+    dispatch.flush_kicks()  # to this worker's broker, before Celery is eager again
 
 
 @pytest.fixture
