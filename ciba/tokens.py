@@ -83,9 +83,11 @@ def carry_on_refresh(token: dict[str, Any], request: Any) -> None:
     if access is None:
         return
     existing = AccessTokenGrant.objects.filter(access_token=access).first()
-    if existing is not None:  # a refresh token reused, or DOT's grace period answering again
-        details = existing.authorization_details
-    else:
+    # A refresh token reused, or DOT's grace period answering again, finds the details stored
+    # already. A grant without them may be one this very refresh just wrote for its userinfo
+    # claims (``CibaValidator._create_access_token``): the approval's are then still to come.
+    details = existing.authorization_details if existing is not None else None
+    if not details:
         source_id = getattr(access, "source_refresh_token_id", None)
         original = (
             OriginalAuthentication.objects.filter(refresh_token_id=source_id).first() if source_id else None

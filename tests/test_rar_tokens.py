@@ -9,6 +9,7 @@ and check what the client and a resource server see of them; the last goes throu
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +24,11 @@ from tests.protocol import oauth_error, poll, token
 from tests.test_introspection import application, introspect
 
 AccessToken = get_access_token_model()
+
+
+def _checksum(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
 
 PAYMENT = {
     "type": "payment_initiation",
@@ -163,6 +169,28 @@ def test_a_refreshed_token_carries_the_same_details(
         )
     )
     assert again["authorization_details"] == [LOWER]
+
+
+def test_a_refreshed_token_carries_the_details_when_the_request_also_asked_for_userinfo_claims(
+    client: Any, alice: Any, make_client: Any, resource_server: Any
+) -> None:
+    """The refreshed access token's userinfo claims are recorded first, in the same row as its
+    details: the details must not be read back from that row before they are in it."""
+    app, secret = make_client("poll")
+    auth_req_id = start_request(client, app, secret)
+    ar = approved(auth_req_id, requested=[PAYMENT], approved=[LOWER])
+    AuthenticationRequest.objects.filter(pk=ar.pk).update(claims={"userinfo": {"email": None}})
+    first = tokens_of(poll(client, app, secret, auth_req_id))
+    assert OriginalAuthentication.objects.get(refresh_token__application=app).userinfo_claims
+
+    refreshed = tokens_of(
+        token(client, app, secret, {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    )
+
+    assert refreshed["authorization_details"] == [LOWER]
+    assert introspect(resource_server, refreshed["access_token"]).json()["authorization_details"] == [LOWER]
+    grant = AccessToken.objects.get(token_checksum=_checksum(refreshed["access_token"])).ciba_grant
+    assert grant.userinfo_claims and grant.authorization_details == [LOWER]
 
 
 # --- resource indicators (RFC 8707) -------------------------------------------------------
