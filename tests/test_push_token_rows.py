@@ -14,6 +14,7 @@ import json
 from datetime import timedelta
 from unittest import mock
 
+import jwt
 import pytest
 from django.db import transaction
 from django.db.models import Value
@@ -105,6 +106,25 @@ def test_pushed_token_rows_are_the_rows_dot_writes_for_the_same_approval(approve
     pushed.request.refresh_from_db()
     original = OriginalAuthentication.objects.order_by("pk").last()
     assert original.auth_time == (pushed.request.auth_time or pushed.request.decided_at)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pushed_access_token_is_linked_to_the_id_token_the_servers_key_set_signed(approve_push, recorder):
+    """A client with ``id_token_signed_response_alg``: its ID token is ``ciba.signing``'s, and the
+    access token pushed with it names it, as DOT's own rows do."""
+    from ciba import signing
+
+    signing.generate_key("EC")
+    pushed = approve_push()
+    type(pushed.request.client).objects.filter(pk=pushed.request.client.pk).update(
+        id_token_signed_response_alg="ES256"
+    )
+    assert outbox.deliver(pushed.pk) == "delivered"
+    [body] = [json.loads(received[2]) for received in recorder.received]
+    access = ACCESS.objects.select_related("id_token").get()
+    assert access.id_token is not None
+    claims = jwt.decode(body["id_token"], options={"verify_signature": False})
+    assert str(access.id_token.jti) == claims["jti"]
 
 
 @pytest.mark.django_db(transaction=True)

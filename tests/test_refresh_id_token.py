@@ -4,6 +4,7 @@ the refresh's own; and no ``nonce`` (no CIBA request carries one)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import timedelta
 from typing import Any
@@ -164,3 +165,25 @@ def test_a_client_signing_with_the_servers_key_set_gets_the_same_claims(client, 
     assert claims["auth_time"] == int(ar.auth_time.timestamp())
     assert claims["acr"] == "urn:acr:high"
     assert "nonce" not in claims
+
+
+def test_the_access_token_is_linked_to_the_id_token_the_servers_key_set_signed(client, alice, make_client):
+    """As DOT links its own: what revokes the ID token (RP-initiated logout with it as
+    ``id_token_hint``, ``IDToken.revoke``) reaches the access token issued with it, on the
+    first token response and on refresh."""
+    from oauth2_provider.models import get_access_token_model
+
+    signing.generate_key("EC")
+    app, secret = make_client("poll", id_token_signed_response_alg="ES256")
+    auth_req_id = start_request(client, app, secret)
+    approve_long_ago(auth_req_id)
+
+    def linked(answer: dict[str, Any]) -> bool:
+        checksum = hashlib.sha256(answer["access_token"].encode()).hexdigest()
+        access = get_access_token_model().objects.select_related("id_token").get(token_checksum=checksum)
+        jti = jwt.decode(answer["id_token"], options={"verify_signature": False})["jti"]
+        return access.id_token is not None and str(access.id_token.jti) == jti
+
+    tokens = poll(client, app, secret, auth_req_id).json()
+    assert linked(tokens)
+    assert linked(refresh(client, app, secret, tokens["refresh_token"]))  # the first one is revoked

@@ -331,8 +331,9 @@ class CibaValidator(OAuth2Validator):
         of a push's minting CPU). For the ID token DOT itself signed for this very token
         response (``finalize_id_token``) that is the row this request saved moments before,
         and the signature, made with the same client's key, verifies; so that one is answered
-        from the row in hand. Any other token (one ``ciba.signing`` signed, whose key is not
-        the client's, or none recorded) is read back as DOT reads it."""
+        from the row in hand, and so is one ``ciba.signing`` signed for this response (for a
+        client's ``id_token_signed_response_alg``), which DOT's read-back, checking it with the
+        client's key, could not link. Any other token is read back as DOT reads it."""
         saved = _saved_id_token.get()
         if saved is not None and saved[0] == token:
             return saved[1]
@@ -643,6 +644,9 @@ class CibaValidator(OAuth2Validator):
             saved = self._save_id_token(id_token["jti"], request, expiration_time)
         request.access_token = saved  # as DOT does: DRF reads it
         request.id_token = saved
+        # The row just saved for this very token: ``_load_id_token`` links the access token to
+        # it, where DOT's read-back would check the signature with the client's key and fail.
+        request.ciba_saved_id_token = (signed, saved)
         return signed
 
     def get_id_token_dictionary(self, token: dict, token_handler: Any, request: Any) -> tuple[dict, Any]:
