@@ -79,14 +79,18 @@ def test_a_kick_the_broker_refused_is_sent_again_by_the_next_commit(
     broker, monkeypatch, django_capture_on_commit_callbacks
 ):
     refused: list[str] = []
-    monkeypatch.setattr(dispatch, "send", lambda task, **options: refused.append(task) and False)
+    accepting = dispatch.send  # the broker fixture's
+
+    def refusing(task: str, **options: Any) -> bool:
+        refused.append(task)
+        return False
+
+    monkeypatch.setattr(dispatch, "send", refusing)
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.kick_after_commit(dispatch.NOTIFY_DUE, window=WINDOW)
     assert wait_for(lambda: refused)
 
-    monkeypatch.setattr(
-        dispatch, "send", lambda task, countdown=None: broker.append((task, countdown, 0)) or True
-    )
+    monkeypatch.setattr(dispatch, "send", accepting)
     with django_capture_on_commit_callbacks(execute=True):
         dispatch.kick_after_commit(dispatch.NOTIFY_DUE, window=WINDOW)  # within the half window
     assert wait_for(lambda: broker)
